@@ -1,0 +1,1 @@
+//! Capture sanitizer: dedup, prefix-preserving Crypto-PAn anonymization and payload masking in one streaming pass.

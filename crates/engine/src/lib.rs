@@ -1,0 +1,1 @@
+//! Runs analyses over a packet source: single-threaded, or shared-nothing workers fed by a symmetric flow-hash partition.

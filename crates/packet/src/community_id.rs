@@ -1,0 +1,159 @@
+//! Community ID v1 flow hashes (corelight/community-id-spec), so that NetSpectra records join
+//! with Zeek, Suricata and Wireshark output.
+
+use crate::decode::ip_proto;
+use crate::flow_key::has_ports;
+use crate::FlowKey;
+use std::net::IpAddr;
+
+/// Maps an ICMP type/code to its "port" pair and whether the exchange is one-way (Zeek's rule).
+fn icmp_ports(proto: u8, ty: u16, code: u16) -> (u16, u16, bool) {
+    let counterpart = if proto == ip_proto::ICMP {
+        match ty {
+            8 => Some(0),
+            0 => Some(8),
+            13 => Some(14),
+            14 => Some(13),
+            15 => Some(16),
+            16 => Some(15),
+            10 => Some(9),
+            9 => Some(10),
+            17 => Some(18),
+            18 => Some(17),
+            _ => None,
+        }
+    } else {
+        match ty {
+            128 => Some(129),
+            129 => Some(128),
+            133 => Some(134),
+            134 => Some(133),
+            135 => Some(136),
+            136 => Some(135),
+            130 => Some(131),
+            131 => Some(130),
+            144 => Some(145),
+            145 => Some(144),
+            _ => None,
+        }
+    };
+    match counterpart {
+        Some(c) => (ty, c, false),
+        None => (ty, code, true),
+    }
+}
+
+/// Computes the Community ID v1 string (`1:<base64 sha1>`) of a flow key with the given seed.
+///
+/// For ICMP keys, `src_port`/`dst_port` must hold the ICMP type and code, as [`FlowKey`] does.
+pub fn community_id_v1(key: &FlowKey, seed: u16) -> String {
+    let (mut sa, mut da) = (key.src, key.dst);
+    let (mut sp, mut dp) = (key.src_port, key.dst_port);
+    let icmp = matches!(key.proto, ip_proto::ICMP | ip_proto::ICMPV6);
+    let mut one_way = false;
+    if icmp {
+        let (a, b, ow) = icmp_ports(key.proto, sp, dp);
+        sp = a;
+        dp = b;
+        one_way = ow;
+    }
+    let ports = has_ports(key.proto) || icmp;
+    let ordered = one_way || sa < da || (sa == da && ports && sp < dp);
+    if !ordered {
+        std::mem::swap(&mut sa, &mut da);
+        std::mem::swap(&mut sp, &mut dp);
+    }
+    let mut h = sha1_smol::Sha1::new();
+    h.update(&seed.to_be_bytes());
+    match (sa, da) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            h.update(&s.octets());
+            h.update(&d.octets());
+        }
+        (s, d) => {
+            h.update(&to_v6(s));
+            h.update(&to_v6(d));
+        }
+    }
+    h.update(&[key.proto, 0]);
+    if ports {
+        h.update(&sp.to_be_bytes());
+        h.update(&dp.to_be_bytes());
+    }
+    let digest = h.digest().bytes();
+    let mut out = String::with_capacity(30);
+    out.push_str("1:");
+    base64_into(&digest, &mut out);
+    out
+}
+
+fn to_v6(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+        IpAddr::V6(v) => v.octets(),
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 section 4).
+fn base64_into(bytes: &[u8], out: &mut String) {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str, d: &str, sp: u16, dp: u16, proto: u8) -> FlowKey {
+        FlowKey {
+            src: s.parse().unwrap(),
+            dst: d.parse().unwrap(),
+            src_port: sp,
+            dst_port: dp,
+            proto,
+            vlan: None,
+        }
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            let mut s = String::new();
+            base64_into(i.as_bytes(), &mut s);
+            assert_eq!(s, o);
+        }
+    }
+
+    #[test]
+    fn direction_does_not_matter() {
+        let a = k("10.0.0.1", "127.0.0.1", 1234, 80, 6);
+        assert_eq!(community_id_v1(&a, 0), community_id_v1(&a.reversed(), 0));
+        assert_ne!(community_id_v1(&a, 0), community_id_v1(&a, 1));
+        // ICMP echo request and reply hash alike; a one-way type keeps its direction.
+        let req = k("192.168.0.89", "192.168.0.1", 8, 0, 1);
+        let rep = k("192.168.0.1", "192.168.0.89", 0, 0, 1);
+        assert_eq!(community_id_v1(&req, 0), community_id_v1(&rep, 0));
+    }
+}

@@ -1,0 +1,73 @@
+//! Timestamps with nanosecond resolution, the finest that pcap, pcapng (as used in practice) and
+//! TPACKET_V3 rings deliver.
+
+use std::fmt;
+
+/// A point in time as signed nanoseconds since the Unix epoch (covers years 1678..2262).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Builds a timestamp from whole seconds and a nanosecond fraction.
+    #[inline]
+    pub const fn from_parts(secs: i64, nanos: u32) -> Self {
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(nanos as i64),
+        )
+    }
+
+    /// Nanoseconds since the epoch.
+    #[inline]
+    pub const fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch (floor).
+    #[inline]
+    pub const fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+
+    /// Nanoseconds within the second, always in `0..1e9`.
+    #[inline]
+    pub const fn subsec_nanos(self) -> u32 {
+        self.0.rem_euclid(1_000_000_000) as u32
+    }
+
+    /// Microseconds within the second, for microsecond-resolution pcap files.
+    #[inline]
+    pub const fn subsec_micros(self) -> u32 {
+        self.subsec_nanos() / 1000
+    }
+
+    /// Seconds as a float, for rates and durations in summaries.
+    #[inline]
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// Formats as `seconds.nanoseconds` (the form tshark prints with `-t e`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:09}", self.secs(), self.subsec_nanos())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_round_trip_including_negative() {
+        let t = Timestamp::from_parts(1_700_000_000, 123_456_789);
+        assert_eq!(t.secs(), 1_700_000_000);
+        assert_eq!(t.subsec_nanos(), 123_456_789);
+        assert_eq!(t.subsec_micros(), 123_456);
+        let n = Timestamp(-1);
+        assert_eq!(n.secs(), -1);
+        assert_eq!(n.subsec_nanos(), 999_999_999);
+        assert_eq!(t.to_string(), "1700000000.123456789");
+    }
+}

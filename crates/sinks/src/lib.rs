@@ -1,0 +1,1 @@
+//! Record writers for analysis output: JSON lines, CSV and Parquet.

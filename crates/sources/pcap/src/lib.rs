@@ -1,0 +1,1 @@
+//! Streaming pcap/pcapng reader (constant memory, zero-copy batches, gzip, stdin) and buffered pcap/pcapng writers.

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything NetSpectra's build, tests and benchmarks need. Idempotent: safe to re-run.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Oracles and peers (tshark/capinfos/editcap, tcpdump, softflowd, httpry, tcprewrite, nfpcapd),
+# build dependencies (libpcap for BPF filter compilation, clang + libbpf headers for the guard),
+# and namespace/network tools for the privileged integration tests.
+PKGS=(
+  build-essential pkg-config libpcap-dev clang llvm libbpf-dev linux-libc-dev bpftool
+  tshark tcpdump wireshark-common softflowd httpry tcpreplay nfdump argus-client argus-server
+  iproute2 iperf3 nftables ethtool hyperfine time python3-dpkt gzip
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: system packages already installed"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust (rustup) first" >&2
+  exit 1
+fi
+echo "setup: ok"
