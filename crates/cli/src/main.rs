@@ -1,1 +1,31 @@
-fn main() {}
+//! `netspectra`: one binary that turns packets into answers. Each subcommand lives in its own
+//! module; this file only parses arguments, dispatches and maps errors to exit codes
+//! (0 ok, 1 runtime failure, 2 bad input or usage).
+
+mod exit;
+mod info;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Command-line interface of NetSpectra.
+#[derive(Parser)]
+#[command(name = "netspectra", version, about = "Fast, bounded-memory network traffic engine", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarize capture files: format, link types, counts, rates and a protocol breakdown (like capinfos).
+    Info(info::InfoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => info::run(a),
+    };
+    exit::report(result)
+}
