@@ -17,6 +17,12 @@ impl Timestamp {
         )
     }
 
+    /// This timestamp moved by `n` nanoseconds (saturating).
+    #[inline]
+    pub const fn plus_nanos(self, n: i64) -> Self {
+        Timestamp(self.0.saturating_add(n))
+    }
+
     /// Nanoseconds since the epoch.
     #[inline]
     pub const fn as_nanos(self) -> i64 {
