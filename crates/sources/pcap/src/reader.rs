@@ -304,9 +304,10 @@ impl CaptureReader {
             });
         }
         let snaplen = u32_at(16);
-        // The upper bits of the link-type field may carry FCS information (pcap spec).
-        let link = LinkType((u32_at(20) & 0x0fff_ffff) as u16);
-        let hdr_link_raw = u32_at(20) & 0x0fff_ffff;
+        // Bits 26..28 of the link-type field carry FCS information (pcap spec); the type
+        // itself is in the low bits, masked as Wireshark does.
+        let hdr_link_raw = u32_at(20) & 0x03ff_ffff;
+        let link = LinkType(hdr_link_raw as u16);
         if hdr_link_raw > u16::MAX as u32 {
             return Err(SourceError::Format {
                 path: self.path.clone(),
