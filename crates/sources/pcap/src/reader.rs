@@ -590,7 +590,7 @@ impl CaptureReader {
             }
             let btype = rd32(be, buf, p);
             let blen = rd32(be, buf, p + 4);
-            if blen < 12 || blen % 4 != 0 {
+            if blen < 12 || !blen.is_multiple_of(4) {
                 break Err(self.corrupt(
                     off,
                     format!("block of type {btype:#x} has invalid length {blen}"),

@@ -312,8 +312,7 @@ fn bad_headers_are_format_errors() {
         (vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0], "header truncated"),
     ] {
         let e = CaptureReader::from_reader("x", Box::new(Cursor::new(bytes)), None)
-            .err()
-            .expect("must fail");
+            .expect_err("must fail");
         assert!(matches!(e, SourceError::Format { .. }), "{e}");
         assert!(e.to_string().contains(needle), "{e}");
     }

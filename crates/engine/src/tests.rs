@@ -1,0 +1,159 @@
+use super::*;
+use etherparse::PacketBuilder;
+use netspectra_packet::{FlowKey, InterfaceInfo, LinkType, Packet};
+use netspectra_pcap::{CaptureWriter, OutputFormat};
+use std::collections::{HashMap, HashSet};
+use std::io::Cursor;
+
+/// Records what each worker saw.
+#[derive(Default)]
+struct Seen {
+    keys: HashSet<FlowKey>,
+    packets: u64,
+    /// (tick, packets seen before it)
+    ticks: Vec<(i64, u64)>,
+    max_ts_before_tick: Vec<i64>,
+    last_ts: i64,
+}
+
+impl Analysis for Seen {
+    fn on_batch(&mut self, batch: &Batch<'_>) {
+        for p in batch.iter() {
+            let v = decode(p.data, p.link, None, &DecodeOptions::default());
+            if let Some(k) = FlowKey::from_view(&v) {
+                self.keys.insert(k.canonical().0);
+            }
+            self.packets += 1;
+            self.last_ts = self.last_ts.max(p.ts.as_nanos());
+        }
+    }
+    fn on_tick(&mut self, at: Timestamp) {
+        self.ticks.push((at.as_nanos(), self.packets));
+        self.max_ts_before_tick.push(self.last_ts);
+    }
+}
+
+/// 4000 packets of 400 two-way flows between 40 hosts, 1 ms apart.
+fn capture() -> Vec<u8> {
+    let ifaces = [InterfaceInfo {
+        link: LinkType::ETHERNET,
+        ..Default::default()
+    }];
+    let mut w =
+        CaptureWriter::new(Vec::new(), OutputFormat::Pcap { nanos: true }, &ifaces).unwrap();
+    let mut frame = Vec::new();
+    for i in 0..4000u32 {
+        let flow = (i * 7919) % 400;
+        let (a, b) = ([10, 0, 0, (flow % 40) as u8], [10, 1, 0, (flow / 40) as u8]);
+        let (sp, dp) = (10000 + flow as u16, 80);
+        frame.clear();
+        let bld = if i % 2 == 0 {
+            PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4(a, b, 64)
+                .tcp(sp, dp, i, 100)
+        } else {
+            PacketBuilder::ethernet2([2; 6], [1; 6])
+                .ipv4(b, a, 64)
+                .tcp(dp, sp, i, 100)
+        };
+        bld.write(&mut frame, &[0u8; 10]).unwrap();
+        let p = Packet {
+            ts: Timestamp(1_000_000_000 + i as i64 * 1_000_000),
+            orig_len: frame.len() as u32,
+            iface: 0,
+            link: LinkType::ETHERNET,
+            vlan_tci: None,
+            data: &frame,
+        };
+        w.write_packet(&p, &ifaces).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn run(workers: usize, tick: Option<i64>) -> RunOutcome<Seen> {
+    let mut r = CaptureReader::from_reader("mem", Box::new(Cursor::new(capture())), None)
+        .unwrap()
+        .with_chunk_size(8192);
+    let cfg = EngineConfig {
+        workers,
+        tick_ns: tick,
+        queue_depth: 2,
+    };
+    let stop = AtomicBool::new(false);
+    run_file(&mut r, &cfg, &stop, |_| Seen::default(), &mut |_| {})
+}
+
+#[test]
+fn workers_share_nothing_and_never_split_a_flow() {
+    let single = run(1, None);
+    assert_eq!(single.analyses[0].packets, 4000);
+    let all: HashSet<FlowKey> = single.analyses[0].keys.clone();
+    assert_eq!(all.len(), 400);
+    for n in [2, 3, 4] {
+        let out = run(n, None);
+        assert!(out.error.is_none());
+        assert_eq!(out.analyses.iter().map(|a| a.packets).sum::<u64>(), 4000);
+        let mut owner: HashMap<FlowKey, usize> = HashMap::new();
+        for (w, a) in out.analyses.iter().enumerate() {
+            assert!(a.packets > 0, "worker {w} of {n} got nothing");
+            for k in &a.keys {
+                assert!(
+                    owner.insert(*k, w).is_none(),
+                    "flow {k:?} seen by two workers"
+                );
+            }
+        }
+        assert_eq!(owner.len(), 400);
+    }
+}
+
+#[test]
+fn ticks_cut_every_worker_at_the_same_packet_time() {
+    // 4000 packets 1 ms apart from t=1 s to 4.999 s: ticks every 500 ms at 1.5 s ... 4.5 s.
+    for n in [1, 2, 3] {
+        let out = run(n, Some(500_000_000));
+        for a in &out.analyses {
+            let ticks: Vec<i64> = a.ticks.iter().map(|t| t.0).collect();
+            assert_eq!(
+                ticks,
+                (3..=9).map(|k| k as i64 * 500_000_000).collect::<Vec<_>>(),
+                "workers={n}"
+            );
+            for (i, (t, _)) in a.ticks.iter().enumerate() {
+                assert!(
+                    a.max_ts_before_tick[i] < *t,
+                    "a packet at or after the tick arrived before it"
+                );
+            }
+        }
+        // Summed over workers, exactly 500 packets fall in each full interval.
+        let before: Vec<u64> = (0..7)
+            .map(|i| out.analyses.iter().map(|a| a.ticks[i].1).sum())
+            .collect();
+        assert_eq!(
+            before,
+            (1..=7).map(|k| k * 500).collect::<Vec<u64>>(),
+            "workers={n}"
+        );
+    }
+}
+
+#[test]
+fn stop_flag_ends_the_run() {
+    let mut r = CaptureReader::from_reader("mem", Box::new(Cursor::new(capture())), None)
+        .unwrap()
+        .with_chunk_size(8192);
+    let stop = AtomicBool::new(true);
+    let out = run_file(
+        &mut r,
+        &EngineConfig {
+            workers: 2,
+            ..Default::default()
+        },
+        &stop,
+        |_| Seen::default(),
+        &mut |_| {},
+    );
+    assert!(out.stopped);
+    assert_eq!(out.analyses.iter().map(|a| a.packets).sum::<u64>(), 0);
+}
