@@ -1,0 +1,389 @@
+//! tcpdump filter expressions compiled by libpcap to classic BPF, attached to sockets, and run
+//! over offline packets by an interpreter with libpcap's `bpf_filter` semantics.
+
+use crate::CaptureError;
+use netspectra_packet::{LinkType, Packet};
+use std::os::fd::BorrowedFd;
+use std::sync::Mutex;
+
+/// Default snapshot length (libpcap's MAXIMUM_SNAPLEN).
+pub const DEFAULT_SNAPLEN: u32 = 262_144;
+
+/// libpcap's compiler is not documented as thread-safe on every version; serialise it.
+static COMPILE_LOCK: Mutex<()> = Mutex::new(());
+
+/// A compiled classic BPF program for one link type.
+///
+/// The same program runs in the kernel (attached with [`Filter::attach`]) and in user space
+/// ([`Filter::matches`]), so `capture -i IFACE -f EXPR` and `flows -r FILE -f EXPR` select the
+/// same packets.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    expr: String,
+    link: LinkType,
+    insns: Vec<libc::sock_filter>,
+}
+
+const BPF_LD: u16 = 0x00;
+const BPF_LDX: u16 = 0x01;
+const BPF_ST: u16 = 0x02;
+const BPF_STX: u16 = 0x03;
+const BPF_ALU: u16 = 0x04;
+const BPF_JMP: u16 = 0x05;
+const BPF_RET: u16 = 0x06;
+const BPF_MISC: u16 = 0x07;
+const BPF_W: u16 = 0x00;
+const BPF_H: u16 = 0x08;
+const BPF_B: u16 = 0x10;
+const BPF_IMM: u16 = 0x00;
+const BPF_ABS: u16 = 0x20;
+const BPF_IND: u16 = 0x40;
+const BPF_MEM: u16 = 0x60;
+const BPF_LEN: u16 = 0x80;
+const BPF_MSH: u16 = 0xa0;
+const BPF_K: u16 = 0x00;
+const BPF_X: u16 = 0x08;
+const BPF_A: u16 = 0x10;
+const BPF_MEMWORDS: usize = 16;
+const MAX_INSNS: usize = 4096;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+impl Filter {
+    /// Compiles a tcpdump expression (libpcap syntax, optimised) for frames of `link`.
+    /// Accepted packets are cut to `snaplen` bytes when attached to a socket (0 = default).
+    /// An empty or all-blank expression accepts everything.
+    pub fn compile(expr: &str, link: LinkType, snaplen: u32) -> Result<Self, CaptureError> {
+        let snaplen = if snaplen == 0 {
+            DEFAULT_SNAPLEN
+        } else {
+            snaplen
+        };
+        if expr.trim().is_empty() {
+            let mut f = Self::accept_all(link, snaplen);
+            f.expr = expr.to_string();
+            return Ok(f);
+        }
+        let err = |reason: String| CaptureError::Filter {
+            expr: expr.to_string(),
+            reason,
+        };
+        let text = {
+            let _guard = COMPILE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            let dead = pcap::Capture::dead(pcap::Linktype(link.0 as i32))
+                .map_err(|e| err(e.to_string()))?;
+            let prog = dead.compile(expr, true).map_err(|e| err(e.to_string()))?;
+            // The instruction fields are private in the pcap crate; its Display prints
+            // "code jt jf k", which is exact and needs no unsafe transmute.
+            prog.get_instructions()
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+        };
+        let mut insns = Vec::with_capacity(text.len());
+        for line in &text {
+            let mut it = line.split_ascii_whitespace().map(str::parse::<u64>);
+            let mut next = || it.next().and_then(Result::ok);
+            let (Some(code), Some(jt), Some(jf), Some(k)) = (next(), next(), next(), next()) else {
+                return Err(err(format!("unexpected instruction text {line:?}")));
+            };
+            let mut i = insn(code as u16, jt as u8, jf as u8, k as u32);
+            // libpcap's dead handle has snaplen 65535; accept with the configured snaplen.
+            if i.code == BPF_RET | BPF_K && i.k != 0 {
+                i.k = snaplen;
+            }
+            insns.push(i);
+        }
+        let f = Filter {
+            expr: expr.to_string(),
+            link,
+            insns,
+        };
+        f.validate().map_err(|r| err(r.into()))?;
+        Ok(f)
+    }
+
+    /// A program that accepts every packet, cut to `snaplen` bytes.
+    pub fn accept_all(link: LinkType, snaplen: u32) -> Self {
+        let snaplen = if snaplen == 0 {
+            DEFAULT_SNAPLEN
+        } else {
+            snaplen
+        };
+        Filter {
+            expr: String::new(),
+            link,
+            insns: vec![insn(BPF_RET | BPF_K, 0, 0, snaplen)],
+        }
+    }
+
+    /// A program that rejects every packet (used while sockets join a fanout group and to drain).
+    pub fn reject_all(link: LinkType) -> Self {
+        Filter {
+            expr: "<reject all>".into(),
+            link,
+            insns: vec![insn(BPF_RET | BPF_K, 0, 0, 0)],
+        }
+    }
+
+    /// The source expression.
+    pub fn expr(&self) -> &str {
+        &self.expr
+    }
+
+    /// The link type the program was compiled for.
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The classic BPF instructions.
+    pub fn instructions(&self) -> &[libc::sock_filter] {
+        &self.insns
+    }
+
+    /// True when this packet passes the filter (as libpcap's `pcap_offline_filter` decides it).
+    /// Packets of another link type than the program's never match.
+    #[inline]
+    pub fn matches(&self, p: &Packet<'_>) -> bool {
+        p.link == self.link && self.run(p.data, p.orig_len) != 0
+    }
+
+    /// Runs the program over captured bytes `data` of a packet `wirelen` bytes long on the wire;
+    /// returns the program's verdict (0 = reject, else the number of bytes to keep).
+    pub fn run(&self, data: &[u8], wirelen: u32) -> u32 {
+        run_bpf(&self.insns, data, wirelen)
+    }
+
+    /// Attaches the program to a socket (SO_ATTACH_FILTER), replacing any previous one.
+    pub fn attach(&self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: self.insns.len() as u16,
+            filter: self.insns.as_ptr() as *mut libc::sock_filter,
+        };
+        crate::sys::setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+    }
+
+    /// Checks jumps stay inside the program, memory slots exist and the program ends in RET,
+    /// so that [`Filter::run`] and the kernel accept it.
+    fn validate(&self) -> Result<(), &'static str> {
+        let n = self.insns.len();
+        if n == 0 || n > MAX_INSNS {
+            return Err("program is empty or too long");
+        }
+        for (pc, i) in self.insns.iter().enumerate() {
+            let class = i.code & 7;
+            match class {
+                BPF_JMP => {
+                    let far = if i.code & 0xf0 == 0 {
+                        i.k as usize
+                    } else {
+                        i.jt.max(i.jf) as usize
+                    };
+                    if pc + 1 + far >= n {
+                        return Err("jump out of the program");
+                    }
+                }
+                BPF_ST | BPF_STX if i.k as usize >= BPF_MEMWORDS => {
+                    return Err("bad scratch memory slot")
+                }
+                BPF_LD | BPF_LDX if i.code & 0xe0 == BPF_MEM && i.k as usize >= BPF_MEMWORDS => {
+                    return Err("bad scratch memory slot")
+                }
+                _ => {}
+            }
+        }
+        if self.insns[n - 1].code & 7 != BPF_RET {
+            return Err("program does not end in RET");
+        }
+        Ok(())
+    }
+}
+
+#[inline]
+fn load(data: &[u8], off: u32, size: u16) -> Option<u32> {
+    let off = off as usize;
+    match size {
+        BPF_W => data
+            .get(off..off.checked_add(4)?)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+        BPF_H => data
+            .get(off..off.checked_add(2)?)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as u32),
+        BPF_B => data.get(off).map(|&b| b as u32),
+        _ => None,
+    }
+}
+
+/// Classic BPF interpreter with libpcap's semantics: out-of-bounds loads, division by zero and
+/// unknown instructions reject the packet; it never panics and always terminates (jumps only go
+/// forward).
+fn run_bpf(insns: &[libc::sock_filter], data: &[u8], wirelen: u32) -> u32 {
+    let (mut a, mut x) = (0u32, 0u32);
+    let mut mem = [0u32; BPF_MEMWORDS];
+    let mut pc = 0usize;
+    while let Some(i) = insns.get(pc) {
+        pc += 1;
+        let k = i.k;
+        match i.code & 7 {
+            BPF_RET => {
+                return match i.code & 0x18 {
+                    BPF_K => k,
+                    BPF_X => x,
+                    BPF_A => a,
+                    _ => 0,
+                }
+            }
+            BPF_LD => {
+                a = match i.code & 0xe0 {
+                    BPF_ABS => match load(data, k, i.code & 0x18) {
+                        Some(v) => v,
+                        None => return 0,
+                    },
+                    BPF_IND => match x.checked_add(k).and_then(|o| load(data, o, i.code & 0x18)) {
+                        Some(v) => v,
+                        None => return 0,
+                    },
+                    BPF_LEN => wirelen,
+                    BPF_IMM => k,
+                    BPF_MEM => match mem.get(k as usize) {
+                        Some(&v) => v,
+                        None => return 0,
+                    },
+                    _ => return 0,
+                }
+            }
+            BPF_LDX => {
+                x = match i.code & 0xe0 {
+                    BPF_IMM => k,
+                    BPF_LEN => wirelen,
+                    BPF_MEM => match mem.get(k as usize) {
+                        Some(&v) => v,
+                        None => return 0,
+                    },
+                    BPF_MSH => match data.get(k as usize) {
+                        Some(&b) => ((b & 0x0f) as u32) << 2,
+                        None => return 0,
+                    },
+                    _ => return 0,
+                }
+            }
+            BPF_ST => match mem.get_mut(k as usize) {
+                Some(m) => *m = a,
+                None => return 0,
+            },
+            BPF_STX => match mem.get_mut(k as usize) {
+                Some(m) => *m = x,
+                None => return 0,
+            },
+            BPF_ALU => {
+                let v = if i.code & 0x08 == BPF_X { x } else { k };
+                a = match i.code & 0xf0 {
+                    0x00 => a.wrapping_add(v),
+                    0x10 => a.wrapping_sub(v),
+                    0x20 => a.wrapping_mul(v),
+                    0x30 => match a.checked_div(v) {
+                        Some(r) => r,
+                        None => return 0,
+                    },
+                    0x40 => a | v,
+                    0x50 => a & v,
+                    0x60 => a.checked_shl(v).unwrap_or(0),
+                    0x70 => a.checked_shr(v).unwrap_or(0),
+                    0x80 => a.wrapping_neg(),
+                    0x90 => match a.checked_rem(v) {
+                        Some(r) => r,
+                        None => return 0,
+                    },
+                    0xa0 => a ^ v,
+                    _ => return 0,
+                }
+            }
+            BPF_JMP => {
+                let v = if i.code & 0x08 == BPF_X { x } else { k };
+                let taken = match i.code & 0xf0 {
+                    0x00 => {
+                        pc = pc.saturating_add(k as usize);
+                        continue;
+                    }
+                    0x10 => a == v,
+                    0x20 => a > v,
+                    0x30 => a >= v,
+                    0x40 => a & v != 0,
+                    _ => return 0,
+                };
+                pc += if taken { i.jt as usize } else { i.jf as usize };
+            }
+            BPF_MISC => {
+                if i.code & 0xf8 == 0 {
+                    x = a;
+                } else {
+                    a = x;
+                }
+            }
+            _ => return 0,
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp_frame(dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8 + 4];
+        f[12] = 0x08; // IPv4
+        f[14] = 0x45;
+        f[14 + 9] = 17;
+        f[14 + 2..14 + 4].copy_from_slice(&((20 + 8 + 4) as u16).to_be_bytes());
+        f[14 + 12..14 + 16].copy_from_slice(&[10, 0, 0, 1]);
+        f[14 + 16..14 + 20].copy_from_slice(&[10, 0, 0, 2]);
+        f[34 + 2..34 + 4].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn compiles_and_matches_like_libpcap() {
+        for expr in [
+            "udp port 53",
+            "udp",
+            "tcp",
+            "host 10.0.0.2",
+            "len > 40",
+            "not ip6",
+        ] {
+            let f = Filter::compile(expr, LinkType::ETHERNET, 0).unwrap();
+            let prog = pcap::Capture::dead(pcap::Linktype(1))
+                .unwrap()
+                .compile(expr, true)
+                .unwrap();
+            for port in [53u16, 80] {
+                let fr = udp_frame(port);
+                assert_eq!(
+                    f.run(&fr, fr.len() as u32) != 0,
+                    prog.filter(&fr),
+                    "{expr} {port}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_expressions_are_errors_and_garbage_never_panics() {
+        assert!(Filter::compile("tcp port", LinkType::ETHERNET, 0).is_err());
+        assert!(Filter::compile("tcp\0", LinkType::ETHERNET, 0).is_err());
+        let f = Filter::compile("tcp[100:4] = 1 or udp[8] = 2", LinkType::ETHERNET, 0).unwrap();
+        for n in 0..80 {
+            let _ = f.run(&vec![0x45; n], n as u32);
+        }
+        assert_eq!(
+            Filter::compile("", LinkType::ETHERNET, 96)
+                .unwrap()
+                .run(&[], 0),
+            96
+        );
+        assert_eq!(Filter::reject_all(LinkType::ETHERNET).run(&[1, 2], 2), 0);
+    }
+}
