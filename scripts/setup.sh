@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(
   build-essential pkg-config libpcap-dev clang llvm libbpf-dev linux-libc-dev bpftool
   tshark tcpdump wireshark-common softflowd httpry tcpreplay nfdump argus-client argus-server
-  iproute2 iperf3 nftables ethtool hyperfine time python3-dpkt gzip
+  iproute2 iperf3 nftables ethtool hyperfine time python3-dpkt gzip sockperf
 )
 
 missing=()
@@ -32,5 +32,9 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust (rustup) first" >&2
   exit 1
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz 0.13.2 (fuzz targets in fuzz/)"
+  cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 echo "setup: ok"
