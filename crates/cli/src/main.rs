@@ -2,8 +2,10 @@
 //! module; this file only parses arguments, dispatches and maps errors to exit codes
 //! (0 ok, 1 runtime failure, 2 bad input or usage).
 
+mod capture;
 mod exit;
 mod info;
+mod replay;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,12 +22,18 @@ struct Cli {
 enum Command {
     /// Summarize capture files: format, link types, counts, rates and a protocol breakdown (like capinfos).
     Info(info::InfoArgs),
+    /// Capture live packets to pcap/pcapng files with AF_PACKET rings, rotating like tcpdump (-C/-G/-W).
+    Capture(capture::CaptureArgs),
+    /// Send a capture file out of an interface (AF_PACKET sendmmsg), like tcpreplay.
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => info::run(a),
+        Command::Capture(a) => capture::run(a),
+        Command::Replay(a) => replay::run(a),
     };
     exit::report(result)
 }

@@ -15,6 +15,9 @@ pub struct SendStats {
     pub retries: u64,
     /// `sendmmsg` calls.
     pub calls: u64,
+    /// Frames the kernel refused outright (larger than the MTU, shorter than a link header) and
+    /// that were skipped.
+    pub skipped: u64,
 }
 
 /// Sends whole link-layer frames out of one interface.
@@ -75,7 +78,7 @@ impl Sender {
     }
 
     /// Sends every frame in order, in `sendmmsg` batches of up to 1024, waiting and retrying
-    /// while the device pushes back. Returns the number sent (all of them, unless an error).
+    /// while the device pushes back. Returns how many frames were consumed (sent or skipped as unsendable).
     pub fn send_all(&mut self, frames: &[&[u8]]) -> Result<usize, CaptureError> {
         let mut done = 0;
         while done < frames.len() {
@@ -102,6 +105,12 @@ impl Sender {
                         self.stats.retries += 1;
                         let _ = sys::poll1(self.fd.as_fd(), libc::POLLOUT, 1);
                         std::thread::yield_now();
+                        continue;
+                    }
+                    Some(libc::EMSGSIZE) | Some(libc::EINVAL) => {
+                        // The first frame of the batch is unsendable: skip it, keep going.
+                        self.stats.skipped += 1;
+                        done += 1;
                         continue;
                     }
                     _ => return Err(CaptureError::from_io("sendmmsg", &self.iface, e)),
