@@ -42,6 +42,8 @@ pub enum Layer {
     Udp,
     /// ICMP or ICMPv6 header.
     Icmp,
+    /// Another transport header with ports (SCTP, DCCP, UDP-Lite).
+    Transport,
     /// GRE, VXLAN or GENEVE header.
     Tunnel,
 }
@@ -59,6 +61,7 @@ impl Layer {
             Layer::Tcp => "tcp",
             Layer::Udp => "udp",
             Layer::Icmp => "icmp",
+            Layer::Transport => "transport",
             Layer::Tunnel => "tunnel",
         }
     }
@@ -185,8 +188,12 @@ pub mod ip_proto {
     pub const GRE: u8 = 47;
     /// ICMPv6.
     pub const ICMPV6: u8 = 58;
+    /// DCCP.
+    pub const DCCP: u8 = 33;
     /// SCTP.
     pub const SCTP: u8 = 132;
+    /// UDP-Lite.
+    pub const UDPLITE: u8 = 136;
 }
 
 /// EtherTypes the decoder acts on.
@@ -620,6 +627,24 @@ fn decode_l4(
             v.icmp_code = seg[1];
             // Echo request/reply and similar carry their payload after an 8-byte header.
             let hl = 8.min(seg.len());
+            v.payload_offset = (at + hl) as u32;
+            v.payload_len = (seg.len() - hl) as u32;
+        }
+        // SCTP, DCCP and UDP-Lite start with the two ports, like TCP and UDP.
+        ip_proto::SCTP | ip_proto::DCCP | ip_proto::UDPLITE => {
+            let hl = match proto {
+                ip_proto::SCTP => 12,
+                ip_proto::DCCP => seg.get(4).map_or(16, |&o| (o as usize * 4).max(12)),
+                _ => 8,
+            };
+            if seg.len() < 4 {
+                v.status = DecodeStatus::Truncated(Layer::Transport);
+                return;
+            }
+            v.l4_offset = at as u32;
+            v.src_port = u16::from_be_bytes([seg[0], seg[1]]);
+            v.dst_port = u16::from_be_bytes([seg[2], seg[3]]);
+            let hl = hl.min(seg.len());
             v.payload_offset = (at + hl) as u32;
             v.payload_len = (seg.len() - hl) as u32;
         }
