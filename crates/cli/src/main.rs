@@ -4,6 +4,7 @@
 
 mod capture;
 mod exit;
+mod guard;
 mod info;
 mod replay;
 
@@ -26,12 +27,15 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// Send a capture file out of an interface (AF_PACKET sendmmsg), like tcpreplay.
     Replay(replay::ReplayArgs),
+    /// eBPF micro-segmentation guard: enforce an allow/deny/log policy per flow on an interface (run, status, events, sessions, check, reload).
+    Guard(guard::GuardArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => info::run(a),
+        Command::Guard(a) => guard::run(a),
         Command::Capture(a) => capture::run(a),
         Command::Replay(a) => replay::run(a),
     };

@@ -1,0 +1,448 @@
+//! Privileged integration tests: two network namespaces joined by a veth pair, the guard attached
+//! to the server side, real TCP/UDP/ICMP traffic over IPv4 and IPv6. Needs root; skips otherwise.
+//! Namespaces are removed by a Drop guard even when an assertion fails.
+
+use netspectra_guard::abi::{c, GuardEvent};
+use netspectra_guard::{is_root, Guard, Hook, Policy};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+const A4: &str = "10.77.0.1";
+const B4: &str = "10.77.0.2";
+const A6: &str = "fd77::1";
+const B6: &str = "fd77::2";
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces (client `a`, server `b`) joined by veth; removed on drop.
+struct Pair {
+    a: String,
+    b: String,
+    vb: String,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}x{}", std::process::id(), n);
+        let p = Pair {
+            a: format!("ngA{id}"),
+            b: format!("ngB{id}"),
+            vb: format!("vB{id}"),
+        };
+        let va = format!("vA{id}");
+        sh(&["ip", "netns", "add", &p.a]);
+        sh(&["ip", "netns", "add", &p.b]);
+        sh(&[
+            "ip", "link", "add", &va, "netns", &p.a, "type", "veth", "peer", "name", &p.vb,
+            "netns", &p.b,
+        ]);
+        for (ns, dev, v4, v6) in [(&p.a, &va, A4, A6), (&p.b, &p.vb, B4, B6)] {
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            sh(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v4}/24"),
+                "dev",
+                dev,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                ns,
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+        p
+    }
+
+    fn ping(&self, dst: &str, count: u32) -> bool {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.a,
+                "ping",
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                dst,
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
+    }
+}
+
+/// Runs `f` with this thread inside network namespace `ns`, then switches back.
+fn in_ns<R>(ns: &str, f: impl FnOnce() -> R) -> R {
+    let orig = std::fs::File::open("/proc/thread-self/ns/net").expect("own netns");
+    let target = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
+    // SAFETY: setns on valid namespace fds for the calling thread.
+    assert_eq!(
+        unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) },
+        0,
+        "setns"
+    );
+    let r = f();
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::setns(orig.as_raw_fd(), libc::CLONE_NEWNET) },
+        0,
+        "setns back"
+    );
+    r
+}
+
+/// TCP and UDP echo servers in the server namespace on the given ports (v4 and v6).
+fn servers(ns: &str, tcp: &[u16], udp: &[u16]) {
+    for &port in tcp {
+        for host in [B4, B6] {
+            let l = in_ns(ns, || {
+                TcpListener::bind(SocketAddr::new(host.parse().unwrap(), port)).unwrap()
+            });
+            std::thread::spawn(move || {
+                for s in l.incoming().flatten() {
+                    std::thread::spawn(move || {
+                        let mut s = s;
+                        let mut buf = [0u8; 4096];
+                        while let Ok(n) = s.read(&mut buf) {
+                            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+    }
+    for &port in udp {
+        for host in [B4, B6] {
+            let sock = in_ns(ns, || {
+                UdpSocket::bind(SocketAddr::new(host.parse().unwrap(), port)).unwrap()
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    if &buf[..4] != b"mute" {
+                        let _ = sock.send_to(&buf[..n], from);
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Connects from the client namespace and checks an echo round trip.
+fn tcp_echo(p: &Pair, host: &str, port: u16) -> bool {
+    in_ns(&p.a, || {
+        let addr = SocketAddr::new(host.parse().unwrap(), port);
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(1500)) else {
+            return false;
+        };
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        if s.write_all(b"hello guard").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 11];
+        s.read_exact(&mut buf).is_ok() && &buf == b"hello guard"
+    })
+}
+
+fn udp_client(p: &Pair, host: &str) -> UdpSocket {
+    in_ns(&p.a, || {
+        let bind = if host.contains(':') {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
+        let s = UdpSocket::bind(bind).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        s
+    })
+}
+
+fn udp_echo_on(s: &UdpSocket, host: &str, port: u16) -> bool {
+    let addr = SocketAddr::new(host.parse().unwrap(), port);
+    let _ = s.send_to(b"ping-udp", addr);
+    let mut buf = [0u8; 64];
+    matches!(s.recv_from(&mut buf), Ok((8, _)))
+}
+
+fn attach(p: &Pair, policy: &str, hooks: &[Hook]) -> Guard {
+    let policy = Policy::from_yaml(policy).unwrap();
+    let mut g = Guard::load(65536).expect("load guard");
+    g.install(&policy).unwrap();
+    in_ns(&p.b, || {
+        for h in hooks {
+            g.attach(&p.vb, *h).expect("attach");
+        }
+    });
+    g
+}
+
+fn drain(g: &mut Guard) -> Vec<GuardEvent> {
+    let mut v = Vec::new();
+    while g
+        .maps
+        .poll_events(Duration::from_millis(50), |e| v.push(*e))
+        .unwrap()
+        > 0
+    {}
+    v
+}
+
+const POLICY: &str = r#"
+default: deny
+rules:
+  - {name: tcp-ok, dst: 10.77.0.2, proto: tcp, port: 5001, action: allow}
+  - {name: tcp6-ok, dst: "fd77::2", proto: tcp, port: 5001, action: allow}
+  - {name: udp-ok, dst: 10.77.0.0/24, proto: udp, port: "5002-5003", action: allow}
+  - {name: udp6-ok, dst: "fd77::/64", proto: udp, port: 5002, action: allow}
+  - {name: tcp-log, proto: tcp, port: 5005, action: log}
+  - {name: icmp, proto: icmp, action: allow}
+  - {name: icmp6, proto: icmpv6, action: allow}
+"#;
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipping: needs root (network namespaces, CAP_BPF, CAP_NET_ADMIN)");
+            return;
+        }
+    };
+}
+
+#[test]
+fn deny_blocks_allowed_and_replies_pass_v4_v6() {
+    require_root!();
+    let p = Pair::new();
+    servers(&p.b, &[5001, 5004, 5005], &[5002, 5006]);
+    // sanity: without the guard everything answers
+    assert!(tcp_echo(&p, B4, 5004), "baseline tcp 5004");
+    let mut g = attach(&p, POLICY, &[Hook::TcIngress, Hook::TcEgress]);
+    for host in [B4, B6] {
+        assert!(tcp_echo(&p, host, 5001), "allowed tcp to {host}:5001");
+        assert!(
+            !tcp_echo(&p, host, 5004),
+            "denied tcp to {host}:5004 must fail"
+        );
+        let u = udp_client(&p, host);
+        assert!(udp_echo_on(&u, host, 5002), "allowed udp to {host}:5002");
+        assert!(!udp_echo_on(&u, host, 5006), "denied udp to {host}:5006");
+        assert!(tcp_echo(&p, host, 5005), "logged tcp to {host}:5005 passes");
+    }
+    assert!(p.ping(B4, 2), "ping v4");
+    assert!(p.ping(B6, 2), "ping v6");
+    let cnt = g.maps.counters().unwrap();
+    assert!(
+        cnt.get(c::GUARD_C_CACHE_HIT) > 10,
+        "replies hit the session cache: {cnt:?}"
+    );
+    assert!(cnt.get(c::GUARD_C_DROPPED) >= 4, "{cnt:?}");
+    assert!(cnt.get(c::GUARD_C_LOGGED) >= 2, "{cnt:?}");
+    let evs = drain(&mut g);
+    assert!(
+        evs.iter().any(|e| e.dport == 5004 && e.action == 1),
+        "deny event for 5004"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.dport == 5005 && e.action == 2 && e.rule_id == 4),
+        "log event names rule 4"
+    );
+    assert!(
+        evs.iter().any(|e| e.family == 6 && e.dport == 5004),
+        "IPv6 deny event"
+    );
+    // TCP sessions that finished with FIN both ways are marked closed
+    let closed = g
+        .maps
+        .sessions()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, v)| k.proto == 6 && v.closed_ns != 0)
+        .count();
+    assert!(closed >= 2, "closed TCP sessions: {closed}");
+}
+
+#[test]
+fn audit_mode_drops_nothing_but_reports() {
+    require_root!();
+    let p = Pair::new();
+    servers(&p.b, &[5001, 5004], &[5006]);
+    let audit = format!("audit: true\n{POLICY}");
+    let mut g = attach(&p, &audit, &[Hook::TcIngress, Hook::TcEgress]);
+    assert!(tcp_echo(&p, B4, 5004), "audit: denied port still works");
+    assert!(
+        tcp_echo(&p, B6, 5004),
+        "audit: denied port still works (v6)"
+    );
+    let u = udp_client(&p, B4);
+    assert!(udp_echo_on(&u, B4, 5006));
+    let cnt = g.maps.counters().unwrap();
+    assert_eq!(cnt.get(c::GUARD_C_DROPPED), 0, "{cnt:?}");
+    assert!(cnt.get(c::GUARD_C_AUDIT_PASSED) >= 3, "{cnt:?}");
+    let evs = drain(&mut g);
+    let audited = evs
+        .iter()
+        .filter(|e| e.flags as u64 & c::GUARD_EV_AUDIT != 0)
+        .count();
+    assert!(audited >= 3, "audit events: {audited}");
+    assert!(evs
+        .iter()
+        .all(|e| e.flags as u64 & c::GUARD_EV_DROPPED == 0));
+}
+
+#[test]
+fn reload_changes_verdict_of_existing_flows() {
+    require_root!();
+    let p = Pair::new();
+    servers(&p.b, &[5001], &[5002]);
+    let g = attach(&p, POLICY, &[Hook::TcIngress, Hook::TcEgress]);
+    let u4 = udp_client(&p, B4);
+    let u6 = udp_client(&p, B6);
+    assert!(udp_echo_on(&u4, B4, 5002));
+    assert!(udp_echo_on(&u6, B6, 5002));
+    // an established TCP connection
+    let mut tcp = in_ns(&p.a, || TcpStream::connect((B4, 5001)).unwrap());
+    tcp.set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let mut buf = [0u8; 4];
+    tcp.write_all(b"abcd").unwrap();
+    tcp.read_exact(&mut buf).unwrap();
+
+    let deny = POLICY
+        .replace(
+            "port: \"5002-5003\", action: allow",
+            "port: \"5002-5003\", action: deny",
+        )
+        .replace("port: 5002, action: allow", "port: 5002, action: deny")
+        .replace("port: 5001, action: allow", "port: 5001, action: deny");
+    let (gen, _) = g.install(&Policy::from_yaml(&deny).unwrap()).unwrap();
+    let before = g.maps.counters().unwrap();
+    // same sockets = same 5-tuples = same cached sessions; now re-evaluated and denied
+    assert!(
+        !udp_echo_on(&u4, B4, 5002),
+        "existing v4 UDP flow denied after reload"
+    );
+    assert!(
+        !udp_echo_on(&u6, B6, 5002),
+        "existing v6 UDP flow denied after reload"
+    );
+    tcp.write_all(b"efgh").unwrap();
+    assert!(
+        tcp.read_exact(&mut buf).is_err(),
+        "existing TCP flow denied after reload"
+    );
+    let after = g.maps.counters().unwrap();
+    assert!(
+        after.get(c::GUARD_C_REEVALUATED) - before.get(c::GUARD_C_REEVALUATED) >= 3,
+        "{after:?}"
+    );
+    let sess = g.maps.sessions().unwrap();
+    let udp: Vec<_> = sess
+        .iter()
+        .filter(|(k, _)| k.proto == 17 && (k.pa == 5002 || k.pb == 5002))
+        .collect();
+    assert_eq!(udp.len(), 2);
+    assert!(udp
+        .iter()
+        .all(|(_, v)| v.generation == gen && v.action == 1));
+    // and back: reload the allowing policy, the same flow passes again
+    g.install(&Policy::from_yaml(POLICY).unwrap()).unwrap();
+    assert!(
+        udp_echo_on(&u4, B4, 5002),
+        "allowed again after second reload"
+    );
+}
+
+#[test]
+fn counters_match_traffic_sent() {
+    require_root!();
+    let p = Pair::new();
+    servers(&p.b, &[], &[5002, 5006]);
+    // ingress only: every packet the client sends is seen exactly once
+    let g = attach(&p, POLICY, &[Hook::TcIngress]);
+    let before = g.maps.counters().unwrap();
+    let u = udp_client(&p, B4);
+    let (n_ok, n_deny, n_ping) = (40u64, 25u64, 5u64);
+    let mut payload = [0u8; 100];
+    payload[..4].copy_from_slice(b"mute");
+    for _ in 0..n_ok {
+        u.send_to(&payload, (B4, 5002)).unwrap();
+    }
+    for _ in 0..n_deny {
+        u.send_to(&payload, (B4, 5006)).unwrap();
+    }
+    assert!(p.ping(B4, n_ping as u32));
+    std::thread::sleep(Duration::from_millis(200));
+    let after = g.maps.counters().unwrap();
+    let d = |i: u64| after.get(i) - before.get(i);
+    let sess = g.maps.sessions().unwrap();
+    let find = |port: u16| {
+        sess.iter()
+            .find(|(k, _)| k.proto == 17 && (k.pa == port || k.pb == port))
+            .map(|(_, v)| *v)
+            .unwrap()
+    };
+    let ok = find(5002);
+    let dn = find(5006);
+    let frame = 14 + 20 + 8 + 100;
+    assert_eq!(ok.pkts[0] + ok.pkts[1], n_ok);
+    assert_eq!(ok.bytes[0] + ok.bytes[1], n_ok * frame);
+    assert_eq!(dn.pkts[0] + dn.pkts[1], n_deny);
+    assert_eq!(d(c::GUARD_C_DROPPED), n_deny, "dropped");
+    let icmp = sess
+        .iter()
+        .find(|(k, _)| k.proto == 1)
+        .map(|(_, v)| *v)
+        .unwrap();
+    assert_eq!(icmp.pkts[0] + icmp.pkts[1], n_ping, "echo requests");
+    // every IPv4 packet is allowed, logged or denied; policy lookups = new sessions (3)
+    let ip = d(c::GUARD_C_PACKETS) - d(c::GUARD_C_NON_IP);
+    assert_eq!(
+        d(c::GUARD_C_ALLOWED) + d(c::GUARD_C_LOGGED) + d(c::GUARD_C_DENIED),
+        ip
+    );
+    assert!(ip >= n_ok + n_deny + n_ping);
+    assert_eq!(d(c::GUARD_C_CACHE_MISS), d(c::GUARD_C_POLICY_LOOKUPS));
+}
