@@ -1,0 +1,804 @@
+//! Walks one frame layer by layer over a mutable buffer: rewrites every address it understands
+//! (outer and tunnelled headers, packets quoted in ICMP errors, ARP, NDP), applies the masking
+//! rules above each transport header, masks everything above the last layer understood, and
+//! keeps each checksum exactly as right or wrong as it was.
+
+use crate::anon::Anonymizer;
+use crate::checksum;
+use crate::mask::{is_dns_port, Act, Bucket, DirKey, Masker};
+use netspectra_packet::LinkType;
+
+/// Deepest encapsulation followed (tunnels and ICMP quotes); deeper layers are masked.
+const MAX_DEPTH: u8 = 6;
+/// Checksums tracked per frame.
+const MAX_SCOPES: usize = 24;
+
+/// Kinds of checksums, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CkKind {
+    /// IPv4 header.
+    Ipv4 = 0,
+    /// TCP.
+    Tcp = 1,
+    /// UDP.
+    Udp = 2,
+    /// ICMP.
+    Icmp = 3,
+    /// ICMPv6.
+    Icmpv6 = 4,
+    /// GRE.
+    Gre = 5,
+}
+
+/// Names of [`CkKind`] values by index.
+pub const CK_NAMES: [&str; 6] = ["ipv4", "tcp", "udp", "icmp", "icmpv6", "gre"];
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Scope {
+    kind: u8,
+    ck: usize,
+    start: usize,
+    /// End of the covered bytes that were captured.
+    end: usize,
+    /// True when every covered byte was captured and the packet is not a fragment.
+    complete: bool,
+    /// Pseudo-header: source and destination offsets and address length (0: none).
+    src: usize,
+    dst: usize,
+    alen: usize,
+    proto: u8,
+    l4len: u32,
+    old: u16,
+}
+
+/// Per-frame results of a walk.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FrameResult {
+    /// Bit `k` set: a checksum of kind `k` ([`CkKind`]) does not verify (inspect mode, complete
+    /// data only).
+    pub bad_checksums: u8,
+    /// Checksums of complete data that were verified (inspect mode).
+    pub checked: u8,
+    /// The frame had a part that could not be parsed (masked).
+    pub unparsed: bool,
+}
+
+/// Address pair of the current IP layer, as captured (before rewriting), for flow keys.
+#[derive(Clone, Copy)]
+struct Ip {
+    src: [u8; 16],
+    dst: [u8; 16],
+    /// Offsets of the address fields and their length.
+    src_off: usize,
+    dst_off: usize,
+    alen: usize,
+    /// The transport header is present (not a later fragment).
+    first: bool,
+    /// The packet is a fragment (first or later).
+    frag: bool,
+    /// Inside an ICMP error quote: transport payload beyond 8 bytes is masked, not parsed.
+    quoted: bool,
+}
+
+/// One walk over one frame.
+pub struct Walker<'a> {
+    /// Address mapping (None: addresses unchanged).
+    pub anon: Option<&'a mut Anonymizer>,
+    /// Payload rules (None: payloads unchanged).
+    pub masker: Option<&'a mut Masker>,
+    /// Keep/mask application and counts.
+    pub act: &'a mut Act,
+    /// Capture time, for flow idle timeouts.
+    pub ts_ns: i64,
+    scopes: [Scope; MAX_SCOPES],
+    nscopes: usize,
+    res: FrameResult,
+}
+
+#[inline]
+fn be16(b: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([b[o], b[o + 1]])
+}
+
+impl<'a> Walker<'a> {
+    /// Prepares a walk.
+    pub fn new(
+        anon: Option<&'a mut Anonymizer>,
+        masker: Option<&'a mut Masker>,
+        act: &'a mut Act,
+        ts_ns: i64,
+    ) -> Self {
+        Walker {
+            anon,
+            masker,
+            act,
+            ts_ns,
+            scopes: [Scope::default(); MAX_SCOPES],
+            nscopes: 0,
+            res: FrameResult::default(),
+        }
+    }
+
+    fn masking(&self) -> bool {
+        self.masker.is_some()
+    }
+
+    /// Masks `buf[from..to]` as not understood (when masking).
+    fn unparsed(&mut self, buf: &mut [u8], from: usize, to: usize) {
+        if from < to && self.masking() {
+            self.res.unparsed = true;
+            self.act.mask(&mut buf[from..to], from, Bucket::Unparsed, None);
+        }
+    }
+
+    /// Processes a whole frame of link type `link`.
+    pub fn frame(mut self, buf: &mut [u8], link: LinkType) -> FrameResult {
+        let end = buf.len();
+        match link {
+            LinkType::ETHERNET => self.ether(buf, 0, end, 0),
+            LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 => self.ip_by_version(buf, 0, end, 0),
+            LinkType::IPV4 => self.ipv4(buf, 0, end, 0, false),
+            LinkType::IPV6 => self.ipv6(buf, 0, end, 0, false),
+            LinkType::NULL | LinkType::LOOP => {
+                if end < 4 {
+                    self.unparsed(buf, 0, end);
+                } else {
+                    let le = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    let be = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    let fam = if link == LinkType::LOOP { be } else { le.min(be) };
+                    match fam {
+                        2 => self.ipv4(buf, 4, end, 0, false),
+                        24 | 28 | 30 => self.ipv6(buf, 4, end, 0, false),
+                        _ => self.unparsed(buf, 4, end),
+                    }
+                }
+            }
+            LinkType::LINUX_SLL => {
+                if end < 16 {
+                    self.unparsed(buf, 0, end);
+                } else {
+                    let alen = be16(buf, 4) as usize;
+                    if be16(buf, 2) == 1 && alen == 6 {
+                        if let Some(a) = self.anon.as_deref_mut() {
+                            a.rewrite_mac(&mut buf[6..12]);
+                        }
+                    } else if self.anon.as_ref().is_some_and(|a| a.maps_macs()) {
+                        buf[6..14].fill(0);
+                    }
+                    let et = be16(buf, 14);
+                    self.ethertype(buf, et, 16, end, 0);
+                }
+            }
+            LinkType::LINUX_SLL2 => {
+                if end < 20 {
+                    self.unparsed(buf, 0, end);
+                } else {
+                    if be16(buf, 8) == 1 && buf[11] == 6 {
+                        if let Some(a) = self.anon.as_deref_mut() {
+                            a.rewrite_mac(&mut buf[12..18]);
+                        }
+                    } else if self.anon.as_ref().is_some_and(|a| a.maps_macs()) {
+                        buf[12..20].fill(0);
+                    }
+                    let et = be16(buf, 0);
+                    self.ethertype(buf, et, 20, end, 0);
+                }
+            }
+            _ => self.unparsed(buf, 0, end),
+        }
+        self.finish(buf);
+        self.res
+    }
+
+    /// Sets every touched checksum, innermost first.
+    fn finish(&mut self, buf: &mut [u8]) {
+        for i in (0..self.nscopes).rev() {
+            let s = self.scopes[i];
+            let now = self.scope_sum(buf, &s, false);
+            if self.act.inspect {
+                if s.complete {
+                    self.res.checked |= 1 << s.kind;
+                    let full = self.scope_sum(buf, &s, true);
+                    let total = checksum::add(full, be16(buf, s.ck));
+                    let ok = total == 0xffff
+                        || (s.kind == CkKind::Udp as u8 && be16(buf, s.ck) == 0 && s.alen == 4);
+                    if !ok {
+                        self.res.bad_checksums |= 1 << s.kind;
+                    }
+                }
+                continue;
+            }
+            if now == s.old {
+                continue;
+            }
+            let old = be16(buf, s.ck);
+            if s.kind == CkKind::Udp as u8 && old == 0 {
+                continue; // No checksum.
+            }
+            let mut new = checksum::adjust(old, s.old, now);
+            if s.kind == CkKind::Udp as u8 && new == 0 {
+                new = 0xffff;
+            }
+            buf[s.ck..s.ck + 2].copy_from_slice(&new.to_be_bytes());
+        }
+    }
+
+    /// Sum of a scope's covered bytes with its checksum field taken as zero, plus the pseudo
+    /// header addresses (and, when `full`, its protocol and length).
+    fn scope_sum(&self, buf: &[u8], s: &Scope, full: bool) -> u16 {
+        let mut acc: u64 = 0;
+        acc += checksum::sum(&buf[s.start..s.ck], false) as u64;
+        let after = (s.ck + 2).min(s.end);
+        acc += checksum::sum(&buf[after..s.end], (after - s.start) % 2 == 1) as u64;
+        if s.alen > 0 {
+            acc += checksum::sum(&buf[s.src..s.src + s.alen], false) as u64;
+            acc += checksum::sum(&buf[s.dst..s.dst + s.alen], false) as u64;
+            if full {
+                acc += s.proto as u64 + (s.l4len >> 16) as u64 + (s.l4len & 0xffff) as u64;
+            }
+        }
+        checksum::fold(acc)
+    }
+
+    /// Registers a checksum before anything it covers is changed.
+    #[allow(clippy::too_many_arguments)]
+    fn scope(
+        &mut self,
+        buf: &[u8],
+        kind: CkKind,
+        ck: usize,
+        start: usize,
+        end: usize,
+        complete: bool,
+        pseudo: Option<(&Ip, u8, u32)>,
+    ) {
+        if self.nscopes == MAX_SCOPES || ck + 2 > end || start > ck {
+            return;
+        }
+        let (src, dst, alen, proto, l4len) = match pseudo {
+            Some((ip, p, l)) => (ip.src_off, ip.dst_off, ip.alen, p, l),
+            None => (0, 0, 0, 0, 0),
+        };
+        let mut s = Scope {
+            kind: kind as u8,
+            ck,
+            start,
+            end,
+            complete,
+            src,
+            dst,
+            alen,
+            proto,
+            l4len,
+            old: 0,
+        };
+        s.old = self.scope_sum(buf, &s, false);
+        self.scopes[self.nscopes] = s;
+        self.nscopes += 1;
+    }
+
+    fn ether(&mut self, buf: &mut [u8], off: usize, end: usize, depth: u8) {
+        if off + 14 > end {
+            self.unparsed(buf, off, end);
+            return;
+        }
+        if let Some(a) = self.anon.as_deref_mut() {
+            a.rewrite_mac(&mut buf[off..off + 6]);
+            a.rewrite_mac(&mut buf[off + 6..off + 12]);
+        }
+        let et = be16(buf, off + 12);
+        self.ethertype(buf, et, off + 14, end, depth);
+    }
+
+    fn ethertype(&mut self, buf: &mut [u8], mut et: u16, mut off: usize, end: usize, depth: u8) {
+        loop {
+            match et {
+                0x8100 | 0x88a8 | 0x9100 => {
+                    if off + 4 > end {
+                        self.unparsed(buf, off, end);
+                        return;
+                    }
+                    et = be16(buf, off + 2);
+                    off += 4;
+                }
+                0x8847 | 0x8848 => {
+                    // MPLS: skip the label stack, then guess IPv4/IPv6 from the version nibble.
+                    loop {
+                        if off + 4 > end {
+                            self.unparsed(buf, off, end);
+                            return;
+                        }
+                        let bos = buf[off + 2] & 1 == 1;
+                        off += 4;
+                        if bos {
+                            break;
+                        }
+                    }
+                    self.ip_by_version(buf, off, end, depth);
+                    return;
+                }
+                0x8864 => {
+                    // PPPoE session: 6-byte header, then a PPP protocol number.
+                    if off + 8 > end {
+                        self.unparsed(buf, off, end);
+                        return;
+                    }
+                    let p = be16(buf, off + 6);
+                    off += 8;
+                    match p {
+                        0x0021 => self.ipv4(buf, off, end, depth, false),
+                        0x0057 => self.ipv6(buf, off, end, depth, false),
+                        _ => self.unparsed(buf, off, end),
+                    }
+                    return;
+                }
+                0x0800 => return self.ipv4(buf, off, end, depth, false),
+                0x86dd => return self.ipv6(buf, off, end, depth, false),
+                0x0806 => return self.arp(buf, off, end),
+                _ => {
+                    self.unparsed(buf, off, end);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn arp(&mut self, buf: &mut [u8], off: usize, end: usize) {
+        if off + 8 > end {
+            self.unparsed(buf, off, end);
+            return;
+        }
+        let (ptype, hlen, plen) = (be16(buf, off + 2), buf[off + 4] as usize, buf[off + 5] as usize);
+        let body = off + 8 + 2 * (hlen + plen);
+        if ptype != 0x0800 || hlen != 6 || plen != 4 || body > end {
+            self.unparsed(buf, off + 8, end);
+            return;
+        }
+        if let Some(a) = self.anon.as_deref_mut() {
+            let (sha, spa, tha, tpa) = (off + 8, off + 14, off + 18, off + 24);
+            a.rewrite_mac(&mut buf[sha..sha + 6]);
+            a.rewrite_v4(&mut buf[spa..spa + 4]);
+            a.rewrite_mac(&mut buf[tha..tha + 6]);
+            a.rewrite_v4(&mut buf[tpa..tpa + 4]);
+        }
+        self.trailer(buf, body, end);
+    }
+
+    fn trailer(&mut self, buf: &mut [u8], from: usize, end: usize) {
+        if from < end && self.masking() {
+            self.act.mask(&mut buf[from..end], from, Bucket::Trailer, None);
+        }
+    }
+
+    fn ip_by_version(&mut self, buf: &mut [u8], off: usize, end: usize, depth: u8) {
+        match buf.get(off).map(|b| b >> 4) {
+            Some(4) => self.ipv4(buf, off, end, depth, false),
+            Some(6) => self.ipv6(buf, off, end, depth, false),
+            _ => self.unparsed(buf, off, end),
+        }
+    }
+
+    fn ipv4(&mut self, buf: &mut [u8], off: usize, end: usize, depth: u8, quoted: bool) {
+        if depth > MAX_DEPTH || off + 20 > end || buf[off] >> 4 != 4 || buf[off] & 0xf < 5 {
+            self.unparsed(buf, off, end);
+            return;
+        }
+        let hl = (buf[off] & 0xf) as usize * 4;
+        if off + hl > end {
+            self.unparsed(buf, off, end);
+            return;
+        }
+        let total = be16(buf, off + 2) as usize;
+        // A zero length is seen on captures of TCP segmentation offload: use the captured end.
+        let declared_end = if total == 0 { usize::MAX } else { off + total };
+        if total != 0 && total < hl {
+            self.unparsed(buf, off + hl, end);
+            return;
+        }
+        let ip_end = declared_end.min(end);
+        let frag = be16(buf, off + 6);
+        let frag_off = frag & 0x1fff;
+        let more = frag & 0x2000 != 0;
+        let mut ip = Ip {
+            src: [0; 16],
+            dst: [0; 16],
+            src_off: off + 12,
+            dst_off: off + 16,
+            alen: 4,
+            first: frag_off == 0,
+            frag: frag_off != 0 || more,
+            quoted,
+        };
+        ip.src[12..].copy_from_slice(&buf[off + 12..off + 16]);
+        ip.dst[12..].copy_from_slice(&buf[off + 16..off + 20]);
+        self.scope(buf, CkKind::Ipv4, off + 10, off, off + hl, true, None);
+        let proto = buf[off + 9];
+        let l4 = off + hl;
+        let l4_complete = declared_end <= end && !ip.frag && !quoted;
+        let l4len = declared_end.saturating_sub(l4).min(u32::MAX as usize) as u32;
+        if ip.first {
+            self.l4_scope(buf, proto, l4, ip_end, l4_complete, &ip, l4len);
+        }
+        if let Some(a) = self.anon.as_deref_mut() {
+            a.rewrite_v4(&mut buf[off + 12..off + 16]);
+            a.rewrite_v4(&mut buf[off + 16..off + 20]);
+        }
+        if hl > 20 && self.masking() {
+            // Options can carry addresses (record route, timestamps): zero them (EOL padding).
+            self.act.mask(&mut buf[off + 20..l4], off + 20, Bucket::Unparsed, None);
+        }
+        self.l4(buf, proto, l4, ip_end, depth, &ip);
+        if !quoted {
+            self.trailer(buf, ip_end, end);
+        }
+    }
+
+    fn ipv6(&mut self, buf: &mut [u8], off: usize, end: usize, depth: u8, quoted: bool) {
+        if depth > MAX_DEPTH || off + 40 > end || buf[off] >> 4 != 6 {
+            self.unparsed(buf, off, end);
+            return;
+        }
+        let plen = be16(buf, off + 4) as usize;
+        let declared_end = if plen == 0 {
+            usize::MAX
+        } else {
+            off + 40 + plen
+        };
+        let ip_end = declared_end.min(end);
+        let mut ip = Ip {
+            src: [0; 16],
+            dst: [0; 16],
+            src_off: off + 8,
+            dst_off: off + 24,
+            alen: 16,
+            first: true,
+            frag: false,
+            quoted,
+        };
+        ip.src.copy_from_slice(&buf[off + 8..off + 24]);
+        ip.dst.copy_from_slice(&buf[off + 24..off + 40]);
+        // Extension headers.
+        let mut next = buf[off + 6];
+        let mut p = off + 40;
+        loop {
+            match next {
+                0 | 43 | 60 | 135 | 139 | 140 => {
+                    if p + 8 > ip_end {
+                        break;
+                    }
+                    let l = (buf[p + 1] as usize + 1) * 8;
+                    next = buf[p];
+                    p += l;
+                }
+                51 => {
+                    if p + 8 > ip_end {
+                        break;
+                    }
+                    let l = (buf[p + 1] as usize + 2) * 4;
+                    next = buf[p];
+                    p += l;
+                }
+                44 => {
+                    if p + 8 > ip_end {
+                        break;
+                    }
+                    let fo = be16(buf, p + 2);
+                    ip.frag = true;
+                    ip.first = fo >> 3 == 0;
+                    next = buf[p];
+                    p += 8;
+                }
+                _ => break,
+            }
+            if p > ip_end {
+                break;
+            }
+        }
+        if p > ip_end {
+            self.anon_v6(buf, off);
+            self.unparsed(buf, off + 40, ip_end);
+            if !quoted {
+                self.trailer(buf, ip_end, end);
+            }
+            return;
+        }
+        let l4_complete = declared_end <= end && !ip.frag && !quoted;
+        let l4len = declared_end.saturating_sub(p).min(u32::MAX as usize) as u32;
+        if ip.first {
+            self.l4_scope(buf, next, p, ip_end, l4_complete, &ip, l4len);
+        }
+        self.anon_v6(buf, off);
+        self.l4(buf, next, p, ip_end, depth, &ip);
+        if !quoted {
+            self.trailer(buf, ip_end, end);
+        }
+    }
+
+    fn anon_v6(&mut self, buf: &mut [u8], off: usize) {
+        if let Some(a) = self.anon.as_deref_mut() {
+            a.rewrite_v6(&mut buf[off + 8..off + 24]);
+            a.rewrite_v6(&mut buf[off + 24..off + 40]);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn l4_scope(
+        &mut self,
+        buf: &[u8],
+        proto: u8,
+        l4: usize,
+        end: usize,
+        complete: bool,
+        ip: &Ip,
+        l4len: u32,
+    ) {
+        match proto {
+            6 => self.scope(buf, CkKind::Tcp, l4 + 16, l4, end, complete, Some((ip, 6, l4len))),
+            17 => self.scope(buf, CkKind::Udp, l4 + 6, l4, end, complete, Some((ip, 17, l4len))),
+            1 if ip.alen == 4 => self.scope(buf, CkKind::Icmp, l4 + 2, l4, end, complete, None),
+            58 if ip.alen == 16 => {
+                self.scope(buf, CkKind::Icmpv6, l4 + 2, l4, end, complete, Some((ip, 58, l4len)))
+            }
+            _ => {}
+        }
+    }
+
+    fn dir_key(ip: &Ip, sport: u16, dport: u16) -> DirKey {
+        let mut k = [0u8; 36];
+        k[..16].copy_from_slice(&ip.src);
+        k[16..32].copy_from_slice(&ip.dst);
+        k[32..34].copy_from_slice(&sport.to_be_bytes());
+        k[34..36].copy_from_slice(&dport.to_be_bytes());
+        k
+    }
+
+    fn l4(&mut self, buf: &mut [u8], proto: u8, l4: usize, end: usize, depth: u8, ip: &Ip) {
+        if !ip.first {
+            // A later fragment: no transport header here.
+            if self.masking() && l4 < end {
+                self.act.mask(&mut buf[l4..end], l4, Bucket::Other, None);
+            }
+            return;
+        }
+        match proto {
+            6 => self.tcp(buf, l4, end, ip),
+            17 => self.udp(buf, l4, end, depth, ip),
+            1 if ip.alen == 4 => self.icmp(buf, l4, end, depth),
+            58 if ip.alen == 16 => self.icmpv6(buf, l4, end, depth),
+            4 if !ip.quoted => self.ipv4(buf, l4, end, depth + 1, false),
+            41 if !ip.quoted => self.ipv6(buf, l4, end, depth + 1, false),
+            47 if !ip.quoted => self.gre(buf, l4, end, depth),
+            _ => self.unparsed(buf, l4, end),
+        }
+    }
+
+    /// Masks what follows the first 8 transport bytes of a quoted packet.
+    fn quoted_rest(&mut self, buf: &mut [u8], l4: usize, end: usize) {
+        if self.masking() && l4 + 8 < end {
+            self.act.mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
+        }
+    }
+
+    fn tcp(&mut self, buf: &mut [u8], l4: usize, end: usize, ip: &Ip) {
+        if ip.quoted {
+            return self.quoted_rest(buf, l4, end);
+        }
+        if l4 + 20 > end {
+            return; // Truncated header: nothing above it was captured.
+        }
+        let doff = (buf[l4 + 12] >> 4) as usize * 4;
+        if doff < 20 || l4 + doff > end {
+            self.unparsed(buf, l4 + 20, end);
+            return;
+        }
+        if self.masker.is_none() {
+            return;
+        }
+        let (sp, dp) = (be16(buf, l4), be16(buf, l4 + 2));
+        let pay = l4 + doff;
+        let data_end = end;
+        if is_dns_port(sp) || is_dns_port(dp) {
+            let m = self.masker.as_deref().unwrap();
+            m.dns(self.act, &mut buf[pay..data_end], pay);
+            return;
+        }
+        let seq = u32::from_be_bytes([buf[l4 + 4], buf[l4 + 5], buf[l4 + 6], buf[l4 + 7]]);
+        let flags = buf[l4 + 13];
+        let key = Self::dir_key(ip, sp, dp);
+        let m = self.masker.as_deref_mut().unwrap();
+        m.tcp(
+            self.act,
+            &key,
+            seq,
+            flags & 0x05 != 0,
+            self.ts_ns,
+            &mut buf[pay..data_end],
+            pay,
+        );
+    }
+
+    fn udp(&mut self, buf: &mut [u8], l4: usize, end: usize, depth: u8, ip: &Ip) {
+        if ip.quoted {
+            return self.quoted_rest(buf, l4, end);
+        }
+        if l4 + 8 > end {
+            return;
+        }
+        let (sp, dp) = (be16(buf, l4), be16(buf, l4 + 2));
+        let pay = l4 + 8;
+        if dp == 4789 && pay + 8 <= end && buf[pay] & 0x08 != 0 && depth < MAX_DEPTH {
+            self.ether(buf, pay + 8, end, depth + 1);
+            return;
+        }
+        if dp == 6081 && pay + 8 <= end && buf[pay] >> 6 == 0 && depth < MAX_DEPTH {
+            let hl = 8 + (buf[pay] & 0x3f) as usize * 4;
+            let pt = be16(buf, pay + 2);
+            if pay + hl <= end {
+                if self.masking() {
+                    self.act.mask(&mut buf[pay + 8..pay + hl], pay + 8, Bucket::Other, None);
+                }
+                match pt {
+                    0x6558 => self.ether(buf, pay + hl, end, depth + 1),
+                    _ => self.ethertype(buf, pt, pay + hl, end, depth + 1),
+                }
+                return;
+            }
+        }
+        let Some(m) = self.masker.as_deref() else {
+            return;
+        };
+        if is_dns_port(sp) || is_dns_port(dp) {
+            m.dns(self.act, &mut buf[pay..end], pay);
+        } else {
+            m.other(self.act, &mut buf[pay..end], pay);
+        }
+    }
+
+    fn gre(&mut self, buf: &mut [u8], l4: usize, end: usize, depth: u8) {
+        if l4 + 4 > end {
+            self.unparsed(buf, l4, end);
+            return;
+        }
+        let flags = be16(buf, l4);
+        if flags & 0x7 != 0 || depth >= MAX_DEPTH {
+            self.unparsed(buf, l4 + 4, end);
+            return;
+        }
+        let mut hl = 4;
+        if flags & 0x8000 != 0 {
+            self.scope(buf, CkKind::Gre, l4 + 4, l4, end, false, None);
+            hl += 4;
+        }
+        if flags & 0x2000 != 0 {
+            hl += 4;
+        }
+        if flags & 0x1000 != 0 {
+            hl += 4;
+        }
+        if l4 + hl > end {
+            self.unparsed(buf, l4 + 4, end);
+            return;
+        }
+        let pt = be16(buf, l4 + 2);
+        match pt {
+            0x6558 => self.ether(buf, l4 + hl, end, depth + 1),
+            0x0800 | 0x86dd => self.ethertype(buf, pt, l4 + hl, end, depth + 1),
+            _ => self.unparsed(buf, l4 + hl, end),
+        }
+    }
+
+    fn icmp(&mut self, buf: &mut [u8], l4: usize, end: usize, depth: u8) {
+        if l4 + 8 > end {
+            return;
+        }
+        let ty = buf[l4];
+        match ty {
+            3 | 4 | 5 | 11 | 12 => {
+                if ty == 5 {
+                    if let Some(a) = self.anon.as_deref_mut() {
+                        a.rewrite_v4(&mut buf[l4 + 4..l4 + 8]);
+                    }
+                }
+                if l4 + 8 < end {
+                    self.ipv4(buf, l4 + 8, end, depth + 1, true);
+                }
+            }
+            _ => {
+                if self.masking() {
+                    self.act.mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
+                }
+            }
+        }
+    }
+
+    fn icmpv6(&mut self, buf: &mut [u8], l4: usize, end: usize, depth: u8) {
+        if l4 + 8 > end {
+            return;
+        }
+        let ty = buf[l4];
+        let opts = match ty {
+            1..=4 => {
+                if l4 + 8 < end {
+                    self.ipv6(buf, l4 + 8, end, depth + 1, true);
+                }
+                return;
+            }
+            130..=132 => {
+                if l4 + 24 <= end {
+                    if let Some(a) = self.anon.as_deref_mut() {
+                        a.rewrite_v6(&mut buf[l4 + 8..l4 + 24]);
+                    }
+                }
+                l4 + 24
+            }
+            133 => l4 + 8,
+            134 => l4 + 16,
+            135 | 136 => {
+                if l4 + 24 <= end {
+                    if let Some(a) = self.anon.as_deref_mut() {
+                        a.rewrite_v6(&mut buf[l4 + 8..l4 + 24]);
+                    }
+                }
+                l4 + 24
+            }
+            137 => {
+                if l4 + 40 <= end {
+                    if let Some(a) = self.anon.as_deref_mut() {
+                        a.rewrite_v6(&mut buf[l4 + 8..l4 + 24]);
+                        a.rewrite_v6(&mut buf[l4 + 24..l4 + 40]);
+                    }
+                }
+                l4 + 40
+            }
+            _ => {
+                if self.masking() {
+                    self.act.mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
+                }
+                return;
+            }
+        };
+        if (133..=137).contains(&ty) {
+            self.ndp_options(buf, opts, end);
+        } else if self.masking() && opts < end {
+            self.act.mask(&mut buf[opts..end], opts, Bucket::Other, None);
+        }
+    }
+
+    /// NDP options: link-layer addresses follow the MAC policy, prefixes are mapped, other
+    /// option bodies are masked; type and length bytes stay so the packet still parses.
+    fn ndp_options(&mut self, buf: &mut [u8], mut p: usize, end: usize) {
+        while p + 2 <= end {
+            let (ty, len) = (buf[p], buf[p + 1] as usize * 8);
+            if len == 0 || p + len > end {
+                self.unparsed(buf, p, end);
+                return;
+            }
+            match ty {
+                1 | 2 if len == 8 => {
+                    if let Some(a) = self.anon.as_deref_mut() {
+                        a.rewrite_mac(&mut buf[p + 2..p + 8]);
+                    }
+                }
+                3 if len == 32 => {
+                    if let Some(a) = self.anon.as_deref_mut() {
+                        let bits = buf[p + 2].min(128) as u32;
+                        a.rewrite_v6(&mut buf[p + 16..p + 32]);
+                        let mut x = [0u8; 16];
+                        x.copy_from_slice(&buf[p + 16..p + 32]);
+                        let keep = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                        let v = u128::from_be_bytes(x) & keep;
+                        buf[p + 16..p + 32].copy_from_slice(&v.to_be_bytes());
+                    }
+                }
+                5 => {}
+                _ => {
+                    if self.masking() {
+                        self.act.mask(&mut buf[p + 2..p + len], p + 2, Bucket::Other, None);
+                    }
+                }
+            }
+            p += len;
+        }
+        self.unparsed(buf, p, end);
+    }
+}
