@@ -1,0 +1,440 @@
+//! End-of-run summary: counts, top hosts and User-Agents, status mix, latency percentiles and
+//! malformed counts by reason. Mergeable across workers.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// Why a message was counted as malformed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Malformed {
+    /// The request line did not parse (bad method token, target or version).
+    BadRequestLine,
+    /// The status line did not parse.
+    BadStatusLine,
+    /// A header line has no colon or bytes not allowed in a name (the line was skipped).
+    BadHeaderLine,
+    /// A header value holds bytes not allowed there (NUL, other control bytes).
+    BadHeaderValue,
+    /// More header lines than the parser accepts.
+    TooManyHeaders,
+    /// The header block grew past the reassembly buffer size.
+    HeaderTooLarge,
+    /// A chunked body had a bad chunk-size line; the direction resynchronised.
+    BadChunk,
+    /// Data that is not an HTTP message where one was expected.
+    UnexpectedData,
+}
+
+impl Malformed {
+    /// Every reason, for fixed-size counters.
+    pub const ALL: [Malformed; 8] = [
+        Malformed::BadRequestLine,
+        Malformed::BadStatusLine,
+        Malformed::BadHeaderLine,
+        Malformed::BadHeaderValue,
+        Malformed::TooManyHeaders,
+        Malformed::HeaderTooLarge,
+        Malformed::BadChunk,
+        Malformed::UnexpectedData,
+    ];
+
+    /// Snake-case name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Malformed::BadRequestLine => "bad_request_line",
+            Malformed::BadStatusLine => "bad_status_line",
+            Malformed::BadHeaderLine => "bad_header_line",
+            Malformed::BadHeaderValue => "bad_header_value",
+            Malformed::TooManyHeaders => "too_many_headers",
+            Malformed::HeaderTooLarge => "header_too_large",
+            Malformed::BadChunk => "bad_chunk",
+            Malformed::UnexpectedData => "unexpected_data",
+        }
+    }
+}
+
+/// A count map that holds at most `cap` keys; counts for new keys beyond that go to `other`.
+#[derive(Clone, Debug, Default)]
+pub struct BoundedCounts {
+    map: HashMap<String, u64>,
+    cap: usize,
+    /// Counts of keys that did not fit.
+    pub other: u64,
+}
+
+impl BoundedCounts {
+    /// An empty map holding up to `cap` keys.
+    pub fn new(cap: usize) -> Self {
+        BoundedCounts {
+            map: HashMap::new(),
+            cap,
+            other: 0,
+        }
+    }
+
+    /// Adds `n` to `key`.
+    pub fn add(&mut self, key: &str, n: u64) {
+        if let Some(c) = self.map.get_mut(key) {
+            *c += n;
+        } else if self.map.len() < self.cap {
+            self.map.insert(key.to_string(), n);
+        } else {
+            self.other += n;
+        }
+    }
+
+    /// Adds every count of `o`.
+    pub fn merge(&mut self, o: &BoundedCounts) {
+        for (k, &n) in &o.map {
+            self.add(k, n);
+        }
+        self.other += o.other;
+    }
+
+    /// The `k` largest counts, ties broken by key.
+    pub fn top(&self, k: usize) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self.map.iter().map(|(a, &b)| (a.clone(), b)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(k);
+        v
+    }
+
+    /// Count for one key.
+    pub fn get(&self, key: &str) -> u64 {
+        self.map.get(key).copied().unwrap_or(0)
+    }
+
+    /// Number of distinct keys held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Log-linear latency histogram in microseconds: 16 sub-buckets per power of two, so a
+/// percentile is within ~6 % of the exact value. Fixed size, mergeable.
+#[derive(Clone, Debug)]
+pub struct LatencyHistogram {
+    buckets: Vec<u64>,
+    /// Samples recorded.
+    pub count: u64,
+    /// Largest sample.
+    pub max: u64,
+}
+
+const SUB: u32 = 16;
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            buckets: vec![0; (64 * SUB) as usize],
+            count: 0,
+            max: 0,
+        }
+    }
+}
+
+impl LatencyHistogram {
+    fn index(v: u64) -> usize {
+        if v < SUB as u64 {
+            return v as usize;
+        }
+        let exp = 63 - v.leading_zeros(); // >= 4
+        let sub = (v >> (exp - 4)) & (SUB as u64 - 1);
+        ((exp - 3) * SUB) as usize + sub as usize
+    }
+
+    fn lower_bound(i: usize) -> u64 {
+        let i = i as u64;
+        if i < SUB as u64 {
+            return i;
+        }
+        let exp = i / SUB as u64 + 3;
+        let sub = i % SUB as u64;
+        (SUB as u64 + sub) << (exp - 4)
+    }
+
+    /// Records one latency.
+    pub fn record(&mut self, us: u64) {
+        self.buckets[Self::index(us)] += 1;
+        self.count += 1;
+        self.max = self.max.max(us);
+    }
+
+    /// Adds every sample of `o`.
+    pub fn merge(&mut self, o: &LatencyHistogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
+            *a += b;
+        }
+        self.count += o.count;
+        self.max = self.max.max(o.max);
+    }
+
+    /// The `q` quantile (0..=1): the lower bound of the bucket holding it, `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(Self::lower_bound(i).min(self.max));
+            }
+        }
+        Some(self.max)
+    }
+}
+
+/// Counters of one analyzer (or several merged).
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Requests seen (complete or partial).
+    pub requests: u64,
+    /// Responses seen (complete or partial), interim 1xx included.
+    pub responses: u64,
+    /// Records emitted with `partial: true`.
+    pub partial: u64,
+    /// Responses paired with a request.
+    pub paired: u64,
+    /// Requests that never got a response (flushed at close, timeout, eviction or end).
+    pub unanswered: u64,
+    /// Responses with no request waiting for them.
+    pub orphan_responses: u64,
+    /// Requests dropped from a full pipelining queue (flushed as unanswered).
+    pub pipeline_overflow: u64,
+    /// TCP segments ignored because their whole sequence range was seen before
+    /// (retransmissions and duplicated frames).
+    pub retransmissions: u64,
+    /// Sequence gaps (lost or reordered segments) in tracked connections.
+    pub gaps: u64,
+    /// Connections tracked.
+    pub connections: u64,
+    /// Connections evicted because the table was full.
+    pub evicted: u64,
+    /// Connections closed by idle timeout.
+    pub timed_out: u64,
+    /// Connections that switched to another protocol (CONNECT tunnel, 101 upgrade).
+    pub tunnels: u64,
+    /// Malformed counts by reason.
+    pub malformed: BTreeMap<Malformed, u64>,
+    /// Requests by method.
+    pub methods: BoundedCounts,
+    /// Requests by Host.
+    pub hosts: BoundedCounts,
+    /// Requests by User-Agent.
+    pub user_agents: BoundedCounts,
+    /// Responses by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Request-to-response latency.
+    pub latency: LatencyHistogram,
+    /// User-Agent cache hits.
+    pub ua_cache_hits: u64,
+    /// User-Agent cache misses.
+    pub ua_cache_misses: u64,
+}
+
+impl Stats {
+    /// Empty counters; the top-N maps hold at most `cap` keys each.
+    pub fn new(cap: usize) -> Self {
+        Stats {
+            requests: 0,
+            responses: 0,
+            partial: 0,
+            paired: 0,
+            unanswered: 0,
+            orphan_responses: 0,
+            pipeline_overflow: 0,
+            retransmissions: 0,
+            gaps: 0,
+            connections: 0,
+            evicted: 0,
+            timed_out: 0,
+            tunnels: 0,
+            malformed: BTreeMap::new(),
+            methods: BoundedCounts::new(cap),
+            hosts: BoundedCounts::new(cap),
+            user_agents: BoundedCounts::new(cap),
+            status: BTreeMap::new(),
+            latency: LatencyHistogram::default(),
+            ua_cache_hits: 0,
+            ua_cache_misses: 0,
+        }
+    }
+
+    /// Counts one malformed message.
+    pub fn malformed(&mut self, why: Malformed) {
+        *self.malformed.entry(why).or_default() += 1;
+    }
+
+    /// Total malformed count.
+    pub fn malformed_total(&self) -> u64 {
+        self.malformed.values().sum()
+    }
+
+    /// Adds `o` into `self`.
+    pub fn merge(&mut self, o: &Stats) {
+        self.requests += o.requests;
+        self.responses += o.responses;
+        self.partial += o.partial;
+        self.paired += o.paired;
+        self.unanswered += o.unanswered;
+        self.orphan_responses += o.orphan_responses;
+        self.pipeline_overflow += o.pipeline_overflow;
+        self.retransmissions += o.retransmissions;
+        self.gaps += o.gaps;
+        self.connections += o.connections;
+        self.evicted += o.evicted;
+        self.timed_out += o.timed_out;
+        self.tunnels += o.tunnels;
+        for (k, v) in &o.malformed {
+            *self.malformed.entry(*k).or_default() += v;
+        }
+        self.methods.merge(&o.methods);
+        self.hosts.merge(&o.hosts);
+        self.user_agents.merge(&o.user_agents);
+        for (k, v) in &o.status {
+            *self.status.entry(*k).or_default() += v;
+        }
+        self.latency.merge(&o.latency);
+        self.ua_cache_hits += o.ua_cache_hits;
+        self.ua_cache_misses += o.ua_cache_misses;
+    }
+
+    /// A serializable summary with the `top` largest hosts and User-Agents.
+    pub fn report(&self, top: usize) -> Summary {
+        let lookups = self.ua_cache_hits + self.ua_cache_misses;
+        Summary {
+            requests: self.requests,
+            responses: self.responses,
+            paired: self.paired,
+            unanswered: self.unanswered,
+            orphan_responses: self.orphan_responses,
+            partial: self.partial,
+            connections: self.connections,
+            evicted: self.evicted,
+            timed_out: self.timed_out,
+            tunnels: self.tunnels,
+            retransmissions: self.retransmissions,
+            gaps: self.gaps,
+            pipeline_overflow: self.pipeline_overflow,
+            methods: self.methods.top(usize::MAX).into_iter().collect(),
+            status: self
+                .status
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            top_hosts: self.hosts.top(top),
+            top_user_agents: self.user_agents.top(top),
+            latency_us: LatencySummary {
+                count: self.latency.count,
+                p50: self.latency.quantile(0.5),
+                p90: self.latency.quantile(0.9),
+                p99: self.latency.quantile(0.99),
+                max: (self.latency.count > 0).then_some(self.latency.max),
+            },
+            malformed: Malformed::ALL
+                .iter()
+                .filter_map(|m| self.malformed.get(m).map(|&n| (m.name().to_string(), n)))
+                .collect(),
+            ua_cache_hit_rate: (lookups > 0).then(|| self.ua_cache_hits as f64 / lookups as f64),
+        }
+    }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencySummary {
+    /// Paired responses measured.
+    pub count: u64,
+    /// Median.
+    pub p50: Option<u64>,
+    /// 90th percentile.
+    pub p90: Option<u64>,
+    /// 99th percentile.
+    pub p99: Option<u64>,
+    /// Largest.
+    pub max: Option<u64>,
+}
+
+/// The end-of-run summary as printed (`--json` form is this struct).
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Requests seen.
+    pub requests: u64,
+    /// Responses seen.
+    pub responses: u64,
+    /// Responses paired with their request.
+    pub paired: u64,
+    /// Requests without a response.
+    pub unanswered: u64,
+    /// Responses without a request.
+    pub orphan_responses: u64,
+    /// Partial records.
+    pub partial: u64,
+    /// HTTP connections tracked.
+    pub connections: u64,
+    /// Connections evicted from the full table.
+    pub evicted: u64,
+    /// Connections closed by idle timeout.
+    pub timed_out: u64,
+    /// Connections that became tunnels or upgraded.
+    pub tunnels: u64,
+    /// Segments ignored as retransmissions or duplicates.
+    pub retransmissions: u64,
+    /// Sequence gaps in tracked connections.
+    pub gaps: u64,
+    /// Requests pushed out of a full pipelining queue.
+    pub pipeline_overflow: u64,
+    /// Requests by method.
+    pub methods: BTreeMap<String, u64>,
+    /// Responses by status code.
+    pub status: BTreeMap<String, u64>,
+    /// Most frequent Host headers.
+    pub top_hosts: Vec<(String, u64)>,
+    /// Most frequent User-Agents.
+    pub top_user_agents: Vec<(String, u64)>,
+    /// Request-to-response latency.
+    pub latency_us: LatencySummary,
+    /// Malformed messages by reason.
+    pub malformed: BTreeMap<String, u64>,
+    /// Share of User-Agent lookups answered by the cache.
+    pub ua_cache_hit_rate: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Percentiles are within one bucket (6.25 %) below the exact value.
+        #[test]
+        fn quantiles_close(mut v in proptest::collection::vec(0u64..10_000_000, 1..500), q in 0.01f64..1.0) {
+            let mut h = LatencyHistogram::default();
+            for &x in &v { h.record(x); }
+            v.sort();
+            let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            let exact = v[rank - 1];
+            let got = h.quantile(q).unwrap();
+            prop_assert!(got <= exact, "got {got} exact {exact}");
+            prop_assert!(got as f64 >= exact as f64 * (1.0 - 1.0 / 16.0) - 1.0, "got {got} exact {exact}");
+        }
+    }
+
+    #[test]
+    fn bounded_counts_cap() {
+        let mut c = BoundedCounts::new(2);
+        c.add("a", 1);
+        c.add("b", 2);
+        c.add("c", 5);
+        c.add("a", 1);
+        assert_eq!(c.top(5), vec![("a".to_string(), 2), ("b".to_string(), 2)]);
+        assert_eq!(c.other, 5);
+    }
+}
