@@ -275,3 +275,78 @@ proptest! {
         prop_assert!(v.payload_offset as usize + v.payload_len as usize <= pkt.len());
     }
 }
+
+/// Builds a random well-formed frame: optional VLAN, IPv4 or IPv6, TCP or UDP, any payload.
+fn arb_frame() -> impl Strategy<Value = Vec<u8>> {
+    (
+        proptest::option::of(0u16..4095),
+        any::<bool>(),
+        any::<[u8; 16]>(),
+        any::<[u8; 16]>(),
+        any::<bool>(),
+        any::<u16>(),
+        any::<u16>(),
+        any::<u32>(),
+        proptest::collection::vec(any::<u8>(), 0..300),
+    )
+        .prop_map(|(vlan, v6, s, d, tcp, sp, dp, seq, payload)| {
+            let eth = PacketBuilder::ethernet2([1; 6], [2; 6]);
+            let mut out = Vec::new();
+            let s4 = [s[0], s[1], s[2], s[3]];
+            let d4 = [d[0], d[1], d[2], d[3]];
+            macro_rules! finish {
+                ($ip:expr) => {
+                    if tcp {
+                        $ip.tcp(sp, dp, seq, 1000)
+                            .syn()
+                            .write(&mut out, &payload)
+                            .unwrap()
+                    } else {
+                        $ip.udp(sp, dp).write(&mut out, &payload).unwrap()
+                    }
+                };
+            }
+            match (vlan, v6) {
+                (Some(id), true) => finish!(eth.single_vlan(id.try_into().unwrap()).ipv6(s, d, 9)),
+                (Some(id), false) => {
+                    finish!(eth.single_vlan(id.try_into().unwrap()).ipv4(s4, d4, 9))
+                }
+                (None, true) => finish!(eth.ipv6(s, d, 9)),
+                (None, false) => finish!(eth.ipv4(s4, d4, 9)),
+            }
+            out
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #[test]
+    fn agrees_with_etherparse_sliced_packet(frame in arb_frame(), pad in 0usize..20) {
+        let mut padded = frame.clone();
+        padded.extend(std::iter::repeat_n(0u8, pad)); // trailing link padding is not payload
+        let ours = decode(&padded, LinkType::ETHERNET, None, &opts());
+        let theirs = etherparse::SlicedPacket::from_ethernet(&frame).unwrap();
+        prop_assert_eq!(ours.status, DecodeStatus::Complete);
+        let (src, dst): (IpAddr, IpAddr) = match theirs.net.as_ref().unwrap() {
+            etherparse::NetSlice::Ipv4(i) => (i.header().source_addr().into(), i.header().destination_addr().into()),
+            etherparse::NetSlice::Ipv6(i) => (i.header().source_addr().into(), i.header().destination_addr().into()),
+            _ => unreachable!(),
+        };
+        let ip = ours.ip.unwrap();
+        prop_assert_eq!((ip.src, ip.dst), (src, dst));
+        match theirs.transport.as_ref().unwrap() {
+            etherparse::TransportSlice::Tcp(t) => {
+                prop_assert_eq!((ours.src_port, ours.dst_port, ours.tcp_seq), (t.source_port(), t.destination_port(), t.sequence_number()));
+                prop_assert!(ours.tcp_flags.has(TcpFlags::SYN));
+                prop_assert_eq!(ours.payload(&padded), t.payload());
+            }
+            etherparse::TransportSlice::Udp(u) => {
+                prop_assert_eq!((ours.src_port, ours.dst_port), (u.source_port(), u.destination_port()));
+                prop_assert_eq!(ours.payload(&padded), u.payload());
+            }
+            _ => unreachable!(),
+        }
+        let vlan_id = theirs.vlan_ids().first().map(|v| v.value());
+        prop_assert_eq!(ours.vlan, vlan_id);
+    }
+}
