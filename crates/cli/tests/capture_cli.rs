@@ -1,0 +1,391 @@
+//! Privileged end-to-end tests of `netspectra capture` and `netspectra replay` over a veth pair
+//! between two network namespaces created (and always removed) by each test.
+//! Run as root: `cargo test -p netspectra --test capture_cli`. Elsewhere they print SKIP.
+
+use netspectra_packet::{LinkType, PacketSource, Timestamp};
+use netspectra_pcap::{CaptureReader, PcapWriter};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netspectra");
+
+fn skip_reason() -> Option<&'static str> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not root: network namespaces and AF_PACKET need root");
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("iproute2 `ip` not found (run scripts/setup.sh)");
+    }
+    None
+}
+
+macro_rules! require_root {
+    () => {
+        if let Some(r) = skip_reason() {
+            eprintln!("SKIP: {r}");
+            return;
+        }
+    };
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair, IPv6 off (no stray solicitations); removed on drop.
+struct Netns {
+    a: String,
+    b: String,
+    a_if: String,
+    b_if: String,
+}
+
+impl Netns {
+    fn new() -> Self {
+        let id = format!(
+            "{}y{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let n = Netns {
+            a: format!("nscl{id}a"),
+            b: format!("nscl{id}b"),
+            a_if: format!("vl{id}a"),
+            b_if: format!("vl{id}b"),
+        };
+        for ns in [&n.a, &n.b] {
+            ip(&["netns", "add", ns]);
+            for k in ["all", "default"] {
+                let kv = format!("net.ipv6.conf.{k}.disable_ipv6=1");
+                ip(&["netns", "exec", ns, "sysctl", "-qw", &kv]);
+            }
+        }
+        ip(&[
+            "link", "add", &n.a_if, "netns", &n.a, "type", "veth", "peer", "name", &n.b_if,
+            "netns", &n.b,
+        ]);
+        ip(&["-n", &n.a, "link", "set", &n.a_if, "up"]);
+        ip(&["-n", &n.b, "link", "set", &n.b_if, "up"]);
+        n
+    }
+
+    /// Starts `netspectra capture` in namespace b and waits until it listens.
+    fn capture(&self, extra: &[&str]) -> Child {
+        let mut c = Command::new("ip")
+            .args([
+                "netns", "exec", &self.b, BIN, "capture", "-i", &self.b_if, "--json",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn capture");
+        let mut err = BufReader::new(c.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        err.read_line(&mut line).expect("read capture stderr");
+        assert!(
+            line.contains("listening on"),
+            "capture did not start: {line}"
+        );
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            while err.read_line(&mut s).map(|n| n > 0).unwrap_or(false) {
+                s.clear();
+            }
+        });
+        c
+    }
+
+    /// Replays `file` from namespace a and returns the packets sent.
+    fn replay(&self, file: &Path, extra: &[&str]) -> u64 {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.a, BIN, "replay", "-i", &self.a_if, "--json",
+            ])
+            .arg(file)
+            .args(extra)
+            .output()
+            .expect("run replay");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("replay json");
+        v["packets"].as_u64().expect("packets")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Deterministic Ethernet/IPv4/UDP frames of 60..1514 bytes over `flows` flows, both directions.
+fn frames(n: usize, flows: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let fl = (i * 7919) % flows;
+            let rev = (i / flows) % 2 == 1;
+            let (mut s, mut d) = ([10u8, 1, (fl >> 8) as u8, fl as u8], [10u8, 2, 0, 1]);
+            let (mut sp, mut dp) = (10_000 + fl as u16, 5001u16);
+            if rev {
+                std::mem::swap(&mut s, &mut d);
+                std::mem::swap(&mut sp, &mut dp);
+            }
+            let plen = (i * 131) % 1472;
+            let mut f = Vec::with_capacity(42 + plen);
+            f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0]);
+            let tot = (28 + plen) as u16;
+            f.extend_from_slice(&[
+                0x45,
+                0,
+                (tot >> 8) as u8,
+                tot as u8,
+                (i >> 8) as u8,
+                i as u8,
+            ]);
+            f.extend_from_slice(&[0, 0, 64, 17, 0, 0]);
+            f.extend_from_slice(&s);
+            f.extend_from_slice(&d);
+            let ul = (8 + plen) as u16;
+            f.extend_from_slice(&sp.to_be_bytes());
+            f.extend_from_slice(&dp.to_be_bytes());
+            f.extend_from_slice(&ul.to_be_bytes());
+            f.extend_from_slice(&[0, 0]);
+            f.extend((0..plen).map(|k| (i + k) as u8));
+            if f.len() < 60 {
+                f.resize(60, 0);
+            }
+            f
+        })
+        .collect()
+}
+
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = PcapWriter::new(f, LinkType::ETHERNET, 0, false).unwrap();
+    for (i, fr) in frames.iter().enumerate() {
+        let ts = Timestamp::from_parts(1_700_000_000, 0).plus_nanos(i as i64 * 10_000);
+        w.write_record(ts, fr.len() as u32, fr).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// All frames of the files starting with `prefix` in `dir`, file by file, sorted by name
+/// number; also returns the file sizes.
+fn read_outputs(dir: &Path, prefix: &str) -> (Vec<Vec<u8>>, Vec<(PathBuf, u64)>) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    let num = |p: &PathBuf| -> u64 {
+        let n = p.file_name().unwrap().to_string_lossy().to_string();
+        n[prefix.len()..].parse().unwrap_or(0)
+    };
+    files.sort_by_key(num);
+    let mut out = Vec::new();
+    let mut sizes = Vec::new();
+    for f in files {
+        sizes.push((f.clone(), std::fs::metadata(&f).unwrap().len()));
+        let mut r = CaptureReader::open(&f).unwrap();
+        while r
+            .next_batch(&mut |b| out.extend(b.iter().map(|p| p.data.to_vec())))
+            .unwrap()
+        {}
+    }
+    (out, sizes)
+}
+
+/// Sends SIGINT to the capture and returns its JSON summary.
+fn interrupt(mut c: Child) -> serde_json::Value {
+    std::thread::sleep(Duration::from_millis(300));
+    let st = Command::new("kill")
+        .args(["-INT", &c.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    finish(&mut c)
+}
+
+fn finish(c: &mut Child) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            assert!(st.success(), "capture exited with {st}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "capture did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut s = String::new();
+    std::io::Read::read_to_string(c.stdout.as_mut().unwrap(), &mut s).unwrap();
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("summary {s:?}: {e}"))
+}
+
+#[test]
+fn rotation_with_fanout_and_sigint_lose_nothing() {
+    require_root!();
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sent_frames = frames(8000, 97);
+    let input = dir.path().join("in.pcap");
+    write_pcap(&input, &sent_frames);
+    let out = dir.path().join("out.pcap");
+    let out_s = out.to_str().unwrap();
+    let cap = ns.capture(&[
+        "-w",
+        out_s,
+        "-C",
+        "256k",
+        "--threads",
+        "2",
+        "--stats",
+        "200ms",
+    ]);
+    assert_eq!(ns.replay(&input, &["--pps", "40000"]), 8000);
+    let sum = interrupt(cap);
+    let (got, sizes) = read_outputs(dir.path(), "out.pcap");
+    assert!(sizes.len() > 5, "expected rotation, got {sizes:?}");
+    for (p, s) in &sizes {
+        assert!(*s <= 256 * 1024, "{} is {s} bytes", p.display());
+    }
+    assert_eq!(sum["kernel_drops"], 0);
+    assert_eq!(sum["written_packets"], 8000);
+    assert_eq!(sum["files"].as_u64().unwrap() as usize, sizes.len());
+    assert_eq!(got.len(), sent_frames.len());
+    let (mut a, mut b) = (got, sent_frames);
+    a.sort();
+    b.sort();
+    assert!(a == b, "captured frames differ from sent frames");
+}
+
+#[test]
+fn single_thread_pcapng_is_byte_identical_and_in_order() {
+    require_root!();
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sent_frames = frames(5000, 13);
+    let input = dir.path().join("in.pcap");
+    write_pcap(&input, &sent_frames);
+    let out = dir.path().join("o.pcapng");
+    let cap = ns.capture(&["-w", out.to_str().unwrap(), "--format", "pcapng"]);
+    ns.replay(&input, &["--topspeed"]);
+    let sum = interrupt(cap);
+    let (got, _) = read_outputs(dir.path(), "o.pcapng");
+    assert_eq!(sum["kernel_drops"], 0);
+    assert!(
+        got == sent_frames,
+        "{} of {} frames, or order/bytes differ",
+        got.len(),
+        5000
+    );
+}
+
+#[test]
+fn count_stops_exactly_and_exits_by_itself() {
+    require_root!();
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sent_frames = frames(3000, 5);
+    let input = dir.path().join("in.pcap");
+    write_pcap(&input, &sent_frames);
+    let out = dir.path().join("c.pcap");
+    let mut cap = ns.capture(&["-w", out.to_str().unwrap(), "-c", "1000"]);
+    ns.replay(&input, &["--pps", "50000"]);
+    let sum = finish(&mut cap);
+    let (got, _) = read_outputs(dir.path(), "c.pcap");
+    assert_eq!(sum["written_packets"], 1000);
+    assert!(got[..] == sent_frames[..1000]);
+}
+
+#[test]
+fn ring_of_files_keeps_w_files() {
+    require_root!();
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    write_pcap(&input, &frames(4000, 7));
+    let out = dir.path().join("r.pcap");
+    let cap = ns.capture(&["-w", out.to_str().unwrap(), "-C", "64k", "-W", "3"]);
+    ns.replay(&input, &["--pps", "50000"]);
+    let sum = interrupt(cap);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("r.pcap"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["r.pcap0", "r.pcap1", "r.pcap2"]);
+    assert!(sum["files"].as_u64().unwrap() > 3);
+    assert_eq!(sum["written_packets"], 4000);
+}
+
+#[test]
+fn without_cap_net_raw_the_error_names_the_capability() {
+    require_root!();
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIP: setpriv not found");
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .args([BIN, "capture", "-i", "lo", "-w", "/dev/null"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+    assert!(
+        err.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{err}"
+    );
+}
+
+#[test]
+fn drop_privileges_after_open_writes_as_that_user() {
+    require_root!();
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let wdir = dir.path().join("w");
+    std::fs::create_dir(&wdir).unwrap();
+    Command::new("chmod")
+        .arg("777")
+        .arg(&wdir)
+        .status()
+        .unwrap();
+    let input = dir.path().join("in.pcap");
+    write_pcap(&input, &frames(500, 3));
+    let out = wdir.join("z.pcap");
+    let cap = ns.capture(&["-w", out.to_str().unwrap(), "-Z", "nobody"]);
+    ns.replay(&input, &["--topspeed"]);
+    let sum = interrupt(cap);
+    assert_eq!(sum["written_packets"], 500);
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+}
