@@ -16,5 +16,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
+echo "== cargo test, Parquet output (feature parquet)"
+cargo clippy -p netspectra-sinks --features parquet --all-targets --locked -- -D warnings
+cargo test -p netspectra-sinks --features parquet --locked
+
 echo "== fuzz smoke run"
 scripts/fuzz.sh smoke

@@ -13,6 +13,9 @@ use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "parquet")]
+mod parquet_out;
+
 /// Output format of a record stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RecordFormat {
@@ -23,6 +26,8 @@ pub enum RecordFormat {
     Csv,
     /// Tab-separated values with a header row (tabs/newlines in values become spaces).
     Tsv,
+    /// Apache Parquet (zstd); needs the cargo feature `parquet`.
+    Parquet,
 }
 
 impl RecordFormat {
@@ -32,6 +37,7 @@ impl RecordFormat {
             "jsonl" | "json" | "ndjson" => Some(RecordFormat::JsonLines),
             "csv" => Some(RecordFormat::Csv),
             "tsv" => Some(RecordFormat::Tsv),
+            "parquet" => Some(RecordFormat::Parquet),
             _ => None,
         }
     }
@@ -42,6 +48,7 @@ impl RecordFormat {
             RecordFormat::JsonLines => "jsonl",
             RecordFormat::Csv => "csv",
             RecordFormat::Tsv => "tsv",
+            RecordFormat::Parquet => "parquet",
         }
     }
 }
@@ -67,6 +74,17 @@ pub enum SinkError {
         #[source]
         source: serde_json::Error,
     },
+    /// Parquet output was requested from a build without the `parquet` feature.
+    #[error("Parquet output needs a build with the `parquet` feature (cargo build --release --features parquet)")]
+    ParquetDisabled,
+    /// The Parquet encoder failed.
+    #[error("{path}: parquet: {message}")]
+    Parquet {
+        /// The output.
+        path: PathBuf,
+        /// The encoder's message.
+        message: String,
+    },
     /// A selected column is not a field of the records.
     #[error("unknown field '{field}' (available: {available})")]
     UnknownField {
@@ -80,6 +98,8 @@ pub enum SinkError {
 /// A buffered writer of records of type `T`.
 pub struct RecordWriter<T: Serialize> {
     out: BufWriter<Box<dyn Write + Send>>,
+    #[cfg(feature = "parquet")]
+    parquet: Option<parquet_out::ParquetOut<Box<dyn Write + Send>>>,
     path: PathBuf,
     format: RecordFormat,
     fields: Option<Vec<String>>,
@@ -93,6 +113,9 @@ impl<T: Serialize> RecordWriter<T> {
     /// Creates (truncates) `path`, making parent folders; `-` writes to standard output.
     pub fn create(path: impl AsRef<Path>, format: RecordFormat) -> Result<Self, SinkError> {
         let path = path.as_ref();
+        if format == RecordFormat::Parquet && !cfg!(feature = "parquet") {
+            return Err(SinkError::ParquetDisabled);
+        }
         let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
             Box::new(io::stdout())
         } else {
@@ -118,6 +141,8 @@ impl<T: Serialize> RecordWriter<T> {
     ) -> Self {
         RecordWriter {
             out: BufWriter::with_capacity(256 << 10, out),
+            #[cfg(feature = "parquet")]
+            parquet: None,
             path: name.as_ref().to_path_buf(),
             format,
             fields: None,
@@ -179,6 +204,40 @@ impl<T: Serialize> RecordWriter<T> {
         }
         self.line.clear();
         match self.format {
+            RecordFormat::Parquet => {
+                #[cfg(feature = "parquet")]
+                {
+                    let row: Vec<Value> = fields
+                        .iter()
+                        .map(|f| {
+                            flat.iter()
+                                .find(|(k, _)| k == f)
+                                .map(|(_, v)| (*v).clone())
+                                .unwrap_or(Value::Null)
+                        })
+                        .collect();
+                    if self.parquet.is_none() {
+                        let sink =
+                            std::mem::replace(&mut self.out, BufWriter::new(Box::new(io::sink())));
+                        let inner: Box<dyn Write + Send> = Box::new(sink);
+                        self.parquet = Some(parquet_out::ParquetOut::new(inner, fields.clone()));
+                    }
+                    let path = self.path.clone();
+                    self.parquet
+                        .as_mut()
+                        .expect("made above")
+                        .push(row)
+                        .map_err(|e| SinkError::Parquet {
+                            path,
+                            message: e.to_string(),
+                        })?;
+                    self.header_done = true;
+                    self.records += 1;
+                    return Ok(());
+                }
+                #[cfg(not(feature = "parquet"))]
+                return Err(SinkError::ParquetDisabled);
+            }
             RecordFormat::JsonLines => {
                 let mut m = Map::new();
                 for f in fields {
@@ -239,6 +298,13 @@ impl<T: Serialize> RecordWriter<T> {
 
     /// Flushes and closes; returns the number of records written.
     pub fn finish(mut self) -> Result<u64, SinkError> {
+        #[cfg(feature = "parquet")]
+        if let Some(p) = self.parquet.take() {
+            p.finish().map_err(|e| SinkError::Parquet {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        }
         self.flush()?;
         Ok(self.records)
     }
@@ -291,8 +357,8 @@ mod tests {
 
     #[derive(Serialize)]
     struct Rec {
-        id: u32,
         name: Option<String>,
+        id: u32,
         req: Inner,
     }
 
@@ -359,7 +425,7 @@ mod tests {
         let s = render(RecordFormat::Csv, None).unwrap();
         assert_eq!(
             s,
-            "id,name,req.host\n1,\"a,\"\"b\"\"\",x.example\n2,,y\tz\n"
+            "name,id,req.host\n\"a,\"\"b\"\"\",1,x.example\n,2,y\tz\n"
         );
     }
 
