@@ -1,0 +1,234 @@
+//! Heavy hitters over key spaces too large to count exactly: a Count-Min sketch with
+//! conservative update plus a bounded candidate set holding the `k` keys with the largest
+//! estimates.
+//!
+//! Bounds (Cormode & Muthukrishnan): with width `w = ceil(e / eps)` and depth
+//! `d = ceil(ln(1 / delta))`, every estimate is at least the true count and, with probability at
+//! least `1 - delta`, at most `true + eps * N` where `N` is the total weight added. A key whose
+//! true count exceeds the `k`-th largest estimate by more than `eps * N` is in the candidate set.
+
+use hashbrown::HashMap;
+use std::hash::Hash;
+
+/// A Count-Min sketch over 64-bit key hashes.
+#[derive(Clone, Debug)]
+pub struct CountMin {
+    width: usize,
+    depth: usize,
+    cells: Vec<u64>,
+    total: u64,
+    eps: f64,
+}
+
+impl CountMin {
+    /// A sketch whose over-estimate is at most `eps * N` with probability `1 - delta`.
+    pub fn with_error(eps: f64, delta: f64) -> Self {
+        let eps = eps.clamp(1e-7, 1.0);
+        let delta = delta.clamp(1e-9, 0.5);
+        let width = (std::f64::consts::E / eps).ceil() as usize;
+        let depth = (1.0 / delta).ln().ceil().max(1.0) as usize;
+        CountMin {
+            width,
+            depth,
+            cells: vec![0; width * depth],
+            total: 0,
+            eps,
+        }
+    }
+
+    #[inline]
+    fn cell(&self, row: usize, h: u64) -> usize {
+        // Row hashes derived from one 64-bit hash (Kirsch-Mitzenmacher double hashing).
+        let h1 = h as u32 as u64;
+        let h2 = (h >> 32) | 1;
+        let x = h1.wrapping_add((row as u64).wrapping_mul(h2));
+        row * self.width + (x % self.width as u64) as usize
+    }
+
+    /// Adds `w` to the key with hash `h` (conservative update) and returns its new estimate.
+    #[inline]
+    pub fn add(&mut self, h: u64, w: u64) -> u64 {
+        self.total += w;
+        let est = self.estimate(h) + w;
+        for r in 0..self.depth {
+            let i = self.cell(r, h);
+            if self.cells[i] < est {
+                self.cells[i] = est;
+            }
+        }
+        est
+    }
+
+    /// Current estimate for the key with hash `h` (never below its true count).
+    #[inline]
+    pub fn estimate(&self, h: u64) -> u64 {
+        (0..self.depth)
+            .map(|r| self.cells[self.cell(r, h)])
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Total weight added.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The additive error bound `eps * N` that holds with probability `1 - delta`.
+    pub fn error_bound(&self) -> u64 {
+        (self.eps * self.total as f64).ceil() as u64
+    }
+
+    /// Sketch dimensions `(width, depth)`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.width, self.depth)
+    }
+}
+
+/// The `k` heaviest keys by Count-Min estimate.
+#[derive(Clone, Debug)]
+pub struct TopK<K: Eq + Hash + Clone> {
+    k: usize,
+    cms: CountMin,
+    cand: HashMap<K, u64>,
+    min: u64,
+}
+
+impl<K: Eq + Hash + Clone> TopK<K> {
+    /// Keeps `k` candidates over a Count-Min sketch with the given error parameters.
+    pub fn new(k: usize, eps: f64, delta: f64) -> Self {
+        TopK {
+            k: k.max(1),
+            cms: CountMin::with_error(eps, delta),
+            cand: HashMap::with_capacity(k.max(1) + 1),
+            min: 0,
+        }
+    }
+
+    /// Adds weight `w` to `key` whose well-mixed 64-bit hash is `h`.
+    pub fn add(&mut self, key: &K, h: u64, w: u64) {
+        let est = self.cms.add(h, w);
+        if let Some(v) = self.cand.get_mut(key) {
+            *v = est;
+            return;
+        }
+        if self.cand.len() < self.k {
+            self.cand.insert(key.clone(), est);
+            if self.cand.len() == self.k {
+                self.recompute_min();
+            }
+            return;
+        }
+        if est > self.min {
+            // Evict the smallest candidate (O(k), only when a key overtakes it).
+            if let Some(victim) = self
+                .cand
+                .iter()
+                .min_by_key(|(_, &v)| v)
+                .map(|(k, _)| k.clone())
+            {
+                self.cand.remove(&victim);
+            }
+            self.cand.insert(key.clone(), est);
+            self.recompute_min();
+        }
+    }
+
+    fn recompute_min(&mut self) {
+        self.min = self.cand.values().copied().min().unwrap_or(0);
+    }
+
+    /// Candidates sorted by estimate, largest first.
+    pub fn top(&self) -> Vec<(K, u64)> {
+        let mut v: Vec<(K, u64)> = self.cand.iter().map(|(k, &c)| (k.clone(), c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v
+    }
+
+    /// The over-estimate bound `eps * N` for every reported count.
+    pub fn error_bound(&self) -> u64 {
+        self.cms.error_bound()
+    }
+
+    /// Total weight added.
+    pub fn total(&self) -> u64 {
+        self.cms.total()
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.cand.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::collections::HashMap as StdMap;
+    use xxhash_rust::xxh3::xxh3_64;
+
+    /// Zipf(s) sampler over 1..=n by inverse CDF.
+    fn zipf_stream(n: usize, s: f64, len: usize, seed: u64) -> Vec<u64> {
+        let mut cdf = Vec::with_capacity(n);
+        let mut acc = 0.0;
+        for i in 1..=n {
+            acc += 1.0 / (i as f64).powf(s);
+            cdf.push(acc);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..len)
+            .map(|_| {
+                let u = rng.random::<f64>() * acc;
+                cdf.partition_point(|&c| c < u) as u64
+            })
+            .collect()
+    }
+
+    #[test]
+    fn estimates_never_under_and_within_bound() {
+        let stream = zipf_stream(100_000, 1.1, 500_000, 1);
+        let mut exact: StdMap<u64, u64> = StdMap::new();
+        let mut cms = CountMin::with_error(0.001, 0.01);
+        for &k in &stream {
+            *exact.entry(k).or_default() += 1;
+            cms.add(xxh3_64(&k.to_le_bytes()), 1);
+        }
+        let bound = cms.error_bound();
+        let mut over = 0;
+        for (&k, &c) in &exact {
+            let e = cms.estimate(xxh3_64(&k.to_le_bytes()));
+            assert!(e >= c);
+            if e > c + bound {
+                over += 1;
+            }
+        }
+        // At most a delta share of keys may exceed the bound.
+        assert!(
+            (over as f64) < 0.01 * exact.len() as f64,
+            "{over} keys over bound"
+        );
+    }
+
+    #[test]
+    fn recall_of_true_top_k_on_zipf() {
+        for (seed, s) in [(7u64, 1.0), (8, 1.2), (9, 0.9)] {
+            let stream = zipf_stream(200_000, s, 1_000_000, seed);
+            let mut exact: StdMap<u64, u64> = StdMap::new();
+            let mut tk = TopK::new(50, 0.0005, 0.01);
+            for &k in &stream {
+                *exact.entry(k).or_default() += 1;
+                tk.add(&k, xxh3_64(&k.to_le_bytes()), 1);
+            }
+            let mut truth: Vec<(u64, u64)> = exact.into_iter().collect();
+            truth.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let want: Vec<u64> = truth.iter().take(20).map(|x| x.0).collect();
+            let got: Vec<u64> = tk.top().iter().map(|x| x.0).collect();
+            let hit = want.iter().filter(|k| got.contains(k)).count();
+            assert_eq!(hit, 20, "s={s}: true top-20 recall {hit}/20");
+            let want50: Vec<u64> = truth.iter().take(50).map(|x| x.0).collect();
+            let hit50 = want50.iter().filter(|k| got.contains(k)).count();
+            assert!(hit50 >= 45, "s={s}: top-50 recall {hit50}/50");
+        }
+    }
+}

@@ -1,0 +1,590 @@
+//! The merger: collects worker deltas per interval, rolls them into every view on its own
+//! cadence, and emits snapshots plus the run summary.
+//!
+//! Workers tag deltas with the number of ticks they have seen (the interval number). Ticks are
+//! in-band and reach every worker at the same cut, so interval `e` is complete once every worker
+//! sent `Tick(e)`; only then are its deltas applied, in interval order. Each view closes its
+//! window at multiples of its own interval, so views with different cadences see every delta
+//! exactly once: nothing is counted twice or lost.
+
+use crate::config::{mask_ip, Field, Metric, ViewMode, ViewSpec};
+use crate::hll::Distinct;
+use crate::table::{EndedFlow, FlowDelta, TableCounters};
+use crate::topk::TopK;
+use crate::worker::{DecodeCounters, WorkerMsg};
+use hashbrown::HashMap;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// A view key: the projected fields of one flow direction (unused fields are zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VKey {
+    src: IpAddr,
+    dst: IpAddr,
+    sp: u16,
+    dp: u16,
+    proto: u8,
+    vlan: Option<u16>,
+}
+
+const ZERO: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// One direction of a delta, as views see it.
+struct Dir {
+    src: IpAddr,
+    dst: IpAddr,
+    sp: u16,
+    dp: u16,
+    proto: u8,
+    vlan: Option<u16>,
+}
+
+impl Dir {
+    fn project(&self, keys: &[Field]) -> VKey {
+        let mut k = VKey {
+            src: ZERO,
+            dst: ZERO,
+            sp: 0,
+            dp: 0,
+            proto: 0,
+            vlan: None,
+        };
+        for f in keys {
+            match *f {
+                Field::SrcIp(a, b) => k.src = mask_ip(self.src, a, b),
+                Field::DstIp(a, b) => k.dst = mask_ip(self.dst, a, b),
+                Field::SrcPort => k.sp = self.sp,
+                Field::DstPort => k.dp = self.dp,
+                Field::Proto => k.proto = self.proto,
+                Field::Vlan => k.vlan = self.vlan,
+            }
+        }
+        k
+    }
+
+    fn field_hash(&self, f: Field) -> u64 {
+        let ip = |a: IpAddr| match a {
+            IpAddr::V4(x) => xxh3_64(&x.octets()),
+            IpAddr::V6(x) => xxh3_64(&x.octets()),
+        };
+        match f {
+            Field::SrcIp(a, b) => ip(mask_ip(self.src, a, b)),
+            Field::DstIp(a, b) => ip(mask_ip(self.dst, a, b)),
+            Field::SrcPort => xxh3_64(&self.sp.to_le_bytes()),
+            Field::DstPort => xxh3_64(&self.dp.to_le_bytes()),
+            Field::Proto => xxh3_64(&[self.proto]),
+            Field::Vlan => xxh3_64(
+                &self
+                    .vlan
+                    .map(|v| v as u32)
+                    .unwrap_or(u32::MAX)
+                    .to_le_bytes(),
+            ),
+        }
+    }
+}
+
+fn vkey_hash(k: &VKey) -> u64 {
+    let mut b = [0u8; 40];
+    let put = |b: &mut [u8], a: IpAddr| match a {
+        IpAddr::V4(x) => b[..4].copy_from_slice(&x.octets()),
+        IpAddr::V6(x) => b[..16].copy_from_slice(&x.octets()),
+    };
+    put(&mut b[0..16], k.src);
+    put(&mut b[16..32], k.dst);
+    b[32..34].copy_from_slice(&k.sp.to_le_bytes());
+    b[34..36].copy_from_slice(&k.dp.to_le_bytes());
+    b[36] = k.proto;
+    b[37..39].copy_from_slice(&k.vlan.unwrap_or(0xffff).to_le_bytes());
+    b[39] = u8::from(k.src.is_ipv6()) | u8::from(k.dst.is_ipv6()) << 1;
+    xxh3_64(&b)
+}
+
+/// Per-key aggregate of an exact view.
+#[derive(Clone, Debug, Default)]
+struct Agg {
+    packets: u64,
+    bytes: u64,
+    flows: u64,
+    distinct: Vec<Distinct>,
+}
+
+struct ViewState {
+    spec: ViewSpec,
+    distinct_fields: Vec<Field>,
+    exact: HashMap<VKey, Agg>,
+    overflow: Option<Agg>,
+    overflow_keys: u64,
+    topk: Option<TopK<VKey>>,
+    last_end: Option<i64>,
+    any: bool,
+}
+
+impl ViewState {
+    fn new(spec: ViewSpec) -> Self {
+        let distinct_fields = spec
+            .metrics
+            .iter()
+            .filter_map(|m| match m {
+                Metric::Distinct(f) => Some(*f),
+                _ => None,
+            })
+            .collect();
+        let mut v = ViewState {
+            spec,
+            distinct_fields,
+            exact: HashMap::new(),
+            overflow: None,
+            overflow_keys: 0,
+            topk: None,
+            last_end: None,
+            any: false,
+        };
+        v.reset();
+        v
+    }
+
+    fn reset(&mut self) {
+        self.exact = HashMap::new();
+        self.overflow = None;
+        self.overflow_keys = 0;
+        self.any = false;
+        if let ViewMode::TopK { k, eps, delta, .. } = self.spec.mode {
+            self.topk = Some(TopK::new(k, eps, delta));
+        }
+    }
+
+    fn add(&mut self, d: &Dir, packets: u64, bytes: u64, flows: u64) {
+        self.any = true;
+        let key = d.project(&self.spec.keys);
+        match self.spec.mode {
+            ViewMode::TopK { rank, .. } => {
+                let w = match rank {
+                    Metric::Packets => packets,
+                    Metric::Flows => flows,
+                    _ => bytes,
+                };
+                if w > 0 {
+                    if let Some(t) = &mut self.topk {
+                        t.add(&key, vkey_hash(&key), w);
+                    }
+                }
+            }
+            ViewMode::Exact { max_keys } => {
+                let nd = self.distinct_fields.len();
+                let agg = if let Some(a) = self.exact.get_mut(&key) {
+                    a
+                } else if self.exact.len() < max_keys {
+                    self.exact.entry(key).or_insert_with(|| Agg {
+                        distinct: vec![Distinct::default(); nd],
+                        ..Agg::default()
+                    })
+                } else {
+                    self.overflow_keys += 1;
+                    self.overflow.get_or_insert_with(|| Agg {
+                        distinct: vec![Distinct::default(); nd],
+                        ..Agg::default()
+                    })
+                };
+                agg.packets += packets;
+                agg.bytes += bytes;
+                agg.flows += flows;
+                for (i, f) in self.distinct_fields.iter().enumerate() {
+                    agg.distinct[i].add_hash(d.field_hash(*f), self.spec.hll_precision);
+                }
+            }
+        }
+    }
+
+    fn columns(&self) -> Vec<String> {
+        let mut c = vec!["interval_start".to_string(), "interval_end".to_string()];
+        c.extend(self.spec.keys.iter().map(|k| k.column()));
+        match self.spec.mode {
+            ViewMode::Exact { .. } => c.extend(self.spec.metrics.iter().map(|m| m.column())),
+            ViewMode::TopK { rank, .. } => {
+                c.push(rank.column());
+                c.push("max_overestimate".into());
+            }
+        }
+        c
+    }
+
+    fn key_values(&self, k: &VKey, m: &mut Map<String, Value>) {
+        for f in &self.spec.keys {
+            let v = match f {
+                Field::SrcIp(..) => Value::String(k.src.to_string()),
+                Field::DstIp(..) => Value::String(k.dst.to_string()),
+                Field::SrcPort => k.sp.into(),
+                Field::DstPort => k.dp.into(),
+                Field::Proto => k.proto.into(),
+                Field::Vlan => k.vlan.map(Value::from).unwrap_or(Value::Null),
+            };
+            m.insert(f.column(), v);
+        }
+    }
+
+    fn agg_values(&self, a: &Agg, m: &mut Map<String, Value>) {
+        let mut di = 0;
+        for metric in &self.spec.metrics {
+            let v = match metric {
+                Metric::Packets => a.packets,
+                Metric::Bytes => a.bytes,
+                Metric::Flows => a.flows,
+                Metric::Distinct(_) => {
+                    di += 1;
+                    a.distinct[di - 1].count()
+                }
+            };
+            m.insert(metric.column(), v.into());
+        }
+    }
+
+    /// Emits the window `[start, end)` and resets.
+    fn take(&mut self, start: i64, end: i64) -> Option<Snapshot> {
+        if !self.any {
+            self.reset();
+            return None;
+        }
+        let base = |m: &mut Map<String, Value>| {
+            m.insert(
+                "interval_start".into(),
+                crate::record::rfc3339(start).into(),
+            );
+            m.insert("interval_end".into(), crate::record::rfc3339(end).into());
+        };
+        let mut rows = Vec::new();
+        match self.spec.mode {
+            ViewMode::Exact { .. } => {
+                let mut keys: Vec<(&VKey, &Agg)> = self.exact.iter().collect();
+                // Largest first by bytes, then by key, so outputs are deterministic.
+                keys.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(b.0)));
+                for (k, a) in keys {
+                    let mut m = Map::new();
+                    base(&mut m);
+                    self.key_values(k, &mut m);
+                    self.agg_values(a, &mut m);
+                    rows.push(m);
+                }
+                if let Some(a) = &self.overflow {
+                    let mut m = Map::new();
+                    base(&mut m);
+                    for f in &self.spec.keys {
+                        m.insert(f.column(), Value::Null);
+                    }
+                    self.agg_values(a, &mut m);
+                    rows.push(m);
+                }
+            }
+            ViewMode::TopK { rank, .. } => {
+                if let Some(t) = &self.topk {
+                    let bound = t.error_bound();
+                    for (k, est) in t.top() {
+                        let mut m = Map::new();
+                        base(&mut m);
+                        self.key_values(&k, &mut m);
+                        m.insert(rank.column(), est.into());
+                        m.insert("max_overestimate".into(), bound.into());
+                        rows.push(m);
+                    }
+                }
+            }
+        }
+        let snap = Snapshot {
+            view: self.spec.name.clone(),
+            start,
+            end,
+            columns: self.columns(),
+            rows,
+            overflow_keys: self.overflow_keys,
+        };
+        self.reset();
+        Some(snap)
+    }
+}
+
+/// One view's window, ready to write.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// View name.
+    pub view: String,
+    /// Window start (ns).
+    pub start: i64,
+    /// Window end (ns, exclusive).
+    pub end: i64,
+    /// Column names in order.
+    pub columns: Vec<String>,
+    /// Rows (one per key, plus an overflow row with null keys when the key bound was hit).
+    pub rows: Vec<Map<String, Value>>,
+    /// Deltas that went to the overflow row because the key bound was reached.
+    pub overflow_keys: u64,
+}
+
+/// What the merger produces.
+#[derive(Debug)]
+pub enum Output {
+    /// A view window.
+    Snapshot(Snapshot),
+    /// Finished flow records.
+    Ended(Vec<EndedFlow>),
+}
+
+/// Totals of a whole run, for the terminal and `--json` summaries.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Summary {
+    /// Packets in flows.
+    pub packets: u64,
+    /// Frame bytes in flows.
+    pub bytes: u64,
+    /// Flow records.
+    pub flows: u64,
+    /// Per IP protocol: (flows, packets, bytes).
+    pub by_proto: BTreeMap<u8, [u64; 3]>,
+    /// Table counters summed over workers.
+    pub table: TableCounters,
+    /// Decode counters summed over workers.
+    pub decode: DecodeCounters,
+    /// Top talkers by bytes sent + received: (address, estimated bytes).
+    pub top_talkers: Vec<(IpAddr, u64)>,
+    /// Top conversations (address pairs, lower first) by bytes: (a, b, estimated bytes).
+    pub top_conversations: Vec<(IpAddr, IpAddr, u64)>,
+    /// Over-estimate bound of the top lists (bytes; with probability 99 %).
+    pub top_max_overestimate: u64,
+    /// Bytes held by the workers' tables at the end.
+    pub table_bytes: usize,
+    /// Snapshots emitted.
+    pub snapshots: u64,
+}
+
+struct Epoch {
+    deltas: Vec<Vec<FlowDelta>>,
+    ticks: usize,
+    at: i64,
+}
+
+/// Collects worker messages and turns them into snapshots and a summary.
+pub struct Merger {
+    workers: usize,
+    views: Vec<ViewState>,
+    pending: BTreeMap<u64, Epoch>,
+    next_epoch: u64,
+    done: usize,
+    min_ts: Option<i64>,
+    talkers: TopK<IpAddr>,
+    convs: TopK<(IpAddr, IpAddr)>,
+    summary: Summary,
+}
+
+impl Merger {
+    /// A merger for `workers` workers and these views.
+    pub fn new(workers: usize, views: Vec<ViewSpec>) -> Self {
+        Merger {
+            workers: workers.max(1),
+            views: views.into_iter().map(ViewState::new).collect(),
+            pending: BTreeMap::new(),
+            next_epoch: 0,
+            done: 0,
+            min_ts: None,
+            talkers: TopK::new(64, 0.0005, 0.01),
+            convs: TopK::new(64, 0.0005, 0.01),
+            summary: Summary::default(),
+        }
+    }
+
+    /// The base tick for the engine: the greatest common divisor of the view cadences.
+    pub fn base_tick(views: &[ViewSpec]) -> Option<i64> {
+        fn gcd(a: i64, b: i64) -> i64 {
+            if b == 0 {
+                a
+            } else {
+                gcd(b, a % b)
+            }
+        }
+        views
+            .iter()
+            .map(|v| v.interval)
+            .filter(|&i| i > 0)
+            .reduce(gcd)
+    }
+
+    /// True when every worker has said `Done`.
+    pub fn finished(&self) -> bool {
+        self.done >= self.workers
+    }
+
+    /// Handles one worker message; outputs go to `out`.
+    pub fn handle(&mut self, msg: WorkerMsg, out: &mut dyn FnMut(Output)) {
+        match msg {
+            WorkerMsg::Deltas { epoch, deltas, .. } => {
+                if !deltas.is_empty() {
+                    self.epoch(epoch).deltas.push(deltas);
+                }
+            }
+            WorkerMsg::Tick { epoch, at, .. } => {
+                let e = self.epoch(epoch);
+                e.ticks += 1;
+                e.at = at;
+                self.drain(false, out);
+            }
+            WorkerMsg::Ended(v) => out(Output::Ended(v)),
+            WorkerMsg::Done {
+                counters,
+                decode,
+                table_bytes,
+                ..
+            } => {
+                self.summary.table.merge(&counters);
+                self.summary.decode.merge(&decode);
+                self.summary.table_bytes += table_bytes;
+                self.done += 1;
+                if self.finished() {
+                    self.drain(true, out);
+                    self.final_snapshots(out);
+                }
+            }
+        }
+    }
+
+    fn epoch(&mut self, e: u64) -> &mut Epoch {
+        self.pending.entry(e).or_insert_with(|| Epoch {
+            deltas: Vec::new(),
+            ticks: 0,
+            at: i64::MIN,
+        })
+    }
+
+    fn drain(&mut self, all: bool, out: &mut dyn FnMut(Output)) {
+        while let Some(mut entry) = self.pending.first_entry() {
+            let complete = entry.get().ticks >= self.workers;
+            if !complete && !all {
+                break;
+            }
+            if *entry.key() != self.next_epoch && !all {
+                break;
+            }
+            let ep = std::mem::replace(
+                entry.get_mut(),
+                Epoch {
+                    deltas: Vec::new(),
+                    ticks: 0,
+                    at: 0,
+                },
+            );
+            entry.remove();
+            self.next_epoch += 1;
+            for batch in &ep.deltas {
+                for d in batch {
+                    self.apply(d);
+                }
+            }
+            if complete {
+                self.tick(ep.at, out);
+            }
+        }
+    }
+
+    fn apply(&mut self, d: &FlowDelta) {
+        self.min_ts = Some(self.min_ts.map_or(d.first, |m| m.min(d.first)));
+        let k = &d.key;
+        let fwd = Dir {
+            src: k.src,
+            dst: k.dst,
+            sp: k.src_port,
+            dp: k.dst_port,
+            proto: k.proto,
+            vlan: k.vlan,
+        };
+        let rev = Dir {
+            src: k.dst,
+            dst: k.src,
+            sp: k.dst_port,
+            dp: k.src_port,
+            proto: k.proto,
+            vlan: k.vlan,
+        };
+        let nf = u64::from(d.new_flow);
+        for v in &mut self.views {
+            if d.packets[0] > 0 || nf > 0 {
+                v.add(&fwd, d.packets[0], d.bytes[0], nf);
+            }
+            if d.packets[1] > 0 {
+                v.add(&rev, d.packets[1], d.bytes[1], 0);
+            }
+        }
+        let s = &mut self.summary;
+        let pk = d.packets[0] + d.packets[1];
+        let by = d.bytes[0] + d.bytes[1];
+        s.packets += pk;
+        s.bytes += by;
+        s.flows += nf;
+        let p = s.by_proto.entry(k.proto).or_default();
+        p[0] += nf;
+        p[1] += pk;
+        p[2] += by;
+        if by > 0 {
+            for a in [k.src, k.dst] {
+                self.talkers.add(&a, ip_hash(a), by);
+            }
+            let pair = if k.src <= k.dst {
+                (k.src, k.dst)
+            } else {
+                (k.dst, k.src)
+            };
+            self.convs
+                .add(&pair, ip_hash(pair.0) ^ ip_hash(pair.1).rotate_left(17), by);
+        }
+    }
+
+    fn tick(&mut self, at: i64, out: &mut dyn FnMut(Output)) {
+        for v in &mut self.views {
+            let iv = v.spec.interval;
+            if at.rem_euclid(iv) == 0 {
+                if let Some(s) = v.take(at - iv, at) {
+                    self.summary.snapshots += 1;
+                    out(Output::Snapshot(s));
+                }
+                v.last_end = Some(at);
+            }
+        }
+    }
+
+    fn final_snapshots(&mut self, out: &mut dyn FnMut(Output)) {
+        for v in &mut self.views {
+            let iv = v.spec.interval;
+            let start = v
+                .last_end
+                .or_else(|| self.min_ts.map(|m| m.div_euclid(iv) * iv))
+                .unwrap_or(0);
+            if let Some(s) = v.take(start, start.saturating_add(iv)) {
+                self.summary.snapshots += 1;
+                out(Output::Snapshot(s));
+            }
+        }
+    }
+
+    /// The run summary (complete once [`Merger::finished`]).
+    pub fn summary(&self) -> Summary {
+        let mut s = self.summary.clone();
+        s.top_talkers = self.talkers.top().into_iter().take(10).collect();
+        s.top_conversations = self
+            .convs
+            .top()
+            .into_iter()
+            .take(10)
+            .map(|((a, b), n)| (a, b, n))
+            .collect();
+        s.top_max_overestimate = self.talkers.error_bound().max(self.convs.error_bound());
+        s
+    }
+}
+
+fn ip_hash(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(x) => xxh3_64(&x.octets()),
+        IpAddr::V6(x) => xxh3_64(&x.octets()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! One worker's flow analysis: decodes packets into its table and ships ended flows and
+//! per-interval deltas to the merger through a callback (a channel in the CLI).
+
+use crate::table::{EndReason, EndedFlow, FlowDelta, FlowTable, TableCounters};
+use crate::TableConfig;
+use netspectra_packet::{decode, Batch, DecodeOptions, DecodeStatus, Timestamp};
+
+/// Ended flows buffered before they are shipped.
+const ENDED_BATCH: usize = 4096;
+/// Deltas of ended flows buffered before they are shipped inside an interval.
+const PENDING_BATCH: usize = 16384;
+
+/// Decode outcomes counted by a worker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DecodeCounters {
+    /// Frames whose bytes end inside a header.
+    pub truncated: u64,
+    /// Frames with an inconsistent header.
+    pub malformed: u64,
+    /// Frames of a link type the decoder does not know.
+    pub undecoded: u64,
+}
+
+impl DecodeCounters {
+    /// Adds another worker's counts.
+    pub fn merge(&mut self, o: &DecodeCounters) {
+        self.truncated += o.truncated;
+        self.malformed += o.malformed;
+        self.undecoded += o.undecoded;
+    }
+}
+
+/// What a worker sends to the merger.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    /// Deltas belonging to interval number `epoch` (counted in ticks seen by the worker).
+    Deltas {
+        /// Worker index.
+        worker: usize,
+        /// Interval number.
+        epoch: u64,
+        /// The deltas.
+        deltas: Vec<FlowDelta>,
+    },
+    /// The worker has delivered everything of interval `epoch`, which ends at `at` (ns).
+    Tick {
+        /// Worker index.
+        worker: usize,
+        /// Interval number that ended.
+        epoch: u64,
+        /// Boundary time.
+        at: i64,
+    },
+    /// Finished flow records.
+    Ended(Vec<EndedFlow>),
+    /// The worker flushed everything and stopped.
+    Done {
+        /// Worker index.
+        worker: usize,
+        /// Its table counters.
+        counters: TableCounters,
+        /// Its decode counters.
+        decode: DecodeCounters,
+        /// Bytes its table held at the end (slab, index, caches).
+        table_bytes: usize,
+    },
+}
+
+/// A flow worker: a table plus the callback that ships its output.
+pub struct FlowWorker {
+    id: usize,
+    table: FlowTable,
+    opts: DecodeOptions,
+    epoch: u64,
+    decode: DecodeCounters,
+    ended: Vec<EndedFlow>,
+    out: Box<dyn FnMut(WorkerMsg) + Send>,
+}
+
+impl FlowWorker {
+    /// A worker with index `id`; `out` receives its messages in order.
+    pub fn new(id: usize, cfg: TableConfig, out: Box<dyn FnMut(WorkerMsg) + Send>) -> Self {
+        let opts = DecodeOptions { inner: cfg.inner };
+        FlowWorker {
+            id,
+            table: FlowTable::new(cfg, true),
+            opts,
+            epoch: 0,
+            decode: DecodeCounters::default(),
+            ended: Vec::with_capacity(ENDED_BATCH),
+            out,
+        }
+    }
+
+    /// Processes one batch.
+    pub fn on_batch(&mut self, batch: &Batch<'_>) {
+        for p in batch.iter() {
+            let v = decode(p.data, p.link, p.vlan_tci, &self.opts);
+            match v.status {
+                DecodeStatus::Complete => {}
+                DecodeStatus::Truncated(_) => self.decode.truncated += 1,
+                DecodeStatus::Malformed(_) => self.decode.malformed += 1,
+                DecodeStatus::Undecoded => self.decode.undecoded += 1,
+            }
+            self.table.update(p.ts.as_nanos(), p.orig_len, &v);
+        }
+        self.ship(false);
+    }
+
+    /// Interval boundary: expire idle flows as of `at`, then hand over the interval's deltas.
+    pub fn on_tick(&mut self, at: Timestamp) {
+        self.table.sweep(at.as_nanos());
+        let mut d = Vec::new();
+        self.table.take_deltas(&mut d);
+        (self.out)(WorkerMsg::Deltas {
+            worker: self.id,
+            epoch: self.epoch,
+            deltas: d,
+        });
+        (self.out)(WorkerMsg::Tick {
+            worker: self.id,
+            epoch: self.epoch,
+            at: at.as_nanos(),
+        });
+        self.epoch += 1;
+        self.ship(true);
+    }
+
+    fn ship(&mut self, force: bool) {
+        if self.table.ended_len() >= ENDED_BATCH || (force && self.table.ended_len() > 0) {
+            self.table.take_ended(&mut self.ended);
+            let v = std::mem::replace(&mut self.ended, Vec::with_capacity(ENDED_BATCH));
+            (self.out)(WorkerMsg::Ended(v));
+        }
+        if self.table.pending_len() >= PENDING_BATCH {
+            let mut d = Vec::with_capacity(PENDING_BATCH);
+            self.table.take_pending(&mut d);
+            (self.out)(WorkerMsg::Deltas {
+                worker: self.id,
+                epoch: self.epoch,
+                deltas: d,
+            });
+        }
+    }
+
+    /// End of input: exports every live flow, ships the rest and says goodbye.
+    pub fn finish(mut self) {
+        self.table.flush_all(EndReason::EndOfInput);
+        let mut d = Vec::new();
+        self.table.take_deltas(&mut d);
+        (self.out)(WorkerMsg::Deltas {
+            worker: self.id,
+            epoch: self.epoch,
+            deltas: d,
+        });
+        self.ship(true);
+        (self.out)(WorkerMsg::Done {
+            worker: self.id,
+            counters: *self.table.counters(),
+            decode: self.decode,
+            table_bytes: self.table.memory_bytes(),
+        });
+    }
+
+    /// The table (for tests and statistics).
+    pub fn table(&self) -> &FlowTable {
+        &self.table
+    }
+}
