@@ -302,7 +302,7 @@ fn cmd_run(r: RunArgs) -> Result<ExitCode> {
     if dir.exists() {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let mut guard = Guard::load(r.max_sessions).map_err(lib_err)?;
+    let mut guard = Guard::load_for(r.max_sessions, r.xdp).map_err(lib_err)?;
     let (gen, compiled) = guard.install(&policy).map_err(lib_err)?;
     guard.pin_maps(&r.iface).map_err(lib_err)?;
     let mut hooks = Vec::new();
@@ -370,6 +370,12 @@ fn cmd_run(r: RunArgs) -> Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(200));
         }
         if hup.swap(false, Ordering::Relaxed) {
+            // `guard reload --policy FILE` records the new file in the state before signalling
+            if let Some(st) = read_state(&r.iface) {
+                if st.pid == state.pid {
+                    state.policy = st.policy;
+                }
+            }
             match load_policy(&state.policy).and_then(|mut p| {
                 if r.audit {
                     p.audit = true;

@@ -519,14 +519,20 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Loads and verifies the BPF programs (nothing attached yet).
+    /// Loads and verifies the TC program (nothing attached yet).
     pub fn load(max_sessions: u32) -> Result<Guard, GuardError> {
+        Guard::load_for(max_sessions, false)
+    }
+
+    /// Loads and verifies the TC program, or the XDP program when `xdp` (the verifier takes
+    /// about a second per program, so only the needed one is loaded).
+    pub fn load_for(max_sessions: u32, xdp: bool) -> Result<Guard, GuardError> {
         check_capabilities()?;
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("sessions", max_sessions)
             .load(abi::BPF_OBJECT)
             .map_err(|e| bpf_err("loading the BPF object", e))?;
-        for name in ["guard_tc", "guard_xdp"] {
+        for name in [if xdp { "guard_xdp" } else { "guard_tc" }] {
             let prog = ebpf
                 .program_mut(name)
                 .ok_or_else(|| GuardError::Bpf(format!("program {name} missing")))?;

@@ -446,3 +446,24 @@ fn counters_match_traffic_sent() {
     assert!(ip >= n_ok + n_deny + n_ping);
     assert_eq!(d(c::GUARD_C_CACHE_MISS), d(c::GUARD_C_POLICY_LOOKUPS));
 }
+
+#[test]
+fn xdp_hook_blocks_denied_and_passes_allowed() {
+    require_root!();
+    let p = Pair::new();
+    servers(&p.b, &[5001, 5004], &[]);
+    let policy = Policy::from_yaml(POLICY).unwrap();
+    let mut g = Guard::load_for(65536, true).expect("load xdp guard");
+    g.install(&policy).unwrap();
+    in_ns(&p.b, || g.attach(&p.vb, Hook::Xdp).expect("attach xdp"));
+    // XDP sees ingress only: the server's replies leave untouched, requests are filtered
+    assert!(tcp_echo(&p, B4, 5001), "allowed tcp over XDP");
+    assert!(tcp_echo(&p, B6, 5001), "allowed tcp6 over XDP");
+    assert!(!tcp_echo(&p, B4, 5004), "denied tcp over XDP");
+    assert!(p.ping(B4, 1) && p.ping(B6, 1));
+    let cnt = g.maps.counters().unwrap();
+    assert!(
+        cnt.get(c::GUARD_C_DROPPED) >= 1 && cnt.get(c::GUARD_C_CACHE_HIT) >= 3,
+        "{cnt:?}"
+    );
+}
