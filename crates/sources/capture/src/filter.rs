@@ -47,6 +47,40 @@ const BPF_A: u16 = 0x10;
 const BPF_MEMWORDS: usize = 16;
 const MAX_INSNS: usize = 4096;
 
+/// The DLT_ value libpcap's compiler expects for a LINKTYPE_ value (they differ for a few
+/// historical types; libpcap's own `linktype_to_dlt`).
+fn dlt_of(link: LinkType) -> i32 {
+    match link.0 {
+        100 => 11, // ATM_RFC1483
+        101 => 12, // RAW (DLT_RAW on Linux)
+        102 => 15, // SLIP_BSDOS
+        103 => 16, // PPP_BSDOS
+        l => l as i32,
+    }
+}
+
+/// A libpcap savefile handle for `link`, opened on a header-only temporary pcap file. libpcap
+/// compiles some link types differently for files than for a dead handle (DLT_NULL accepts
+/// every OS's AF_INET6 value in a file), and files are what `matches` filters.
+fn offline_handle(link: LinkType) -> Option<pcap::Capture<pcap::Offline>> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        ".netspectra-filter-{}-{n}.pcap",
+        std::process::id()
+    ));
+    let mut h = [0u8; 24];
+    h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
+    h[4..6].copy_from_slice(&2u16.to_ne_bytes());
+    h[6..8].copy_from_slice(&4u16.to_ne_bytes());
+    h[16..20].copy_from_slice(&DEFAULT_SNAPLEN.to_ne_bytes());
+    h[20..24].copy_from_slice(&(link.0 as u32).to_ne_bytes());
+    std::fs::write(&path, h).ok()?;
+    let cap = pcap::Capture::from_file(&path);
+    let _ = std::fs::remove_file(&path);
+    cap.ok()
+}
+
 fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
@@ -72,9 +106,13 @@ impl Filter {
         };
         let text = {
             let _guard = COMPILE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-            let dead = pcap::Capture::dead(pcap::Linktype(link.0 as i32))
-                .map_err(|e| err(e.to_string()))?;
-            let prog = dead.compile(expr, true).map_err(|e| err(e.to_string()))?;
+            let prog = match offline_handle(link) {
+                Some(h) => h.compile(expr, true),
+                None => pcap::Capture::dead(pcap::Linktype(dlt_of(link)))
+                    .map_err(|e| err(e.to_string()))?
+                    .compile(expr, true),
+            }
+            .map_err(|e| err(e.to_string()))?;
             // The instruction fields are private in the pcap crate; its Display prints
             // "code jt jf k", which is exact and needs no unsafe transmute.
             prog.get_instructions()
@@ -145,6 +183,10 @@ impl Filter {
 
     /// True when this packet passes the filter (as libpcap's `pcap_offline_filter` decides it).
     /// Packets of another link type than the program's never match.
+    ///
+    /// For LINKTYPE_NULL (BSD loopback), whose 4-byte address family is in the byte order of the
+    /// machine that wrote the file, a header in the other byte order is read swapped, as libpcap
+    /// does for a swapped file.
     #[inline]
     pub fn matches(&self, p: &Packet<'_>) -> bool {
         p.link == self.link && self.run(p.data, p.orig_len) != 0
@@ -153,6 +195,15 @@ impl Filter {
     /// Runs the program over captured bytes `data` of a packet `wirelen` bytes long on the wire;
     /// returns the program's verdict (0 = reject, else the number of bytes to keep).
     pub fn run(&self, data: &[u8], wirelen: u32) -> u32 {
+        if self.link == LinkType::NULL {
+            if let Some(h) = data.get(..4) {
+                let host = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
+                if host > 0xffff && host.swap_bytes() <= 0xffff {
+                    let head = [h[3], h[2], h[1], h[0]];
+                    return run_bpf(&self.insns, &Swapped { head, data }, wirelen);
+                }
+            }
+        }
         run_bpf(&self.insns, data, wirelen)
     }
 
@@ -201,6 +252,53 @@ impl Filter {
     }
 }
 
+/// Packet bytes as the interpreter reads them.
+trait Bytes {
+    fn get(&self, i: usize) -> Option<u8>;
+    fn load(&self, off: u32, size: u16) -> Option<u32>;
+}
+
+impl Bytes for [u8] {
+    #[inline]
+    fn get(&self, i: usize) -> Option<u8> {
+        <[u8]>::get(self, i).copied()
+    }
+    #[inline]
+    fn load(&self, off: u32, size: u16) -> Option<u32> {
+        load(self, off, size)
+    }
+}
+
+/// A packet whose first four bytes are replaced (a byte-swapped DLT_NULL header), no copy.
+struct Swapped<'a> {
+    head: [u8; 4],
+    data: &'a [u8],
+}
+
+impl Bytes for Swapped<'_> {
+    fn get(&self, i: usize) -> Option<u8> {
+        if i < 4 {
+            self.data.get(i).map(|_| self.head[i])
+        } else {
+            self.data.get(i).copied()
+        }
+    }
+    fn load(&self, off: u32, size: u16) -> Option<u32> {
+        let n = match size {
+            BPF_W => 4,
+            BPF_H => 2,
+            BPF_B => 1,
+            _ => return None,
+        };
+        let off = off as usize;
+        let mut v = 0u32;
+        for i in off..off.checked_add(n)? {
+            v = v << 8 | self.get(i)? as u32;
+        }
+        Some(v)
+    }
+}
+
 #[inline]
 fn load(data: &[u8], off: u32, size: u16) -> Option<u32> {
     let off = off as usize;
@@ -219,7 +317,7 @@ fn load(data: &[u8], off: u32, size: u16) -> Option<u32> {
 /// Classic BPF interpreter with libpcap's semantics: out-of-bounds loads, division by zero and
 /// unknown instructions reject the packet; it never panics and always terminates (jumps only go
 /// forward).
-fn run_bpf(insns: &[libc::sock_filter], data: &[u8], wirelen: u32) -> u32 {
+fn run_bpf<B: Bytes + ?Sized>(insns: &[libc::sock_filter], data: &B, wirelen: u32) -> u32 {
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; BPF_MEMWORDS];
     let mut pc = 0usize;
@@ -237,11 +335,11 @@ fn run_bpf(insns: &[libc::sock_filter], data: &[u8], wirelen: u32) -> u32 {
             }
             BPF_LD => {
                 a = match i.code & 0xe0 {
-                    BPF_ABS => match load(data, k, i.code & 0x18) {
+                    BPF_ABS => match data.load(k, i.code & 0x18) {
                         Some(v) => v,
                         None => return 0,
                     },
-                    BPF_IND => match x.checked_add(k).and_then(|o| load(data, o, i.code & 0x18)) {
+                    BPF_IND => match x.checked_add(k).and_then(|o| data.load(o, i.code & 0x18)) {
                         Some(v) => v,
                         None => return 0,
                     },
@@ -263,7 +361,7 @@ fn run_bpf(insns: &[libc::sock_filter], data: &[u8], wirelen: u32) -> u32 {
                         None => return 0,
                     },
                     BPF_MSH => match data.get(k as usize) {
-                        Some(&b) => ((b & 0x0f) as u32) << 2,
+                        Some(b) => ((b & 0x0f) as u32) << 2,
                         None => return 0,
                     },
                     _ => return 0,

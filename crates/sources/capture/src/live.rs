@@ -129,8 +129,9 @@ impl LiveConfig {
         }
     }
 
-    /// Block size and count per socket after applying the automatic defaults.
-    pub fn ring_geometry(&self) -> (u32, u32) {
+    /// Block size and count per socket after applying the automatic defaults, for a link of
+    /// `speed_mbps` (None = unknown, taken as 1 Gbit/s).
+    pub fn ring_geometry(&self, speed_mbps: Option<u64>) -> (u32, u32) {
         let block = if self.block_size == 0 {
             1 << 20
         } else {
@@ -139,11 +140,11 @@ impl LiveConfig {
         let count = if self.block_count != 0 {
             self.block_count
         } else {
-            let mbps = sys::link_speed_mbps(&self.iface).unwrap_or(1000);
-            // ~50 ms of line rate over the whole group, 16..256 MiB, at least 8 blocks a socket.
-            let total = (mbps * 1_000_000 / 8 / 20).clamp(16 << 20, 256 << 20);
+            let mbps = speed_mbps.unwrap_or(1000);
+            // ~100 ms of line rate over the whole group, 32..256 MiB, 16..1024 blocks a socket.
+            let total = (mbps * 1_000_000 / 8 / 10).clamp(32 << 20, 256 << 20);
             let per = total / self.threads.max(1) as u64 / block as u64;
-            per.clamp(8, 1024) as u32
+            per.clamp(16, 1024) as u32
         };
         (block, count)
     }
@@ -356,8 +357,12 @@ pub fn open_fanout(cfg: &LiveConfig) -> Result<Vec<LiveSource>, CaptureError> {
             cfg.threads
         )));
     }
+    let ifindex = sys::ifindex(&cfg.iface)?;
+    let probe = sys::packet_socket(&cfg.iface)?;
     let page = 4096u32;
-    let (block_size, block_count) = cfg.ring_geometry();
+    let (block_size, block_count) =
+        cfg.ring_geometry(sys::link_speed_mbps(probe.as_fd(), &cfg.iface));
+    drop(probe);
     if block_size < page || block_size % page != 0 || !(block_size / page).is_power_of_two() {
         return Err(CaptureError::Config(format!(
             "block size {block_size} must be a power-of-two multiple of the page size (4096)"
@@ -372,7 +377,6 @@ pub fn open_fanout(cfg: &LiveConfig) -> Result<Vec<LiveSource>, CaptureError> {
     if frame_size > block_size {
         return Err(CaptureError::Config("frame size above block size".into()));
     }
-    let ifindex = sys::ifindex(&cfg.iface)?;
     let snaplen = if cfg.snaplen == 0 {
         DEFAULT_SNAPLEN
     } else {
@@ -570,6 +574,11 @@ impl LiveSource {
     /// The socket, e.g. to attach another filter with [`Filter::attach`].
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.shared.fd.as_fd()
+    }
+
+    /// Ring geometry: (block size in bytes, block count).
+    pub fn ring_size(&self) -> (usize, usize) {
+        (self.block_size, self.block_count)
     }
 
     /// The CPU configured for this worker, if any.

@@ -159,15 +159,30 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     }
 }
 
-/// Link speed in Mbit/s from sysfs, when the driver reports one.
-pub(crate) fn link_speed_mbps(iface: &str) -> Option<u64> {
-    if iface.contains('/') || iface.starts_with('.') {
+/// Link speed in Mbit/s (ethtool ETHTOOL_GSET on `fd`, so it is right inside any network
+/// namespace), when the driver reports one.
+pub(crate) fn link_speed_mbps(fd: BorrowedFd<'_>, iface: &str) -> Option<u64> {
+    const ETHTOOL_GSET: u32 = 1;
+    // struct ethtool_cmd: cmd@0 supported@4 advertising@8 speed@12(u16) ... speed_hi@28(u16).
+    let mut cmd = [0u32; 11];
+    cmd[0] = ETHTOOL_GSET;
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if iface.len() >= libc::IFNAMSIZ {
         return None;
     }
-    let s = std::fs::read_to_string(format!("/sys/class/net/{iface}/speed")).ok()?;
-    s.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|&v| v > 0)
-        .map(|v| v as u64)
+    for (d, s) in req.ifr_name.iter_mut().zip(iface.bytes()) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_data = cmd.as_mut_ptr().cast();
+    // SAFETY: `req` names the interface and points at a 44-byte ethtool_cmd buffer that lives
+    // across the call; the kernel writes at most that much.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCETHTOOL, &mut req) };
+    if r < 0 {
+        return None;
+    }
+    let lo = cmd[3] & 0xffff;
+    let hi = cmd[7] & 0xffff;
+    let speed = hi << 16 | lo;
+    (speed != 0 && speed != u32::MAX && speed != 0xffff).then_some(speed as u64)
 }

@@ -20,6 +20,7 @@ fn run(
     let stop = StopHandle::new();
     cfg.iface = p.b_if.clone();
     cfg.stop = stop.clone();
+    cfg.block_count = 64; // 64 MiB a socket: slack for a debug build on a loaded machine
     let (b_ns, a_ns, a_if) = (p.b.clone(), p.a.clone(), p.a_if.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let cap = std::thread::spawn(move || {
@@ -51,7 +52,7 @@ fn run(
         let mut s = Sender::open(&a_if, true).expect("open sender");
         for chunk in refs.chunks(256) {
             s.send_all(chunk).unwrap();
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(Duration::from_millis(1));
         }
         s.stats()
     });
