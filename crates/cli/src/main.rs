@@ -4,6 +4,7 @@
 
 mod capture;
 mod exit;
+mod gen;
 mod guard;
 mod info;
 mod replay;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Summarize capture files: format, link types, counts, rates and a protocol breakdown (like capinfos).
     Info(info::InfoArgs),
+    /// Generate deterministic synthetic traffic (HTTP, TLS, DNS, ICMP, VLANs, IPv6, duplicates) as pcap/pcapng plus a JSON truth file.
+    Gen(gen::GenArgs),
     /// Capture live packets to pcap/pcapng files with AF_PACKET rings, rotating like tcpdump (-C/-G/-W).
     Capture(capture::CaptureArgs),
     /// Send a capture file out of an interface (AF_PACKET sendmmsg), like tcpreplay.
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => info::run(a),
+        Command::Gen(a) => gen::run(a),
         Command::Guard(a) => guard::run(a),
         Command::Capture(a) => capture::run(a),
         Command::Replay(a) => replay::run(a),
