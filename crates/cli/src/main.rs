@@ -8,6 +8,7 @@ mod gen;
 mod guard;
 mod info;
 mod replay;
+mod sanitize;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// Send a capture file out of an interface (AF_PACKET sendmmsg), like tcpreplay.
     Replay(replay::ReplayArgs),
+    /// Sanitize captures for sharing in one streaming pass: remove duplicates, anonymize addresses (Crypto-PAn), mask payloads; or --verify a sanitized capture.
+    Sanitize(sanitize::SanitizeArgs),
     /// eBPF micro-segmentation guard: enforce an allow/deny/log policy per flow on an interface (run, status, events, sessions, check, reload).
     Guard(guard::GuardArgs),
 }
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Guard(a) => guard::run(a),
         Command::Capture(a) => capture::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::Sanitize(a) => sanitize::run(a),
     };
     exit::report(result)
 }

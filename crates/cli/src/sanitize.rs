@@ -1,0 +1,782 @@
+//! `netspectra sanitize`: dedup, anonymize and mask a capture (or a directory of captures) in one
+//! streaming pass, and `--verify` a sanitized capture.
+
+use crate::exit::BadInput;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use netspectra_packet::{InterfaceInfo, OwnedBatch, Packet, PacketSource};
+use netspectra_pcap::{CaptureReader, CaptureWriter, FileFormat, OutputFormat};
+use netspectra_sanitize::{
+    key_from_passphrase, key_hex, parse_key, AnonPolicy, DedupConfig, Inspector, MaskConfig,
+    Report, SanitizeConfig, Sanitizer, CK_NAMES, KEY_LEN,
+};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Output capture format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatArg {
+    /// Classic pcap (nanosecond timestamps when the input had them).
+    Pcap,
+    /// pcapng.
+    Pcapng,
+}
+
+/// Arguments of `netspectra sanitize`.
+#[derive(Args, Debug)]
+pub struct SanitizeArgs {
+    /// Input capture (pcap/pcapng, optionally gzip), `-` for standard input, or a directory.
+    input: PathBuf,
+    /// Output capture (`-` for standard output), or a directory when the input is one.
+    #[arg(short = 'o', long = "output", required_unless_present = "verify")]
+    output: Option<PathBuf>,
+    /// Remove exact duplicate frames (all stages run when none is named).
+    #[arg(long)]
+    dedup: bool,
+    /// Rewrite IP (and optionally MAC) addresses with keyed prefix-preserving Crypto-PAn.
+    #[arg(long)]
+    anonymize: bool,
+    /// Zero-fill payloads except what the rules keep (TLS record headers and handshakes, HTTP
+    /// headers).
+    #[arg(long)]
+    mask: bool,
+    /// YAML configuration file (see docs/SANITIZE.md); command-line flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output format (default: the input's).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Compare each frame with the previous N-1 frames, like `editcap -D N` (default: the last
+    /// 1,048,576 frames).
+    #[arg(long, value_name = "N")]
+    dedup_window: Option<usize>,
+    /// Only compare with frames at most this many seconds older, like `editcap -w`.
+    #[arg(long, value_name = "SECONDS")]
+    dedup_time: Option<f64>,
+    /// Frames remembered when no window is given (16 + ~10 bytes each).
+    #[arg(long, value_name = "N")]
+    dedup_capacity: Option<usize>,
+    /// Anonymization key: 32 raw bytes or 64 hex digits (16 AES key + 16 pad).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Derive the key from a passphrase (also read from NETSPECTRA_PASSPHRASE).
+    #[arg(long)]
+    passphrase: Option<String>,
+    /// Address ranges left unchanged, comma-separated from private, multicast, broadcast,
+    /// loopback, or `none` (default: multicast,broadcast,loopback).
+    #[arg(long, value_name = "LIST")]
+    keep: Option<String>,
+    /// Truncate IPv4 addresses to this prefix length instead of encrypting them (e.g. 24).
+    #[arg(long, value_name = "BITS")]
+    truncate_v4: Option<u8>,
+    /// Truncate IPv6 addresses to this prefix length instead of encrypting them (e.g. 56).
+    #[arg(long, value_name = "BITS")]
+    truncate_v6: Option<u8>,
+    /// Also map MAC addresses (Ethernet, SLL, ARP, NDP options).
+    #[arg(long)]
+    anonymize_mac: bool,
+    /// Keep DNS payloads (they are masked by default).
+    #[arg(long)]
+    keep_dns: bool,
+    /// Keep this many payload bytes after the transport header where no rule applies.
+    #[arg(long, value_name = "N")]
+    keep_bytes: Option<usize>,
+    /// HTTP headers whose values are zero-filled, comma-separated (default:
+    /// cookie,set-cookie,authorization,proxy-authorization).
+    #[arg(long, value_name = "LIST")]
+    secret_headers: Option<String>,
+    /// Most TCP flow directions tracked for TLS/HTTP framing (default 65536).
+    #[arg(long, value_name = "N")]
+    max_flows: Option<usize>,
+    /// Files processed in parallel in directory mode (default: number of CPUs).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Print the JSON report on standard output instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Re-read a sanitized capture (the input) and fail if a TLS application-data byte, HTTP body
+    /// byte or secret header value is non-zero, or (with --original) a checksum is newly wrong.
+    #[arg(long)]
+    verify: bool,
+    /// With --verify: the capture the input was sanitized from, to tell new checksum errors from
+    /// ones that were already there.
+    #[arg(long, value_name = "FILE", requires = "verify")]
+    original: Option<PathBuf>,
+}
+
+/// The YAML configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ConfigFile {
+    /// Stages to run: dedup, anonymize, mask (default all).
+    stages: Option<Vec<String>>,
+    format: Option<FormatArg>,
+    dedup: DedupFile,
+    anonymize: AnonFile,
+    mask: Option<MaskConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct DedupFile {
+    window: Option<usize>,
+    time_window: Option<f64>,
+    capacity: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct AnonFile {
+    key_file: Option<PathBuf>,
+    passphrase: Option<String>,
+    #[serde(flatten)]
+    policy: Option<AnonPolicy>,
+}
+
+/// Runs the subcommand.
+pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
+    if a.verify {
+        return verify(&a);
+    }
+    let file_cfg: ConfigFile = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config {}", p.display()))?;
+            serde_yaml::from_str(&text)
+                .map_err(|e| BadInput(format!("config {}: {e}", p.display())))?
+        }
+        None => ConfigFile::default(),
+    };
+    let cfg = build_config(&a, &file_cfg)?;
+    let format = a.format.or(file_cfg.format);
+    let key = if cfg.anonymize.is_some() {
+        resolve_key(
+            a.key_file.as_ref().or(file_cfg.anonymize.key_file.as_ref()),
+            a.passphrase
+                .clone()
+                .or_else(|| std::env::var("NETSPECTRA_PASSPHRASE").ok())
+                .or(file_cfg.anonymize.passphrase.clone())
+                .as_deref(),
+        )?
+    } else {
+        [0u8; KEY_LEN]
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    let output = a.output.clone().expect("clap requires -o without --verify");
+    let to_stdout = output.as_os_str() == "-";
+    let (report_json, interrupted, failed) = if a.input.is_dir() {
+        run_dir(&a, &cfg, format, &key, &output, &stop)?
+    } else {
+        let progress = progress_bar(&a.input, !to_stdout);
+        let (rep, err, interrupted) = sanitize_file(
+            &a.input,
+            &output,
+            &cfg,
+            format,
+            &key,
+            &stop,
+            progress.as_ref(),
+        );
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+        if let Some(e) = err {
+            // The output written so far is a valid capture; the error names file and offset.
+            return Err(e);
+        }
+        let rep = rep.expect("report exists when there is no error");
+        let json = serde_json::json!({
+            "input": a.input.display().to_string(),
+            "output": output.display().to_string(),
+            "interrupted": interrupted,
+            "report": rep,
+        });
+        (json, interrupted, Vec::new())
+    };
+    if let Some(p) = &a.report {
+        let text = serde_json::to_string_pretty(&report_json)?;
+        std::fs::write(p, text + "\n").with_context(|| format!("writing {}", p.display()))?;
+    }
+    let mut out: Box<dyn Write> = if to_stdout {
+        Box::new(io::stderr())
+    } else {
+        Box::new(io::stdout())
+    };
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report_json)?)?;
+    } else {
+        print_summary(&mut out, &report_json)?;
+    }
+    if !failed.is_empty() {
+        return Err(BadInput(format!(
+            "{} file(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        ))
+        .into());
+    }
+    if interrupted {
+        bail!("interrupted by signal; the output holds the frames processed until then");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_config(a: &SanitizeArgs, f: &ConfigFile) -> Result<SanitizeConfig> {
+    let mut stages = [a.dedup, a.anonymize, a.mask];
+    if !stages.iter().any(|&s| s) {
+        match &f.stages {
+            Some(list) => {
+                for s in list {
+                    match s.as_str() {
+                        "dedup" => stages[0] = true,
+                        "anonymize" => stages[1] = true,
+                        "mask" => stages[2] = true,
+                        other => {
+                            return Err(BadInput(format!("config: unknown stage {other:?}")).into())
+                        }
+                    }
+                }
+            }
+            None => stages = [true; 3],
+        }
+    }
+    let dedup = stages[0].then(|| DedupConfig {
+        window_packets: a.dedup_window.or(f.dedup.window),
+        window_ns: a
+            .dedup_time
+            .or(f.dedup.time_window)
+            .map(|s| (s * 1e9).round() as i64),
+        capacity: a
+            .dedup_capacity
+            .or(f.dedup.capacity)
+            .unwrap_or(netspectra_sanitize::dedup::DEFAULT_CAPACITY),
+    });
+    if let Some(d) = &dedup {
+        if d.window_packets
+            .is_some_and(|n| n > netspectra_sanitize::dedup::MAX_WINDOW)
+        {
+            return Err(BadInput(format!(
+                "--dedup-window is at most {}",
+                netspectra_sanitize::dedup::MAX_WINDOW
+            ))
+            .into());
+        }
+        if d.window_ns.is_some_and(|n| n < 0) {
+            return Err(BadInput("--dedup-time must not be negative".into()).into());
+        }
+    }
+    let anonymize = if stages[1] {
+        let mut p = f.anonymize.policy.clone().unwrap_or_default();
+        if let Some(list) = &a.keep {
+            p.keep_private = false;
+            p.keep_multicast = false;
+            p.keep_broadcast = false;
+            p.keep_loopback = false;
+            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match item {
+                    "private" => p.keep_private = true,
+                    "multicast" => p.keep_multicast = true,
+                    "broadcast" => p.keep_broadcast = true,
+                    "loopback" => p.keep_loopback = true,
+                    "none" => {}
+                    other => {
+                        return Err(BadInput(format!("--keep: unknown range {other:?}")).into())
+                    }
+                }
+            }
+        }
+        if a.truncate_v4.is_some() {
+            p.truncate_v4 = a.truncate_v4;
+        }
+        if a.truncate_v6.is_some() {
+            p.truncate_v6 = a.truncate_v6;
+        }
+        if p.truncate_v4.is_some_and(|b| b > 32) || p.truncate_v6.is_some_and(|b| b > 128) {
+            return Err(
+                BadInput("truncation is at most 32 (IPv4) / 128 (IPv6) bits".into()).into(),
+            );
+        }
+        p.mac |= a.anonymize_mac;
+        Some(p)
+    } else {
+        None
+    };
+    let mask = if stages[2] {
+        let mut m = f.mask.clone().unwrap_or_default();
+        m.keep_dns |= a.keep_dns;
+        if let Some(n) = a.keep_bytes {
+            m.keep_bytes = n;
+        }
+        if let Some(list) = &a.secret_headers {
+            m.secret_headers = list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(n) = a.max_flows {
+            m.max_flows = n;
+        }
+        Some(m)
+    } else {
+        None
+    };
+    Ok(SanitizeConfig {
+        dedup,
+        anonymize,
+        mask,
+    })
+}
+
+fn resolve_key(file: Option<&PathBuf>, pass: Option<&str>) -> Result<[u8; KEY_LEN]> {
+    if let Some(p) = file {
+        let bytes =
+            std::fs::read(p).with_context(|| format!("cannot read key file {}", p.display()))?;
+        return parse_key(&bytes)
+            .map_err(|e| BadInput(format!("key file {}: {e}", p.display())).into());
+    }
+    if let Some(p) = pass {
+        return Ok(key_from_passphrase(p));
+    }
+    let mut key = [0u8; KEY_LEN];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .context("reading a random key from /dev/urandom")?;
+    eprintln!(
+        "netspectra: no key given; using random key {} (save it to a file and pass --key-file to repeat this mapping)",
+        key_hex(&key)
+    );
+    Ok(key)
+}
+
+fn progress_bar(input: &Path, enabled: bool) -> Option<ProgressBar> {
+    if !enabled || !io::stderr().is_terminal() {
+        return None;
+    }
+    let size = std::fs::metadata(input).ok().filter(|m| m.is_file())?.len();
+    let pb = ProgressBar::new(size);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
+        )
+        .ok()?
+        .progress_chars("=> "),
+    );
+    Some(pb)
+}
+
+/// Interface descriptions with everything identifying removed (names, descriptions, filters).
+fn scrub(ifaces: &[InterfaceInfo]) -> Vec<InterfaceInfo> {
+    ifaces
+        .iter()
+        .map(|i| InterfaceInfo {
+            link: i.link,
+            snaplen: i.snaplen,
+            ts_precision: i.ts_precision,
+            name: None,
+            description: None,
+            filter: None,
+        })
+        .collect()
+}
+
+fn out_format(choice: Option<FormatArg>, input: FileFormat) -> OutputFormat {
+    match choice {
+        Some(FormatArg::Pcapng) => OutputFormat::Pcapng,
+        Some(FormatArg::Pcap) => OutputFormat::Pcap {
+            nanos: input.is_nanos(),
+        },
+        None => match input {
+            FileFormat::Pcap { nanos, .. } => OutputFormat::Pcap { nanos },
+            FileFormat::Pcapng { .. } => OutputFormat::Pcapng,
+        },
+    }
+}
+
+/// Sanitizes one file. Returns the report (when the output could be opened), an error (the
+/// output written before it is still a valid capture), and whether a signal stopped the run.
+fn sanitize_file(
+    input: &Path,
+    output: &Path,
+    cfg: &SanitizeConfig,
+    format: Option<FormatArg>,
+    key: &[u8; KEY_LEN],
+    stop: &AtomicBool,
+    progress: Option<&ProgressBar>,
+) -> (Option<Report>, Option<anyhow::Error>, bool) {
+    let mut reader = match CaptureReader::open(input) {
+        Ok(r) => r,
+        Err(e) => return (None, Some(e.into()), false),
+    };
+    let fmt = out_format(format, reader.format());
+    let mut ifaces = scrub(reader.interfaces());
+    let sink: Box<dyn Write> = if output.as_os_str() == "-" {
+        Box::new(io::stdout().lock())
+    } else {
+        match File::create(output) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                let e =
+                    anyhow::Error::new(e).context(format!("cannot create {}", output.display()));
+                return (None, Some(e), false);
+            }
+        }
+    };
+    let mut writer = match CaptureWriter::new(sink, fmt, &ifaces) {
+        Ok(w) => w,
+        Err(e) => {
+            return (
+                None,
+                Some(anyhow::Error::new(e).context("writing output header")),
+                false,
+            )
+        }
+    };
+    let mut san = Sanitizer::new(cfg, key);
+    let mut spare: Option<OwnedBatch> = None;
+    let mut error: Option<anyhow::Error> = None;
+    let mut interrupted = false;
+    let started = std::time::Instant::now();
+    loop {
+        let batch = match reader.next_owned(spare.take()) {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            Err(e) => {
+                error = Some(e.into());
+                break;
+            }
+        };
+        if reader.interfaces().len() != ifaces.len() {
+            ifaces = scrub(reader.interfaces());
+        }
+        for p in batch.as_batch().iter() {
+            if let Some(data) = san.process(&p) {
+                let q = Packet { data, ..p };
+                if let Err(e) = writer.write_packet(&q, &ifaces) {
+                    error = Some(anyhow::Error::new(e).context(format!(
+                        "writing {} (frame {})",
+                        output.display(),
+                        san.report().frames.packets_in
+                    )));
+                    break;
+                }
+            }
+        }
+        spare = Some(batch);
+        if let Some(pb) = progress {
+            pb.set_position(reader.stats().input_offset);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            let pps = san.report().frames.packets_in as f64 / secs;
+            pb.set_message(format!("{:.0} kpkt/s", pps / 1e3));
+        }
+        if error.is_some() {
+            break;
+        }
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+    }
+    if let Err(e) = writer.finish().and_then(|mut w| w.flush()) {
+        if error.is_none() {
+            error = Some(anyhow::Error::new(e).context(format!("closing {}", output.display())));
+        }
+    }
+    for w in reader.warnings() {
+        eprintln!(
+            "netspectra: warning: {}: offset {}: {}",
+            input.display(),
+            w.offset,
+            w.message
+        );
+    }
+    (Some(san.report()), error, interrupted)
+}
+
+type DirOutcome = (serde_json::Value, bool, Vec<String>);
+
+fn run_dir(
+    a: &SanitizeArgs,
+    cfg: &SanitizeConfig,
+    format: Option<FormatArg>,
+    key: &[u8; KEY_LEN],
+    outdir: &Path,
+    stop: &AtomicBool,
+) -> Result<DirOutcome> {
+    if outdir.as_os_str() == "-" {
+        return Err(BadInput("a directory input needs -o OUTDIR".into()).into());
+    }
+    std::fs::create_dir_all(outdir)
+        .with_context(|| format!("cannot create output directory {}", outdir.display()))?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&a.input)
+        .with_context(|| format!("cannot list {}", a.input.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let in_canon = std::fs::canonicalize(&a.input)?;
+    if std::fs::canonicalize(outdir)? == in_canon {
+        return Err(
+            BadInput("the output directory must differ from the input directory".into()).into(),
+        );
+    }
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<(Option<Report>, Option<String>, bool)>>> =
+        Mutex::new((0..files.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= files.len() || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let inp = &files[i];
+                let out = outdir.join(inp.file_name().expect("a file has a name"));
+                let (rep, err, intr) = sanitize_file(inp, &out, cfg, format, key, stop, None);
+                let err = err.map(|e| format!("{}: {e:#}", inp.display()));
+                results.lock().expect("no worker panics holding the lock")[i] =
+                    Some((rep, err, intr));
+            });
+        }
+    });
+    let results = results.into_inner().expect("workers finished");
+    let mut total = Report::default();
+    let mut per_file = Vec::new();
+    let mut failed = Vec::new();
+    let mut interrupted = false;
+    for (f, r) in files.iter().zip(results) {
+        let Some((rep, err, intr)) = r else {
+            interrupted = true;
+            continue;
+        };
+        interrupted |= intr;
+        if let Some(rep) = &rep {
+            total.merge(rep);
+        }
+        if let Some(e) = &err {
+            eprintln!("netspectra: error: {e}");
+            failed.push(e.clone());
+        }
+        per_file.push(serde_json::json!({
+            "input": f.display().to_string(),
+            "report": rep,
+            "error": err,
+        }));
+    }
+    let json = serde_json::json!({
+        "input": a.input.display().to_string(),
+        "output": outdir.display().to_string(),
+        "interrupted": interrupted,
+        "report": total,
+        "files": per_file,
+    });
+    Ok((json, interrupted, failed))
+}
+
+fn print_summary(out: &mut dyn Write, j: &serde_json::Value) -> io::Result<()> {
+    let r = &j["report"];
+    let f = &r["frames"];
+    writeln!(out, "input:      {}", j["input"].as_str().unwrap_or(""))?;
+    writeln!(out, "output:     {}", j["output"].as_str().unwrap_or(""))?;
+    writeln!(
+        out,
+        "frames:     {} in, {} out ({} bytes in, {} out)",
+        f["packets_in"], f["packets_out"], f["bytes_in"], f["bytes_out"]
+    )?;
+    writeln!(
+        out,
+        "duplicates: {} removed ({} bytes)",
+        f["duplicates_removed"], f["duplicate_bytes"]
+    )?;
+    if let Some(a) = r["anonymize"].as_object() {
+        writeln!(
+            out,
+            "addresses:  {} fields rewritten, {} kept, {} distinct mapped, {} MACs",
+            a["ip_fields_rewritten"],
+            a["ip_fields_kept"],
+            a["cryptopan_computed"],
+            a["mac_fields_rewritten"]
+        )?;
+    }
+    if let Some(m) = r["mask"].as_object() {
+        for k in ["tls", "http", "dns", "other", "unparsed", "trailer"] {
+            writeln!(
+                out,
+                "mask {k:<9} {} bytes kept, {} masked",
+                m[k]["kept"], m[k]["masked"]
+            )?;
+        }
+        writeln!(
+            out,
+            "unparsed:   {} frames masked above the last layer understood",
+            f["unparsed_packets"]
+        )?;
+    }
+    if j["interrupted"].as_bool() == Some(true) {
+        writeln!(
+            out,
+            "interrupted: output is complete up to the last frame processed"
+        )?;
+    }
+    Ok(())
+}
+
+/// Reads a capture packet by packet across batches.
+struct Cursor {
+    reader: CaptureReader,
+    batch: Option<OwnedBatch>,
+    idx: usize,
+    started: bool,
+}
+
+impl Cursor {
+    fn open(p: &Path) -> Result<Self> {
+        Ok(Cursor {
+            reader: CaptureReader::open(p)?,
+            batch: None,
+            idx: 0,
+            started: false,
+        })
+    }
+
+    /// Moves to the next packet; false at the end.
+    fn advance(&mut self) -> Result<bool> {
+        if self.started {
+            self.idx += 1;
+        } else {
+            self.started = true;
+            self.idx = 0;
+        }
+        loop {
+            if let Some(b) = &self.batch {
+                if self.idx < b.metas.len() {
+                    return Ok(true);
+                }
+            }
+            let spare = self.batch.take();
+            match self.reader.next_owned(spare)? {
+                Some(b) => {
+                    self.batch = Some(b);
+                    self.idx = 0;
+                }
+                None => return Ok(false),
+            }
+        }
+    }
+
+    fn packet(&self) -> Packet<'_> {
+        let b = self.batch.as_ref().expect("advance returned true");
+        b.as_batch().packet(&b.metas[self.idx])
+    }
+}
+
+fn ck_names(bits: u8) -> String {
+    (0..CK_NAMES.len())
+        .filter(|k| bits & (1 << k) != 0)
+        .map(|k| CK_NAMES[k])
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn verify(a: &SanitizeArgs) -> Result<ExitCode> {
+    let mut out = Cursor::open(&a.input)?;
+    let mut orig = match &a.original {
+        Some(p) => Some(Cursor::open(p)?),
+        None => None,
+    };
+    let mut ins_out = Inspector::new();
+    let mut ins_orig = Inspector::new();
+    let mut n = 0u64;
+    let mut bad_out = [0u64; CK_NAMES.len()];
+    while out.advance()? {
+        n += 1;
+        let p = out.packet();
+        let r = ins_out.inspect(&p);
+        if let Some(v) = r.violation {
+            eprintln!(
+                "netspectra: verify failed: {}: packet {n}: {:?} byte at frame offset {} is not zero",
+                a.input.display(),
+                v.what,
+                v.offset
+            );
+            return Ok(ExitCode::from(1));
+        }
+        for (k, c) in bad_out.iter_mut().enumerate() {
+            *c += (r.frame.bad_checksums >> k & 1) as u64;
+        }
+        if let Some(o) = orig.as_mut() {
+            // Find the same frame in the original; duplicates removed from it are skipped.
+            let (ts, len) = (p.ts, p.data.len());
+            let mut before = None;
+            while o.advance()? {
+                let q = o.packet();
+                if q.ts == ts && q.data.len() == len {
+                    before = Some(ins_orig.inspect(&q).frame.bad_checksums);
+                    break;
+                }
+            }
+            let Some(before) = before else {
+                return Err(BadInput(format!(
+                    "{}: packet {n} has no counterpart in {}: not a sanitized copy of it",
+                    a.input.display(),
+                    a.original.as_ref().expect("orig is set").display()
+                ))
+                .into());
+            };
+            let newly = r.frame.bad_checksums & !before;
+            if newly != 0 {
+                eprintln!(
+                    "netspectra: verify failed: {}: packet {n}: {} checksum newly wrong",
+                    a.input.display(),
+                    ck_names(newly)
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    let bad: serde_json::Map<String, serde_json::Value> = CK_NAMES
+        .iter()
+        .zip(bad_out)
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect();
+    let j = serde_json::json!({
+        "file": a.input.display().to_string(),
+        "packets": n,
+        "ok": true,
+        "checksums_not_verifying": bad,
+        "compared_with_original": a.original.is_some(),
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else if a.original.is_some() {
+        println!(
+            "verify ok: {}: {n} packets; no TLS application-data, HTTP body or secret header byte left; no checksum newly wrong",
+            a.input.display()
+        );
+    } else {
+        println!(
+            "verify ok: {}: {n} packets; no TLS application-data, HTTP body or secret header byte left; checksums not verifying (pass --original to tell new from old): {}",
+            a.input.display(),
+            serde_json::Value::Object(bad)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
