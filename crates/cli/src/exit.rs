@@ -8,14 +8,26 @@ use std::process::ExitCode;
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// True when a source error is the user's input (unreadable, missing or corrupt file) rather
+/// than a failure of the machine.
+pub fn is_bad_source(e: &SourceError) -> bool {
+    match e {
+        SourceError::Format { .. } | SourceError::Corrupt { .. } => true,
+        SourceError::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::IsADirectory
+        ),
+        _ => false,
+    }
+}
+
 /// True when the error (or any cause in its chain) is bad input rather than a runtime failure.
 pub fn is_bad_input(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<BadInput>().is_some()
-            || matches!(
-                e.downcast_ref::<SourceError>(),
-                Some(SourceError::Format { .. } | SourceError::Corrupt { .. })
-            )
+            || e.downcast_ref::<SourceError>().is_some_and(is_bad_source)
     })
 }
 

@@ -281,7 +281,7 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     match first_error {
         None => Ok(ExitCode::SUCCESS),
         // Already reported per file above; the exit code says "bad input".
-        Some(SourceError::Format { .. } | SourceError::Corrupt { .. }) => Ok(ExitCode::from(2)),
+        Some(e) if crate::exit::is_bad_source(&e) => Ok(ExitCode::from(2)),
         Some(e) => Err(e.into()),
     }
 }
