@@ -432,6 +432,8 @@ struct Emitter<'s, F> {
     mean_gap: f64,
     record_overhead: fn(usize) -> u64,
     dups: Vec<PendingDup>,
+    /// Frame copies are recycled between `dups` and here without copying the bytes again.
+    #[allow(clippy::vec_box)]
     spare: Vec<Box<[u8; wire::MAX_FRAME]>>,
     index: u64,
 }

@@ -1007,7 +1007,7 @@ impl Session {
             }
             _ => {
                 let app = self.stage - 5;
-                if app % 2 == 0 {
+                if app.is_multiple_of(2) {
                     if self.left == 0 || ctx.draining {
                         return self.tls_close(ctx);
                     }
@@ -1115,8 +1115,8 @@ impl Session {
         }
         let (id, qt) = (self.ids[r as usize], self.qtypes[r as usize]);
         let edns = self.ids[0] & 1 == 0;
-        let nx = self.host == HOSTS.len() - 1 || (self.ids[1] % 23 == 0);
-        let cname = self.ids[1] % 3 == 0;
+        let nx = self.host == HOSTS.len() - 1 || self.ids[1].is_multiple_of(23);
+        let cname = self.ids[1].is_multiple_of(3);
         let ttl_s = ctx.rng.range(30, 3600) as u32;
         let addr_seed = ctx.rng.u64();
         let ipid = self.path.ipid[1];
