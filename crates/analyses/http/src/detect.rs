@@ -6,8 +6,13 @@
 /// What the start of a payload looks like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
-    /// A request line (`METHOD target HTTP/1.x`), complete or cut by the end of the payload.
+    /// A request line (`METHOD target HTTP/1.x`), complete or cut by the end of the payload
+    /// after a well-known method.
     Request,
+    /// Possibly a request: an extension method (WebDAV etc.) whose request line is cut by the
+    /// end of the payload. Confirmed or dropped (without counting it as malformed) once the
+    /// line is complete.
+    MaybeRequest,
     /// A status line (`HTTP/1.x NNN`), complete or cut by the end of the payload.
     Response,
     /// Neither.
@@ -67,11 +72,11 @@ fn request_start(p: &[u8]) -> Start {
     }
     let tok = &p[..tok_len];
     if tok_len == p.len() {
-        // The segment ends inside the token: accept a prefix of a well-known method.
+        // The segment ends inside the token.
         return if KNOWN.iter().any(|m| m.starts_with(tok)) {
             Start::Request
         } else {
-            Start::None
+            Start::MaybeRequest
         };
     }
     if p[tok_len] != b' ' {
@@ -94,7 +99,22 @@ fn request_start(p: &[u8]) -> Start {
                 Start::None
             }
         }
-        None => Start::None,
+        // The line continues in a later segment: a target, maybe followed by the start of
+        // ` HTTP/1.x`.
+        None => {
+            let (target, tail) = match rest.iter().position(|&b| b == b' ') {
+                Some(sp) => (&rest[..sp], &rest[sp + 1..]),
+                None => (rest, &b""[..]),
+            };
+            const V: &[u8] = b"HTTP/1.";
+            let tail_ok = tail.len() <= V.len() && V.starts_with(tail)
+                || tail.len() == V.len() + 1 && tail.starts_with(V);
+            if target.iter().all(|&b| b > 0x20 && b != 0x7f) && tail_ok {
+                Start::MaybeRequest
+            } else {
+                Start::None
+            }
+        }
     }
 }
 
@@ -112,7 +132,11 @@ mod tests {
         assert_eq!(classify(b"VERSION-CONTROL /x HTTP/1.0\n\n"), Start::Request);
         assert_eq!(classify(b"GET /very/long/pa"), Start::Request);
         assert_eq!(classify(b"GE"), Start::Request);
-        assert_eq!(classify(b"PROPFIND /x"), Start::None);
+        assert_eq!(classify(b"PROPFIND /x"), Start::MaybeRequest);
+        assert_eq!(classify(b"PROPFI"), Start::MaybeRequest);
+        assert_eq!(classify(b"PROPFIND /x y"), Start::None);
+        assert_eq!(classify(b"PROPFIND /logout HTT"), Start::MaybeRequest);
+        assert_eq!(classify(b"PROPFIND /logout HTTP/1.1"), Start::MaybeRequest);
         assert_eq!(classify(b"GET"), Start::Request);
         assert_eq!(classify(b"HTTP/1.1 200 OK\r\n"), Start::Response);
         assert_eq!(classify(b"HTTP/1.0 404 Not Found\r\n"), Start::Response);
@@ -123,10 +147,11 @@ mod tests {
     fn rejects_non_http() {
         assert_eq!(classify(b"\x16\x03\x01\x02\x00"), Start::None);
         assert_eq!(classify(b"FOO bar baz\r\n"), Start::None);
-        assert_eq!(classify(b"HELLO world"), Start::None);
+        assert_eq!(classify(b"HELLO world\r\n"), Start::None);
+        assert_eq!(classify(b"HELLO world"), Start::MaybeRequest);
         assert_eq!(classify(b"HTTP/2.0 200 OK\r\n"), Start::None);
         assert_eq!(classify(b"GET\x00\x01\x02"), Start::None);
-        assert_eq!(classify(b"XYZ"), Start::None);
+        assert_eq!(classify(b"XYZ\r\n"), Start::None);
         assert_eq!(classify(b"SSH-2.0-OpenSSH\r\n"), Start::None);
         assert_eq!(classify(b""), Start::None);
     }

@@ -528,7 +528,13 @@ impl HttpAnalyzer {
         dir.state = State::Lost;
         let buf = std::mem::take(&mut dir.buf);
         let ts = dir.msg_ts;
-        if let Some(m) = parse_partial(&buf, kind == Start::Request, &self.cfg.extract) {
+        let m = match kind {
+            // Confirmed once its request line is complete and ends in `HTTP/1.x`.
+            Start::MaybeRequest if classify(&buf) != Start::Request => None,
+            Start::MaybeRequest => parse_partial(&buf, true, &self.cfg.extract),
+            _ => parse_partial(&buf, kind == Start::Request, &self.cfg.extract),
+        };
+        if let Some(m) = m {
             self.emit(idx, d, ts, m, true);
         }
         let dir = &mut self.conn_mut(idx).dirs[d];
@@ -557,7 +563,7 @@ impl HttpAnalyzer {
                     }
                 },
                 State::Header(kind) => {
-                    let request = kind == Start::Request;
+                    let request = kind != Start::Response;
                     let max = self.cfg.max_header_bytes.max(64);
                     let extract = &self.cfg.extract;
                     let dir = &mut self.slots[idx as usize]
@@ -606,7 +612,9 @@ impl HttpAnalyzer {
                             }
                         }
                         Parsed::Invalid(why) => {
-                            self.stats.malformed(why);
+                            if kind != Start::MaybeRequest {
+                                self.stats.malformed(why);
+                            }
                             let dir = &mut self.conn_mut(idx).dirs[d];
                             dir.buf.clear();
                             dir.state = State::Lost;
