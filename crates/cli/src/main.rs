@@ -4,6 +4,7 @@
 
 mod capture;
 mod exit;
+mod flows;
 mod gen;
 mod guard;
 mod info;
@@ -35,6 +36,8 @@ enum Command {
     Sanitize(sanitize::SanitizeArgs),
     /// eBPF micro-segmentation guard: enforce an allow/deny/log policy per flow on an interface (run, status, events, sessions, check, reload).
     Guard(guard::GuardArgs),
+    /// Flow records (bidirectional, Community ID), config-driven views with snapshots, sketches and top talkers/conversations (like softflowd, argus, tshark -z conv).
+    Flows(flows::FlowsArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Capture(a) => capture::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Sanitize(a) => sanitize::run(a),
+        Command::Flows(a) => flows::run(a),
     };
     exit::report(result)
 }

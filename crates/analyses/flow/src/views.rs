@@ -564,14 +564,14 @@ impl Merger {
     }
 
     /// The run summary (complete once [`Merger::finished`]).
-    pub fn summary(&self) -> Summary {
+    pub fn summary(&self, top: usize) -> Summary {
         let mut s = self.summary.clone();
-        s.top_talkers = self.talkers.top().into_iter().take(10).collect();
+        s.top_talkers = self.talkers.top().into_iter().take(top).collect();
         s.top_conversations = self
             .convs
             .top()
             .into_iter()
-            .take(10)
+            .take(top)
             .map(|((a, b), n)| (a, b, n))
             .collect();
         s.top_max_overestimate = self.talkers.error_bound().max(self.convs.error_bound());

@@ -3,7 +3,7 @@
 
 use crate::table::{EndReason, EndedFlow, FlowDelta, FlowTable, TableCounters};
 use crate::TableConfig;
-use netspectra_packet::{decode, Batch, DecodeOptions, DecodeStatus, Timestamp};
+use netspectra_packet::{decode, Batch, DecodeOptions, DecodeStatus, Packet, Timestamp};
 
 /// Ended flows buffered before they are shipped.
 const ENDED_BATCH: usize = 4096;
@@ -95,15 +95,26 @@ impl FlowWorker {
     /// Processes one batch.
     pub fn on_batch(&mut self, batch: &Batch<'_>) {
         for p in batch.iter() {
-            let v = decode(p.data, p.link, p.vlan_tci, &self.opts);
-            match v.status {
-                DecodeStatus::Complete => {}
-                DecodeStatus::Truncated(_) => self.decode.truncated += 1,
-                DecodeStatus::Malformed(_) => self.decode.malformed += 1,
-                DecodeStatus::Undecoded => self.decode.undecoded += 1,
-            }
-            self.table.update(p.ts.as_nanos(), p.orig_len, &v);
+            self.on_packet(&p);
         }
+        self.end_batch();
+    }
+
+    /// Processes one packet (call [`FlowWorker::end_batch`] after a run of packets).
+    #[inline]
+    pub fn on_packet(&mut self, p: &Packet<'_>) {
+        let v = decode(p.data, p.link, p.vlan_tci, &self.opts);
+        match v.status {
+            DecodeStatus::Complete => {}
+            DecodeStatus::Truncated(_) => self.decode.truncated += 1,
+            DecodeStatus::Malformed(_) => self.decode.malformed += 1,
+            DecodeStatus::Undecoded => self.decode.undecoded += 1,
+        }
+        self.table.update(p.ts.as_nanos(), p.orig_len, &v);
+    }
+
+    /// Ships buffered output when enough has accumulated.
+    pub fn end_batch(&mut self) {
         self.ship(false);
     }
 

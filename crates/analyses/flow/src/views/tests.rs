@@ -125,8 +125,8 @@ fn run(workers: usize, specs: Vec<ViewSpec>) -> (Vec<Snapshot>, Summary, u64) {
         );
     }
     assert!(m.finished());
-    assert_eq!(m.summary().packets, n);
-    (snaps, m.summary(), records)
+    assert_eq!(m.summary(10).packets, n);
+    (snaps, m.summary(10), records)
 }
 
 struct FlowKeyHash;

@@ -1,0 +1,607 @@
+//! `netspectra flows`: flow records, config-driven views with per-view snapshot cadences, and a
+//! summary with top talkers and conversations (like softflowd/argus records plus
+//! `tshark -z conv`).
+//!
+//! Threads: the engine's workers own one flow table each (shared nothing); a single writer
+//! thread runs the merger (views, snapshots, summary sketches) and writes every file, so the
+//! per-packet path never waits on output.
+
+use crate::exit::BadInput;
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use netspectra_capture::{open_fanout, Filter, LiveConfig, StopHandle};
+use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
+use netspectra_flow::config::{default_views, parse_duration, DEFAULT_INTERVAL};
+use netspectra_flow::record::{dir_stamp, FlowRecord};
+use netspectra_flow::{
+    EndReason, FileConfig, FlowWorker, Merger, Output, Snapshot, Summary, TableConfig, ViewSpec,
+    WorkerMsg,
+};
+use netspectra_packet::{Batch, LinkType, SourceStats, Timestamp};
+use netspectra_pcap::CaptureReader;
+use netspectra_sinks::{RecordFormat, RecordWriter};
+use serde_json::{Map, Value};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Output formats of records and snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// JSON lines.
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+    /// TSV with a header row.
+    Tsv,
+    /// Apache Parquet (builds with the `parquet` feature).
+    Parquet,
+}
+
+/// Arguments of `netspectra flows`.
+#[derive(Args)]
+pub struct FlowsArgs {
+    /// Capture file (pcap, pcapng, gzip; `-` = standard input).
+    #[arg(conflicts_with_all = ["read", "interface"])]
+    file: Option<PathBuf>,
+    /// Capture file to read (same as the positional argument).
+    #[arg(short = 'r', long = "read", conflicts_with = "interface")]
+    read: Option<PathBuf>,
+    /// Capture live from this interface (AF_PACKET; Ctrl-C stops and flushes).
+    #[arg(short = 'i', long = "interface")]
+    interface: Option<String>,
+    /// tcpdump filter expression: in the kernel with `-i`, in user space for files.
+    #[arg(short = 'f', long = "filter")]
+    filter: Option<String>,
+    /// YAML configuration (views, timeouts, table size; see examples/flows.yaml).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Output folder: flow records in `<out>/flows.<ext>`, view snapshots in
+    /// `<out>/<interval-start>/<view>.<ext>`.
+    #[arg(short = 'o', long = "out")]
+    out: Option<PathBuf>,
+    /// Where to write flow records (`-` = standard output); overrides `<out>/flows.<ext>`.
+    #[arg(long)]
+    records: Option<PathBuf>,
+    /// Do not write flow records (views and summary only).
+    #[arg(long)]
+    no_records: bool,
+    /// Format of records and snapshots.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: FormatArg,
+    /// Default snapshot cadence of views (e.g. 60s, 5m); packet time for files.
+    #[arg(long, value_parser = dur)]
+    interval: Option<i64>,
+    /// Add an ad-hoc view keyed on these fields (e.g. `src_ip,dst_port`, `src_ip/24`); repeatable.
+    #[arg(long = "view")]
+    views: Vec<String>,
+    /// Only the views from --view and the config file, not the default ones.
+    #[arg(long)]
+    no_default_views: bool,
+    /// Worker threads (flows are partitioned by a symmetric address hash).
+    #[arg(short = 't', long, default_value_t = 1)]
+    threads: usize,
+    /// Maximum live flows per worker (when full, the least recently seen flow is exported).
+    #[arg(long)]
+    max_flows: Option<usize>,
+    /// TCP idle timeout.
+    #[arg(long, value_parser = dur)]
+    tcp_timeout: Option<i64>,
+    /// UDP idle timeout.
+    #[arg(long, value_parser = dur)]
+    udp_timeout: Option<i64>,
+    /// ICMP idle timeout.
+    #[arg(long, value_parser = dur)]
+    icmp_timeout: Option<i64>,
+    /// Idle timeout of other IP protocols.
+    #[arg(long, value_parser = dur)]
+    other_timeout: Option<i64>,
+    /// Timeout after a TCP FIN exchange or RST.
+    #[arg(long, value_parser = dur)]
+    tcp_closed_timeout: Option<i64>,
+    /// Active timeout: longer flows are exported and restarted.
+    #[arg(long, value_parser = dur)]
+    active_timeout: Option<i64>,
+    /// Key flows on the innermost packet of GRE/VXLAN/GENEVE/IP-in-IP tunnels.
+    #[arg(long)]
+    inner: bool,
+    /// Rows in the summary's top lists.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// No progress display.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+fn dur(s: &str) -> Result<i64, String> {
+    parse_duration(s)
+}
+
+/// The engine-facing wrapper: a flow worker plus an optional user-space filter.
+struct FlowsAnalysis {
+    worker: FlowWorker,
+    filter: Option<(String, Vec<(LinkType, Option<Filter>)>)>,
+}
+
+impl FlowsAnalysis {
+    fn accepts(&mut self, p: &netspectra_packet::Packet<'_>) -> bool {
+        let Some((expr, cache)) = &mut self.filter else {
+            return true;
+        };
+        let f = match cache.iter().position(|(l, _)| *l == p.link) {
+            Some(i) => &cache[i].1,
+            None => {
+                // Compiled once per link type; a link type libpcap rejects matches nothing.
+                cache.push((p.link, Filter::compile(expr, p.link, 0).ok()));
+                &cache[cache.len() - 1].1
+            }
+        };
+        f.as_ref().is_some_and(|f| f.matches(p))
+    }
+}
+
+impl Analysis for FlowsAnalysis {
+    fn on_batch(&mut self, batch: &Batch<'_>) {
+        if self.filter.is_none() {
+            self.worker.on_batch(batch);
+            return;
+        }
+        for p in batch.iter() {
+            if self.accepts(&p) {
+                self.worker.on_packet(&p);
+            }
+        }
+        self.worker.end_batch();
+    }
+
+    fn on_tick(&mut self, at: Timestamp) {
+        self.worker.on_tick(at);
+    }
+}
+
+/// Everything the writer thread needs.
+struct Outputs {
+    format: RecordFormat,
+    records: Option<RecordWriter<FlowRecord>>,
+    out_dir: Option<PathBuf>,
+}
+
+impl Outputs {
+    fn handle(&mut self, o: Output) -> Result<()> {
+        match o {
+            Output::Ended(v) => {
+                if let Some(w) = &mut self.records {
+                    for f in &v {
+                        w.write(&FlowRecord::from_ended(f))
+                            .context("writing flow records")?;
+                    }
+                }
+            }
+            Output::Snapshot(s) => {
+                if let Some(dir) = &self.out_dir {
+                    write_snapshot(dir, self.format, &s)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_snapshot(dir: &Path, format: RecordFormat, s: &Snapshot) -> Result<()> {
+    let path = dir
+        .join(dir_stamp(s.start))
+        .join(format!("{}.{}", s.view, format.extension()));
+    let mut w = RecordWriter::<Map<String, Value>>::create(&path, format)
+        .with_context(|| format!("creating {}", path.display()))?
+        .with_fields(s.columns.clone());
+    for r in &s.rows {
+        w.write(r)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    w.finish()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Builds the table settings and views from the config file and flags (flags win).
+fn configure(a: &FlowsArgs) -> Result<(TableConfig, Vec<ViewSpec>)> {
+    let mut table = TableConfig::default();
+    let file = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config {}", p.display()))
+                .map_err(|e| BadInput(format!("{e:#}")))?;
+            let origin = p.display().to_string();
+            Some((
+                FileConfig::from_yaml(&text, &origin).map_err(|e| BadInput(e.to_string()))?,
+                origin,
+            ))
+        }
+        None => None,
+    };
+    let interval = a
+        .interval
+        .or_else(|| file.as_ref().and_then(|(f, _)| f.interval.map(|d| d.0)))
+        .unwrap_or(DEFAULT_INTERVAL);
+    if interval < 1_000_000 {
+        return Err(BadInput("--interval must be at least 1ms".into()).into());
+    }
+    let mut views = match &file {
+        Some((f, origin)) => {
+            f.apply_table(&mut table);
+            f.views(origin, interval)
+                .map_err(|e| BadInput(e.to_string()))?
+        }
+        None => default_views(interval),
+    };
+    if a.no_default_views {
+        let defaults: Vec<String> = default_views(interval)
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        let listed = file.as_ref().is_some_and(|(f, _)| !f.views.is_empty());
+        if !listed {
+            views.retain(|v| !defaults.contains(&v.name));
+        }
+    }
+    for spec in &a.views {
+        let v = ViewSpec::adhoc(spec, interval)
+            .map_err(|e| BadInput(format!("--view {spec:?}: {e}")))?;
+        if !views.iter().any(|x| x.name == v.name) {
+            views.push(v);
+        }
+    }
+    let t = &mut table.timeouts;
+    for (dst, v) in [
+        (&mut t.tcp, a.tcp_timeout),
+        (&mut t.udp, a.udp_timeout),
+        (&mut t.icmp, a.icmp_timeout),
+        (&mut t.other, a.other_timeout),
+        (&mut t.tcp_closed, a.tcp_closed_timeout),
+        (&mut t.active, a.active_timeout),
+    ] {
+        if let Some(v) = v {
+            *dst = v.max(1);
+        }
+    }
+    if let Some(n) = a.max_flows {
+        table.max_flows = n.max(1);
+    }
+    if a.inner {
+        table.inner = true;
+    }
+    Ok((table, views))
+}
+
+/// Runs `netspectra flows`.
+pub fn run(a: FlowsArgs) -> Result<ExitCode> {
+    let input = a.file.clone().or_else(|| a.read.clone());
+    if input.is_none() && a.interface.is_none() {
+        return Err(
+            BadInput("give a capture file (-r FILE) or an interface (-i IFACE)".into()).into(),
+        );
+    }
+    if a.threads == 0 {
+        return Err(BadInput("--threads must be at least 1".into()).into());
+    }
+    let format = match a.format {
+        FormatArg::Jsonl => RecordFormat::JsonLines,
+        FormatArg::Csv => RecordFormat::Csv,
+        FormatArg::Tsv => RecordFormat::Tsv,
+        FormatArg::Parquet => RecordFormat::Parquet,
+    };
+    let filter = a.filter.as_deref().map(str::trim).filter(|f| !f.is_empty());
+    if let Some(f) = filter {
+        Filter::compile(f, LinkType::ETHERNET, 0)
+            .map_err(|e| BadInput(format!("filter {f:?}: {e}")))?;
+    }
+    let (table_cfg, views) = configure(&a)?;
+    let records_path = if a.no_records {
+        None
+    } else {
+        a.records.clone().or_else(|| {
+            a.out
+                .as_ref()
+                .map(|d| d.join(format!("flows.{}", format.extension())))
+        })
+    };
+    let records = match &records_path {
+        Some(p) => Some(
+            RecordWriter::<FlowRecord>::create(p, format).map_err(|e| BadInput(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let to_stdout = records_path
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-");
+    let workers = a.threads;
+    let base_tick = Merger::base_tick(&views);
+    let mut outputs = Outputs {
+        format,
+        records,
+        out_dir: a.out.clone(),
+    };
+    let mut merger = Merger::new(workers, views);
+    let top = a.top.min(64);
+    let (tx, rx) = sync_channel::<WorkerMsg>(256);
+    let t0 = Instant::now();
+
+    // The writer thread: merges workers, derives views, writes every file.
+    let writer = std::thread::spawn(move || -> Result<(Summary, u64)> {
+        let mut err: Option<anyhow::Error> = None;
+        for msg in rx {
+            merger.handle(msg, &mut |o| {
+                if err.is_none() {
+                    if let Err(e) = outputs.handle(o) {
+                        err = Some(e);
+                    }
+                }
+            });
+        }
+        let written = match outputs.records.take() {
+            Some(w) => w.finish().context("writing flow records")?,
+            None => 0,
+        };
+        if let Some(e) = err {
+            return Err(e);
+        }
+        Ok((merger.summary(top), written))
+    });
+
+    let make = |i: usize| {
+        let tx: SyncSender<WorkerMsg> = tx.clone();
+        FlowsAnalysis {
+            worker: FlowWorker::new(
+                i,
+                table_cfg.clone(),
+                Box::new(move |m| {
+                    // The writer only goes away after an output error, reported below.
+                    let _ = tx.send(m);
+                }),
+            ),
+            filter: None,
+        }
+    };
+    let ecfg = EngineConfig {
+        workers,
+        tick_ns: base_tick,
+        queue_depth: 4,
+    };
+    let mut stats = SourceStats::default();
+    let mut warnings = Vec::new();
+    let mut stopped = false;
+    let run_result: Result<()> = (|| {
+        if let Some(iface) = &a.interface {
+            let stop = StopHandle::new();
+            stop.stop_on_signals()
+                .context("installing SIGINT/SIGTERM handlers")?;
+            let mut lc = LiveConfig::new(iface);
+            lc.threads = workers;
+            lc.filter = filter.map(str::to_string);
+            lc.stop = stop.clone();
+            let sources = open_fanout(&lc).map_err(|e| match e {
+                netspectra_capture::CaptureError::Filter { .. }
+                | netspectra_capture::CaptureError::Config(_)
+                | netspectra_capture::CaptureError::NoSuchInterface(_) => {
+                    anyhow::Error::new(BadInput(e.to_string()))
+                }
+                other => anyhow::Error::new(other),
+            })?;
+            if !a.quiet {
+                eprintln!(
+                    "netspectra flows: listening on {iface} ({workers} thread{}); Ctrl-C to stop",
+                    if workers == 1 { "" } else { "s" }
+                );
+            }
+            let never = AtomicBool::new(false);
+            // The kernel filter already applied; ticks follow the wall clock.
+            let out = run_live(sources, &ecfg, &never, make);
+            stats = out.stats;
+            stopped = true;
+            for w in out.analyses {
+                w.worker.finish();
+            }
+            if let Some(e) = out.error {
+                return Err(anyhow::Error::new(e).context(format!("capturing on {iface}")));
+            }
+            return Ok(());
+        }
+        let file = input.clone().unwrap_or_default();
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&stop))
+                .context("installing signal handlers")?;
+        }
+        let mut reader =
+            CaptureReader::open(&file).with_context(|| format!("opening {}", file.display()))?;
+        let bar = progress_bar(reader.total_size(), !a.quiet);
+        let mut progress = |st: &SourceStats| {
+            if let Some(b) = &bar {
+                b.set_position(st.input_offset);
+            }
+        };
+        let make_filtered = |i: usize| {
+            let mut w = make(i);
+            w.filter = filter.map(|f| (f.to_string(), Vec::new()));
+            w
+        };
+        let out = run_file(&mut reader, &ecfg, &stop, make_filtered, &mut progress);
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        stats = out.stats;
+        stopped = out.stopped;
+        // Whatever happened, flush what was aggregated so far.
+        for w in out.analyses {
+            w.worker.finish();
+        }
+        for w in reader.warnings() {
+            warnings.push(format!(
+                "{} at byte {}: {}",
+                file.display(),
+                w.offset,
+                w.message
+            ));
+        }
+        if let Some(e) = out.error {
+            return Err(anyhow::Error::new(e).context(format!("reading {}", file.display())));
+        }
+        Ok(())
+    })();
+    drop(tx);
+    let (summary, written) = writer
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let text = if a.json {
+        let mut v = serde_json::to_value(&summary)?;
+        v["input_packets"] = stats.packets.into();
+        v["input_bytes"] = stats.bytes.into();
+        v["records_written"] = written.into();
+        v["seconds"] = secs.into();
+        v["stopped"] = stopped.into();
+        v["warnings"] = warnings.clone().into();
+        serde_json::to_string(&v)?
+    } else {
+        render(&summary, &stats, written, secs, a.top, &warnings)
+    };
+    if to_stdout {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+    run_result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(total: Option<u64>, enabled: bool) -> Option<indicatif::ProgressBar> {
+    let total = total?;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(total);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .ok()?,
+    );
+    Some(b)
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        47 => "gre".into(),
+        50 => "esp".into(),
+        58 => "icmpv6".into(),
+        132 => "sctp".into(),
+        n => format!("ip-proto-{n}"),
+    }
+}
+
+fn human(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1e9 {
+        format!("{:.2} GB", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.2} MB", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.1} kB", f / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// The human-readable summary.
+fn render(
+    s: &Summary,
+    st: &SourceStats,
+    written: u64,
+    secs: f64,
+    top: usize,
+    warnings: &[String],
+) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let t = &s.table;
+    let rate = if secs > 0.0 {
+        st.packets as f64 / secs
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        o,
+        "Flows: {} packets ({}) in {secs:.2} s ({:.2} Mpps)",
+        st.packets,
+        human(st.bytes),
+        rate / 1e6
+    );
+    let _ = writeln!(
+        o,
+        "  {} flow records ({} written), {} packets in flows, {} not flow-able \
+         (no IP {}, transport header missing {}, orphan fragments {})",
+        s.flows,
+        written,
+        t.flow_packets,
+        t.not_flowable(),
+        t.no_ip,
+        t.l4_missing,
+        t.orphan_fragments
+    );
+    let ends: Vec<String> = EndReason::ALL
+        .iter()
+        .zip(t.ended.iter())
+        .filter(|(_, &n)| n > 0)
+        .map(|(r, n)| format!("{} {n}", r.name()))
+        .collect();
+    let _ = writeln!(o, "  ended: {}", ends.join(", "));
+    let _ = writeln!(
+        o,
+        "  peak live flows {} (table memory at end {}), fragments attributed {}, decode: \
+         truncated {}, malformed {}, undecoded {}; {} snapshots",
+        t.peak_live,
+        human(s.table_bytes as u64),
+        t.fragments_attributed,
+        s.decode.truncated,
+        s.decode.malformed,
+        s.decode.undecoded,
+        s.snapshots
+    );
+    let _ = writeln!(o, "\nBy protocol:          flows      packets        bytes");
+    for (p, v) in &s.by_proto {
+        let _ = writeln!(
+            o,
+            "  {:<12} {:>12} {:>12} {:>12}",
+            proto_name(*p),
+            v[0],
+            v[1],
+            v[2]
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nTop talkers (bytes sent + received; estimates, at most +{} over):",
+        s.top_max_overestimate
+    );
+    for (a, b) in s.top_talkers.iter().take(top) {
+        let _ = writeln!(o, "  {:<40} {:>12}", a.to_string(), human(*b));
+    }
+    let _ = writeln!(o, "\nTop conversations (address pairs, bytes):");
+    for (a, b, n) in s.top_conversations.iter().take(top) {
+        let _ = writeln!(o, "  {:<40} {:>12}", format!("{a} <-> {b}"), human(*n));
+    }
+    for w in warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    o.trim_end().to_string()
+}
