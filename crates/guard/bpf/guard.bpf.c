@@ -521,7 +521,7 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 		count(GUARD_C_NON_IP, 1);
 		return 0;
 	}
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is enough for idle/linger/rate windows */
 	if (r < 0) {
 		count(GUARD_C_MALFORMED, 1);
 		return apply(&p, cfg, cfg->default_action, GUARD_RULE_MALFORMED, len, 0, now, 0);
@@ -653,7 +653,8 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 
 	__sync_fetch_and_add(&s->pkts[dir & 1], 1);
 	__sync_fetch_and_add(&s->bytes[dir & 1], len);
-	s->last_ns = now;
+	if (s->last_ns != now) /* coarse clock: avoid dirtying the line on every packet */
+		s->last_ns = now;
 	__u32 action = s->action;
 	__u32 rule_id = s->rule_id;
 

@@ -532,21 +532,20 @@ impl Guard {
             .map_max_entries("sessions", max_sessions)
             .load(abi::BPF_OBJECT)
             .map_err(|e| bpf_err("loading the BPF object", e))?;
-        for name in [if xdp { "guard_xdp" } else { "guard_tc" }] {
-            let prog = ebpf
-                .program_mut(name)
-                .ok_or_else(|| GuardError::Bpf(format!("program {name} missing")))?;
-            match prog {
-                aya::programs::Program::SchedClassifier(p) => p.load(),
-                aya::programs::Program::Xdp(p) => p.load(),
-                _ => {
-                    return Err(GuardError::Bpf(format!(
-                        "program {name} has an unexpected type"
-                    )))
-                }
+        let name = if xdp { "guard_xdp" } else { "guard_tc" };
+        let prog = ebpf
+            .program_mut(name)
+            .ok_or_else(|| GuardError::Bpf(format!("program {name} missing")))?;
+        match prog {
+            aya::programs::Program::SchedClassifier(p) => p.load(),
+            aya::programs::Program::Xdp(p) => p.load(),
+            _ => {
+                return Err(GuardError::Bpf(format!(
+                    "program {name} has an unexpected type"
+                )))
             }
-            .map_err(|e| bpf_err(&format!("verifying {name}"), e))?;
         }
+        .map_err(|e| bpf_err(&format!("verifying {name}"), e))?;
         let maps = Maps::from_named(|name| {
             ebpf.take_map(name)
                 .ok_or_else(|| GuardError::Bpf(format!("map {name} missing")))

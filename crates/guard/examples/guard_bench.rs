@@ -1,0 +1,186 @@
+//! Benchmark helper for the guard (run as root; see benches/guard/run.sh).
+//!
+//! `guard_bench testrun [REPEAT]`   per-packet cost with BPF_PROG_TEST_RUN (no network)
+//! `guard_bench policy RULES`       prints a policy with RULES deny rules that never match the
+//!                                  benchmark traffic (10.77.0.1 -> 10.77.0.2), default allow
+//! `guard_bench fill IFACE N`       adds N synthetic sessions to the running guard on IFACE
+
+use netspectra_guard::abi::{SessKey, SessVal};
+use netspectra_guard::frames::{build, FrameSpec, RST};
+use netspectra_guard::policy::ip_to_u128;
+use netspectra_guard::{FlowTuple, Guard, Maps, Policy};
+use std::fmt::Write as _;
+
+fn policy_yaml(n: usize) -> String {
+    let mut y = String::from("default: allow\nevent_rate: 1\n");
+    y.push_str(if n == 0 { "rules: []\n" } else { "rules:\n" });
+    // a few broad rules above the benchmark destination so that a miss walks several levels
+    let nested = [
+        ("10.0.0.0/8", 9000),
+        ("10.77.0.0/16", 9001),
+        ("10.77.0.0/24", 9002),
+        ("10.77.0.2", 9003),
+    ];
+    for (i, (dst, port)) in nested.iter().enumerate().take(n.min(4)) {
+        let _ = writeln!(
+            y,
+            "  - {{name: nest{i}, src: 192.168.0.0/16, dst: {dst}, proto: tcp, port: {port}, action: deny}}"
+        );
+    }
+    for i in 4..n {
+        let dst = format!("10.{}.{}.0/24", 100 + (i >> 8) % 64, i & 255);
+        let src = match i % 3 {
+            0 => format!("172.{}.0.0/16", 16 + i % 16),
+            1 => format!("172.16.{}.0/24", (i >> 4) & 255),
+            _ => "any".to_string(),
+        };
+        let port = 1000 + (i * 7) % 30000;
+        let proto = if i % 5 == 0 { "udp" } else { "tcp" };
+        let _ = writeln!(
+            y,
+            "  - {{name: r{i}, src: {src}, dst: {dst}, proto: {proto}, port: {port}, action: deny}}"
+        );
+    }
+    y
+}
+
+fn synth(i: u32, gen: u32) -> (SessKey, SessVal) {
+    let a = ip_to_u128(std::net::Ipv4Addr::new(10, 200, (i >> 8) as u8, i as u8).into());
+    let b = ip_to_u128(std::net::Ipv4Addr::new(10, 201, (i >> 16) as u8, 1).into());
+    let k = SessKey {
+        a: a.to_be_bytes(),
+        b: b.to_be_bytes(),
+        pa: 1024 + (i % 50000) as u16,
+        pb: 80,
+        proto: 6,
+        pad: [0; 3],
+    };
+    let v = SessVal {
+        generation: gen,
+        rule_id: netspectra_guard::abi::RULE_DEFAULT,
+        ..Default::default()
+    };
+    (k, v)
+}
+
+fn fill(maps: &Maps, n: u32) {
+    let gen = maps.config().expect("config").generation;
+    for i in 0..n {
+        let (k, v) = synth(i, gen);
+        maps.insert_session(&k, &v).expect("insert session");
+    }
+}
+
+fn v4(s: &str) -> u128 {
+    ip_to_u128(s.parse().unwrap())
+}
+
+fn testrun(repeat: u32) {
+    let mut g = Guard::load(131072).expect("load (root needed)");
+    let mut frame = Vec::new();
+    let t = FlowTuple {
+        src: v4("10.77.0.1"),
+        dst: v4("10.77.0.2"),
+        proto: 17,
+        dport: 5001,
+    };
+    let mut udp = FrameSpec::from_tuple(&t);
+    udp.payload = 18; // 64-byte frame
+    println!("| case | sessions | rules | ns/packet (BPF_PROG_TEST_RUN, repeat {repeat}) |");
+    println!("|---|---:|---:|---:|");
+    for sessions in [1_000u32, 100_000] {
+        g = drop_and_reload(g);
+        g.install(&Policy::from_yaml(&policy_yaml(10)).unwrap())
+            .unwrap();
+        fill(&g.maps, sessions - 1);
+        build(&udp, &mut frame);
+        g.test_run(&frame, 1).unwrap(); // creates the benchmark session
+        let (ret, d) = g.test_run(&frame, repeat).unwrap();
+        assert_eq!(ret, 0);
+        println!(
+            "| cached session hit (UDP 64 B) | {sessions} | 10 | {:.1} |",
+            d.as_nanos() as f64
+        );
+    }
+    let mut rst = FrameSpec::from_tuple(&FlowTuple {
+        proto: 6,
+        dport: 5001,
+        ..t
+    });
+    rst.tcp_flags = RST;
+    build(&rst, &mut frame);
+    for rules in [0usize, 10, 10_000, 100_000] {
+        g = drop_and_reload(g);
+        let p = Policy::from_yaml(&policy_yaml(rules)).unwrap();
+        let t0 = std::time::Instant::now();
+        let (_, c) = g.install(&p).unwrap();
+        let install = t0.elapsed();
+        fill(&g.maps, 1000);
+        let (ret, d) = g.test_run(&frame, repeat).unwrap();
+        assert_eq!(ret, 0);
+        println!(
+            "| new session, policy walk to the default (TCP RST: lookup miss + policy + insert + delete) | 1000 | {rules} | {:.1} |",
+            d.as_nanos() as f64
+        );
+        eprintln!(
+            "  ({rules} rules: {} LPM entries, {} destination nodes, depth {}, installed in {:.2} s)",
+            c.rules.len(),
+            c.dst.len(),
+            c.depth,
+            install.as_secs_f64()
+        );
+    }
+}
+
+fn drop_and_reload(g: Guard) -> Guard {
+    drop(g);
+    Guard::load(131072).expect("load")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("hit") => {
+            let g = Guard::load(131072).expect("load");
+            g.install(&Policy::from_yaml(&policy_yaml(10)).unwrap())
+                .unwrap();
+            let mut frame = Vec::new();
+            let mut udp = FrameSpec::from_tuple(&FlowTuple {
+                src: v4("10.77.0.1"),
+                dst: v4("10.77.0.2"),
+                proto: 17,
+                dport: 5001,
+            });
+            udp.payload = 18;
+            build(&udp, &mut frame);
+            g.test_run(&frame, 1).unwrap();
+            for _ in 0..3 {
+                let (_, d) = g.test_run(&frame, 1_000_000).unwrap();
+                println!("hit: {} ns", d.as_nanos());
+            }
+        }
+        Some("testrun") => testrun(
+            args.get(2)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1_000_000),
+        ),
+        Some("policy") => print!(
+            "{}",
+            policy_yaml(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000))
+        ),
+        Some("fill") => {
+            let iface = args.get(2).expect("fill IFACE N");
+            let n: u32 = args
+                .get(3)
+                .and_then(|s| s.parse().ok())
+                .expect("fill IFACE N");
+            let maps = Maps::open_pinned(iface).expect("open pinned maps");
+            fill(&maps, n);
+            eprintln!("added {n} sessions");
+        }
+        _ => {
+            eprintln!("usage: guard_bench testrun [REPEAT] | policy RULES | fill IFACE N");
+            std::process::exit(2);
+        }
+    }
+}
