@@ -129,7 +129,7 @@ pub struct GenConfig {
     pub http_split_share: f64,
     /// Share of frames that are exact duplicates of an earlier frame.
     pub dup_share: f64,
-    /// Sessions alive at once.
+    /// Sessions alive at once (fewer for small targets: at most one per 40 target packets).
     pub concurrency: usize,
     /// Timestamp of the first frame, nanoseconds since the Unix epoch.
     pub start_time_ns: i64,
@@ -138,7 +138,7 @@ pub struct GenConfig {
     /// Share of TCP sessions closed by RST instead of a FIN exchange.
     pub rst_share: f64,
     /// Upper bound of a single HTTP body or TLS response flight, in bytes (bulk transfers may be
-    /// 8 times larger).
+    /// 8 times larger); lowered to 40 bytes per target packet for small targets.
     pub max_body: u64,
     /// Largest number of HTTP transactions / duplicates listed in the truth file (counts are
     /// always exact; beyond this the lists are dropped and `listed` is false).
@@ -603,6 +603,11 @@ where
         (p, _) => p.unwrap_or(u64::MAX),
     };
     let target_bytes = cfg.bytes.unwrap_or(u64::MAX);
+    // Small targets get fewer concurrent sessions and smaller bodies, so that finishing the
+    // sessions in progress does not overshoot the target by much.
+    let scale = target_packets.min(target_bytes / 600).max(1);
+    let concurrency = cfg.concurrency.min((scale / 40).max(4) as usize);
+    ctx.max_body = cfg.max_body.min((scale * 40).max(16 << 10));
     let mut em = Emitter {
         sink: &mut sink,
         dup_p: cfg.dup_share / (1.0 - cfg.dup_share),
@@ -612,8 +617,8 @@ where
         spare: Vec::new(),
         index: 0,
     };
-    let mut sessions: Vec<Session> = Vec::with_capacity(cfg.concurrency);
-    for _ in 0..cfg.concurrency {
+    let mut sessions: Vec<Session> = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
         let mut s = Session::default();
         plan.start(cfg, &mut ctx, &mut s);
         sessions.push(s);

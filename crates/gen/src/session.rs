@@ -494,9 +494,11 @@ impl Session {
             self.npend = 0;
             return Some(1);
         }
-        if self.left == 0 || ctx.draining {
+        // When the generator drains, a connection still carries at least one transaction.
+        if self.left == 0 || (ctx.draining && self.stage > 0) {
             return None;
         }
+        self.stage += 1;
         let k = if self.pipeline {
             (ctx.rng.range(2, 3) as u32).min(self.left)
         } else {
@@ -1008,7 +1010,7 @@ impl Session {
             _ => {
                 let app = self.stage - 5;
                 if app.is_multiple_of(2) {
-                    if self.left == 0 || ctx.draining {
+                    if self.left == 0 || (ctx.draining && app > 0) {
                         return self.tls_close(ctx);
                     }
                     self.left -= 1;
