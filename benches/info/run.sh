@@ -10,7 +10,7 @@ RUNS=${RUNS:-5}
 mkdir -p bench-data
 f=bench-data/info-$SIZE.pcap
 cargo build --release --locked -p netspectra >/dev/null 2>&1
-bin=target/release/netspectra
+bin=${CARGO_TARGET_DIR:-target}/release/netspectra
 [ -s "$f" ] || $bin gen -o "$f" --size "$SIZE" --seed 42 >/dev/null
 bytes=$(stat -c %s "$f")
 packets=$(capinfos -c -M -T -r "$f" | awk -F'\t' '{print $2}')

@@ -400,3 +400,20 @@ fn pcapng_writer_keeps_interface_metadata_it_is_given() {
         }]
     );
 }
+
+#[test]
+fn obsolete_packet_block_is_read() {
+    let mut f = shb(false);
+    f.extend(idb(false, 1, Some(9), None));
+    let mut body = Vec::new();
+    body.extend_from_slice(&0u16.to_le_bytes()); // interface id
+    body.extend_from_slice(&7u16.to_le_bytes()); // drops count
+    body.extend_from_slice(&0u32.to_le_bytes()); // ts high
+    body.extend_from_slice(&42u32.to_le_bytes()); // ts low (ns)
+    body.extend_from_slice(&3u32.to_le_bytes()); // caplen
+    body.extend_from_slice(&9u32.to_le_bytes()); // wire length
+    body.extend_from_slice(b"abc\0");
+    f.extend(block(false, 2, &body));
+    let (recs, _) = read_all(f, 4096).unwrap();
+    assert_eq!(recs, vec![Rec { ts: 42, orig: 9, data: b"abc".to_vec(), link: LinkType::ETHERNET }]);
+}
