@@ -7,6 +7,7 @@ mod exit;
 mod flows;
 mod gen;
 mod guard;
+mod http;
 mod info;
 mod replay;
 mod sanitize;
@@ -41,6 +42,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    /// HTTP/1.x request/response records on any port (method, host, URI, status, User-Agent, latency), like httpry / Zeek http.log.
+    Http(http::HttpArgs),
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => info::run(a),
@@ -53,3 +56,4 @@ fn main() -> ExitCode {
     };
     exit::report(result)
 }
+        Command::Http(a) => http::run(a),
