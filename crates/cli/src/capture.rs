@@ -412,14 +412,18 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         drop_privileges(u)?;
     }
     let ifaces = sources[0].interfaces().to_vec();
+    let (bs, bc) = sources[0].ring_size();
     let handles: Vec<LiveStatsHandle> = sources.iter().map(|s| s.stats_handle()).collect();
     let mut rot = Rotator::new(&args, ifaces)?;
     eprintln!(
-        "netspectra capture: listening on {} ({} thread{}, fanout {:?}{}), writing {}",
+        "netspectra capture: listening on {} ({} thread{}, fanout {:?}, ring {} x {} KiB a \
+         thread{}), writing {}",
         args.interface,
         args.threads,
         if args.threads == 1 { "" } else { "s" },
         args.fanout,
+        bc,
+        bs / 1024,
         cfg.filter
             .as_deref()
             .map(|f| format!(", filter {f:?}"))

@@ -33,6 +33,9 @@ pub struct Sender {
 // frames at each `send` call and never dereferenced outside it; the socket is an owned fd.
 unsafe impl Send for Sender {}
 
+/// How long the device may refuse every frame before `send_all` gives up.
+const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Most frames handed to one `sendmmsg` call (the kernel's UIO_MAXIOV).
 const MAX_BATCH: usize = 1024;
 
@@ -81,6 +84,7 @@ impl Sender {
     /// while the device pushes back. Returns how many frames were consumed (sent or skipped as unsendable).
     pub fn send_all(&mut self, frames: &[&[u8]]) -> Result<usize, CaptureError> {
         let mut done = 0;
+        let mut stalled: Option<std::time::Instant> = None;
         while done < frames.len() {
             let n = (frames.len() - done).min(MAX_BATCH);
             for (k, fr) in frames[done..done + n].iter().enumerate() {
@@ -103,6 +107,18 @@ impl Sender {
                 match e.raw_os_error() {
                     Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => {
                         self.stats.retries += 1;
+                        let since = *stalled.get_or_insert_with(std::time::Instant::now);
+                        if since.elapsed() > STALL_LIMIT {
+                            return Err(CaptureError::Io {
+                                context: format!(
+                                    "sendmmsg on interface {:?}: no frame accepted for {} s \
+                                     (is the link, or its veth peer, down?)",
+                                    self.iface,
+                                    STALL_LIMIT.as_secs()
+                                ),
+                                source: e,
+                            });
+                        }
                         let _ = sys::poll1(self.fd.as_fd(), libc::POLLOUT, 1);
                         std::thread::yield_now();
                         continue;
@@ -116,6 +132,7 @@ impl Sender {
                     _ => return Err(CaptureError::from_io("sendmmsg", &self.iface, e)),
                 }
             }
+            stalled = None;
             let sent = r as usize;
             for fr in &frames[done..done + sent] {
                 self.stats.bytes += fr.len() as u64;

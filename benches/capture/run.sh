@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Live-capture benchmark over a veth pair between two network namespaces (root only).
+#
+# For each sender rate (64-byte frames, `netspectra replay --pps R` from namespace A), runs each
+# capturer in namespace B and reports the kernel drop ratio; then prints the highest rate with zero
+# drops and the drop ratio at the top rate the sender reaches. Also compares
+# `netspectra replay --topspeed` with `tcpreplay --topspeed` on the same file.
+#
+#   sudo benches/capture/run.sh                # defaults
+#   RATES="100000 300000" DUR=2 sudo -E benches/capture/run.sh
+#
+# Env: NETSPECTRA (binary; default: release build of this tree), RATES (pps list; "top" = as fast
+# as the sender goes), DUR (seconds per step, default 2), OUT_DIR (capture files; default a tmpfs
+# folder so the disk is not what is measured), TCPDUMP_B (tcpdump -B KiB; default: its default).
+# The namespaces and veths are created with unique names and always removed.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then echo "SKIP: needs root (network namespaces, AF_PACKET)"; exit 0; fi
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+if [ -z "${NETSPECTRA:-}" ]; then
+  (cd "$ROOT" && cargo build --release -q -p netspectra)
+  NETSPECTRA="${CARGO_TARGET_DIR:-$ROOT/target}/release/netspectra"
+fi
+B="$NETSPECTRA"
+RATES="${RATES:-50000 100000 200000 300000 500000 750000 1000000 top}"
+DUR="${DUR:-2}"
+OUT_DIR="${OUT_DIR:-/dev/shm/netspectra-capture-bench-$$}"
+mkdir -p "$OUT_DIR"
+
+ID="$$"
+NSA="nsbench${ID}a"; NSB="nsbench${ID}b"; IFA="vbn${ID}a"; IFB="vbn${ID}b"
+cleanup() {
+  ip netns del "$NSA" 2>/dev/null || true
+  ip netns del "$NSB" 2>/dev/null || true
+  rm -rf "$OUT_DIR"
+}
+trap cleanup EXIT INT TERM
+for ns in "$NSA" "$NSB"; do
+  ip netns add "$ns"
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+done
+ip link add "$IFA" netns "$NSA" type veth peer name "$IFB" netns "$NSB"
+ip -n "$NSA" link set "$IFA" up
+ip -n "$NSB" link set "$IFB" up
+
+FILE="$OUT_DIR/frames64.pcap"
+NFILE=200000
+python3 "$HERE/gen_frames.py" "$FILE" "$NFILE" --size 64 --flows 256
+
+echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; kernel $(uname -r)"
+
+# replay RATE -> prints "pps_achieved packets"
+replay() {
+  local rate="$1" loops args
+  if [ "$rate" = top ]; then
+    loops=$(( (DUR * 1000000 + NFILE - 1) / NFILE )); args=(--topspeed)
+  else
+    loops=$(( (rate * DUR + NFILE - 1) / NFILE )); args=(--pps "$rate")
+  fi
+  ip netns exec "$NSA" "$B" replay -i "$IFA" "$FILE" "${args[@]}" --loop "$loops" --json |
+    python3 -c 'import json,sys; v=json.load(sys.stdin); print(int(v["pps"]), v["packets"])'
+}
+
+# Each capturer prints "received dropped" (kernel counters) after the run.
+cap_netspectra() {
+  ip netns exec "$NSB" "$B" capture -i "$IFB" -w "$OUT_DIR/ns.pcap" --json >"$OUT_DIR/ns.json" 2>/dev/null &
+  local pid=$!; sleep 0.7
+  local r; r=$(replay "$1")
+  sleep 0.5; kill -INT "$pid"; wait "$pid" || true
+  python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["kernel_received"], v["kernel_drops"])' "$OUT_DIR/ns.json"
+  echo "$r" >"$OUT_DIR/last_rate"
+}
+cap_tcpdump() {
+  local bopt=(); [ -n "${TCPDUMP_B:-}" ] && bopt=(-B "$TCPDUMP_B")
+  ip netns exec "$NSB" tcpdump -i "$IFB" -n -s 262144 "${bopt[@]}" -w "$OUT_DIR/td.pcap" 2>"$OUT_DIR/td.err" &
+  local pid=$!; sleep 0.7
+  local r; r=$(replay "$1")
+  sleep 0.5; kill -INT "$pid"; wait "$pid" || true
+  local recv drop
+  recv=$(sed -n 's/^\([0-9]*\) packets\{0,1\} received by filter.*/\1/p' "$OUT_DIR/td.err")
+  drop=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel.*/\1/p' "$OUT_DIR/td.err")
+  echo "${recv:-0} ${drop:-0}"
+  echo "$r" >"$OUT_DIR/last_rate"
+}
+HAVE_FLOWS=0
+if "$B" flows --help 2>/dev/null | grep -q -- '--interface'; then HAVE_FLOWS=1; fi
+cap_flows() {
+  rm -rf "$OUT_DIR/flows"
+  ip netns exec "$NSB" "$B" flows -i "$IFB" -o "$OUT_DIR/flows" --json --quiet >"$OUT_DIR/fl.json" 2>/dev/null &
+  local pid=$!; sleep 0.7
+  local r; r=$(replay "$1")
+  sleep 0.5; kill -INT "$pid"; wait "$pid" || true
+  # flows reports packets processed; every frame sent reaches the socket (veth push-back makes
+  # the sender retry), so drops = sent - processed.
+  local got; got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["input_packets"])' "$OUT_DIR/fl.json" 2>/dev/null || echo "")
+  local sent=${r#* }
+  if [ -z "$got" ]; then echo "NA NA"; else echo "$sent $(( sent > got ? sent - got : 0 ))"; fi
+  echo "$r" >"$OUT_DIR/last_rate"
+}
+
+TOOLS=(netspectra tcpdump); [ "$HAVE_FLOWS" = 1 ] && TOOLS+=(flows)
+declare -A ZERO TOPRATIO
+printf "%-10s %-12s %-12s %14s %12s %10s\n" rate tool sent_pps kernel_recv dropped drop_%
+for rate in $RATES; do
+  for tool in "${TOOLS[@]}"; do
+    out=$(cap_"$tool" "$rate")
+    recv=${out% *}; drop=${out#* }
+    sent_pps=$(cut -d' ' -f1 "$OUT_DIR/last_rate")
+    if [ "$recv" = NA ]; then pct=NA; else
+      pct=$(python3 -c "import sys; r,d=int(sys.argv[1]),int(sys.argv[2]); print('%.3f'%(100*d/r if r else 0))" "$recv" "$drop"); fi
+    printf "%-10s %-12s %-12s %14s %12s %10s\n" "$rate" "$tool" "$sent_pps" "$recv" "$drop" "$pct"
+    if [ "$drop" = 0 ]; then
+      prev=${ZERO[$tool]:-0}; [ "$sent_pps" -gt "$prev" ] && ZERO[$tool]=$sent_pps
+    fi
+    [ "$rate" = top ] && TOPRATIO[$tool]="$pct% at $sent_pps pps"
+  done
+done
+echo
+echo "# highest sender rate with zero kernel drops / drop ratio at the top sender rate"
+for tool in "${TOOLS[@]}"; do
+  printf "%-12s zero-drop up to %8s pps; top: %s\n" "$tool" "${ZERO[$tool]:-none}" "${TOPRATIO[$tool]:-n/a}"
+done
+
+echo
+echo "# replay --topspeed vs tcpreplay --topspeed, same file ($NFILE x 64-byte frames, x5), nothing capturing"
+loops=5
+ns=$(ip netns exec "$NSA" "$B" replay -i "$IFA" "$FILE" --topspeed --loop $loops --json |
+  python3 -c 'import json,sys; print(int(json.load(sys.stdin)["pps"]))')
+tr=$(ip netns exec "$NSA" tcpreplay -q -i "$IFA" --topspeed --loop $loops "$FILE" 2>&1 |
+  sed -n 's/.*Rated: .* \([0-9.]*\) pps.*/\1/p' | cut -d. -f1)
+printf "netspectra replay %10s pps\ntcpreplay         %10s pps\nratio             %10s\n" "$ns" "$tr" \
+  "$(python3 -c "import sys; print('%.2f'%(int(sys.argv[1])/max(1,int(sys.argv[2] or 0))))" "$ns" "${tr:-0}")"
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
