@@ -13,7 +13,9 @@ use clap::{Args, ValueEnum};
 use netspectra_capture::{
     drop_privileges, open_fanout, FanoutMode, LiveConfig, LiveStats, LiveStatsHandle, StopHandle,
 };
-use netspectra_packet::{Batch, InterfaceInfo, OwnedBatch, PacketMeta, PacketSource};
+use netspectra_packet::{
+    Batch, InterfaceInfo, LinkType, OwnedBatch, Packet, PacketMeta, PacketSource,
+};
 use netspectra_pcap::{CaptureWriter, OutputFormat};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -202,6 +204,8 @@ struct Rotator {
     packets: u64,
     bytes: u64,
     limit: Option<u64>,
+    /// Reused buffer for frames whose stripped VLAN tag is put back.
+    scratch: Vec<u8>,
 }
 
 /// What the writer wants after a packet.
@@ -242,6 +246,7 @@ impl Rotator {
             packets: 0,
             bytes: 0,
             limit: args.count,
+            scratch: Vec::with_capacity(1 << 16),
         };
         r.open_next()?;
         Ok(r)
@@ -319,12 +324,37 @@ impl Rotator {
 
     /// Writes every packet of a batch (up to the -c limit).
     fn write_batch(&mut self, b: &Batch<'_>) -> Result<Flow> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = self.write_batch_with(b, &mut scratch);
+        self.scratch = scratch;
+        r
+    }
+
+    fn write_batch_with(&mut self, b: &Batch<'_>, scratch: &mut Vec<u8>) -> Result<Flow> {
         if self.tick()? == Flow::Done {
             return Ok(Flow::Done);
         }
-        for p in b.iter() {
+        for mut p in b.iter() {
             if self.limit.is_some_and(|l| self.packets >= l) {
                 return Ok(Flow::Done);
+            }
+            // The kernel moved the 802.1Q tag into the ring's metadata; files carry it in the
+            // frame (as libpcap writes them), so put it back after the MAC addresses.
+            let tagged;
+            if let (Some(tci), LinkType::ETHERNET, true) = (p.vlan_tci, p.link, p.data.len() >= 12)
+            {
+                scratch.clear();
+                scratch.extend_from_slice(&p.data[..12]);
+                scratch.extend_from_slice(&[0x81, 0x00]);
+                scratch.extend_from_slice(&tci.to_be_bytes());
+                scratch.extend_from_slice(&p.data[12..]);
+                tagged = Packet {
+                    data: scratch,
+                    orig_len: p.orig_len.saturating_add(4),
+                    vlan_tci: None,
+                    ..p
+                };
+                p = tagged;
             }
             let rec = match self.format {
                 OutputFormat::Pcap { .. } => 16 + p.data.len() as u64,

@@ -182,3 +182,54 @@ fn unknown_interface_is_a_clear_error() {
     let e = open_live(&LiveConfig::new("nope-no-such0")).unwrap_err();
     assert!(e.to_string().contains("no such network interface"), "{e}");
 }
+
+#[test]
+fn stripped_vlan_tag_is_reported_in_the_metadata() {
+    require_root!();
+    let p = NetnsPair::new();
+    let frames: Vec<Vec<u8>> = common::frames(500, 8)
+        .into_iter()
+        .map(|f| {
+            let mut t = f[..12].to_vec();
+            t.extend_from_slice(&[0x81, 0x00, 0x00, 42]);
+            t.extend_from_slice(&f[12..]);
+            t
+        })
+        .collect();
+    let (b_ns, b_if, a_ns, a_if) = (p.b.clone(), p.b_if.clone(), p.a.clone(), p.a_if.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cap = std::thread::spawn(move || {
+        NetnsPair::enter(&b_ns);
+        let cfg = LiveConfig::new(b_if);
+        let stop = cfg.stop.clone();
+        let mut s = open_live(&cfg).unwrap();
+        tx.send(stop).unwrap();
+        let mut got = Vec::new();
+        while s
+            .next_batch(&mut |b| {
+                got.extend(b.iter().map(|p| (p.vlan_tci, p.data.to_vec(), p.orig_len)))
+            })
+            .unwrap()
+        {}
+        got
+    });
+    let stop = rx.recv().unwrap();
+    let sent = frames.clone();
+    std::thread::spawn(move || {
+        NetnsPair::enter(&a_ns);
+        let refs: Vec<&[u8]> = sent.iter().map(|f| f.as_slice()).collect();
+        Sender::open(&a_if, true).unwrap().send_all(&refs).unwrap();
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.stop();
+    let got = cap.join().unwrap();
+    assert_eq!(got.len(), frames.len());
+    for ((tci, data, len), f) in got.iter().zip(&frames) {
+        assert_eq!(*tci, Some(42));
+        assert_eq!(data[..12], f[..12]);
+        assert_eq!(data[12..], f[16..]);
+        assert_eq!(*len as usize, f.len() - 4);
+    }
+}
