@@ -62,12 +62,19 @@ replay() {
     python3 -c 'import json,sys; v=json.load(sys.stdin); print(int(v["pps"]), v["packets"])'
 }
 
-# Each capturer prints "received dropped" (kernel counters) after the run.
+# CPU seconds (user+system) a process used so far, from /proc (read just before stopping it).
+cpu_of() {
+  awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# Each capturer prints "received dropped" (kernel counters) after the run, and leaves in
+# $OUT_DIR/last_cpu the CPU seconds it used while the sender ran (startup excluded).
 cap_netspectra() {
   ip netns exec "$NSB" "$B" capture -i "$IFB" -w "$OUT_DIR/ns.pcap" --json >"$OUT_DIR/ns.json" 2>/dev/null &
   local pid=$!; sleep 0.7
+  local c0; c0=$(cpu_of "$pid")
   local r; r=$(replay "$1")
-  sleep 0.5; kill -INT "$pid"; wait "$pid" || true
+  sleep 0.5; python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$c0" "$(cpu_of "$pid")" >"$OUT_DIR/last_cpu"; kill -INT "$pid"; wait "$pid" || true
   python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["kernel_received"], v["kernel_drops"])' "$OUT_DIR/ns.json"
   echo "$r" >"$OUT_DIR/last_rate"
 }
@@ -75,8 +82,9 @@ cap_tcpdump() {
   local bopt=(); [ -n "${TCPDUMP_B:-}" ] && bopt=(-B "$TCPDUMP_B")
   ip netns exec "$NSB" tcpdump -i "$IFB" -n -s 262144 "${bopt[@]}" -w "$OUT_DIR/td.pcap" 2>"$OUT_DIR/td.err" &
   local pid=$!; sleep 0.7
+  local c0; c0=$(cpu_of "$pid")
   local r; r=$(replay "$1")
-  sleep 0.5; kill -INT "$pid"; wait "$pid" || true
+  sleep 0.5; python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$c0" "$(cpu_of "$pid")" >"$OUT_DIR/last_cpu"; kill -INT "$pid"; wait "$pid" || true
   local recv drop
   recv=$(sed -n 's/^\([0-9]*\) packets\{0,1\} received by filter.*/\1/p' "$OUT_DIR/td.err")
   drop=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel.*/\1/p' "$OUT_DIR/td.err")
@@ -89,8 +97,9 @@ cap_flows() {
   rm -rf "$OUT_DIR/flows"
   ip netns exec "$NSB" "$B" flows -i "$IFB" -o "$OUT_DIR/flows" --json --quiet >"$OUT_DIR/fl.json" 2>/dev/null &
   local pid=$!; sleep 0.7
+  local c0; c0=$(cpu_of "$pid")
   local r; r=$(replay "$1")
-  sleep 0.5; kill -INT "$pid"; wait "$pid" || true
+  sleep 0.5; python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$c0" "$(cpu_of "$pid")" >"$OUT_DIR/last_cpu"; kill -INT "$pid"; wait "$pid" || true
   # flows reports packets processed; every frame sent reaches the socket (veth push-back makes
   # the sender retry), so drops = sent - processed.
   local got; got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["input_packets"])' "$OUT_DIR/fl.json" 2>/dev/null || echo "")
@@ -101,7 +110,7 @@ cap_flows() {
 
 TOOLS=(netspectra tcpdump); [ "$HAVE_FLOWS" = 1 ] && TOOLS+=(flows)
 declare -A ZERO TOPRATIO
-printf "%-10s %-12s %-12s %14s %12s %10s\n" rate tool sent_pps kernel_recv dropped drop_%
+printf "%-10s %-12s %-12s %14s %12s %10s %12s\n" rate tool sent_pps kernel_recv dropped drop_% cpu_ns/pkt
 for rate in $RATES; do
   for tool in "${TOOLS[@]}"; do
     out=$(cap_"$tool" "$rate")
@@ -109,7 +118,9 @@ for rate in $RATES; do
     sent_pps=$(cut -d' ' -f1 "$OUT_DIR/last_rate")
     if [ "$recv" = NA ]; then pct=NA; else
       pct=$(python3 -c "import sys; r,d=int(sys.argv[1]),int(sys.argv[2]); print('%.3f'%(100*d/r if r else 0))" "$recv" "$drop"); fi
-    printf "%-10s %-12s %-12s %14s %12s %10s\n" "$rate" "$tool" "$sent_pps" "$recv" "$drop" "$pct"
+    sent_n=$(cut -d' ' -f2 "$OUT_DIR/last_rate")
+    cpuns=$(python3 -c "import sys; c,n=float(sys.argv[1]),int(sys.argv[2]); print('%.0f'%(c*1e9/n if n else 0))" "$(cat "$OUT_DIR/last_cpu")" "$sent_n")
+    printf "%-10s %-12s %-12s %14s %12s %10s %12s\n" "$rate" "$tool" "$sent_pps" "$recv" "$drop" "$pct" "$cpuns"
     if [ "$drop" = 0 ]; then
       prev=${ZERO[$tool]:-0}; [ "$sent_pps" -gt "$prev" ] && ZERO[$tool]=$sent_pps
     fi
@@ -125,10 +136,18 @@ done
 echo
 echo "# replay --topspeed vs tcpreplay --topspeed, same file ($NFILE x 64-byte frames, x5), nothing capturing"
 loops=5
-ns=$(ip netns exec "$NSA" "$B" replay -i "$IFA" "$FILE" --topspeed --loop $loops --json |
+TF="$OUT_DIR/time"
+ns=$(ip netns exec "$NSA" /usr/bin/time -o "$TF.ns" -f "%U %S" "$B" replay -i "$IFA" "$FILE" --topspeed --loop $loops --json |
   python3 -c 'import json,sys; print(int(json.load(sys.stdin)["pps"]))')
-tr=$(ip netns exec "$NSA" tcpreplay -q -i "$IFA" --topspeed --loop $loops "$FILE" 2>&1 |
+tr=$(ip netns exec "$NSA" /usr/bin/time -o "$TF.tr" -f "%U %S" tcpreplay -q -i "$IFA" --topspeed --loop $loops "$FILE" 2>&1 |
   sed -n 's/.*Rated: .* \([0-9.]*\) pps.*/\1/p' | cut -d. -f1)
-printf "netspectra replay %10s pps\ntcpreplay         %10s pps\nratio             %10s\n" "$ns" "$tr" \
+N=$((NFILE * loops))
+percpu() { python3 -c "import sys; u,s=map(float,open(sys.argv[1]).read().split()[-2:]); print('%.0f'%(int(sys.argv[2])/max(u+s,1e-9)))" "$1" "$N"; }
+printf "%-18s %12s %22s\n" tool wall_pps "pps_per_cpu_second"
+printf "%-18s %12s %22s\n" "netspectra replay" "$ns" "$(percpu "$TF.ns")"
+printf "%-18s %12s %22s\n" tcpreplay "${tr:-NA}" "$(percpu "$TF.tr")"
+printf "ratio (wall)       %12s\n" \
   "$(python3 -c "import sys; print('%.2f'%(int(sys.argv[1])/max(1,int(sys.argv[2] or 0))))" "$ns" "${tr:-0}")"
+echo "(pps per CPU-second: packets / (user+sys) of the sender; on veth the receive side runs in the"
+echo " sender's system time too, so this is the whole per-packet cost of sending on this box)"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
