@@ -684,29 +684,16 @@ impl Session {
                 s.bytes(b"\"}");
             }
             2 => {
-                let mut left = body_len as usize;
+                // `key=value&...` cut to exactly `body_len` bytes, never ending in `&`.
+                let n = body_len as usize;
                 s.lit(|v| {
-                    let mut first = true;
-                    while left > 0 {
-                        if !first {
-                            v.push(b'&');
-                            left -= 1;
-                            if left == 0 {
-                                v.extend_from_slice(b"x=1");
-                                break;
-                            }
-                        }
-                        first = false;
-                        let n = left.min(40);
-                        // key=value with n bytes in total (n >= 1).
-                        if n < 3 {
-                            v.extend(std::iter::repeat_n(b'k', n));
-                        } else {
-                            v.extend_from_slice(b"k=");
-                            v.extend(std::iter::repeat_n(b'v', n - 2));
-                        }
-                        left -= n;
+                    const PAT: &[u8] = b"item=1234&user=alice&token=abcdef&";
+                    let at = v.len();
+                    v.extend(PAT.iter().cycle().take(n));
+                    if v.last() == Some(&b'&') {
+                        *v.last_mut().unwrap() = b'x';
                     }
+                    debug_assert_eq!(v.len() - at, n);
                 });
             }
             3 => {
