@@ -19,8 +19,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Output format on the command line.
@@ -195,32 +196,56 @@ fn config(a: &HttpArgs) -> HttpConfig {
 /// Records are handed to the writer thread in batches of this many.
 const SEND_BATCH: usize = 512;
 
-/// One worker: an analyzer, an optional user-space filter, and the channel to the writer.
-struct Worker {
+/// A batch of records from worker `.0`.
+type Shipment = (usize, Vec<HttpRecord>);
+
+/// One worker: an analyzer, an optional user-space filter, and the channels to and from the
+/// writer. The writer hands written batches back so that the worker frees the records: memory
+/// then returns to the allocating thread's cache instead of crossing threads on every record.
+struct Worker<'a> {
+    id: usize,
     an: HttpAnalyzer,
     filter: Option<(String, Vec<(LinkType, Option<Filter>)>)>,
     kept: Vec<PacketMeta>,
     pending: Vec<HttpRecord>,
-    tx: SyncSender<Vec<HttpRecord>>,
+    tx: SyncSender<Shipment>,
+    back: &'a Mutex<Receiver<Vec<HttpRecord>>>,
 }
 
-impl Worker {
-    fn new(cfg: &HttpConfig, filter: Option<&str>, tx: SyncSender<Vec<HttpRecord>>) -> Self {
+impl<'a> Worker<'a> {
+    fn new(
+        id: usize,
+        cfg: &HttpConfig,
+        filter: Option<&str>,
+        tx: SyncSender<Shipment>,
+        back: &'a Mutex<Receiver<Vec<HttpRecord>>>,
+    ) -> Self {
         Worker {
+            id,
             an: HttpAnalyzer::new(cfg.clone()),
             filter: filter.map(|f| (f.to_string(), Vec::new())),
             kept: Vec::new(),
-            pending: Vec::new(),
+            pending: Vec::with_capacity(SEND_BATCH),
             tx,
+            back,
         }
     }
 
     fn ship(&mut self, force: bool) {
         self.an.take_records(&mut self.pending);
         if self.pending.len() >= SEND_BATCH || (force && !self.pending.is_empty()) {
-            let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(SEND_BATCH));
+            // Reuse a returned batch (its records are dropped here, on this thread).
+            let mut spare = None;
+            if let Ok(back) = self.back.lock() {
+                while let Ok(mut v) = back.try_recv() {
+                    v.clear();
+                    spare = Some(v);
+                }
+            }
+            let next = spare.unwrap_or_else(|| Vec::with_capacity(SEND_BATCH));
+            let batch = std::mem::replace(&mut self.pending, next);
             // The writer only hangs up after an output error, which it reports itself.
-            let _ = self.tx.send(batch);
+            let _ = self.tx.send((self.id, batch));
         }
     }
 
@@ -232,7 +257,7 @@ impl Worker {
     }
 }
 
-impl Analysis for Worker {
+impl Analysis for Worker<'_> {
     fn on_batch(&mut self, batch: &Batch<'_>) {
         match &mut self.filter {
             None => self.an.on_batch(batch),
@@ -313,15 +338,21 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
         writer = writer.with_fields(f);
     }
     let cfg = config(&a);
-    let (tx, rx) = sync_channel::<Vec<HttpRecord>>(64);
+    let (tx, rx) = sync_channel::<Shipment>(64);
+    let (back_txs, back_rxs): (Vec<Sender<Vec<HttpRecord>>>, Vec<_>) =
+        (0..a.threads).map(|_| channel()).unzip();
+    let back_rxs: Vec<Mutex<Receiver<Vec<HttpRecord>>>> =
+        back_rxs.into_iter().map(Mutex::new).collect();
     let t0 = Instant::now();
     let to_stdout = a.output.as_os_str() == "-";
 
     let writer_thread = std::thread::spawn(move || -> Result<u64> {
-        for batch in rx {
+        for (id, batch) in rx {
             for r in &batch {
                 writer.write(r).context("writing records")?;
             }
+            // A worker that is gone no longer needs its batches back.
+            let _ = back_txs[id].send(batch);
         }
         Ok(writer.finish().context("writing records")?)
     });
@@ -361,8 +392,8 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
                 queue_depth: 4,
             };
             // The kernel filter already applied: workers need no user-space filter.
-            let out = run_live(sources, &ecfg, &never, |_| {
-                Worker::new(&cfg, None, tx.clone())
+            let out = run_live(sources, &ecfg, &never, |i| {
+                Worker::new(i, &cfg, None, tx.clone(), &back_rxs[i])
             });
             packets += out.stats.packets;
             bytes += out.stats.bytes;
@@ -402,7 +433,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
                 &mut reader,
                 &ecfg,
                 &stop,
-                |_| Worker::new(&cfg, filter, tx.clone()),
+                |i| Worker::new(i, &cfg, filter, tx.clone(), &back_rxs[i]),
                 &mut progress,
             );
             if show {

@@ -23,7 +23,7 @@ use netspectra_packet::{
     community_id_v1, decode, Batch, DecodeOptions, FlowKey, Fragment, Packet, TcpFlags, Timestamp,
 };
 use parse::{parse, parse_partial, ExtractOptions, FramingHint, Message, Parsed};
-pub use record::{HttpRecord, Kind, FIELDS};
+pub use record::{HttpRecord, Kind, Text, FIELDS};
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 pub use summary::{Malformed, Stats, Summary};
@@ -128,9 +128,9 @@ impl Dir {
 struct Pending {
     dir: u8,
     ts: Timestamp,
-    method: Option<String>,
-    host: Option<String>,
-    uri: Option<String>,
+    method: Option<Text>,
+    host: Option<Text>,
+    uri: Option<Text>,
     /// The request record itself in paired mode.
     rec: Option<Box<HttpRecord>>,
 }
@@ -144,7 +144,7 @@ struct Conn {
     tunnel: bool,
     dirs: [Dir; 2],
     pending: VecDeque<Pending>,
-    cid: Option<Box<str>>,
+    cid: Option<Text>,
 }
 
 impl Conn {
@@ -656,12 +656,11 @@ impl HttpAnalyzer {
         }
     }
 
-    fn community_id(&mut self, idx: u32) -> String {
+    fn community_id(&mut self, idx: u32) -> Text {
         let c = self.conn_mut(idx);
-        if c.cid.is_none() {
-            c.cid = Some(community_id_v1(&c.key, 0).into_boxed_str());
-        }
-        c.cid.as_deref().unwrap_or_default().to_string()
+        c.cid
+            .get_or_insert_with(|| Text::from(community_id_v1(&c.key, 0)))
+            .clone()
     }
 
     /// A record with the addressing of direction `d` of the connection and no HTTP fields.
@@ -671,11 +670,11 @@ impl HttpAnalyzer {
         let k = if d == 0 { key } else { key.reversed() };
         HttpRecord {
             kind,
-            ts: ts.to_string(),
+            ts,
             ip_version: if k.src.is_ipv4() { 4 } else { 6 },
-            src_ip: k.src.to_string(),
+            src_ip: k.src,
             src_port: k.src_port,
-            dst_ip: k.dst.to_string(),
+            dst_ip: k.dst,
             dst_port: k.dst_port,
             vlan: k.vlan,
             community_id: cid,
@@ -750,7 +749,8 @@ impl HttpAnalyzer {
                 rec.ua_os_version = info.os_version;
                 rec.ua_browser = info.browser;
                 rec.ua_browser_version = info.browser_version;
-                rec.ua_device = Some(info.device.to_string());
+                rec.ua_device = Some(Text::Static(info.device));
+                rec.user_agent = info.ua;
             }
         }
         rec.partial = partial;
@@ -758,7 +758,9 @@ impl HttpAnalyzer {
         rec.host = m.host;
         rec.uri = m.uri;
         rec.version = m.version;
-        rec.user_agent = m.user_agent;
+        if rec.user_agent.is_none() {
+            rec.user_agent = m.user_agent;
+        }
         rec.referer = m.referer;
         rec.pragma = m.pragma;
         rec.connection = m.connection;

@@ -1,6 +1,7 @@
 //! Turning one header block into owned fields with httparse: the standard fields, the body
 //! framing, and the configured extra headers (capped and redacted).
 
+use crate::record::Text;
 use crate::summary::Malformed;
 use crate::HeaderSelect;
 use std::collections::BTreeMap;
@@ -14,37 +15,37 @@ pub struct Message {
     /// True for a request, false for a response.
     pub is_request: bool,
     /// Request method.
-    pub method: Option<String>,
+    pub method: Option<Text>,
     /// Request target.
-    pub uri: Option<String>,
+    pub uri: Option<Text>,
     /// `HTTP/1.0` or `HTTP/1.1`.
-    pub version: Option<String>,
+    pub version: Option<Text>,
     /// Response status.
     pub status: Option<u16>,
     /// Response reason phrase.
-    pub reason: Option<String>,
+    pub reason: Option<Text>,
     /// Host.
-    pub host: Option<String>,
+    pub host: Option<Text>,
     /// User-Agent.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Text>,
     /// Referer.
-    pub referer: Option<String>,
+    pub referer: Option<Text>,
     /// Pragma.
-    pub pragma: Option<String>,
+    pub pragma: Option<Text>,
     /// Connection.
-    pub connection: Option<String>,
+    pub connection: Option<Text>,
     /// Content-Type.
-    pub content_type: Option<String>,
+    pub content_type: Option<Text>,
     /// Content-Length (when it is a valid number).
     pub content_length: Option<u64>,
     /// Transfer-Encoding.
-    pub transfer_encoding: Option<String>,
+    pub transfer_encoding: Option<Text>,
     /// Server.
-    pub server: Option<String>,
+    pub server: Option<Text>,
     /// Content-Encoding.
-    pub content_encoding: Option<String>,
+    pub content_encoding: Option<Text>,
     /// Cache-Control.
-    pub cache_control: Option<String>,
+    pub cache_control: Option<Text>,
     /// Extra headers, when selected.
     pub headers: Option<BTreeMap<String, String>>,
     /// Body framing from Transfer-Encoding / Content-Length.
@@ -172,8 +173,8 @@ fn parse_req<'b>(
         httparse::Status::Complete(n) => {
             let mut m = Message {
                 is_request: true,
-                method: r.method.map(|s| cap(s.as_bytes(), opts.max_value)),
-                uri: r.path.map(|s| cap(s.as_bytes(), opts.max_value)),
+                method: r.method.map(|s| method(s, opts.max_value)),
+                uri: r.path.map(|s| text(s.as_bytes(), opts.max_value)),
                 version: r.version.map(version),
                 ..Message::default()
             };
@@ -196,7 +197,7 @@ fn parse_resp<'b>(
             let mut m = Message {
                 is_request: false,
                 status: r.code,
-                reason: r.reason.map(|s| cap(s.as_bytes(), opts.max_value)),
+                reason: r.reason.map(|s| text(s.as_bytes(), opts.max_value)),
                 version: r.version.map(version),
                 ..Message::default()
             };
@@ -206,8 +207,45 @@ fn parse_resp<'b>(
     }
 }
 
-fn version(v: u8) -> String {
-    format!("HTTP/1.{v}")
+fn version(v: u8) -> Text {
+    Text::Static(if v == 0 { "HTTP/1.0" } else { "HTTP/1.1" })
+}
+
+/// Methods as shared literals (no allocation for the common ones).
+fn method(m: &str, max: usize) -> Text {
+    const COMMON: &[&str] = &[
+        "GET",
+        "POST",
+        "HEAD",
+        "PUT",
+        "DELETE",
+        "OPTIONS",
+        "PATCH",
+        "CONNECT",
+        "TRACE",
+        "PROPFIND",
+        "PROPPATCH",
+        "MKCOL",
+        "COPY",
+        "MOVE",
+        "LOCK",
+        "UNLOCK",
+        "REPORT",
+        "SEARCH",
+    ];
+    match COMMON.iter().find(|c| **c == m) {
+        Some(c) => Text::Static(c),
+        None => text(m.as_bytes(), max),
+    }
+}
+
+/// [`cap`] as a [`Text`].
+pub fn text(b: &[u8], max: usize) -> Text {
+    let b = &b[..b.len().min(max)];
+    match std::str::from_utf8(b) {
+        Ok(s) => Text::from(s),
+        Err(_) => Text::from(cap(b, max)),
+    }
 }
 
 /// Lossy UTF-8 of at most `max` bytes (cut on a character boundary).
@@ -271,7 +309,7 @@ fn fill_headers(m: &mut Message, hs: &[httparse::Header<'_>], opts: &ExtractOpti
         if let Some(slot) = slot {
             // The first occurrence wins (as tshark shows it).
             if slot.is_none() {
-                *slot = Some(cap(trim(v), opts.max_value));
+                *slot = Some(text(trim(v), opts.max_value));
             }
         }
         if let Some(map) = extra.as_mut() {
@@ -354,10 +392,14 @@ pub fn parse_partial(buf: &[u8], request: bool, opts: &ExtractOptions) -> Option
         {
             return None;
         }
-        m.method = Some(cap(a, opts.max_value));
-        m.uri = b.filter(|b| !b.is_empty()).map(|b| cap(b, opts.max_value));
+        m.method = Some(text(a, opts.max_value));
+        m.uri = b.filter(|b| !b.is_empty()).map(|b| text(b, opts.max_value));
     } else {
-        m.version = Some(cap(a, 8));
+        m.version = match a {
+            b"HTTP/1.0" => Some(Text::Static("HTTP/1.0")),
+            b"HTTP/1.1" => Some(Text::Static("HTTP/1.1")),
+            _ => None,
+        };
         m.status = b
             .and_then(|s| std::str::from_utf8(s).ok())
             .and_then(|s| s.parse().ok());

@@ -94,13 +94,13 @@ fn request_response_pair() {
     assert_eq!(r[0].kind, Kind::Request);
     assert_eq!(r[0].method.as_deref(), Some("GET"));
     assert_eq!(r[0].host.as_deref(), Some("example.com"));
-    assert_eq!(r[0].src_ip, "10.0.0.1");
+    assert_eq!(r[0].src_ip.to_string(), "10.0.0.1");
     assert_eq!(r[0].dst_port, 8080);
     assert!(r[0].ua_device.is_some());
     assert_eq!(r[1].kind, Kind::Response);
     assert_eq!(r[1].status, Some(200));
     assert_eq!(r[1].uri.as_deref(), Some("/index.html"));
-    assert_eq!(r[1].src_ip, "10.0.0.2");
+    assert_eq!(r[1].src_ip.to_string(), "10.0.0.2");
     assert_eq!(r[1].latency_us, Some(1000));
     assert_eq!(r[1].server.as_deref(), Some("nginx"));
     assert_eq!(r[1].resp_content_length, Some(5));
@@ -125,7 +125,7 @@ fn paired_mode_and_unanswered() {
     assert_eq!(r.len(), 2);
     assert!(r
         .iter()
-        .all(|x| x.kind == Kind::Transaction && x.src_ip == "10.0.0.1"));
+        .all(|x| x.kind == Kind::Transaction && x.src_ip.to_string() == "10.0.0.1"));
     assert_eq!(r[0].status, Some(200));
     assert_eq!(r[0].user_agent.as_deref(), Some("curl/8.5.0"));
     assert_eq!(r[1].method.as_deref(), Some("DELETE"));

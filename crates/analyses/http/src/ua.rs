@@ -1,26 +1,29 @@
 //! User-Agent parsing with woothee behind a bounded, direct-mapped cache (UA strings repeat a
 //! lot, and woothee runs regular expressions).
 
+use crate::record::Text;
 use std::hash::BuildHasher;
 
 /// What a User-Agent string says about the client.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UaInfo {
+    /// The User-Agent string itself (shared by every record that carries it).
+    pub ua: Option<Text>,
     /// Operating system name.
-    pub os: Option<String>,
+    pub os: Option<Text>,
     /// Operating system version.
-    pub os_version: Option<String>,
+    pub os_version: Option<Text>,
     /// Browser, client or bot name.
-    pub browser: Option<String>,
+    pub browser: Option<Text>,
     /// Browser version.
-    pub browser_version: Option<String>,
+    pub browser_version: Option<Text>,
     /// Device class: desktop, mobile, tablet, bot, appliance, other or unknown.
     pub device: &'static str,
 }
 
 /// Parses one User-Agent string (uncached).
 pub fn parse_ua(ua: &str) -> UaInfo {
-    let known = |s: &str| (!s.is_empty() && s != "UNKNOWN").then(|| s.to_string());
+    let known = |s: &str| (!s.is_empty() && s != "UNKNOWN").then(|| Text::from(s));
     match woothee::parser::Parser::new().parse(ua) {
         Some(r) => {
             let device = match r.category {
@@ -35,6 +38,7 @@ pub fn parse_ua(ua: &str) -> UaInfo {
                 _ => "unknown",
             };
             UaInfo {
+                ua: Some(Text::from(ua)),
                 os: known(r.os),
                 os_version: known(&r.os_version),
                 browser: known(r.name),
@@ -43,6 +47,7 @@ pub fn parse_ua(ua: &str) -> UaInfo {
             }
         }
         None => UaInfo {
+            ua: Some(Text::from(ua)),
             device: "unknown",
             ..UaInfo::default()
         },
@@ -58,7 +63,7 @@ fn is_tablet(ua: &str) -> bool {
 /// A bounded cache of parsed User-Agents: `slots` entries, each UA maps to one slot by hash
 /// and replaces what was there (so memory is fixed and lookups never scan).
 pub struct UaCache {
-    slots: Vec<Option<(u64, Box<str>, UaInfo)>>,
+    slots: Vec<Option<(u64, UaInfo)>>,
     hasher: foldhash::fast::FixedState,
     /// Lookups answered from the cache.
     pub hits: u64,
@@ -85,15 +90,15 @@ impl UaCache {
         }
         let h = self.hasher.hash_one(ua);
         let i = (h % self.slots.len() as u64) as usize;
-        if let Some((sh, s, info)) = &self.slots[i] {
-            if *sh == h && **s == *ua {
+        if let Some((sh, info)) = &self.slots[i] {
+            if *sh == h && info.ua.as_deref() == Some(ua) {
                 self.hits += 1;
                 return info.clone();
             }
         }
         self.misses += 1;
         let info = parse_ua(ua);
-        self.slots[i] = Some((h, ua.into(), info.clone()));
+        self.slots[i] = Some((h, info.clone()));
         info
     }
 }
