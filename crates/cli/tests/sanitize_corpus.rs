@@ -89,7 +89,10 @@ fn run_file(path: &Path, cfg: &SanitizeConfig) -> Outcome {
     let bytes = w.finish().unwrap();
     let mut rr = CaptureReader::from_reader("reread", Box::new(std::io::Cursor::new(bytes)), None)
         .expect("output has a valid header");
-    while let Some(b) = rr.next_owned(None).expect("output reads back without error") {
+    while let Some(b) = rr
+        .next_owned(None)
+        .expect("output reads back without error")
+    {
         o.frames_reread += b.metas.len() as u64;
     }
     o
@@ -137,7 +140,10 @@ fn every_corpus_file_survives_all_stages() {
     }
     eprintln!("{} corpus files, {frames} frames sanitized", files.len());
     assert!(panics.is_empty(), "panicked on: {panics:#?}");
-    assert!(violations.is_empty(), "content left behind: {violations:#?}");
+    assert!(
+        violations.is_empty(),
+        "content left behind: {violations:#?}"
+    );
     assert!(
         newly_bad.is_empty(),
         "{} checksums newly wrong, first: {:#?}",
