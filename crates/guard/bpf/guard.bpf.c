@@ -68,9 +68,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * GUARD_PORT_PROTOS * GUARD_PORTS);
+	__uint(max_entries, 2 * GUARD_PORT_PROTOS * GUARD_PORT_CLASS_SLOTS);
 	__type(key, __u32);
-	__type(value, __u16);
+	__type(value, __u64); /* four 16-bit classes: port p is bits 16*(p%4) of slot p/4 */
 } port_class SEC(".maps");
 
 struct {
@@ -364,10 +364,10 @@ static __noinline int policy_eval_packed(const __u8 *src, const __u8 *dst, __u32
 
 	__u16 pc = 0;
 	if (pidx >= 0) {
-		__u32 ci = (bank * GUARD_PORT_PROTOS + pidx) * GUARD_PORTS + port;
-		__u16 *pcp = bpf_map_lookup_elem(&port_class, &ci);
+		__u32 ci = (bank * GUARD_PORT_PROTOS + pidx) * GUARD_PORT_CLASS_SLOTS + (port >> 2);
+		__u64 *pcp = bpf_map_lookup_elem(&port_class, &ci);
 		if (pcp)
-			pc = *pcp;
+			pc = (__u16)(*pcp >> ((port & 3) * 16));
 	}
 
 	struct rule_key rk = {};
@@ -685,11 +685,41 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 	return drop;
 }
 
+/* True when the linear part of a TC skb is too short for the headers parse() reads. Pulling
+ * unconditionally would copy payload of every GSO super-packet into the head. */
+static __always_inline int headers_missing(void *data, void *data_end)
+{
+	if (data + 14 > data_end)
+		return 1;
+	__u16 proto = *(__u16 *)(data + 12);
+	__u32 off = 14;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+			if (data + off + 4 > data_end)
+				return 1;
+			proto = *(__u16 *)(data + off + 2);
+			off += 4;
+		}
+	}
+	if (proto == bpf_htons(ETH_P_IP)) {
+		if (data + off + 20 > data_end)
+			return 1;
+		__u32 need = off + (*(__u8 *)(data + off) & 0xf) * 4 + 20;
+		return data + need > data_end;
+	}
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return data + off + 40 + 20 > data_end;
+	return 0;
+}
+
 SEC("classifier")
 int guard_tc(struct __sk_buff *skb)
 {
 	__u32 len = skb->len;
-	if (skb->data_end - skb->data < 128 && skb->data_end - skb->data < len)
+	void *d = (void *)(long)skb->data;
+	void *de = (void *)(long)skb->data_end;
+	if (de - d < len && headers_missing(d, de))
 		bpf_skb_pull_data(skb, len < 128 ? len : 128);
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;

@@ -17,14 +17,15 @@
 #define GUARD_NODES_PER_BANK 65536     /* destination nodes per policy bank */
 #define GUARD_PORT_PROTOS 3            /* tcp, udp, sctp have port classes */
 #define GUARD_PORTS 65536
+#define GUARD_PORT_CLASS_SLOTS 16384 /* per protocol and bank: 4 classes (u16) per u64 slot */
 #define GUARD_NODE_NONE 0xffffffffu    /* parent of the root node */
 #define GUARD_SESSION_LINGER_NS 5000000000ull /* a closed TCP session is kept this long */
 #define GUARD_DEFAULT_MAX_SESSIONS 131072
 #define GUARD_MAX_RULE_ENTRIES 1048576 /* LPM rule entries, both banks */
-#define GUARD_MAX_EXACT 262144         /* exact entries, both banks */
+#define GUARD_MAX_EXACT 131072         /* exact entries, both banks */
 #define GUARD_MAX_DST 131072           /* destination prefixes, both banks */
-#define GUARD_MAX_FRAGS 8192
-#define GUARD_RINGBUF_BYTES (1u << 22)
+#define GUARD_MAX_FRAGS 4096
+#define GUARD_RINGBUF_BYTES (1u << 20)
 #define GUARD_EVENT_WINDOW_NS 1000000000ull
 
 /* ---- actions ---- */

@@ -365,9 +365,18 @@ impl Maps {
             if table.is_empty() {
                 continue;
             }
-            let base = (bank * c::GUARD_PORT_PROTOS as u32 + pi as u32) * c::GUARD_PORTS as u32;
-            let keys: Vec<u32> = (0..table.len() as u32).map(|p| base + p).collect();
-            sys::update_many(fd(&self.port_class), &keys, table)
+            let base =
+                (bank * c::GUARD_PORT_PROTOS as u32 + pi as u32) * c::GUARD_PORT_CLASS_SLOTS as u32;
+            let packed: Vec<u64> = table
+                .chunks(4)
+                .map(|q| {
+                    q.iter()
+                        .enumerate()
+                        .fold(0u64, |acc, (i, &cl)| acc | (cl as u64) << (16 * i))
+                })
+                .collect();
+            let keys: Vec<u32> = (0..packed.len() as u32).map(|p| base + p).collect();
+            sys::update_many(fd(&self.port_class), &keys, &packed)
                 .map_err(ioerr("writing port classes"))?;
         }
         // destination prefixes
