@@ -469,6 +469,38 @@ mod tests {
     }
 
     #[test]
+    fn interpreter_never_panics_and_terminates_on_random_programs() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let n = (next() % 24) as usize;
+            let prog: Vec<_> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    let k = match r >> 60 {
+                        0 => u32::MAX,
+                        1..=3 => (r >> 8) as u32 % 64,
+                        _ => (r >> 16) as u32,
+                    };
+                    insn(r as u16, (r >> 16) as u8, (r >> 24) as u8, k)
+                })
+                .collect();
+            let data: Vec<u8> = (0..(next() % 80)).map(|_| next() as u8).collect();
+            let _ = run_bpf(&prog, &data[..], next() as u32);
+            let sw = Swapped {
+                head: [1, 2, 3, 4],
+                data: &data,
+            };
+            let _ = run_bpf(&prog, &sw, data.len() as u32);
+        }
+    }
+
+    #[test]
     fn bad_expressions_are_errors_and_garbage_never_panics() {
         assert!(Filter::compile("tcp port", LinkType::ETHERNET, 0).is_err());
         assert!(Filter::compile("tcp\0", LinkType::ETHERNET, 0).is_err());
