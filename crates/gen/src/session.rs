@@ -515,13 +515,7 @@ impl Session {
         Some(0)
     }
 
-    fn http_request(
-        &mut self,
-        ctx: &mut Ctx,
-        pipelined: bool,
-        may_split: bool,
-        last: bool,
-    ) -> Pend {
+    fn http_request(&mut self, ctx: &mut Ctx, pipelined: bool, single: bool, last: bool) -> Pend {
         // tshark cannot tell a pipelined HEAD response has no body, so HEAD is never pipelined.
         let mut method = "HEAD";
         while method == "HEAD" {
@@ -538,7 +532,7 @@ impl Session {
                     ("PROPFIND", 3),
                 ],
             );
-            if may_split {
+            if single {
                 break;
             }
         }
@@ -617,10 +611,13 @@ impl Session {
             4 => PROPFIND_BODY.len() as u64,
             _ => 0,
         };
+        let want_split = single && !pipelined && ctx.rng.chance(ctx.split_share);
+        let mut cuts = [0u64; 2];
         let rng = &mut ctx.rng;
         let s = &mut self.streams[0];
         let start = s.end();
         s.lit(|v| {
+            let at = v.len();
             let _ = write!(v, "{method} {uri} HTTP/1.1\r\nHost: {host}\r\n");
             if rng.chance(0.97) {
                 let _ = write!(v, "User-Agent: {ua}\r\n");
@@ -674,6 +671,29 @@ impl Session {
             } else {
                 b"Connection: keep-alive\r\n\r\n"
             });
+            if want_split {
+                // Cut points inside header text, never next to a CR or LF (tshark misreads a
+                // segment that ends just before a line's CRLF).
+                let h = &v[at..];
+                let ok = |i: usize| {
+                    i > 1
+                        && i + 1 < h.len()
+                        && !b"\r\n".contains(&h[i - 1])
+                        && !b"\r\n".contains(&h[i])
+                };
+                for (k, cut) in cuts.iter_mut().enumerate() {
+                    if k == 1 && rng.chance(0.5) {
+                        break;
+                    }
+                    for _ in 0..16 {
+                        let i = rng.range(1, h.len() as u64 - 2) as usize;
+                        if ok(i) {
+                            *cut = i as u64;
+                            break;
+                        }
+                    }
+                }
+            }
         });
         let header_end = s.end();
         match body_kind {
@@ -703,14 +723,13 @@ impl Session {
             4 => s.bytes(PROPFIND_BODY),
             _ => {}
         }
-        let split = may_split && !pipelined && rng.chance(ctx.split_share);
+        let split = cuts[0] != 0 || cuts[1] != 0;
         if split {
-            let hl = header_end - start;
-            let a = start + 1 + rng.below(hl / 2);
-            s.split_at(a);
-            if rng.chance(0.5) {
-                let b = a + 1 + rng.below(header_end - a - 1);
-                s.split_at(b);
+            cuts.sort_unstable();
+            for c in cuts {
+                if c != 0 {
+                    s.split_at(start + c);
+                }
             }
             s.split_at(header_end);
         }
