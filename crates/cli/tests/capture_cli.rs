@@ -321,6 +321,14 @@ fn count_stops_exactly_and_exits_by_itself() {
     let (got, _) = read_outputs(dir.path(), "c.pcap");
     assert_eq!(sum["written_packets"], 1000);
     assert!(got[..] == sent_frames[..1000]);
+    // Two workers and the single writer: exactly COUNT written, no deadlock on the way out.
+    let out2 = dir.path().join("d.pcap");
+    let mut cap = ns.capture(&["-w", out2.to_str().unwrap(), "-c", "1500", "--threads", "2"]);
+    ns.replay(&input, &["--pps", "50000"]);
+    let sum = finish(&mut cap);
+    let (got, _) = read_outputs(dir.path(), "d.pcap");
+    assert_eq!(sum["written_packets"], 1500);
+    assert_eq!(got.len(), 1500);
 }
 
 #[test]
