@@ -273,7 +273,7 @@ impl Rotator {
     }
 
     fn open_next(&mut self) -> Result<()> {
-        self.close()?;
+        self.close(false)?;
         let name = self.name();
         let f = File::create(&name).with_context(|| format!("creating {}", name.display()))?;
         let w = CaptureWriter::new(f, self.format, &self.ifaces)
@@ -293,12 +293,16 @@ impl Rotator {
         Ok(())
     }
 
-    fn close(&mut self) -> Result<()> {
+    /// Flushes and closes the current file; `fsync` only for the last one (an fsync per
+    /// rotation would stall the writer and, through it, the rings).
+    fn close(&mut self, last: bool) -> Result<()> {
         if let Some(w) = self.writer.take() {
             let f = w
                 .finish()
                 .with_context(|| format!("flushing {}", self.cur_name.display()))?;
-            f.sync_data().ok();
+            if last {
+                f.sync_data().ok();
+            }
         }
         Ok(())
     }
@@ -493,7 +497,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
                 if let Some(e) = err {
                     return Err(e);
                 }
-                rot.close()?;
+                rot.close(true)?;
                 Ok(rot)
             })
         } else {
@@ -602,7 +606,7 @@ fn writer_loop(
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    rot.close()?;
+    rot.close(true)?;
     Ok(rot)
 }
 
