@@ -20,7 +20,6 @@ use netspectra_flow::{
 use netspectra_packet::{Batch, LinkType, SourceStats, Timestamp};
 use netspectra_pcap::CaptureReader;
 use netspectra_sinks::{RecordFormat, RecordWriter};
-use serde_json::{Map, Value};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -198,11 +197,10 @@ fn write_snapshot(dir: &Path, format: RecordFormat, s: &Snapshot) -> Result<()> 
     let path = dir
         .join(dir_stamp(s.start))
         .join(format!("{}.{}", s.view, format.extension()));
-    let mut w = RecordWriter::<Map<String, Value>>::create(&path, format)
-        .with_context(|| format!("creating {}", path.display()))?
-        .with_fields(s.columns.clone());
-    for r in &s.rows {
-        w.write(r)
+    let mut w = RecordWriter::<netspectra_flow::views::SnapRow<'_>>::create(&path, format)
+        .with_context(|| format!("creating {}", path.display()))?;
+    for i in 0..s.rows.len() {
+        w.write(&s.row(i))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     w.finish()
@@ -302,7 +300,11 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         Filter::compile(f, LinkType::ETHERNET, 0)
             .map_err(|e| BadInput(format!("filter {f:?}: {e}")))?;
     }
-    let (table_cfg, views) = configure(&a)?;
+    let (table_cfg, mut views) = configure(&a)?;
+    if a.out.is_none() {
+        // Views are only written under --out: without it, do not compute them.
+        views.clear();
+    }
     let records_path = if a.no_records {
         None
     } else {

@@ -317,9 +317,11 @@ impl FlowTable {
         self.dirty.clear();
     }
 
+    /// The table hash of a key: the key packed into three integers, then one seeded foldhash
+    /// (about 3x cheaper than the derived `Hash`, which feeds every enum tag and byte).
     #[inline]
     fn hash(&self, k: &FlowKey) -> u64 {
-        self.hasher.hash_one(k)
+        self.hasher.hash_one(pack(k))
     }
 
     /// Accounts one decoded packet seen at `ts` with wire length `orig_len`.
@@ -530,7 +532,7 @@ impl FlowTable {
         let slab = &self.slab;
         let hasher = &self.hasher;
         self.index
-            .insert_unique(h, i, |&j| hasher.hash_one(slab[j as usize].key));
+            .insert_unique(h, i, |&j| hasher.hash_one(pack(&slab[j as usize].key)));
         self.push_tail(i);
         self.live += 1;
         self.counters.flows_started += 1;
@@ -660,10 +662,19 @@ impl FlowTable {
 
     /// Exports every live flow with `reason` (end of input) and empties the table.
     pub fn flush_all(&mut self, reason: EndReason) {
+        while self.flush_some(usize::MAX, reason) {}
+    }
+
+    /// Exports up to `n` live flows with `reason` (closed TCP flows keep fin/rst); returns
+    /// true while flows remain. Lets callers ship records in bounded batches at the end.
+    pub fn flush_some(&mut self, n: usize, reason: EndReason) -> bool {
+        let mut done = 0;
         for c in 0..CLASSES {
             while self.lists[c].head != NIL {
+                if done >= n {
+                    return true;
+                }
                 let h = self.lists[c].head;
-                // Closed TCP flows keep their own reason.
                 let r = if c as u8 == CLASS_CLOSED {
                     if self.slab[h as usize].state & ST_RST != 0 {
                         EndReason::Rst
@@ -674,8 +685,10 @@ impl FlowTable {
                     reason
                 };
                 self.remove(h, r);
+                done += 1;
             }
         }
+        false
     }
 
     fn unlink(&mut self, i: u32) {
@@ -723,6 +736,25 @@ impl FlowTable {
             + self.pending.capacity() * std::mem::size_of::<FlowDelta>()
             + self.ended.capacity() * std::mem::size_of::<EndedFlow>()
     }
+}
+
+/// Address bits; IPv4 takes the v4-mapped form (a collision with a real v4-mapped IPv6 address
+/// only costs a key comparison).
+#[inline]
+fn ip_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(x) => 0xffff_0000_0000 | u32::from(x) as u128,
+        IpAddr::V6(x) => u128::from(x),
+    }
+}
+
+#[inline]
+fn pack(k: &FlowKey) -> (u128, u128, u64) {
+    let rest = k.src_port as u64
+        | (k.dst_port as u64) << 16
+        | (k.proto as u64) << 32
+        | k.vlan.map_or(0x1_0000, |v| v as u64) << 40;
+    (ip_bits(k.src), ip_bits(k.dst), rest)
 }
 
 fn delta_of(f: &Flow) -> FlowDelta {

@@ -147,7 +147,9 @@ impl ViewState {
     }
 
     fn reset(&mut self) {
-        self.exact = HashMap::new();
+        // Start the next window at the size of the last one to avoid rehashing while it fills.
+        let cap = self.exact.len();
+        self.exact = HashMap::with_capacity(cap);
         self.overflow = None;
         self.overflow_keys = 0;
         self.any = false;
@@ -211,24 +213,12 @@ impl ViewState {
         c
     }
 
-    fn key_values(&self, k: &VKey, m: &mut Map<String, Value>) {
-        for f in &self.spec.keys {
-            let v = match f {
-                Field::SrcIp(..) => Value::String(k.src.to_string()),
-                Field::DstIp(..) => Value::String(k.dst.to_string()),
-                Field::SrcPort => k.sp.into(),
-                Field::DstPort => k.dp.into(),
-                Field::Proto => k.proto.into(),
-                Field::Vlan => k.vlan.map(Value::from).unwrap_or(Value::Null),
-            };
-            m.insert(f.column(), v);
-        }
-    }
-
-    fn agg_values(&self, a: &Agg, m: &mut Map<String, Value>) {
+    fn agg_values(&self, a: &Agg) -> Vec<u64> {
         let mut di = 0;
-        for metric in &self.spec.metrics {
-            let v = match metric {
+        self.spec
+            .metrics
+            .iter()
+            .map(|metric| match metric {
                 Metric::Packets => a.packets,
                 Metric::Bytes => a.bytes,
                 Metric::Flows => a.flows,
@@ -236,9 +226,8 @@ impl ViewState {
                     di += 1;
                     a.distinct[di - 1].count()
                 }
-            };
-            m.insert(metric.column(), v.into());
-        }
+            })
+            .collect()
     }
 
     /// Emits the window `[start, end)` and resets.
@@ -247,46 +236,25 @@ impl ViewState {
             self.reset();
             return None;
         }
-        let base = |m: &mut Map<String, Value>| {
-            m.insert(
-                "interval_start".into(),
-                crate::record::rfc3339(start).into(),
-            );
-            m.insert("interval_end".into(), crate::record::rfc3339(end).into());
-        };
         let mut rows = Vec::new();
         match self.spec.mode {
             ViewMode::Exact { .. } => {
                 let mut keys: Vec<(&VKey, &Agg)> = self.exact.iter().collect();
                 // Largest first by bytes, then by key, so outputs are deterministic.
-                keys.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(b.0)));
+                keys.sort_unstable_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(b.0)));
+                rows.reserve(keys.len() + 1);
                 for (k, a) in keys {
-                    let mut m = Map::new();
-                    base(&mut m);
-                    self.key_values(k, &mut m);
-                    self.agg_values(a, &mut m);
-                    rows.push(m);
+                    rows.push((Some(*k), self.agg_values(a)));
                 }
                 if let Some(a) = &self.overflow {
-                    let mut m = Map::new();
-                    base(&mut m);
-                    for f in &self.spec.keys {
-                        m.insert(f.column(), Value::Null);
-                    }
-                    self.agg_values(a, &mut m);
-                    rows.push(m);
+                    rows.push((None, self.agg_values(a)));
                 }
             }
-            ViewMode::TopK { rank, .. } => {
+            ViewMode::TopK { .. } => {
                 if let Some(t) = &self.topk {
                     let bound = t.error_bound();
                     for (k, est) in t.top() {
-                        let mut m = Map::new();
-                        base(&mut m);
-                        self.key_values(&k, &mut m);
-                        m.insert(rank.column(), est.into());
-                        m.insert("max_overestimate".into(), bound.into());
-                        rows.push(m);
+                        rows.push((Some(k), vec![est, bound]));
                     }
                 }
             }
@@ -295,9 +263,12 @@ impl ViewState {
             view: self.spec.name.clone(),
             start,
             end,
+            keys: self.spec.keys.clone(),
             columns: self.columns(),
             rows,
             overflow_keys: self.overflow_keys,
+            start_text: crate::record::rfc3339(start),
+            end_text: crate::record::rfc3339(end),
         };
         self.reset();
         Some(snap)
@@ -313,12 +284,100 @@ pub struct Snapshot {
     pub start: i64,
     /// Window end (ns, exclusive).
     pub end: i64,
-    /// Column names in order.
+    /// Key fields of the view.
+    pub keys: Vec<Field>,
+    /// Column names in order: interval_start, interval_end, key columns, metric columns.
     pub columns: Vec<String>,
-    /// Rows (one per key, plus an overflow row with null keys when the key bound was hit).
-    pub rows: Vec<Map<String, Value>>,
+    /// Rows: the key (`None` for the overflow row of an exact view whose key bound was hit)
+    /// and the metric values in column order.
+    pub rows: Vec<(Option<VKey>, Vec<u64>)>,
     /// Deltas that went to the overflow row because the key bound was reached.
     pub overflow_keys: u64,
+    /// `start` as RFC 3339.
+    pub start_text: String,
+    /// `end` as RFC 3339.
+    pub end_text: String,
+}
+
+impl Snapshot {
+    /// Row `i` as a JSON object with every column (for record writers).
+    pub fn row_map(&self, i: usize) -> Map<String, Value> {
+        let (key, vals) = &self.rows[i];
+        let mut m = Map::new();
+        m.insert(
+            "interval_start".into(),
+            crate::record::rfc3339(self.start).into(),
+        );
+        m.insert(
+            "interval_end".into(),
+            crate::record::rfc3339(self.end).into(),
+        );
+        for f in &self.keys {
+            let v = match key {
+                None => Value::Null,
+                Some(k) => match f {
+                    Field::SrcIp(..) => Value::String(k.src.to_string()),
+                    Field::DstIp(..) => Value::String(k.dst.to_string()),
+                    Field::SrcPort => k.sp.into(),
+                    Field::DstPort => k.dp.into(),
+                    Field::Proto => k.proto.into(),
+                    Field::Vlan => k.vlan.map(Value::from).unwrap_or(Value::Null),
+                },
+            };
+            m.insert(f.column(), v);
+        }
+        let first_metric = 2 + self.keys.len();
+        for (c, v) in self.columns[first_metric..].iter().zip(vals) {
+            m.insert(c.clone(), (*v).into());
+        }
+        m
+    }
+
+    /// Row `i` as a serializable record (streams straight into the writer, no intermediate map).
+    pub fn row(&self, i: usize) -> SnapRow<'_> {
+        SnapRow { snap: self, i }
+    }
+
+    /// The value of metric column `col` in row `i`, if the view has that column.
+    pub fn value(&self, i: usize, col: &str) -> Option<u64> {
+        let first_metric = 2 + self.keys.len();
+        let j = self.columns[first_metric..].iter().position(|c| c == col)?;
+        self.rows[i].1.get(j).copied()
+    }
+}
+
+/// One row of a [`Snapshot`], serialized as a map in column order.
+pub struct SnapRow<'a> {
+    snap: &'a Snapshot,
+    i: usize,
+}
+
+impl serde::Serialize for SnapRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let s = self.snap;
+        let (key, vals) = &s.rows[self.i];
+        let mut m = ser.serialize_map(Some(s.columns.len()))?;
+        m.serialize_entry(&s.columns[0], &s.start_text)?;
+        m.serialize_entry(&s.columns[1], &s.end_text)?;
+        for (f, col) in s.keys.iter().zip(&s.columns[2..]) {
+            match key {
+                None => m.serialize_entry(col, &Option::<u8>::None)?,
+                Some(k) => match f {
+                    Field::SrcIp(..) => m.serialize_entry(col, &k.src)?,
+                    Field::DstIp(..) => m.serialize_entry(col, &k.dst)?,
+                    Field::SrcPort => m.serialize_entry(col, &k.sp)?,
+                    Field::DstPort => m.serialize_entry(col, &k.dp)?,
+                    Field::Proto => m.serialize_entry(col, &k.proto)?,
+                    Field::Vlan => m.serialize_entry(col, &k.vlan)?,
+                },
+            }
+        }
+        for (col, v) in s.columns[2 + s.keys.len()..].iter().zip(vals) {
+            m.serialize_entry(col, v)?;
+        }
+        m.end()
+    }
 }
 
 /// What the merger produces.

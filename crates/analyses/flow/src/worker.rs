@@ -156,7 +156,10 @@ impl FlowWorker {
 
     /// End of input: exports every live flow, ships the rest and says goodbye.
     pub fn finish(mut self) {
-        self.table.flush_all(EndReason::EndOfInput);
+        // Ship in bounded batches so that memory does not spike with the table size.
+        while self.table.flush_some(ENDED_BATCH, EndReason::EndOfInput) {
+            self.ship(true);
+        }
         let mut d = Vec::new();
         self.table.take_deltas(&mut d);
         (self.out)(WorkerMsg::Deltas {

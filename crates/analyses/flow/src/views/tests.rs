@@ -26,8 +26,7 @@ fn sum(snaps: &[Snapshot], view: &str, col: &str) -> u64 {
     snaps
         .iter()
         .filter(|s| s.view == view)
-        .flat_map(|s| s.rows.iter())
-        .map(|r| r[col].as_u64().unwrap())
+        .flat_map(|s| (0..s.rows.len()).map(move |i| s.value(i, col).unwrap()))
         .sum()
 }
 
@@ -205,7 +204,8 @@ fn distinct_metric_and_topk_view() {
     assert_eq!(scan.len(), 1);
     // Each of the 7 sources talks to dst port 53 (forward) and the 10.0.1.x hosts reply from
     // 53 to 11 source ports: distinct dst ports per source address is exact at this size.
-    for r in &scan[0].rows {
+    for i in 0..scan[0].rows.len() {
+        let r = scan[0].row_map(i);
         let src: std::net::IpAddr = r["src_ip"].as_str().unwrap().parse().unwrap();
         let dp = r["distinct_dst_port"].as_u64().unwrap();
         if src.to_string().starts_with("10.0.0.") {
@@ -216,10 +216,6 @@ fn distinct_metric_and_topk_view() {
     }
     let heavy: Vec<_> = snaps.iter().filter(|s| s.view == "heavy").collect();
     assert_eq!(heavy[0].rows.len(), 3);
-    let total: u64 = heavy[0]
-        .rows
-        .iter()
-        .map(|r| r["packets"].as_u64().unwrap())
-        .sum();
+    let total: u64 = (0..3).map(|i| heavy[0].value(i, "packets").unwrap()).sum();
     assert!(total <= summary.packets);
 }

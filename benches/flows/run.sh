@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Flow benchmark: netspectra flows vs softflowd, argus, nfpcapd and tshark -z conv,ip on the
+# same generated captures (~1M packets and ~1 GB), page cache warm, in one run.
+#
+#   benches/flows/run.sh                 # both files
+#   SIZES=m1 benches/flows/run.sh        # only the 1M-packet file
+#   SKIP_TSHARK=1 benches/flows/run.sh   # tshark takes ~30 s per GB
+#
+# Prints, per file and tool: wall seconds, CPU seconds (user+sys), packets/s by wall and by
+# CPU time, peak RSS, and the CPU-time ratio to `netspectra flows` with 10 views on 1 thread.
+# CPU time is the fairer measure on a shared machine; wall time is printed too.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+BIN=${BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/netspectra}
+DATA=${BENCH_DIR:-/tmp/netspectra-bench-flows}
+SIZES=${SIZES:-"m1 g1"}
+mkdir -p "$DATA"
+[ -x "$BIN" ] || (cd "$repo" && cargo build --release -p netspectra)
+
+gen() { # name args...
+  local n=$1; shift
+  [ -s "$DATA/$n.pcap" ] || "$BIN" gen -o "$DATA/$n.pcap" --seed 42 --truth "$DATA/$n.json" "$@" >/dev/null
+}
+gen m1 --packets 1000000
+gen g1 --size 1G
+
+# measure LABEL PACKETS CMD... -> one table row; our --json summary (if any) goes to $DATA/last.json
+measure() {
+  local label=$1 pk=$2; shift 2
+  local log="$DATA/time.log"
+  /usr/bin/time -v -o "$log" "$@" >"$DATA/last.out" 2>"$DATA/last.err" || {
+    echo "  $label: FAILED ($(tail -1 "$DATA/last.err"))"; return; }
+  local wall cpu rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$log")
+  cpu=$(awk -F': ' '/User time/{u=$2} /System time/{s=$2} END{print u+s}' "$log")
+  rss=$(awk -F': ' '/Maximum resident set size/{print $2/1024}' "$log")
+  printf "  %-34s %8.2f %8.2f %9.2f %9.2f %9.1f" "$label" "$wall" "$cpu" \
+    "$(echo "$pk/$wall/1000000" | bc -l)" "$(echo "$pk/$cpu/1000000" | bc -l)" "$rss"
+  if [ -n "${REF_CPU:-}" ]; then printf " %8.2fx" "$(echo "$cpu/$REF_CPU" | bc -l)"; fi
+  echo
+  LAST_CPU=$cpu; LAST_RSS=$rss
+}
+
+for n in $SIZES; do
+  f="$DATA/$n.pcap"
+  pk=$(python3 -c "import json;print(json.load(open('$DATA/$n.json'))['packets'])")
+  size=$(stat -c %s "$f")
+  cat "$f" >/dev/null; cat "$f" >/dev/null
+  echo
+  echo "== $n: $f ($pk packets, $((size / 1000000)) MB)"
+  printf "  %-34s %8s %8s %9s %9s %9s %9s\n" tool wall_s cpu_s Mpps_wall Mpps_cpu rss_MB cpu/ours
+  out="$DATA/out"; rm -rf "$out"
+  REF_CPU=
+  measure "netspectra flows 1t 10 views" "$pk" "$BIN" flows "$f" -q --json -c "$here/views10.yaml" -o "$out"
+  REF_CPU=$LAST_CPU
+  cp "$DATA/last.out" "$DATA/summary-$n.json"
+  rm -rf "$out"
+  measure "netspectra flows 1t 1 view" "$pk" "$BIN" flows "$f" -q --json -c "$here/views1.yaml" -o "$out"; rm -rf "$out"
+  measure "netspectra flows 2t 10 views" "$pk" "$BIN" flows "$f" -q --json -t 2 -c "$here/views10.yaml" -o "$out"; rm -rf "$out"
+  measure "netspectra flows 1t records only" "$pk" "$BIN" flows "$f" -q --json --no-default-views --records "$DATA/flows.jsonl"
+  measure "netspectra flows 1t table only" "$pk" "$BIN" flows "$f" -q --json --no-records
+  measure "softflowd -r" "$pk" softflowd -r "$f" -n 127.0.0.1:9 -m 1000000 -d -c "$DATA/sf.ctl" -p "$DATA/sf.pid"
+  rm -rf "$DATA/argus.out"
+  measure "argus -r" "$pk" argus -r "$f" -w "$DATA/argus.out"
+  rm -rf "$DATA/nf"; mkdir -p "$DATA/nf"
+  measure "nfpcapd -r" "$pk" nfpcapd -r "$f" -w "$DATA/nf"
+  if [ -z "${SKIP_TSHARK:-}" ]; then
+    measure "tshark -q -z conv,ip" "$pk" tshark -n -q -z conv,ip -r "$f"
+  fi
+  python3 - "$DATA/summary-$n.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+t = s["table"]
+print(f"  flows {s['flows']}, peak live flows {t['peak_live']}, flow table bytes at end "
+      f"{s['table_bytes']} ({s['table_bytes'] / max(t['peak_live'], 1):.0f} B per peak live flow)")
+PY
+done
