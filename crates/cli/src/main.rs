@@ -17,7 +17,12 @@ use std::process::ExitCode;
 
 /// Command-line interface of NetSpectra.
 #[derive(Parser)]
-#[command(name = "netspectra", version, about = "Fast, bounded-memory network traffic engine", propagate_version = true)]
+#[command(
+    name = "netspectra",
+    version,
+    about = "Fast, bounded-memory network traffic engine",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,13 +42,13 @@ enum Command {
     Sanitize(sanitize::SanitizeArgs),
     /// eBPF micro-segmentation guard: enforce an allow/deny/log policy per flow on an interface (run, status, events, sessions, check, reload).
     Guard(guard::GuardArgs),
+    /// HTTP/1.x request/response records on any port (method, host, URI, status, User-Agent, latency), like httpry / Zeek http.log.
+    Http(http::HttpArgs),
     /// Flow records (bidirectional, Community ID), config-driven views with snapshots, sketches and top talkers/conversations (like softflowd, argus, tshark -z conv).
     Flows(flows::FlowsArgs),
 }
 
 fn main() -> ExitCode {
-    /// HTTP/1.x request/response records on any port (method, host, URI, status, User-Agent, latency), like httpry / Zeek http.log.
-    Http(http::HttpArgs),
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => info::run(a),
@@ -52,8 +57,8 @@ fn main() -> ExitCode {
         Command::Capture(a) => capture::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Sanitize(a) => sanitize::run(a),
+        Command::Http(a) => http::run(a),
         Command::Flows(a) => flows::run(a),
     };
     exit::report(result)
 }
-        Command::Http(a) => http::run(a),
