@@ -123,10 +123,14 @@ fn dur(s: &str) -> Result<i64, String> {
     parse_duration(s)
 }
 
+/// A filter expression and its programs compiled per link type (`None`: libpcap rejected it
+/// for that link type, so nothing of that type matches).
+type FilterCache = (String, Vec<(LinkType, Option<Filter>)>);
+
 /// The engine-facing wrapper: a flow worker plus an optional user-space filter.
 struct FlowsAnalysis {
     worker: FlowWorker,
-    filter: Option<(String, Vec<(LinkType, Option<Filter>)>)>,
+    filter: Option<FilterCache>,
 }
 
 impl FlowsAnalysis {

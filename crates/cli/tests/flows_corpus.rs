@@ -30,7 +30,7 @@ struct FileResult {
     summary: serde_json::Value,
 }
 
-fn check_file(f: &PathBuf, tmp: &std::path::Path, with_tshark: bool) -> FileResult {
+fn check_file(f: &std::path::Path, tmp: &std::path::Path, with_tshark: bool) -> FileResult {
     let name = f.file_name().unwrap().to_string_lossy().to_string();
     let rec = tmp.join(format!("{name}.jsonl"));
     let o = run(&[

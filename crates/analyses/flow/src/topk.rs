@@ -140,7 +140,7 @@ impl<K: Eq + Hash + Clone> TopK<K> {
     /// Candidates sorted by estimate, largest first.
     pub fn top(&self) -> Vec<(K, u64)> {
         let mut v: Vec<(K, u64)> = self.cand.iter().map(|(k, &c)| (k.clone(), c)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|x| std::cmp::Reverse(x.1));
         v
     }
 
