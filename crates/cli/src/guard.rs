@@ -166,7 +166,15 @@ fn write_state(iface: &str, s: &State) -> Result<()> {
 
 fn pid_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence.
-    pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+    let exists = pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    // a recycled pid must not receive our SIGHUP: require a `... guard run ...` command line
+    exists
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| {
+                let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+                args.windows(2).any(|w| w[0] == b"guard" && w[1] == b"run")
+            })
+            .unwrap_or(false)
 }
 
 /// Maps library errors to exit codes: policy problems are bad input (2).
@@ -183,6 +191,9 @@ fn load_policy(path: &Path) -> Result<Policy> {
 
 /// Entry point of `netspectra guard`.
 pub fn run(a: GuardArgs) -> Result<ExitCode> {
+    // behave like other Unix tools when piped into `head`: die quietly on a closed pipe
+    // SAFETY: restoring the default disposition of SIGPIPE has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match a.cmd {
         GuardCmd::Run(r) => cmd_run(r),
         GuardCmd::Status(s) => cmd_status(s),
@@ -771,7 +782,24 @@ fn cmd_unpin(u: IfaceArg) -> Result<ExitCode> {
     if !dir.exists() {
         return Err(BadInput(format!("nothing pinned in {}", dir.display())).into());
     }
+    let links: Vec<u32> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("link_"))
+                .filter_map(|e| netspectra_guard::sys::pinned_link_id(&e.path()))
+                .collect()
+        })
+        .unwrap_or_default();
     std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    // the kernel releases unpinned links asynchronously: wait until they are gone
+    let start = Instant::now();
+    while links
+        .iter()
+        .any(|&id| netspectra_guard::sys::link_exists(id))
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = std::fs::remove_file(state_path(&u.iface));
     println!(
         "detached guard from {} (removed {})",

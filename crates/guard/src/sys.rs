@@ -184,3 +184,90 @@ pub fn possible_cpus() -> io::Result<usize> {
     }
     Ok(n)
 }
+
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+
+#[repr(C)]
+#[derive(Default)]
+struct ObjGetAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+    path_fd: i32,
+    pad: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct IdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// Id of the BPF link pinned at `path` (None if it is not a readable pinned link).
+pub fn pinned_link_id(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut a = ObjGetAttr {
+        pathname: c.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: valid attr; the returned fd is closed below.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            &mut a as *mut ObjGetAttr,
+            std::mem::size_of::<ObjGetAttr>() as u32,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // struct bpf_link_info starts with type (u32) and id (u32)
+    let mut info = [0u32; 32];
+    let mut ia = InfoAttr {
+        bpf_fd: fd as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    let r = bpf(BPF_OBJ_GET_INFO_BY_FD, &mut ia);
+    // SAFETY: fd was returned by BPF_OBJ_GET above.
+    unsafe { libc::close(fd as i32) };
+    r.ok().map(|_| info[1])
+}
+
+/// True while a BPF link with this id still exists.
+pub fn link_exists(id: u32) -> bool {
+    let mut a = IdAttr {
+        id,
+        ..Default::default()
+    };
+    // SAFETY: valid attr; a returned fd is closed immediately.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_LINK_GET_FD_BY_ID,
+            &mut a as *mut IdAttr,
+            std::mem::size_of::<IdAttr>() as u32,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: fd from the kernel.
+        unsafe { libc::close(fd as i32) };
+        true
+    } else {
+        false
+    }
+}

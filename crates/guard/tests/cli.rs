@@ -263,3 +263,103 @@ fn run_status_events_sessions_reload_in_a_namespace() {
     assert!(ping("1"), "traffic passes again once detached");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn pin_keeps_the_guard_attached_after_exit_and_unpin_detaches() {
+    let Some(b) = bin() else {
+        eprintln!("skipping: netspectra binary not built and NETSPECTRA_BIN unset");
+        return;
+    };
+    if !netspectra_guard::is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let id = std::process::id();
+    let (a, s, va, vb) = (
+        format!("gpA{id}"),
+        format!("gpB{id}"),
+        format!("gpvA{id}"),
+        format!("gpvB{id}"),
+    );
+    sh(&["ip", "netns", "add", &a]);
+    let _ns = Ns(vec![a.clone(), s.clone()]);
+    sh(&["ip", "netns", "add", &s]);
+    sh(&[
+        "ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &s,
+    ]);
+    sh(&["ip", "-n", &a, "addr", "add", "10.79.0.1/24", "dev", &va]);
+    sh(&["ip", "-n", &s, "addr", "add", "10.79.0.2/24", "dev", &vb]);
+    sh(&["ip", "-n", &a, "link", "set", &va, "up"]);
+    sh(&["ip", "-n", &s, "link", "set", &vb, "up"]);
+    let d = tmpdir("pin");
+    let deny = write(&d, "deny.yaml", "default: deny\nrules: []\n");
+    let allow = write(&d, "allow.yaml", "default: allow\nrules: []\n");
+    let ping = || {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &a,
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                "10.79.0.2",
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(ping(), "baseline");
+    let mut run = Kill(
+        Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{s}"))
+            .arg(&b)
+            .args(["guard", "run", "-i", &vb, "--pin", "--policy"])
+            .arg(&deny)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let state = PathBuf::from(format!("/run/netspectra/{vb}.json"));
+    let t0 = Instant::now();
+    while !state.exists() && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    assert!(run.0.wait().unwrap().success());
+    assert!(!ping(), "still enforced after the process exited");
+    let out = Command::new(&b)
+        .args(["guard", "reload", "-i", &vb, "--policy"])
+        .arg(&allow)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ping(), "reload into the pinned maps takes effect");
+    let out = Command::new(&b)
+        .args(["guard", "reload", "-i", &vb, "--policy"])
+        .arg(&deny)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!ping());
+    let out = Command::new(&b)
+        .args(["guard", "unpin", "-i", &vb])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ping(), "detached after unpin");
+    assert!(!state.exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
