@@ -354,7 +354,7 @@ impl Rotator {
                 scratch.extend_from_slice(&p.data[12..]);
                 tagged = Packet {
                     data: scratch,
-                    orig_len: p.orig_len.saturating_add(4),
+                    // orig_len already counts the stripped tag (the source's rule).
                     vlan_tci: None,
                     ..p
                 };

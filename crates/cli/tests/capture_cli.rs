@@ -2,140 +2,16 @@
 //! between two network namespaces created (and always removed) by each test.
 //! Run as root: `cargo test -p netspectra --test capture_cli`. Elsewhere they print SKIP.
 
+#[macro_use]
+mod common;
+
+use common::{finish, interrupt, Netns, BIN};
 use netspectra_packet::{LinkType, PacketSource, Timestamp};
 use netspectra_pcap::{CaptureReader, PcapWriter};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_netspectra");
-
-fn skip_reason() -> Option<&'static str> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root: network namespaces and AF_PACKET need root");
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("iproute2 `ip` not found (run scripts/setup.sh)");
-    }
-    None
-}
-
-macro_rules! require_root {
-    () => {
-        if let Some(r) = skip_reason() {
-            eprintln!("SKIP: {r}");
-            return;
-        }
-    };
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Two namespaces joined by a veth pair, IPv6 off (no stray solicitations); removed on drop.
-struct Netns {
-    a: String,
-    b: String,
-    a_if: String,
-    b_if: String,
-}
-
-impl Netns {
-    fn new() -> Self {
-        let id = format!(
-            "{}y{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let n = Netns {
-            a: format!("nscl{id}a"),
-            b: format!("nscl{id}b"),
-            a_if: format!("vl{id}a"),
-            b_if: format!("vl{id}b"),
-        };
-        for ns in [&n.a, &n.b] {
-            ip(&["netns", "add", ns]);
-            for k in ["all", "default"] {
-                let kv = format!("net.ipv6.conf.{k}.disable_ipv6=1");
-                ip(&["netns", "exec", ns, "sysctl", "-qw", &kv]);
-            }
-        }
-        ip(&[
-            "link", "add", &n.a_if, "netns", &n.a, "type", "veth", "peer", "name", &n.b_if,
-            "netns", &n.b,
-        ]);
-        ip(&["-n", &n.a, "link", "set", &n.a_if, "up"]);
-        ip(&["-n", &n.b, "link", "set", &n.b_if, "up"]);
-        n
-    }
-
-    /// Starts `netspectra capture` in namespace b and waits until it listens.
-    fn capture(&self, extra: &[&str]) -> Child {
-        let mut c = Command::new("ip")
-            .args([
-                "netns", "exec", &self.b, BIN, "capture", "-i", &self.b_if, "--json",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn capture");
-        let mut err = BufReader::new(c.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        err.read_line(&mut line).expect("read capture stderr");
-        assert!(
-            line.contains("listening on"),
-            "capture did not start: {line}"
-        );
-        // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            while err.read_line(&mut s).map(|n| n > 0).unwrap_or(false) {
-                s.clear();
-            }
-        });
-        c
-    }
-
-    /// Replays `file` from namespace a and returns the packets sent.
-    fn replay(&self, file: &Path, extra: &[&str]) -> u64 {
-        let out = Command::new("ip")
-            .args([
-                "netns", "exec", &self.a, BIN, "replay", "-i", &self.a_if, "--json",
-            ])
-            .arg(file)
-            .args(extra)
-            .output()
-            .expect("run replay");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("replay json");
-        v["packets"].as_u64().expect("packets")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
 
 /// Deterministic Ethernet/IPv4/UDP frames of 60..1514 bytes over `flows` flows, both directions.
 fn frames(n: usize, flows: usize) -> Vec<Vec<u8>> {
@@ -216,35 +92,6 @@ fn read_outputs(dir: &Path, prefix: &str) -> (Vec<Vec<u8>>, Vec<(PathBuf, u64)>)
         {}
     }
     (out, sizes)
-}
-
-/// Sends SIGINT to the capture and returns its JSON summary.
-fn interrupt(mut c: Child) -> serde_json::Value {
-    std::thread::sleep(Duration::from_millis(300));
-    let st = Command::new("kill")
-        .args(["-INT", &c.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    finish(&mut c)
-}
-
-fn finish(c: &mut Child) -> serde_json::Value {
-    let t0 = Instant::now();
-    loop {
-        if let Some(st) = c.try_wait().unwrap() {
-            assert!(st.success(), "capture exited with {st}");
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "capture did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut s = String::new();
-    std::io::Read::read_to_string(c.stdout.as_mut().unwrap(), &mut s).unwrap();
-    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("summary {s:?}: {e}"))
 }
 
 #[test]

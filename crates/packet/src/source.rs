@@ -19,7 +19,7 @@ pub struct PacketMeta {
     pub offset: u32,
     /// Number of captured bytes (may be less than `orig_len` when a snaplen applied).
     pub caplen: u32,
-    /// Length of the packet on the wire.
+    /// Length of the packet on the wire, including a VLAN tag the kernel stripped.
     pub orig_len: u32,
     /// Interface index, unique across the whole source (pcapng sections are flattened).
     pub iface: u32,
@@ -34,7 +34,7 @@ pub struct PacketMeta {
 pub struct Packet<'a> {
     /// Capture timestamp.
     pub ts: Timestamp,
-    /// Length of the packet on the wire.
+    /// Length of the packet on the wire, including a VLAN tag the kernel stripped.
     pub orig_len: u32,
     /// Interface index, unique across the whole source.
     pub iface: u32,
@@ -53,10 +53,12 @@ impl Packet<'_> {
         self.data.len() as u32
     }
 
-    /// True when fewer bytes were captured than were on the wire.
+    /// True when fewer bytes were captured than were on the wire (a kernel-stripped VLAN tag
+    /// is not a missing byte).
     #[inline]
     pub fn is_snapped(&self) -> bool {
-        (self.data.len() as u64) < self.orig_len as u64
+        let stripped = if self.vlan_tci.is_some() { 4 } else { 0 };
+        (self.data.len() as u64 + stripped) < self.orig_len as u64
     }
 }
 

@@ -659,8 +659,15 @@ impl LiveSource {
                 None
             };
             bytes += caplen as u64;
-            wire += len as u64;
             snapped += (caplen < len) as u64;
+            // On the wire the frame carried the tag the kernel moved into the ring's metadata:
+            // count it, so live byte counts equal those of a file of the same traffic.
+            let len = if vlan_tci.is_some() && self.link == LinkType::ETHERNET {
+                len.saturating_add(4)
+            } else {
+                len
+            };
+            wire += len as u64;
             self.metas.push(PacketMeta {
                 ts: Timestamp::from_parts(sec as i64, nsec),
                 offset: start as u32,

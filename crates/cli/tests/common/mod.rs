@@ -1,0 +1,176 @@
+//! Test support shared by the privileged CLI tests: a pair of network namespaces joined by a
+//! veth pair (always removed on drop), and helpers to run `netspectra` inside them.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Skips the calling test with a printed reason when it cannot create namespaces.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if let Some(r) = common::skip_reason() {
+            eprintln!("SKIP: {r}");
+            return;
+        }
+    };
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_netspectra");
+
+pub fn skip_reason() -> Option<&'static str> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not root: network namespaces and AF_PACKET need root");
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("iproute2 `ip` not found (run scripts/setup.sh)");
+    }
+    None
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair, IPv6 off (no stray solicitations); removed on drop.
+pub struct Netns {
+    /// Sender namespace.
+    pub a: String,
+    /// Receiver namespace.
+    pub b: String,
+    /// veth end in `a`.
+    pub a_if: String,
+    /// veth end in `b`.
+    pub b_if: String,
+}
+
+impl Netns {
+    pub fn new() -> Self {
+        let id = format!(
+            "{}y{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let n = Netns {
+            a: format!("nscl{id}a"),
+            b: format!("nscl{id}b"),
+            a_if: format!("vl{id}a"),
+            b_if: format!("vl{id}b"),
+        };
+        for ns in [&n.a, &n.b] {
+            ip(&["netns", "add", ns]);
+            for k in ["all", "default"] {
+                let kv = format!("net.ipv6.conf.{k}.disable_ipv6=1");
+                ip(&["netns", "exec", ns, "sysctl", "-qw", &kv]);
+            }
+        }
+        ip(&[
+            "link", "add", &n.a_if, "netns", &n.a, "type", "veth", "peer", "name", &n.b_if,
+            "netns", &n.b,
+        ]);
+        ip(&["-n", &n.a, "link", "set", &n.a_if, "up"]);
+        ip(&["-n", &n.b, "link", "set", &n.b_if, "up"]);
+        n
+    }
+
+    /// Starts `netspectra capture` in namespace b and waits until it listens.
+    pub fn capture(&self, extra: &[&str]) -> Child {
+        let mut args = vec!["capture", "-i", &self.b_if, "--json"];
+        args.extend_from_slice(extra);
+        self.spawn_b(&args)
+    }
+
+    /// Starts `netspectra ARGS` in namespace b and waits for its "listening on" line.
+    pub fn spawn_b(&self, args: &[&str]) -> Child {
+        let mut c = Command::new("ip")
+            .args(["netns", "exec", &self.b, BIN])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn capture");
+        let mut err = BufReader::new(c.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        err.read_line(&mut line).expect("read capture stderr");
+        assert!(
+            line.contains("listening on"),
+            "capture did not start: {line}"
+        );
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            while err.read_line(&mut s).map(|n| n > 0).unwrap_or(false) {
+                s.clear();
+            }
+        });
+        c
+    }
+
+    /// Replays `file` from namespace a and returns the packets sent.
+    pub fn replay(&self, file: &Path, extra: &[&str]) -> u64 {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.a, BIN, "replay", "-i", &self.a_if, "--json",
+            ])
+            .arg(file)
+            .args(extra)
+            .output()
+            .expect("run replay");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("replay json");
+        v["packets"].as_u64().expect("packets")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Sends SIGINT to the capture and returns its JSON summary.
+pub fn interrupt(mut c: Child) -> serde_json::Value {
+    std::thread::sleep(Duration::from_millis(300));
+    let st = Command::new("kill")
+        .args(["-INT", &c.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    finish(&mut c)
+}
+
+pub fn finish(c: &mut Child) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            assert!(st.success(), "capture exited with {st}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "capture did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut s = String::new();
+    std::io::Read::read_to_string(c.stdout.as_mut().unwrap(), &mut s).unwrap();
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("summary {s:?}: {e}"))
+}
