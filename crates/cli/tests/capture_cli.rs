@@ -8,9 +8,8 @@ mod common;
 use common::{finish, interrupt, Netns, BIN};
 use netspectra_packet::{LinkType, PacketSource, Timestamp};
 use netspectra_pcap::{CaptureReader, PcapWriter};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Deterministic Ethernet/IPv4/UDP frames of 60..1514 bytes over `flows` flows, both directions.
