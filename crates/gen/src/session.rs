@@ -672,20 +672,15 @@ impl Session {
                 b"Connection: keep-alive\r\n\r\n"
             });
             if want_split {
-                // Cut points inside header text, never next to a CR or LF (tshark misreads a
-                // segment that ends just before a line's CRLF).
+                // Cut points at header-line boundaries (tshark flags segments that end inside a
+                // header line, or just before its CRLF, as malformed).
                 let h = &v[at..];
-                let ok = |i: usize| {
-                    i > 1
-                        && i + 1 < h.len()
-                        && !b"\r\n".contains(&h[i - 1])
-                        && !b"\r\n".contains(&h[i])
-                };
+                let ok = |i: usize| i > 1 && i + 2 < h.len() && h[i - 1] == b'\n';
                 for (k, cut) in cuts.iter_mut().enumerate() {
                     if k == 1 && rng.chance(0.5) {
                         break;
                     }
-                    for _ in 0..16 {
+                    for _ in 0..64 {
                         let i = rng.range(1, h.len() as u64 - 2) as usize;
                         if ok(i) {
                             *cut = i as u64;

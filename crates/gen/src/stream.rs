@@ -149,6 +149,12 @@ impl Stream {
         if self.nsplit > 0 {
             n = n.min(self.splits[0] - self.sent);
         }
+        // Never leave a tail of fewer than 8 bytes for the last segment: tshark's chunked-body
+        // parser fails when the final `0\r\n\r\n` is cut between CR and LF.
+        let rest = self.pending - n;
+        if rest > 0 && rest < 8 && n > 16 {
+            n -= 8;
+        }
         n as usize
     }
 
