@@ -54,13 +54,13 @@ pub struct SanitizeArgs {
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
     /// Compare each frame with the previous N-1 frames, like `editcap -D N` (default: the last
-    /// 1,048,576 frames).
+    /// 1,000,000 frames).
     #[arg(long, value_name = "N")]
     dedup_window: Option<usize>,
     /// Only compare with frames at most this many seconds older, like `editcap -w`.
     #[arg(long, value_name = "SECONDS")]
     dedup_time: Option<f64>,
-    /// Frames remembered when no window is given (16 + ~10 bytes each).
+    /// Frames remembered when no window is given (about 32 bytes each).
     #[arg(long, value_name = "N")]
     dedup_capacity: Option<usize>,
     /// Anonymization key: 32 raw bytes or 64 hex digits (16 AES key + 16 pad).
@@ -447,6 +447,7 @@ fn sanitize_file(
     };
     let mut san = Sanitizer::new(cfg, key);
     let mut spare: Option<OwnedBatch> = None;
+    let mut keep = Vec::new();
     let mut error: Option<anyhow::Error> = None;
     let mut interrupted = false;
     let started = std::time::Instant::now();
@@ -462,17 +463,18 @@ fn sanitize_file(
         if reader.interfaces().len() != ifaces.len() {
             ifaces = scrub(reader.interfaces());
         }
-        for p in batch.as_batch().iter() {
-            if let Some(data) = san.process(&p) {
-                let q = Packet { data, ..p };
-                if let Err(e) = writer.write_packet(&q, &ifaces) {
-                    error = Some(anyhow::Error::new(e).context(format!(
-                        "writing {} (frame {})",
-                        output.display(),
-                        san.report().frames.packets_in
-                    )));
-                    break;
-                }
+        // The batch buffer is ours: frames are rewritten where they lie, without a copy.
+        let mut batch = batch;
+        san.process_batch(&mut batch.data, &batch.metas, &mut keep);
+        let b = batch.as_batch();
+        for (p, _) in b.iter().zip(&keep).filter(|(_, &k)| k) {
+            if let Err(e) = writer.write_packet(&p, &ifaces) {
+                error = Some(anyhow::Error::new(e).context(format!(
+                    "writing {} (frame {})",
+                    output.display(),
+                    san.report().frames.packets_in
+                )));
+                break;
             }
         }
         spare = Some(batch);

@@ -11,14 +11,15 @@
 /// checksummed area, which swaps the bytes of the result.
 #[inline]
 pub fn sum(data: &[u8], odd: bool) -> u16 {
-    let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
+    // Four independent accumulators of 32-bit words let the compiler vectorize the loop.
+    let mut accs = [0u64; 4];
+    let mut chunks = data.chunks_exact(16);
     for c in &mut chunks {
-        // Little-endian 32-bit halves: the fold below is byte-order agnostic, swapped at the end.
-        let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64;
-        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]) as u64;
-        acc += lo + hi;
+        for (i, a) in accs.iter_mut().enumerate() {
+            *a += u32::from_le_bytes([c[4 * i], c[4 * i + 1], c[4 * i + 2], c[4 * i + 3]]) as u64;
+        }
     }
+    let mut acc = accs.iter().map(|&a| fold(a) as u64).sum::<u64>();
     let rest = chunks.remainder();
     let mut pairs = rest.chunks_exact(2);
     for p in &mut pairs {

@@ -482,11 +482,10 @@ impl Masker {
                 if keep_entry {
                     if self.room(ts_ns) {
                         let hasher = self.hasher.clone();
-                        self.table
-                            .insert_unique(h, Entry { key: *key, st }, |e| {
-                                use std::hash::BuildHasher;
-                                hasher.hash_one(e.key)
-                            });
+                        self.table.insert_unique(h, Entry { key: *key, st }, |e| {
+                            use std::hash::BuildHasher;
+                            hasher.hash_one(e.key)
+                        });
                     } else {
                         self.untracked += 1;
                     }
@@ -528,7 +527,8 @@ impl Masker {
                 i += n;
                 if st.hdr_len == 5 {
                     st.rec_left = u16::from_be_bytes([st.hdr[3], st.hdr[4]]) as u32;
-                    st.rec_keep = st.hdr[0] != 23 && (self.cfg.keep_tls_handshake || st.hdr[0] != 22);
+                    st.rec_keep =
+                        st.hdr[0] != 23 && (self.cfg.keep_tls_handshake || st.hdr[0] != 22);
                     st.hdr_len = 0;
                 }
             } else {
@@ -561,7 +561,8 @@ impl Masker {
         } else {
             0
         };
-        let no_body = is_response && ((100..200).contains(&status) || status == 204 || status == 304);
+        let no_body =
+            is_response && ((100..200).contains(&status) || status == 204 || status == 304);
         if no_body {
             st.reset_http();
         } else if st.chunked || st.cl_bad {
@@ -586,7 +587,9 @@ impl Masker {
             1 => {
                 let t = v.trim_ascii();
                 let n = if !t.is_empty() && t.iter().all(u8::is_ascii_digit) && t.len() <= 18 {
-                    std::str::from_utf8(t).ok().and_then(|s| s.parse::<u64>().ok())
+                    std::str::from_utf8(t)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
                 } else {
                     None
                 };
@@ -613,7 +616,12 @@ impl Masker {
             match st.phase {
                 HttpPhase::Body => {
                     let n = (st.body_left.min((data.len() - i) as u64)) as usize;
-                    act.mask(&mut data[i..i + n], at + i, Bucket::Http, Some(Critical::HttpBody));
+                    act.mask(
+                        &mut data[i..i + n],
+                        at + i,
+                        Bucket::Http,
+                        Some(Critical::HttpBody),
+                    );
                     st.body_left -= n as u64;
                     i += n;
                     if st.body_left == 0 {
@@ -621,7 +629,12 @@ impl Masker {
                     }
                 }
                 HttpPhase::BodyUnknown => {
-                    act.mask(&mut data[i..], at + i, Bucket::Http, Some(Critical::HttpBody));
+                    act.mask(
+                        &mut data[i..],
+                        at + i,
+                        Bucket::Http,
+                        Some(Critical::HttpBody),
+                    );
                     return;
                 }
                 HttpPhase::Start | HttpPhase::Headers => {
@@ -630,7 +643,12 @@ impl Masker {
                     if st.block_len > MAX_HEADER_BLOCK {
                         self.resyncs += 1;
                         st.mode = Mode::Lost;
-                        act.mask(&mut data[i..], at + i, Bucket::Http, Some(Critical::HttpBody));
+                        act.mask(
+                            &mut data[i..],
+                            at + i,
+                            Bucket::Http,
+                            Some(Critical::HttpBody),
+                        );
                         return;
                     }
                     if st.phase == HttpPhase::Start {

@@ -127,7 +127,8 @@ impl<'a> Walker<'a> {
     fn unparsed(&mut self, buf: &mut [u8], from: usize, to: usize) {
         if from < to && self.masking() {
             self.res.unparsed = true;
-            self.act.mask(&mut buf[from..to], from, Bucket::Unparsed, None);
+            self.act
+                .mask(&mut buf[from..to], from, Bucket::Unparsed, None);
         }
     }
 
@@ -136,7 +137,9 @@ impl<'a> Walker<'a> {
         let end = buf.len();
         match link {
             LinkType::ETHERNET => self.ether(buf, 0, end, 0),
-            LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 => self.ip_by_version(buf, 0, end, 0),
+            LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 => {
+                self.ip_by_version(buf, 0, end, 0)
+            }
             LinkType::IPV4 => self.ipv4(buf, 0, end, 0, false),
             LinkType::IPV6 => self.ipv6(buf, 0, end, 0, false),
             LinkType::NULL | LinkType::LOOP => {
@@ -145,7 +148,11 @@ impl<'a> Walker<'a> {
                 } else {
                     let le = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
                     let be = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-                    let fam = if link == LinkType::LOOP { be } else { le.min(be) };
+                    let fam = if link == LinkType::LOOP {
+                        be
+                    } else {
+                        le.min(be)
+                    };
                     match fam {
                         2 => self.ipv4(buf, 4, end, 0, false),
                         24 | 28 | 30 => self.ipv6(buf, 4, end, 0, false),
@@ -348,7 +355,11 @@ impl<'a> Walker<'a> {
             self.unparsed(buf, off, end);
             return;
         }
-        let (ptype, hlen, plen) = (be16(buf, off + 2), buf[off + 4] as usize, buf[off + 5] as usize);
+        let (ptype, hlen, plen) = (
+            be16(buf, off + 2),
+            buf[off + 4] as usize,
+            buf[off + 5] as usize,
+        );
         let body = off + 8 + 2 * (hlen + plen);
         if ptype != 0x0800 || hlen != 6 || plen != 4 || body > end {
             self.unparsed(buf, off + 8, end);
@@ -366,7 +377,8 @@ impl<'a> Walker<'a> {
 
     fn trailer(&mut self, buf: &mut [u8], from: usize, end: usize) {
         if from < end && self.masking() {
-            self.act.mask(&mut buf[from..end], from, Bucket::Trailer, None);
+            self.act
+                .mask(&mut buf[from..end], from, Bucket::Trailer, None);
         }
     }
 
@@ -425,7 +437,8 @@ impl<'a> Walker<'a> {
         }
         if hl > 20 && self.masking() {
             // Options can carry addresses (record route, timestamps): zero them (EOL padding).
-            self.act.mask(&mut buf[off + 20..l4], off + 20, Bucket::Unparsed, None);
+            self.act
+                .mask(&mut buf[off + 20..l4], off + 20, Bucket::Unparsed, None);
         }
         self.l4(buf, proto, l4, ip_end, depth, &ip);
         if !quoted {
@@ -533,12 +546,34 @@ impl<'a> Walker<'a> {
         l4len: u32,
     ) {
         match proto {
-            6 => self.scope(buf, CkKind::Tcp, l4 + 16, l4, end, complete, Some((ip, 6, l4len))),
-            17 => self.scope(buf, CkKind::Udp, l4 + 6, l4, end, complete, Some((ip, 17, l4len))),
+            6 => self.scope(
+                buf,
+                CkKind::Tcp,
+                l4 + 16,
+                l4,
+                end,
+                complete,
+                Some((ip, 6, l4len)),
+            ),
+            17 => self.scope(
+                buf,
+                CkKind::Udp,
+                l4 + 6,
+                l4,
+                end,
+                complete,
+                Some((ip, 17, l4len)),
+            ),
             1 if ip.alen == 4 => self.scope(buf, CkKind::Icmp, l4 + 2, l4, end, complete, None),
-            58 if ip.alen == 16 => {
-                self.scope(buf, CkKind::Icmpv6, l4 + 2, l4, end, complete, Some((ip, 58, l4len)))
-            }
+            58 if ip.alen == 16 => self.scope(
+                buf,
+                CkKind::Icmpv6,
+                l4 + 2,
+                l4,
+                end,
+                complete,
+                Some((ip, 58, l4len)),
+            ),
             _ => {}
         }
     }
@@ -575,7 +610,8 @@ impl<'a> Walker<'a> {
     /// Masks what follows the first 8 transport bytes of a quoted packet.
     fn quoted_rest(&mut self, buf: &mut [u8], l4: usize, end: usize) {
         if self.masking() && l4 + 8 < end {
-            self.act.mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
+            self.act
+                .mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
         }
     }
 
@@ -635,7 +671,8 @@ impl<'a> Walker<'a> {
             let pt = be16(buf, pay + 2);
             if pay + hl <= end {
                 if self.masking() {
-                    self.act.mask(&mut buf[pay + 8..pay + hl], pay + 8, Bucket::Other, None);
+                    self.act
+                        .mask(&mut buf[pay + 8..pay + hl], pay + 8, Bucket::Other, None);
                 }
                 match pt {
                     0x6558 => self.ether(buf, pay + hl, end, depth + 1),
@@ -705,7 +742,8 @@ impl<'a> Walker<'a> {
             }
             _ => {
                 if self.masking() {
-                    self.act.mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
+                    self.act
+                        .mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
                 }
             }
         }
@@ -752,7 +790,8 @@ impl<'a> Walker<'a> {
             }
             _ => {
                 if self.masking() {
-                    self.act.mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
+                    self.act
+                        .mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
                 }
                 return;
             }
@@ -760,7 +799,8 @@ impl<'a> Walker<'a> {
         if (133..=137).contains(&ty) {
             self.ndp_options(buf, opts, end);
         } else if self.masking() && opts < end {
-            self.act.mask(&mut buf[opts..end], opts, Bucket::Other, None);
+            self.act
+                .mask(&mut buf[opts..end], opts, Bucket::Other, None);
         }
     }
 
@@ -785,7 +825,11 @@ impl<'a> Walker<'a> {
                         a.rewrite_v6(&mut buf[p + 16..p + 32]);
                         let mut x = [0u8; 16];
                         x.copy_from_slice(&buf[p + 16..p + 32]);
-                        let keep = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                        let keep = if bits == 0 {
+                            0
+                        } else {
+                            u128::MAX << (128 - bits)
+                        };
                         let v = u128::from_be_bytes(x) & keep;
                         buf[p + 16..p + 32].copy_from_slice(&v.to_be_bytes());
                     }
@@ -793,7 +837,8 @@ impl<'a> Walker<'a> {
                 5 => {}
                 _ => {
                     if self.masking() {
-                        self.act.mask(&mut buf[p + 2..p + len], p + 2, Bucket::Other, None);
+                        self.act
+                            .mask(&mut buf[p + 2..p + len], p + 2, Bucket::Other, None);
                     }
                 }
             }
