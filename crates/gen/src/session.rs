@@ -381,14 +381,14 @@ impl Session {
                     let s = self.turn;
                     let r = 1 - s;
                     if ctx.draining && self.kind == Kind::Bulk {
-                        self.streams[s].cut_tail(4 * self.mss[s] as u64);
+                        self.streams[s].cut_tail(4 * self.seg_size(s) as u64);
                     }
                     if self.streams[s].pending > 0 {
                         if self.unacked >= 2 && ctx.rng.chance(0.85) {
                             self.unacked = 0;
                             return Some(self.tcp_frame(ctx, r, ACK, 0));
                         }
-                        let n = self.streams[s].next_len(self.mss[s] as usize);
+                        let n = self.streams[s].next_len(self.seg_size(s));
                         let last = n as u64 == self.streams[s].pending;
                         let f = self.tcp_frame(ctx, s, ACK | if last { PSH } else { 0 }, n);
                         self.unacked += 1;
@@ -938,10 +938,16 @@ impl Session {
         }
         // Flights are segmented at MSS boundaries from the flight start.
         let fs = self.streams[dir].sent;
-        let mss = self.mss[dir] as u64;
+        let mss = self.seg_size(dir) as u64;
         if (start - fs) / mss != (end - 1 - fs) / mss {
             t.spanning_records += 1;
         }
+    }
+
+    /// Payload bytes of a full-sized segment: the MSS less the TCP options every data segment
+    /// carries (timestamps), as real stacks do, so IP packets never exceed a 1500-byte MTU.
+    fn seg_size(&self, dir: usize) -> usize {
+        self.mss[dir] as usize - if self.ts_on { 12 } else { 0 }
     }
 
     fn tls_turn(&mut self, ctx: &mut Ctx) -> Option<usize> {

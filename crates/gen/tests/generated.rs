@@ -244,3 +244,35 @@ fn truth_round_trips_through_json_and_config_has_defaults() {
     };
     assert!(generate_to_vec(&bad).is_err());
 }
+
+/// No IP packet exceeds a 1500-byte MTU (VLAN tags come on top of the 1514-byte frame).
+#[test]
+fn ip_packets_fit_a_1500_byte_mtu() {
+    let cfg = netspectra_gen::GenConfig {
+        seed: 11,
+        packets: Some(20_000),
+        vlan_share: 0.2,
+        qinq_share: 0.05,
+        ..Default::default()
+    };
+    let (bytes, _) = netspectra_gen::generate_to_vec(&cfg).unwrap();
+    let mut r = netspectra_pcap::CaptureReader::from_reader(
+        "gen",
+        Box::new(std::io::Cursor::new(bytes)),
+        None,
+    )
+    .unwrap();
+    let mut max_ip = 0u32;
+    use netspectra_packet::PacketSource;
+    while r
+        .next_batch(&mut |b| {
+            for p in b.iter() {
+                let v = netspectra_packet::decode(p.data, p.link, None, &Default::default());
+                max_ip = max_ip.max(v.ip_len);
+            }
+        })
+        .unwrap()
+    {}
+    assert!(max_ip <= 1500, "an IP packet of {max_ip} bytes");
+    assert!(max_ip >= 1400, "no full-sized segment at all ({max_ip})");
+}
