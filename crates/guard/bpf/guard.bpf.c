@@ -329,8 +329,10 @@ static __always_inline int port_proto_idx(__u8 proto)
 static __noinline int policy_eval_packed(const __u8 *src, const __u8 *dst, __u32 packed,
 					 __u32 generation, struct rule_val *out)
 {
-	/* packed = default_action << 24 | proto << 16 | dport (BPF calls take at most 5 args) */
-	__u32 default_action = packed >> 24;
+	/* packed = has_exact << 28 | default_action << 24 | proto << 16 | dport
+	 * (BPF-to-BPF calls take at most 5 arguments) */
+	__u32 default_action = (packed >> 24) & 0xf;
+	__u32 has_exact = (packed >> 28) & 1;
 	__u32 proto = (packed >> 16) & 0xff;
 	__u32 dport = packed & 0xffff;
 	__u32 bank = generation & 1;
@@ -341,16 +343,18 @@ static __noinline int policy_eval_packed(const __u8 *src, const __u8 *dst, __u32
 	int pidx = port_proto_idx(proto);
 	__u16 port = pidx >= 0 ? dport : 0;
 
-	struct exact_key ek = {};
-	ek.bank = bank;
-	ek.proto = proto;
-	ek.port = port;
-	copy16(ek.src, src);
-	copy16(ek.dst, dst);
-	struct rule_val *ev = bpf_map_lookup_elem(&exact, &ek);
-	if (ev) {
-		*out = *ev;
-		return 0;
+	if (has_exact) {
+		struct exact_key ek = {};
+		ek.bank = bank;
+		ek.proto = proto;
+		ek.port = port;
+		copy16(ek.src, src);
+		copy16(ek.dst, dst);
+		struct rule_val *ev = bpf_map_lookup_elem(&exact, &ek);
+		if (ev) {
+			*out = *ev;
+			return 0;
+		}
 	}
 
 	struct dst_key dk = {};
@@ -424,8 +428,12 @@ static __noinline int policy_eval_packed(const __u8 *src, const __u8 *dst, __u32
 	return 0;
 }
 
-#define policy_eval(src, dst, proto, dport, gen, dflt, out)                                        \
-	policy_eval_packed(src, dst, ((__u32)(dflt) << 24) | ((__u32)(proto) << 16) | (dport), gen, out)
+#define policy_eval(src, dst, proto, dport, gen, cfg, out)                                         \
+	policy_eval_packed(src, dst,                                                               \
+			   (((cfg)->flags & GUARD_CFG_HAS_EXACT) << 28) |                          \
+				   (((__u32)(cfg)->default_action & 0xf) << 24) |                  \
+				   ((__u32)(proto) << 16) | (dport),                               \
+			   gen, out)
 
 static __always_inline int key_less(const __u8 *a, __u16 pa, const __u8 *b, __u16 pb)
 {
@@ -465,7 +473,8 @@ static __always_inline void emit(struct pkt *p, __u32 action, __u32 rule_id, __u
 
 /* Applies a verdict: counters, event (if allowed by the rate limiter), returns 1 to drop. */
 static __always_inline int apply(struct pkt *p, struct guard_config *cfg, __u32 action,
-				 __u32 rule_id, __u32 len, struct sess_val *s, __u64 now, __u32 evflags)
+				 __u32 rule_id, __u32 len, struct sess_val *s, __u64 now, __u32 evflags,
+				 int fresh)
 {
 	int drop = 0;
 	if (action == GUARD_ACT_ALLOW) {
@@ -495,11 +504,23 @@ static __always_inline int apply(struct pkt *p, struct guard_config *cfg, __u32 
 			return drop;
 		}
 		s->ev_count++;
-	} else {
+	} else if (!fresh) {
 		return drop; /* no session to rate-limit against: counters only */
 	}
 	emit(p, action, rule_id, len, cfg->generation, evflags);
 	return drop;
+}
+
+/* Remembers the verdict of a first fragment for the later fragments of the same datagram. */
+static __always_inline void record_frag(struct pkt *p, __u32 action, __u32 rule_id)
+{
+	struct frag_key fk = {};
+	copy16(fk.src, p->src);
+	copy16(fk.dst, p->dst);
+	fk.id = p->frag_id;
+	fk.proto = p->proto;
+	struct rule_val fv = {.rule_id = rule_id, .action = action};
+	bpf_map_update_elem(&frags, &fk, &fv, BPF_ANY);
 }
 
 /* Whole per-packet decision; returns 1 to drop, 0 to pass. */
@@ -524,7 +545,7 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is enough for idle/linger/rate windows */
 	if (r < 0) {
 		count(GUARD_C_MALFORMED, 1);
-		return apply(&p, cfg, cfg->default_action, GUARD_RULE_MALFORMED, len, 0, now, 0);
+		return apply(&p, cfg, cfg->default_action, GUARD_RULE_MALFORMED, len, 0, now, 0, 0);
 	}
 
 	/* IPv6 neighbour discovery (RS, RA, NS, NA, redirect) always passes. */
@@ -542,8 +563,8 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 		fk.proto = p.proto;
 		struct rule_val *fv = bpf_map_lookup_elem(&frags, &fk);
 		if (fv)
-			return apply(&p, cfg, fv->action, fv->rule_id, len, 0, now, 0);
-		return apply(&p, cfg, cfg->frag_action, GUARD_RULE_FRAGMENT, len, 0, now, 0);
+			return apply(&p, cfg, fv->action, fv->rule_id, len, 0, now, 0, 0);
+		return apply(&p, cfg, cfg->frag_action, GUARD_RULE_FRAGMENT, len, 0, now, 0, 0);
 	}
 
 	if (p.icmp_err) {
@@ -563,7 +584,7 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 		struct sess_val *is = bpf_map_lookup_elem(&sessions, &ik);
 		if (is && is->generation == gen) {
 			count(GUARD_C_ICMP_ERR_MATCHED, 1);
-			return apply(&p, cfg, is->action, GUARD_RULE_ICMP_ERROR, len, is, now, 0);
+			return apply(&p, cfg, is->action, GUARD_RULE_ICMP_ERROR, len, is, now, 0, 0);
 		}
 		/* no session: an ordinary ICMP packet for the policy */
 	}
@@ -600,9 +621,9 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 			/* policy reloaded: re-evaluate in the session's original orientation */
 			count(GUARD_C_REEVALUATED, 1);
 			if (s->init_b)
-				policy_eval(k.b, k.a, k.proto, k.pa, gen, cfg->default_action, &v);
+				policy_eval(k.b, k.a, k.proto, k.pa, gen, cfg, &v);
 			else
-				policy_eval(k.a, k.b, k.proto, k.pb, gen, cfg->default_action, &v);
+				policy_eval(k.a, k.b, k.proto, k.pb, gen, cfg, &v);
 			s->generation = gen;
 			s->rule_id = v.rule_id;
 			s->action = v.action;
@@ -614,16 +635,16 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 		int syn = (p.tcp_flags & TCP_SYN) != 0, ack = (p.tcp_flags & TCP_ACK) != 0;
 		if (p.proto == IPPROTO_TCP && syn && ack) {
 			/* a SYN-ACK: the receiver initiated */
-			policy_eval(p.dst, p.src, p.proto, p.sport, gen, cfg->default_action, &v);
+			policy_eval(p.dst, p.src, p.proto, p.sport, gen, cfg, &v);
 			init_b = !dir;
 		} else {
-			policy_eval(p.src, p.dst, p.proto, p.dport, gen, cfg->default_action, &v);
+			policy_eval(p.src, p.dst, p.proto, p.dport, gen, cfg, &v);
 			if (p.proto == IPPROTO_TCP && !syn && v.action == GUARD_ACT_DENY &&
 			    !cfg->fail_closed) {
 				/* mid-flow packet of an unknown (evicted or pre-existing) session:
 				 * fail-open re-admits it when the reverse orientation is allowed */
 				struct rule_val rv;
-				policy_eval(p.dst, p.src, p.proto, p.sport, gen, cfg->default_action,
+				policy_eval(p.dst, p.src, p.proto, p.sport, gen, cfg,
 					    &rv);
 				if (rv.action != GUARD_ACT_DENY) {
 					v = rv;
@@ -638,16 +659,33 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 		nv.rule_id = v.rule_id;
 		nv.action = v.action;
 		nv.init_b = init_b;
+		nv.pkts[dir & 1] = 1;
+		nv.bytes[dir & 1] = len;
+		if (p.proto == IPPROTO_TCP && (p.tcp_flags & TCP_FIN))
+			nv.fin_seen = 1 << (dir & 1);
+		if (v.action != GUARD_ACT_ALLOW) {
+			/* the event of this first packet uses the session's first rate-limit slot */
+			nv.ev_window_ns = now;
+			nv.ev_count = 1;
+		}
 		evflags |= GUARD_EV_NEW;
-		if (bpf_map_update_elem(&sessions, &k, &nv, BPF_NOEXIST) == 0)
+		if (p.frag == FRAG_FIRST)
+			record_frag(&p, v.action, v.rule_id);
+		if (p.proto == IPPROTO_TCP && (p.tcp_flags & TCP_RST))
+			/* a lone RST: judge it, but a session would be retired at once */
+			return apply(&p, cfg, v.action, v.rule_id, len, 0, now, evflags, 1);
+		if (bpf_map_update_elem(&sessions, &k, &nv, BPF_NOEXIST) == 0) {
 			count(GUARD_C_SESS_CREATED, 1);
+			return apply(&p, cfg, v.action, v.rule_id, len, 0, now, evflags, 1);
+		}
+		/* another CPU created it meanwhile (or the map refused the insert) */
 		s = bpf_map_lookup_elem(&sessions, &k);
 		if (!s) {
 			count(GUARD_C_SESS_INSERT_FAIL, 1);
 			if (cfg->fail_closed)
 				return apply(&p, cfg, GUARD_ACT_DENY, GUARD_RULE_MAP_FULL, len, 0, now,
-					     evflags);
-			return apply(&p, cfg, v.action, v.rule_id, len, 0, now, evflags);
+					     evflags, 0);
+			return apply(&p, cfg, v.action, v.rule_id, len, 0, now, evflags, 0);
 		}
 	}
 
@@ -658,17 +696,10 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 	__u32 action = s->action;
 	__u32 rule_id = s->rule_id;
 
-	if (p.frag == FRAG_FIRST) {
-		struct frag_key fk = {};
-		copy16(fk.src, p.src);
-		copy16(fk.dst, p.dst);
-		fk.id = p.frag_id;
-		fk.proto = p.proto;
-		struct rule_val fv = {.rule_id = rule_id, .action = action};
-		bpf_map_update_elem(&frags, &fk, &fv, BPF_ANY);
-	}
+	if (p.frag == FRAG_FIRST)
+		record_frag(&p, action, rule_id);
 
-	int drop = apply(&p, cfg, action, rule_id, len, s, now, evflags);
+	int drop = apply(&p, cfg, action, rule_id, len, s, now, evflags, 0);
 
 	if (p.proto == IPPROTO_TCP) {
 		if (p.tcp_flags & TCP_RST) {

@@ -28,6 +28,9 @@
 #define GUARD_RINGBUF_BYTES (1u << 20)
 #define GUARD_EVENT_WINDOW_NS 1000000000ull
 
+/* ---- guard_config.flags ---- */
+#define GUARD_CFG_HAS_EXACT 1 /* the active bank has exact entries */
+
 /* ---- actions ---- */
 #define GUARD_ACT_ALLOW 0
 #define GUARD_ACT_DENY 1
@@ -85,7 +88,7 @@ struct guard_config {
 	__u8 fail_closed;
 	__u8 frag_action;
 	__u32 event_rate;      /* max events per session per second */
-	__u32 pad;
+	__u32 flags;           /* GUARD_CFG_* */
 };
 
 /* Destination prefix -> node id (LPM, prefixlen = 32 + CIDR length in the 128-bit space). */

@@ -119,7 +119,7 @@ fn testrun(repeat: u32) {
         let (ret, d) = g.test_run(&frame, repeat).unwrap();
         assert_eq!(ret, 0);
         println!(
-            "| new session, policy walk to the default (TCP RST: lookup miss + policy + insert + delete) | 1000 | {rules} | {:.1} |",
+            "| new flow without session insert (lone TCP RST: session miss + full policy walk to the default + verdict) | 1000 | {rules} | {:.1} |",
             d.as_nanos() as f64
         );
         eprintln!(

@@ -82,7 +82,7 @@ pub struct GuardConfig {
     pub fail_closed: u8,
     pub frag_action: u8,
     pub event_rate: u32,
-    pub pad: u32,
+    pub flags: u32,
 }
 
 /// `struct dst_key` (LPM key; `bank` is big-endian).
@@ -245,7 +245,7 @@ mod tests {
             fail_closed => OFFSETOF_GUARD_CONFIG_FAIL_CLOSED,
             frag_action => OFFSETOF_GUARD_CONFIG_FRAG_ACTION,
             event_rate => OFFSETOF_GUARD_CONFIG_EVENT_RATE,
-            pad => OFFSETOF_GUARD_CONFIG_PAD);
+            flags => OFFSETOF_GUARD_CONFIG_FLAGS);
         check!(DstKey, SIZEOF_DST_KEY,
             prefixlen => OFFSETOF_DST_KEY_PREFIXLEN,
             bank => OFFSETOF_DST_KEY_BANK,

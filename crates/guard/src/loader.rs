@@ -417,7 +417,11 @@ impl Maps {
             fail_closed: (policy.on_full == OnFull::FailClosed) as u8,
             frag_action: policy.fragments.code(),
             event_rate: policy.event_rate,
-            pad: 0,
+            flags: if compiled.exact.is_empty() {
+                0
+            } else {
+                c::GUARD_CFG_HAS_EXACT as u32
+            },
         };
         sys::update(fd(&self.config), &0u32, &cfg, sys::BPF_ANY)
             .map_err(ioerr("writing guard_config"))?;
