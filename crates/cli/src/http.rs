@@ -196,6 +196,9 @@ fn config(a: &HttpArgs) -> HttpConfig {
 /// Records are handed to the writer thread in batches of this many.
 const SEND_BATCH: usize = 512;
 
+/// A filter expression and its programs compiled per link type (`None`: does not apply).
+type UserFilter = (String, Vec<(LinkType, Option<Filter>)>);
+
 /// A batch of records from worker `.0`.
 type Shipment = (usize, Vec<HttpRecord>);
 
@@ -205,7 +208,7 @@ type Shipment = (usize, Vec<HttpRecord>);
 struct Worker<'a> {
     id: usize,
     an: HttpAnalyzer,
-    filter: Option<(String, Vec<(LinkType, Option<Filter>)>)>,
+    filter: Option<UserFilter>,
     kept: Vec<PacketMeta>,
     pending: Vec<HttpRecord>,
     tx: SyncSender<Shipment>,
@@ -354,7 +357,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             // A worker that is gone no longer needs its batches back.
             let _ = back_txs[id].send(batch);
         }
-        Ok(writer.finish().context("writing records")?)
+        writer.finish().context("writing records")
     });
 
     let mut total = Stats::new(cfg.summary_keys);

@@ -273,6 +273,10 @@ impl HttpAnalyzer {
         payload: &[u8],
         wire_len: usize,
     ) {
+        if wire_len == 0 && flags.0 & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) == 0 {
+            // A pure ACK changes nothing we track.
+            return;
+        }
         let (canon, swapped) = key.canonical();
         let d = swapped as usize;
         let hash = self.hasher.hash_one(canon);
