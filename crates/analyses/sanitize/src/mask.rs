@@ -83,6 +83,9 @@ pub struct Act {
     pub stats: MaskStats,
     /// First violation found in the current frame (inspect mode).
     pub violation: Option<Violation>,
+    /// Running one's complement sum of every byte zero-filled, aligned to frame offsets (for
+    /// checksum adjustment; grows monotonically).
+    pub zeroed: u64,
 }
 
 impl Act {
@@ -122,6 +125,7 @@ impl Act {
                 }
             }
         } else {
+            self.zeroed += crate::checksum::sum(data, at % 2 == 1) as u64;
             data.fill(0);
         }
         self.bucket(b).masked += data.len() as u64;

@@ -48,7 +48,17 @@ struct Scope {
     alen: usize,
     proto: u8,
     l4len: u32,
-    old: u16,
+    /// Sums of the bytes changed inside the scope, before and after (sanitize mode).
+    acc_old: u64,
+    acc_new: u64,
+}
+
+/// Kinds of address fields.
+#[derive(Clone, Copy)]
+enum AddrKind {
+    V4,
+    V6,
+    Mac,
 }
 
 /// Per-frame results of a walk.
@@ -127,8 +137,7 @@ impl<'a> Walker<'a> {
     fn unparsed(&mut self, buf: &mut [u8], from: usize, to: usize) {
         if from < to && self.masking() {
             self.res.unparsed = true;
-            self.act
-                .mask(&mut buf[from..to], from, Bucket::Unparsed, None);
+            self.zero(buf, from, to, Bucket::Unparsed);
         }
     }
 
@@ -166,8 +175,8 @@ impl<'a> Walker<'a> {
                 } else {
                     let alen = be16(buf, 4) as usize;
                     if be16(buf, 2) == 1 && alen == 6 {
-                        if let Some(a) = self.anon.as_deref_mut() {
-                            a.rewrite_mac(&mut buf[6..12]);
+                        if self.anon.is_some() {
+                            self.addr(buf, 6, AddrKind::Mac);
                         }
                     } else if self.anon.as_ref().is_some_and(|a| a.maps_macs()) {
                         buf[6..14].fill(0);
@@ -181,8 +190,8 @@ impl<'a> Walker<'a> {
                     self.unparsed(buf, 0, end);
                 } else {
                     if be16(buf, 8) == 1 && buf[11] == 6 {
-                        if let Some(a) = self.anon.as_deref_mut() {
-                            a.rewrite_mac(&mut buf[12..18]);
+                        if self.anon.is_some() {
+                            self.addr(buf, 12, AddrKind::Mac);
                         }
                     } else if self.anon.as_ref().is_some_and(|a| a.maps_macs()) {
                         buf[12..20].fill(0);
@@ -197,11 +206,11 @@ impl<'a> Walker<'a> {
         self.res
     }
 
-    /// Sets every touched checksum, innermost first.
+    /// Sets every touched checksum, innermost first (a checksum field is itself a change to the
+    /// scopes around it).
     fn finish(&mut self, buf: &mut [u8]) {
         for i in (0..self.nscopes).rev() {
             let s = self.scopes[i];
-            let now = self.scope_sum(buf, &s, false);
             if self.act.inspect {
                 if s.complete {
                     self.res.checked |= 1 << s.kind;
@@ -215,19 +224,93 @@ impl<'a> Walker<'a> {
                 }
                 continue;
             }
-            if now == s.old {
+            let (before, after) = (checksum::fold(s.acc_old), checksum::fold(s.acc_new));
+            if before == after {
                 continue;
             }
             let old = be16(buf, s.ck);
             if s.kind == CkKind::Udp as u8 && old == 0 {
                 continue; // No checksum.
             }
-            let mut new = checksum::adjust(old, s.old, now);
+            let mut new = checksum::adjust(old, before, after);
             if s.kind == CkKind::Udp as u8 && new == 0 {
                 new = 0xffff;
             }
             buf[s.ck..s.ck + 2].copy_from_slice(&new.to_be_bytes());
+            self.changed_in(i, s.ck, old, new);
         }
+    }
+
+    /// Records that the bytes at `at` changed from summing to `old` to summing to `new` (sums
+    /// taken from `at`), for every registered scope covering them or using them as pseudo
+    /// header.
+    fn changed(&mut self, at: usize, old: u16, new: u16) {
+        self.changed_in(self.nscopes, at, old, new);
+    }
+
+    fn changed_in(&mut self, n: usize, at: usize, old: u16, new: u16) {
+        if old == new {
+            return;
+        }
+        for s in &mut self.scopes[..n] {
+            if at >= s.start && at < s.end && !(at >= s.ck && at < s.ck + 2) {
+                let (o, w) = if (at - s.start) % 2 == 1 {
+                    (old.swap_bytes(), new.swap_bytes())
+                } else {
+                    (old, new)
+                };
+                s.acc_old += o as u64;
+                s.acc_new += w as u64;
+            }
+            if s.alen > 0 && (at == s.src || at == s.dst) {
+                s.acc_old += old as u64;
+                s.acc_new += new as u64;
+            }
+        }
+    }
+
+    /// Rewrites an address field through the anonymizer, accounting for checksums.
+    fn addr(&mut self, buf: &mut [u8], off: usize, kind: AddrKind) {
+        let Some(a) = self.anon.as_deref_mut() else {
+            return;
+        };
+        let len = match kind {
+            AddrKind::V4 => 4,
+            AddrKind::V6 => 16,
+            AddrKind::Mac => 6,
+        };
+        let field = &mut buf[off..off + len];
+        let old = checksum::sum(field, false);
+        match kind {
+            AddrKind::V4 => a.rewrite_v4(field),
+            AddrKind::V6 => a.rewrite_v6(field),
+            AddrKind::Mac => a.rewrite_mac(field),
+        }
+        let new = checksum::sum(field, false);
+        self.changed(off, old, new);
+    }
+
+    /// Zero-fills `buf[from..to]` (when masking), accounting for checksums.
+    fn zero(&mut self, buf: &mut [u8], from: usize, to: usize, b: Bucket) {
+        if from >= to || self.masker.is_none() {
+            return;
+        }
+        let before = self.act.zeroed;
+        self.act.mask(&mut buf[from..to], from, b, None);
+        self.after_mask(from, before);
+    }
+
+    /// Accounts for bytes the masking rules zeroed since `before`, all inside the range that
+    /// starts at `at`.
+    fn after_mask(&mut self, at: usize, before: u64) {
+        let d = self.act.zeroed - before;
+        if d == 0 {
+            return;
+        }
+        // `zeroed` sums are aligned to the frame start; make them relative to `at`.
+        let abs = checksum::fold(d);
+        let rel = if at % 2 == 1 { abs.swap_bytes() } else { abs };
+        self.changed(at, rel, 0);
     }
 
     /// Sum of a scope's covered bytes with its checksum field taken as zero, plus the pseudo
@@ -266,7 +349,7 @@ impl<'a> Walker<'a> {
             Some((ip, p, l)) => (ip.src_off, ip.dst_off, ip.alen, p, l),
             None => (0, 0, 0, 0, 0),
         };
-        let mut s = Scope {
+        let s = Scope {
             kind: kind as u8,
             ck,
             start,
@@ -277,9 +360,10 @@ impl<'a> Walker<'a> {
             alen,
             proto,
             l4len,
-            old: 0,
+            acc_old: 0,
+            acc_new: 0,
         };
-        s.old = self.scope_sum(buf, &s, false);
+        let _ = buf;
         self.scopes[self.nscopes] = s;
         self.nscopes += 1;
     }
@@ -289,9 +373,9 @@ impl<'a> Walker<'a> {
             self.unparsed(buf, off, end);
             return;
         }
-        if let Some(a) = self.anon.as_deref_mut() {
-            a.rewrite_mac(&mut buf[off..off + 6]);
-            a.rewrite_mac(&mut buf[off + 6..off + 12]);
+        if self.anon.is_some() {
+            self.addr(buf, off, AddrKind::Mac);
+            self.addr(buf, off + 6, AddrKind::Mac);
         }
         let et = be16(buf, off + 12);
         self.ethertype(buf, et, off + 14, end, depth);
@@ -365,20 +449,19 @@ impl<'a> Walker<'a> {
             self.unparsed(buf, off + 8, end);
             return;
         }
-        if let Some(a) = self.anon.as_deref_mut() {
+        if self.anon.is_some() {
             let (sha, spa, tha, tpa) = (off + 8, off + 14, off + 18, off + 24);
-            a.rewrite_mac(&mut buf[sha..sha + 6]);
-            a.rewrite_v4(&mut buf[spa..spa + 4]);
-            a.rewrite_mac(&mut buf[tha..tha + 6]);
-            a.rewrite_v4(&mut buf[tpa..tpa + 4]);
+            self.addr(buf, sha, AddrKind::Mac);
+            self.addr(buf, spa, AddrKind::V4);
+            self.addr(buf, tha, AddrKind::Mac);
+            self.addr(buf, tpa, AddrKind::V4);
         }
         self.trailer(buf, body, end);
     }
 
     fn trailer(&mut self, buf: &mut [u8], from: usize, end: usize) {
         if from < end && self.masking() {
-            self.act
-                .mask(&mut buf[from..end], from, Bucket::Trailer, None);
+            self.zero(buf, from, end, Bucket::Trailer);
         }
     }
 
@@ -431,14 +514,13 @@ impl<'a> Walker<'a> {
         if ip.first {
             self.l4_scope(buf, proto, l4, ip_end, l4_complete, &ip, l4len);
         }
-        if let Some(a) = self.anon.as_deref_mut() {
-            a.rewrite_v4(&mut buf[off + 12..off + 16]);
-            a.rewrite_v4(&mut buf[off + 16..off + 20]);
+        if self.anon.is_some() {
+            self.addr(buf, off + 12, AddrKind::V4);
+            self.addr(buf, off + 16, AddrKind::V4);
         }
         if hl > 20 && self.masking() {
             // Options can carry addresses (record route, timestamps): zero them (EOL padding).
-            self.act
-                .mask(&mut buf[off + 20..l4], off + 20, Bucket::Unparsed, None);
+            self.zero(buf, off + 20, l4, Bucket::Unparsed);
         }
         self.l4(buf, proto, l4, ip_end, depth, &ip);
         if !quoted {
@@ -528,9 +610,9 @@ impl<'a> Walker<'a> {
     }
 
     fn anon_v6(&mut self, buf: &mut [u8], off: usize) {
-        if let Some(a) = self.anon.as_deref_mut() {
-            a.rewrite_v6(&mut buf[off + 8..off + 24]);
-            a.rewrite_v6(&mut buf[off + 24..off + 40]);
+        if self.anon.is_some() {
+            self.addr(buf, off + 8, AddrKind::V6);
+            self.addr(buf, off + 24, AddrKind::V6);
         }
     }
 
@@ -591,7 +673,7 @@ impl<'a> Walker<'a> {
         if !ip.first {
             // A later fragment: no transport header here.
             if self.masking() && l4 < end {
-                self.act.mask(&mut buf[l4..end], l4, Bucket::Other, None);
+                self.zero(buf, l4, end, Bucket::Other);
             }
             return;
         }
@@ -610,8 +692,7 @@ impl<'a> Walker<'a> {
     /// Masks what follows the first 8 transport bytes of a quoted packet.
     fn quoted_rest(&mut self, buf: &mut [u8], l4: usize, end: usize) {
         if self.masking() && l4 + 8 < end {
-            self.act
-                .mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
+            self.zero(buf, l4 + 8, end, Bucket::Other);
         }
     }
 
@@ -634,13 +715,16 @@ impl<'a> Walker<'a> {
         let pay = l4 + doff;
         let data_end = end;
         if is_dns_port(sp) || is_dns_port(dp) {
+            let before = self.act.zeroed;
             let m = self.masker.as_deref().unwrap();
             m.dns(self.act, &mut buf[pay..data_end], pay);
+            self.after_mask(pay, before);
             return;
         }
         let seq = u32::from_be_bytes([buf[l4 + 4], buf[l4 + 5], buf[l4 + 6], buf[l4 + 7]]);
         let flags = buf[l4 + 13];
         let key = Self::dir_key(ip, sp, dp);
+        let before = self.act.zeroed;
         let m = self.masker.as_deref_mut().unwrap();
         m.tcp(
             self.act,
@@ -651,6 +735,7 @@ impl<'a> Walker<'a> {
             &mut buf[pay..data_end],
             pay,
         );
+        self.after_mask(pay, before);
     }
 
     fn udp(&mut self, buf: &mut [u8], l4: usize, end: usize, depth: u8, ip: &Ip) {
@@ -671,8 +756,7 @@ impl<'a> Walker<'a> {
             let pt = be16(buf, pay + 2);
             if pay + hl <= end {
                 if self.masking() {
-                    self.act
-                        .mask(&mut buf[pay + 8..pay + hl], pay + 8, Bucket::Other, None);
+                    self.zero(buf, pay + 8, pay + hl, Bucket::Other);
                 }
                 match pt {
                     0x6558 => self.ether(buf, pay + hl, end, depth + 1),
@@ -684,11 +768,13 @@ impl<'a> Walker<'a> {
         let Some(m) = self.masker.as_deref() else {
             return;
         };
+        let before = self.act.zeroed;
         if is_dns_port(sp) || is_dns_port(dp) {
             m.dns(self.act, &mut buf[pay..end], pay);
         } else {
             m.other(self.act, &mut buf[pay..end], pay);
         }
+        self.after_mask(pay, before);
     }
 
     fn gre(&mut self, buf: &mut [u8], l4: usize, end: usize, depth: u8) {
@@ -732,8 +818,8 @@ impl<'a> Walker<'a> {
         match ty {
             3 | 4 | 5 | 11 | 12 => {
                 if ty == 5 {
-                    if let Some(a) = self.anon.as_deref_mut() {
-                        a.rewrite_v4(&mut buf[l4 + 4..l4 + 8]);
+                    if self.anon.is_some() {
+                        self.addr(buf, l4 + 4, AddrKind::V4);
                     }
                 }
                 if l4 + 8 < end {
@@ -742,8 +828,7 @@ impl<'a> Walker<'a> {
             }
             _ => {
                 if self.masking() {
-                    self.act
-                        .mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
+                    self.zero(buf, l4 + 8, end, Bucket::Other);
                 }
             }
         }
@@ -763,8 +848,8 @@ impl<'a> Walker<'a> {
             }
             130..=132 => {
                 if l4 + 24 <= end {
-                    if let Some(a) = self.anon.as_deref_mut() {
-                        a.rewrite_v6(&mut buf[l4 + 8..l4 + 24]);
+                    if self.anon.is_some() {
+                        self.addr(buf, l4 + 8, AddrKind::V6);
                     }
                 }
                 l4 + 24
@@ -773,25 +858,24 @@ impl<'a> Walker<'a> {
             134 => l4 + 16,
             135 | 136 => {
                 if l4 + 24 <= end {
-                    if let Some(a) = self.anon.as_deref_mut() {
-                        a.rewrite_v6(&mut buf[l4 + 8..l4 + 24]);
+                    if self.anon.is_some() {
+                        self.addr(buf, l4 + 8, AddrKind::V6);
                     }
                 }
                 l4 + 24
             }
             137 => {
                 if l4 + 40 <= end {
-                    if let Some(a) = self.anon.as_deref_mut() {
-                        a.rewrite_v6(&mut buf[l4 + 8..l4 + 24]);
-                        a.rewrite_v6(&mut buf[l4 + 24..l4 + 40]);
+                    if self.anon.is_some() {
+                        self.addr(buf, l4 + 8, AddrKind::V6);
+                        self.addr(buf, l4 + 24, AddrKind::V6);
                     }
                 }
                 l4 + 40
             }
             _ => {
                 if self.masking() {
-                    self.act
-                        .mask(&mut buf[l4 + 8..end], l4 + 8, Bucket::Other, None);
+                    self.zero(buf, l4 + 8, end, Bucket::Other);
                 }
                 return;
             }
@@ -799,8 +883,7 @@ impl<'a> Walker<'a> {
         if (133..=137).contains(&ty) {
             self.ndp_options(buf, opts, end);
         } else if self.masking() && opts < end {
-            self.act
-                .mask(&mut buf[opts..end], opts, Bucket::Other, None);
+            self.zero(buf, opts, end, Bucket::Other);
         }
     }
 
@@ -815,14 +898,14 @@ impl<'a> Walker<'a> {
             }
             match ty {
                 1 | 2 if len == 8 => {
-                    if let Some(a) = self.anon.as_deref_mut() {
-                        a.rewrite_mac(&mut buf[p + 2..p + 8]);
+                    if self.anon.is_some() {
+                        self.addr(buf, p + 2, AddrKind::Mac);
                     }
                 }
                 3 if len == 32 => {
-                    if let Some(a) = self.anon.as_deref_mut() {
+                    if self.anon.is_some() {
                         let bits = buf[p + 2].min(128) as u32;
-                        a.rewrite_v6(&mut buf[p + 16..p + 32]);
+                        self.addr(buf, p + 16, AddrKind::V6);
                         let mut x = [0u8; 16];
                         x.copy_from_slice(&buf[p + 16..p + 32]);
                         let keep = if bits == 0 {
@@ -831,14 +914,16 @@ impl<'a> Walker<'a> {
                             u128::MAX << (128 - bits)
                         };
                         let v = u128::from_be_bytes(x) & keep;
+                        let before = checksum::sum(&buf[p + 16..p + 32], false);
                         buf[p + 16..p + 32].copy_from_slice(&v.to_be_bytes());
+                        let after = checksum::sum(&buf[p + 16..p + 32], false);
+                        self.changed(p + 16, before, after);
                     }
                 }
                 5 => {}
                 _ => {
                     if self.masking() {
-                        self.act
-                            .mask(&mut buf[p + 2..p + len], p + 2, Bucket::Other, None);
+                        self.zero(buf, p + 2, p + len, Bucket::Other);
                     }
                 }
             }
