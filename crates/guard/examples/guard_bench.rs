@@ -130,6 +130,46 @@ fn testrun(repeat: u32) {
             install.as_secs_f64()
         );
     }
+    drop(g);
+    new_flows_with_insert(10_000);
+}
+
+/// New flows that do create a session: one BPF_PROG_TEST_RUN call (repeat 1) per distinct TCP
+/// SYN, averaged over `n` flows; an ARP frame through the same program gives the repeat-1 floor.
+fn new_flows_with_insert(n: u16) {
+    let g = Guard::load(131072).expect("load");
+    let mut frame = Vec::new();
+    let mut arp = vec![0xffu8; 12];
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.resize(60, 0);
+    let floor = (0..n)
+        .map(|_| g.test_run(&arp, 1).unwrap().1.as_nanos() as f64)
+        .sum::<f64>()
+        / n as f64;
+    for rules in [0usize, 10, 10_000, 100_000] {
+        g.install(&Policy::from_yaml(&policy_yaml(rules)).unwrap())
+            .unwrap();
+        for (k, _) in g.maps.sessions().unwrap() {
+            g.maps.delete_session(&k).unwrap();
+        }
+        fill(&g.maps, 1000);
+        let mut total = 0f64;
+        for i in 0..n {
+            let mut syn = FrameSpec::from_tuple(&FlowTuple {
+                src: v4("10.77.0.1"),
+                dst: v4("10.77.0.2"),
+                proto: 6,
+                dport: 5001,
+            });
+            syn.sport = 1024 + i;
+            build(&syn, &mut frame);
+            total += g.test_run(&frame, 1).unwrap().1.as_nanos() as f64;
+        }
+        println!(
+            "| new flow with session insert (TCP SYN, {n} distinct flows, repeat 1 each; ARP floor {floor:.0} ns) | 1000 | {rules} | {:.1} |",
+            total / n as f64
+        );
+    }
 }
 
 fn drop_and_reload(g: Guard) -> Guard {
@@ -159,6 +199,7 @@ fn main() {
                 println!("hit: {} ns", d.as_nanos());
             }
         }
+        Some("newflows") => new_flows_with_insert(10_000),
         Some("testrun") => testrun(
             args.get(2)
                 .and_then(|s| s.parse().ok())
