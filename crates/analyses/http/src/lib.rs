@@ -101,6 +101,9 @@ enum State {
     UntilClose,
     /// Out of sync: waiting for a segment that starts a message.
     Lost,
+    /// Skipping the rest of an oversized header block up to its blank line (the last two
+    /// bytes seen are kept to find a line end split across segments).
+    SkipHeader([u8; 2]),
 }
 
 /// One direction of a connection.
@@ -606,13 +609,14 @@ impl HttpAnalyzer {
                         }
                         Parsed::Partial => {
                             p = &p[used..];
-                            if self.conn(idx).dirs[d].buf.len() >= max {
+                            let dir = &self.conn(idx).dirs[d];
+                            if dir.buf.len() >= max {
+                                let n = dir.buf.len();
+                                let tail = [dir.buf[n - 2], dir.buf[n - 1]];
                                 self.stats.malformed(Malformed::HeaderTooLarge);
                                 self.abandon_header(idx, d);
-                            }
-                            if !p.is_empty() {
-                                // The rest of an oversized block: skip this segment.
-                                return;
+                                // Skip the rest of the block, then carry on after it.
+                                self.conn_mut(idx).dirs[d].state = State::SkipHeader(tail);
                             }
                         }
                         Parsed::Invalid(why) => {
@@ -651,6 +655,27 @@ impl HttpAnalyzer {
                         Step::Bad => {
                             dir.state = State::Lost;
                             self.stats.malformed(Malformed::BadChunk);
+                            return;
+                        }
+                    }
+                }
+                State::SkipHeader(mut prev) => {
+                    let mut end = None;
+                    for (i, &b) in p.iter().enumerate() {
+                        if b == b'\n' && (prev[1] == b'\n' || prev == *b"\n\r") {
+                            end = Some(i + 1);
+                            break;
+                        }
+                        prev = [prev[1], b];
+                    }
+                    let dir = &mut self.conn_mut(idx).dirs[d];
+                    match end {
+                        Some(n) => {
+                            dir.state = State::Idle;
+                            p = &p[n..];
+                        }
+                        None => {
+                            dir.state = State::SkipHeader(prev);
                             return;
                         }
                     }
