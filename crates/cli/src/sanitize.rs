@@ -509,6 +509,8 @@ fn sanitize_file(
 }
 
 type DirOutcome = (serde_json::Value, bool, Vec<String>);
+/// One file's report, error message and interruption flag.
+type FileOutcome = (Option<Report>, Option<String>, bool);
 
 fn run_dir(
     a: &SanitizeArgs,
@@ -541,7 +543,7 @@ fn run_dir(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, files.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(Option<Report>, Option<String>, bool)>>> =
+    let results: Mutex<Vec<Option<FileOutcome>>> =
         Mutex::new((0..files.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..threads {

@@ -817,10 +817,8 @@ impl<'a> Walker<'a> {
         let ty = buf[l4];
         match ty {
             3 | 4 | 5 | 11 | 12 => {
-                if ty == 5 {
-                    if self.anon.is_some() {
-                        self.addr(buf, l4 + 4, AddrKind::V4);
-                    }
+                if ty == 5 && self.anon.is_some() {
+                    self.addr(buf, l4 + 4, AddrKind::V4);
                 }
                 if l4 + 8 < end {
                     self.ipv4(buf, l4 + 8, end, depth + 1, true);
@@ -847,29 +845,23 @@ impl<'a> Walker<'a> {
                 return;
             }
             130..=132 => {
-                if l4 + 24 <= end {
-                    if self.anon.is_some() {
-                        self.addr(buf, l4 + 8, AddrKind::V6);
-                    }
+                if l4 + 24 <= end && self.anon.is_some() {
+                    self.addr(buf, l4 + 8, AddrKind::V6);
                 }
                 l4 + 24
             }
             133 => l4 + 8,
             134 => l4 + 16,
             135 | 136 => {
-                if l4 + 24 <= end {
-                    if self.anon.is_some() {
-                        self.addr(buf, l4 + 8, AddrKind::V6);
-                    }
+                if l4 + 24 <= end && self.anon.is_some() {
+                    self.addr(buf, l4 + 8, AddrKind::V6);
                 }
                 l4 + 24
             }
             137 => {
-                if l4 + 40 <= end {
-                    if self.anon.is_some() {
-                        self.addr(buf, l4 + 8, AddrKind::V6);
-                        self.addr(buf, l4 + 24, AddrKind::V6);
-                    }
+                if l4 + 40 <= end && self.anon.is_some() {
+                    self.addr(buf, l4 + 8, AddrKind::V6);
+                    self.addr(buf, l4 + 24, AddrKind::V6);
                 }
                 l4 + 40
             }
