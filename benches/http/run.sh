@@ -56,6 +56,7 @@ run_ours() { # file threads
 }
 
 run_httpry() { # file
+    rm -f "$DIR/httpry.log" # httpry appends to an existing log
     read -r s kb < <(timed httpry -q -r "$1" -o "$DIR/httpry.log")
     local req resp
     req=$(grep -c '	>	' "$DIR/httpry.log" || true)
