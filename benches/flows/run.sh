@@ -9,6 +9,8 @@
 # Prints, per file and tool: wall seconds, CPU seconds (user+sys), packets/s by wall and by
 # CPU time, peak RSS, and the CPU-time ratio to `netspectra flows` with 10 views on 1 thread.
 # CPU time is the fairer measure on a shared machine; wall time is printed too.
+# softflowd runs with `-c none`: with a control socket, softflowd 1.1.0 blocks in accept()
+# before reading a file.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -60,7 +62,7 @@ for n in $SIZES; do
   measure "netspectra flows 2t 10 views" "$pk" "$BIN" flows "$f" -q --json -t 2 -c "$here/views10.yaml" -o "$out"; rm -rf "$out"
   measure "netspectra flows 1t records only" "$pk" "$BIN" flows "$f" -q --json --no-default-views --records "$DATA/flows.jsonl"
   measure "netspectra flows 1t table only" "$pk" "$BIN" flows "$f" -q --json --no-records
-  measure "softflowd -r" "$pk" softflowd -r "$f" -n 127.0.0.1:9 -m 1000000 -d -c "$DATA/sf.ctl" -p "$DATA/sf.pid"
+  measure "softflowd -r" "$pk" softflowd -r "$f" -n 127.0.0.1:2055 -m 1000000 -d -c none -p "$DATA/sf.pid"
   rm -rf "$DATA/argus.out"
   measure "argus -r" "$pk" argus -r "$f" -w "$DATA/argus.out"
   rm -rf "$DATA/nf"; mkdir -p "$DATA/nf"
