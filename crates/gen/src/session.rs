@@ -616,10 +616,13 @@ impl Session {
         let rng = &mut ctx.rng;
         let s = &mut self.streams[0];
         let start = s.end();
+        // Drawn here, in the order the header is written, so the truth knows what was sent.
+        let mut with_ua = false;
         s.lit(|v| {
             let at = v.len();
             let _ = write!(v, "{method} {uri} HTTP/1.1\r\nHost: {host}\r\n");
-            if rng.chance(0.97) {
+            with_ua = rng.chance(0.97);
+            if with_ua {
                 let _ = write!(v, "User-Agent: {ua}\r\n");
             }
             let _ = write!(v, "Accept: {}\r\n", rng.pick(ACCEPTS));
@@ -733,7 +736,9 @@ impl Session {
         t.requests += 1;
         bump(&mut t.by_method, method);
         bump(&mut t.by_host, &host);
-        bump(&mut t.by_user_agent, ua);
+        if with_ua {
+            bump(&mut t.by_user_agent, ua);
+        }
         bump(
             &mut t.by_ip_version,
             if self.path.v6 { "ipv6" } else { "ipv4" },
@@ -759,7 +764,7 @@ impl Session {
                     host,
                     uri,
                     status: Some(status),
-                    user_agent: ua.to_string(),
+                    user_agent: with_ua.then(|| ua.to_string()),
                 });
             } else {
                 t.listed = false;

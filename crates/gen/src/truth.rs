@@ -137,8 +137,8 @@ pub struct HttpTransaction {
     pub uri: String,
     /// Response status (`None` when the request got no response).
     pub status: Option<u16>,
-    /// User-Agent header value.
-    pub user_agent: String,
+    /// User-Agent header value (`None` when the request carried none, as ~3 % do).
+    pub user_agent: Option<String>,
 }
 
 /// HTTP/1.1 counts.
@@ -154,7 +154,7 @@ pub struct HttpTruth {
     pub by_status: BTreeMap<String, u64>,
     /// Requests by Host header value.
     pub by_host: BTreeMap<String, u64>,
-    /// Requests by User-Agent.
+    /// Requests by User-Agent (requests without one are not counted here).
     pub by_user_agent: BTreeMap<String, u64>,
     /// Requests by IP version (`ipv4`, `ipv6`).
     pub by_ip_version: BTreeMap<String, u64>,
