@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(
   build-essential pkg-config libpcap-dev clang llvm libbpf-dev linux-libc-dev bpftool
   tshark tcpdump wireshark-common softflowd httpry tcpreplay nfdump argus-client argus-server
-  iproute2 iperf3 nftables ethtool hyperfine time python3-dpkt gzip iputils-ping sockperf
+  iproute2 iperf3 nftables ethtool hyperfine time python3-dpkt gzip iputils-ping sockperf pktanon
 )
 
 missing=()
