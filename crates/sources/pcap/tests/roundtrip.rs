@@ -415,5 +415,13 @@ fn obsolete_packet_block_is_read() {
     body.extend_from_slice(b"abc\0");
     f.extend(block(false, 2, &body));
     let (recs, _) = read_all(f, 4096).unwrap();
-    assert_eq!(recs, vec![Rec { ts: 42, orig: 9, data: b"abc".to_vec(), link: LinkType::ETHERNET }]);
+    assert_eq!(
+        recs,
+        vec![Rec {
+            ts: 42,
+            orig: 9,
+            data: b"abc".to_vec(),
+            link: LinkType::ETHERNET
+        }]
+    );
 }
