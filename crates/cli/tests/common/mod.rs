@@ -141,6 +141,12 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         for ns in [&self.a, &self.b] {
+            // A test that failed half-way may leave a process in the namespace: end it first.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).output();
+                }
+            }
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
