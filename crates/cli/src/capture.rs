@@ -11,7 +11,7 @@ use crate::exit::BadInput;
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
 use netspectra_capture::{
-    drop_privileges, open_fanout, FanoutMode, LiveConfig, LiveStats, LiveStatsHandle, StopHandle,
+    drop_privileges, FanoutMode, LiveConfig, LiveStats, LiveStatsHandle, StopHandle,
 };
 use netspectra_packet::{
     Batch, InterfaceInfo, LinkType, OwnedBatch, Packet, PacketMeta, PacketSource,
@@ -420,9 +420,6 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     if args.threads == 0 || args.threads > 64 {
         return Err(BadInput("--threads must be 1..=64".into()).into());
     }
-    let stop = StopHandle::new();
-    stop.stop_on_signals()
-        .context("installing SIGINT/SIGTERM handlers")?;
     let mut cfg = LiveConfig::new(&args.interface);
     cfg.threads = args.threads;
     cfg.fanout = args.fanout;
@@ -433,15 +430,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     cfg.block_count = args.blocks.unwrap_or(0);
     cfg.retire_timeout = Duration::from_millis(args.retire_ms.max(1));
     cfg.cpus = args.cpus.clone();
-    cfg.stop = stop.clone();
-    let sources = open_fanout(&cfg).map_err(|e| match e {
-        netspectra_capture::CaptureError::Filter { .. }
-        | netspectra_capture::CaptureError::Config(_)
-        | netspectra_capture::CaptureError::NoSuchInterface(_) => {
-            anyhow::Error::new(BadInput(e.to_string()))
-        }
-        other => anyhow::Error::new(other),
-    })?;
+    let (sources, stop) = crate::live::open(&mut cfg)?;
     if let Some(u) = &args.user {
         drop_privileges(u)?;
     }

@@ -9,7 +9,7 @@
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use netspectra_capture::{open_fanout, Filter, LiveConfig, StopHandle};
+use netspectra_capture::{Filter, LiveConfig};
 use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
 use netspectra_flow::config::{default_views, parse_duration, DEFAULT_INTERVAL};
 use netspectra_flow::record::{dir_stamp, FlowRecord};
@@ -385,26 +385,12 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let mut stopped = false;
     let run_result: Result<()> = (|| {
         if let Some(iface) = &a.interface {
-            let stop = StopHandle::new();
-            stop.stop_on_signals()
-                .context("installing SIGINT/SIGTERM handlers")?;
             let mut lc = LiveConfig::new(iface);
             lc.threads = workers;
             lc.filter = filter.map(str::to_string);
-            lc.stop = stop.clone();
-            let sources = open_fanout(&lc).map_err(|e| match e {
-                netspectra_capture::CaptureError::Filter { .. }
-                | netspectra_capture::CaptureError::Config(_)
-                | netspectra_capture::CaptureError::NoSuchInterface(_) => {
-                    anyhow::Error::new(BadInput(e.to_string()))
-                }
-                other => anyhow::Error::new(other),
-            })?;
+            let (sources, _stop) = crate::live::open(&mut lc)?;
             if !a.quiet {
-                eprintln!(
-                    "netspectra flows: listening on {iface} ({workers} thread{}); Ctrl-C to stop",
-                    if workers == 1 { "" } else { "s" }
-                );
+                crate::live::announce("flows", iface, workers);
             }
             let never = AtomicBool::new(false);
             // The kernel filter already applied; ticks follow the wall clock.

@@ -8,7 +8,7 @@
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use netspectra_capture::{open_fanout, Filter, LiveConfig, StopHandle};
+use netspectra_capture::{Filter, LiveConfig};
 use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
 use netspectra_http::parse::ExtractOptions;
 use netspectra_http::{HeaderSelect, HttpAnalyzer, HttpConfig, HttpRecord, Stats, Summary, FIELDS};
@@ -366,27 +366,12 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
     let mut warnings = Vec::new();
     let run_result: Result<()> = (|| {
         if let Some(iface) = &a.interface {
-            let stop = StopHandle::new();
-            stop.stop_on_signals()
-                .context("installing SIGINT/SIGTERM handlers")?;
             let mut lc = LiveConfig::new(iface);
             lc.threads = a.threads;
             lc.filter = filter.map(str::to_string);
-            lc.stop = stop.clone();
-            let sources = open_fanout(&lc).map_err(|e| match e {
-                netspectra_capture::CaptureError::Filter { .. }
-                | netspectra_capture::CaptureError::Config(_)
-                | netspectra_capture::CaptureError::NoSuchInterface(_) => {
-                    anyhow::Error::new(BadInput(e.to_string()))
-                }
-                other => anyhow::Error::new(other),
-            })?;
+            let (sources, _stop) = crate::live::open(&mut lc)?;
             if !a.quiet {
-                eprintln!(
-                    "netspectra http: listening on {iface} ({} thread{}); Ctrl-C to stop",
-                    a.threads,
-                    if a.threads == 1 { "" } else { "s" }
-                );
+                crate::live::announce("http", iface, a.threads);
             }
             let never = AtomicBool::new(false);
             let ecfg = EngineConfig {

@@ -9,6 +9,7 @@ mod gen;
 mod guard;
 mod http;
 mod info;
+mod live;
 mod replay;
 mod sanitize;
 

@@ -1,0 +1,30 @@
+//! Opening a live capture for a subcommand (`capture`, `flows -i`, `http -i`): SIGINT/SIGTERM
+//! handling that drains the rings, the fanout group, and which failures are the user's input.
+
+use crate::exit::BadInput;
+use anyhow::{Context, Result};
+use netspectra_capture::{open_fanout, CaptureError, LiveConfig, LiveSource, StopHandle};
+
+/// Installs signal handlers and opens `cfg.threads` sockets of one fanout group. A bad filter,
+/// configuration or interface name is bad input (exit code 2).
+pub fn open(cfg: &mut LiveConfig) -> Result<(Vec<LiveSource>, StopHandle)> {
+    let stop = StopHandle::new();
+    stop.stop_on_signals()
+        .context("installing SIGINT/SIGTERM handlers")?;
+    cfg.stop = stop.clone();
+    let sources = open_fanout(cfg).map_err(|e| match e {
+        CaptureError::Filter { .. }
+        | CaptureError::Config(_)
+        | CaptureError::NoSuchInterface(_) => anyhow::Error::new(BadInput(e.to_string())),
+        other => anyhow::Error::new(other),
+    })?;
+    Ok((sources, stop))
+}
+
+/// The line printed on stderr once a live command listens (tests wait for it).
+pub fn announce(command: &str, iface: &str, threads: usize) {
+    eprintln!(
+        "netspectra {command}: listening on {iface} ({threads} thread{}); Ctrl-C to stop",
+        if threads == 1 { "" } else { "s" }
+    );
+}
