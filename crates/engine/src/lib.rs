@@ -100,10 +100,18 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
+/// Most consecutive empty intervals announced one by one when time jumps forward; beyond that
+/// (corrupt or hostile timestamps years apart, a wall clock set forward) the empty intervals are
+/// skipped and the next tick is the boundary just below the new time. Keeps a jump of any size
+/// from costing more than this many ticks.
+pub const MAX_CATCHUP_TICKS: u32 = 100_000;
+
 /// Tracks the next interval boundary.
 struct Ticker {
     every: Option<i64>,
     next: Option<i64>,
+    /// Ticks emitted in a row for the current packet.
+    run: u32,
 }
 
 impl Ticker {
@@ -111,6 +119,7 @@ impl Ticker {
         Ticker {
             every: every.filter(|&e| e > 0),
             next: None,
+            run: 0,
         }
     }
 
@@ -120,14 +129,23 @@ impl Ticker {
         let every = self.every?;
         match self.next {
             None => {
-                self.next = Some((ts.div_euclid(every) + 1) * every);
+                self.next = Some(ts.div_euclid(every).saturating_add(1).saturating_mul(every));
                 None
             }
             Some(n) if ts >= n => {
-                self.next = Some(n + every);
-                Some(n)
+                self.run += 1;
+                let at = if self.run > MAX_CATCHUP_TICKS {
+                    ts.div_euclid(every).saturating_mul(every).max(n)
+                } else {
+                    n
+                };
+                self.next = Some(at.saturating_add(every));
+                Some(at)
             }
-            Some(_) => None,
+            Some(_) => {
+                self.run = 0;
+                None
+            }
         }
     }
 }
@@ -347,7 +365,12 @@ where
                         }
                         if let (Some(e), Some(mut n)) = (every, next_tick) {
                             let now = wall_clock().as_nanos();
+                            let mut run = 0;
                             while now >= n {
+                                run += 1;
+                                if run > MAX_CATCHUP_TICKS {
+                                    n = now.div_euclid(e) * e; // the clock jumped: skip the empty intervals
+                                }
                                 a.on_tick(Timestamp(n));
                                 n += e;
                             }

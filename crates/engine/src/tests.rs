@@ -157,3 +157,63 @@ fn stop_flag_ends_the_run() {
     assert!(out.stopped);
     assert_eq!(out.analyses.iter().map(|a| a.packets).sum::<u64>(), 0);
 }
+
+#[test]
+fn a_huge_timestamp_jump_costs_a_bounded_number_of_ticks() {
+    // Packets 30 years apart with 1 ms ticks: 9.5e11 boundaries lie between them.
+    let ifaces = [InterfaceInfo {
+        link: LinkType::ETHERNET,
+        ..Default::default()
+    }];
+    let mut w =
+        CaptureWriter::new(Vec::new(), OutputFormat::Pcap { nanos: true }, &ifaces).unwrap();
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(1, 2)
+        .write(&mut frame, b"x")
+        .unwrap();
+    for (i, secs) in [1_000_000_000i64, 1_950_000_000, 1_950_000_000]
+        .iter()
+        .enumerate()
+    {
+        let p = Packet {
+            ts: Timestamp::from_parts(*secs, i as u32),
+            orig_len: frame.len() as u32,
+            iface: 0,
+            link: LinkType::ETHERNET,
+            vlan_tci: None,
+            data: &frame,
+        };
+        w.write_packet(&p, &ifaces).unwrap();
+    }
+    let bytes = w.finish().unwrap();
+    for workers in [1, 2] {
+        let mut r =
+            CaptureReader::from_reader("mem", Box::new(Cursor::new(bytes.clone())), None).unwrap();
+        let cfg = EngineConfig {
+            workers,
+            tick_ns: Some(1_000_000),
+            queue_depth: 2,
+        };
+        let out = run_file(
+            &mut r,
+            &cfg,
+            &AtomicBool::new(false),
+            |_| Seen::default(),
+            &mut |_| {},
+        );
+        for a in &out.analyses {
+            let ticks: Vec<i64> = a.ticks.iter().map(|t| t.0).collect();
+            assert!(
+                ticks.len() as u32 <= MAX_CATCHUP_TICKS + 1,
+                "{} ticks",
+                ticks.len()
+            );
+            assert!(ticks.windows(2).all(|w| w[0] < w[1]), "ticks must increase");
+            // The last tick is the boundary just below the late packets: nothing is left out.
+            assert_eq!(*ticks.last().unwrap(), 1_950_000_000 * 1_000_000_000);
+        }
+        assert_eq!(out.analyses.iter().map(|a| a.packets).sum::<u64>(), 3);
+    }
+}
