@@ -6,10 +6,9 @@
 #[macro_use]
 mod common;
 
-use common::{interrupt, Netns, BIN};
+use common::Netns;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 /// Flow key -> (packets, wire bytes, IP bytes) per direction, from a flows.jsonl file.
 type Flows = BTreeMap<String, [u64; 6]>;
@@ -54,39 +53,32 @@ fn live_flows_equal_offline_flows() {
         qinq_share: 0.05,
         ..Default::default()
     };
-    let (bytes, truth) = netspectra_gen::generate_to_vec(&cfg).unwrap();
-    std::fs::write(&file, bytes).unwrap();
+    let truth = common::generated_capture(&file, &cfg);
 
     let offline = dir.path().join("offline");
-    let st = Command::new(BIN)
-        .args(["flows", "--no-default-views", "-o"])
-        .arg(&offline)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    common::run_ok(&[
+        "flows".as_ref(),
+        "--no-default-views".as_ref(),
+        "-o".as_ref(),
+        offline.as_ref(),
+        file.as_ref(),
+    ]);
 
     let n = Netns::new();
-    // QinQ frames carry 8 bytes of tags on top of a 1514-byte frame: give the link room.
-    common::ip(&["-n", &n.a, "link", "set", &n.a_if, "mtu", "9000"]);
-    common::ip(&["-n", &n.b, "link", "set", &n.b_if, "mtu", "9000"]);
     let live = dir.path().join("live");
-    let child = n.spawn_b(&[
-        "flows",
-        "-i",
-        &n.b_if,
-        "--json",
-        "--no-default-views",
-        "-o",
-        live.to_str().unwrap(),
-    ]);
-    let sent = n.replay(&file, &["--topspeed"]);
-    assert_eq!(sent, truth.packets);
-    let _ = interrupt(child);
+    n.replay_through(
+        &file,
+        truth.packets,
+        &[
+            "flows",
+            "-i",
+            &n.b_if,
+            "--json",
+            "--no-default-views",
+            "-o",
+            live.to_str().unwrap(),
+        ],
+    );
 
     let (off, liv) = (
         read_flows(&offline.join("flows.jsonl")),

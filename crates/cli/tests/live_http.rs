@@ -6,10 +6,9 @@
 #[macro_use]
 mod common;
 
-use common::{interrupt, Netns, BIN};
+use common::Netns;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 /// Record identity (everything but capture timestamps and latency) -> how often it occurs.
 fn read_records(path: &Path) -> BTreeMap<String, u64> {
@@ -55,39 +54,33 @@ fn live_http_equals_offline_http() {
         http_split_share: 0.3,
         ..Default::default()
     };
-    let (bytes, truth) = netspectra_gen::generate_to_vec(&cfg).unwrap();
-    std::fs::write(&file, bytes).unwrap();
+    let truth = common::generated_capture(&file, &cfg);
 
     let offline = dir.path().join("offline.jsonl");
-    let st = Command::new(BIN)
-        .args(["http", "--summary", "none", "-o"])
-        .arg(&offline)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    common::run_ok(&[
+        "http".as_ref(),
+        "--summary".as_ref(),
+        "none".as_ref(),
+        "-o".as_ref(),
+        offline.as_ref(),
+        file.as_ref(),
+    ]);
 
     let n = Netns::new();
-    // QinQ frames carry 8 bytes of tags on top of a 1514-byte frame: give the link room.
-    common::ip(&["-n", &n.a, "link", "set", &n.a_if, "mtu", "9000"]);
-    common::ip(&["-n", &n.b, "link", "set", &n.b_if, "mtu", "9000"]);
     let live = dir.path().join("live.jsonl");
-    let child = n.spawn_b(&[
-        "http",
-        "-i",
-        &n.b_if,
-        "--summary",
-        "json",
-        "-o",
-        live.to_str().unwrap(),
-    ]);
-    let sent = n.replay(&file, &["--topspeed"]);
-    assert_eq!(sent, truth.packets);
-    let summary = interrupt(child);
+    let summary = n.replay_through(
+        &file,
+        truth.packets,
+        &[
+            "http",
+            "-i",
+            &n.b_if,
+            "--summary",
+            "json",
+            "-o",
+            live.to_str().unwrap(),
+        ],
+    );
 
     let (off, liv) = (read_records(&offline), read_records(&live));
     let requests: u64 = off

@@ -153,6 +153,45 @@ impl Drop for Netns {
 }
 
 /// Sends SIGINT to the capture and returns its JSON summary.
+/// Writes a generated capture to `path` and returns its truth.
+pub fn generated_capture(path: &Path, cfg: &netspectra_gen::GenConfig) -> netspectra_gen::Truth {
+    let (bytes, truth) = netspectra_gen::generate_to_vec(cfg).expect("generate");
+    std::fs::write(path, bytes).expect("write capture");
+    truth
+}
+
+/// Runs `netspectra ARGS` to completion and fails the test on a non-zero exit.
+pub fn run_ok(args: &[&std::ffi::OsStr]) {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run netspectra");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// Runs `netspectra LIVE_ARGS` on b's interface while `file` is replayed from a at top
+    /// speed (every frame must be sent), then interrupts it and returns its JSON summary. The
+    /// link MTU leaves room for QinQ tags on top of a 1514-byte frame.
+    pub fn replay_through(
+        &self,
+        file: &Path,
+        packets: u64,
+        live_args: &[&str],
+    ) -> serde_json::Value {
+        for (ns, dev) in [(&self.a, &self.a_if), (&self.b, &self.b_if)] {
+            ip(&["-n", ns, "link", "set", dev, "mtu", "9000"]);
+        }
+        let child = self.spawn_b(live_args);
+        assert_eq!(self.replay(file, &["--topspeed"]), packets, "frames sent");
+        interrupt(child)
+    }
+}
+
 pub fn interrupt(mut c: Child) -> serde_json::Value {
     std::thread::sleep(Duration::from_millis(300));
     let st = Command::new("kill")
