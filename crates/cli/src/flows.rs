@@ -435,12 +435,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             w.worker.finish();
         }
         for w in reader.warnings() {
-            warnings.push(format!(
-                "{} at byte {}: {}",
-                file.display(),
-                w.offset,
-                w.message
-            ));
+            warnings.push(format!("{}: {w}", file.display()));
         }
         if let Some(e) = out.error {
             return Err(anyhow::Error::new(e).context(format!("reading {}", file.display())));

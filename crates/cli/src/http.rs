@@ -433,12 +433,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
                 total.merge(&w.finish());
             }
             for w in reader.warnings() {
-                warnings.push(format!(
-                    "{} at byte {}: {}",
-                    file.display(),
-                    w.offset,
-                    w.message
-                ));
+                warnings.push(format!("{}: {w}", file.display()));
             }
             if let Some(e) = out.error {
                 // Everything before the bad spot was processed and written.

@@ -182,11 +182,7 @@ fn examine(path: &PathBuf) -> (FileInfo, Option<SourceError>) {
     info.snapped = st.snapped;
     info.skipped_blocks = st.skipped_blocks;
     info.protocols = t.proto;
-    info.warnings = reader
-        .warnings()
-        .iter()
-        .map(|w| format!("byte offset {}: {}", w.offset, w.message))
-        .collect();
+    info.warnings = reader.warnings().iter().map(ToString::to_string).collect();
     for (l, n) in &t.links {
         info.link_types.insert(l.to_string(), *n);
     }

@@ -498,12 +498,7 @@ fn sanitize_file(
         }
     }
     for w in reader.warnings() {
-        eprintln!(
-            "netspectra: warning: {}: offset {}: {}",
-            input.display(),
-            w.offset,
-            w.message
-        );
+        eprintln!("netspectra: warning: {}: {w}", input.display());
     }
     (Some(san.report()), error, interrupted)
 }

@@ -73,6 +73,13 @@ pub struct ReadWarning {
     pub message: String,
 }
 
+impl std::fmt::Display for ReadWarning {
+    /// `byte offset N: message`, the form every command prints after the file name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "byte offset {}: {}", self.offset, self.message)
+    }
+}
+
 /// Per-interface state of the current pcapng section.
 #[derive(Clone, Copy, Debug)]
 struct SectionIface {
