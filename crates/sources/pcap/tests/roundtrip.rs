@@ -227,16 +227,21 @@ fn pcapng_sections_resolutions_offsets_and_block_kinds() {
     assert_eq!(recs[3].data, b"ddd");
 }
 
-#[test]
-fn truncated_last_record_is_a_warning_and_keeps_earlier_packets() {
-    let recs: Vec<Rec> = (0..10)
+/// Ten 100-byte Ethernet records, timestamps 0..10 ns.
+fn ten_records() -> Vec<Rec> {
+    (0..10)
         .map(|i| Rec {
             ts: i,
             orig: 100,
             data: vec![i as u8; 100],
             link: LinkType::ETHERNET,
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn truncated_last_record_is_a_warning_and_keeps_earlier_packets() {
+    let recs = ten_records();
     for fmt in [OutputFormat::Pcap { nanos: true }, OutputFormat::Pcapng] {
         let mut bytes = write(&recs, fmt);
         bytes.truncate(bytes.len() - 30);
@@ -253,14 +258,7 @@ fn truncated_last_record_is_a_warning_and_keeps_earlier_packets() {
 
 #[test]
 fn corrupt_record_in_the_middle_names_offset_after_delivering_earlier_packets() {
-    let recs: Vec<Rec> = (0..10)
-        .map(|i| Rec {
-            ts: i,
-            orig: 100,
-            data: vec![i as u8; 100],
-            link: LinkType::ETHERNET,
-        })
-        .collect();
+    let recs = ten_records();
     let mut bytes = write(&recs, OutputFormat::Pcap { nanos: true });
     let bad_at = 24 + 5 * 116; // sixth record header
     bytes[bad_at + 8..bad_at + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
