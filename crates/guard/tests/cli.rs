@@ -95,6 +95,63 @@ impl Drop for Ns {
     }
 }
 
+/// Two namespaces `a` and `s` joined by a veth pair (`vb` is the end in `s`) addressed 10.NET.0.1/24 (in `a`) and
+/// 10.NET.0.2/24 (in `s`), named after the test's tag and pid; removed on drop.
+struct VethPair {
+    a: String,
+    s: String,
+    vb: String,
+    _ns: Ns,
+}
+
+fn veth_pair(tag: &str, net: u8) -> VethPair {
+    let id = std::process::id();
+    let (a, s) = (format!("{tag}A{id}"), format!("{tag}B{id}"));
+    let (va, vb) = (format!("{tag}vA{id}"), format!("{tag}vB{id}"));
+    sh(&["ip", "netns", "add", &a]);
+    let ns = Ns(vec![a.clone(), s.clone()]);
+    sh(&["ip", "netns", "add", &s]);
+    sh(&[
+        "ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &s,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &a,
+        "addr",
+        "add",
+        &format!("10.{net}.0.1/24"),
+        "dev",
+        &va,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &s,
+        "addr",
+        "add",
+        &format!("10.{net}.0.2/24"),
+        "dev",
+        &vb,
+    ]);
+    sh(&["ip", "-n", &a, "link", "set", &va, "up"]);
+    sh(&["ip", "-n", &s, "link", "set", &vb, "up"]);
+    VethPair { a, s, vb, _ns: ns }
+}
+
+/// The binary to test when namespaces can be made (root); prints why not otherwise.
+fn privileged_bin() -> Option<PathBuf> {
+    let Some(b) = bin() else {
+        eprintln!("skipping: netspectra binary not built and NETSPECTRA_BIN unset");
+        return None;
+    };
+    if !netspectra_guard::is_root() {
+        eprintln!("skipping: needs root");
+        return None;
+    }
+    Some(b)
+}
+
 struct Kill(Child);
 impl Drop for Kill {
     fn drop(&mut self) {
@@ -120,31 +177,11 @@ fn json(b: &PathBuf, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn run_status_events_sessions_reload_in_a_namespace() {
-    let Some(b) = bin() else {
-        eprintln!("skipping: netspectra binary not built and NETSPECTRA_BIN unset");
+    let Some(b) = privileged_bin() else {
         return;
     };
-    if !netspectra_guard::is_root() {
-        eprintln!("skipping: needs root");
-        return;
-    }
-    let id = std::process::id();
-    let (a, s, va, vb) = (
-        format!("gcA{id}"),
-        format!("gcB{id}"),
-        format!("gcvA{id}"),
-        format!("gcvB{id}"),
-    );
-    sh(&["ip", "netns", "add", &a]);
-    let _ns = Ns(vec![a.clone(), s.clone()]);
-    sh(&["ip", "netns", "add", &s]);
-    sh(&[
-        "ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &s,
-    ]);
-    sh(&["ip", "-n", &a, "addr", "add", "10.78.0.1/24", "dev", &va]);
-    sh(&["ip", "-n", &s, "addr", "add", "10.78.0.2/24", "dev", &vb]);
-    sh(&["ip", "-n", &a, "link", "set", &va, "up"]);
-    sh(&["ip", "-n", &s, "link", "set", &vb, "up"]);
+    let pair = veth_pair("gc", 78);
+    let (a, s, vb) = (pair.a.clone(), pair.s.clone(), pair.vb.clone());
     let d = tmpdir("run");
     let allow = write(
         &d,
@@ -266,31 +303,11 @@ fn run_status_events_sessions_reload_in_a_namespace() {
 
 #[test]
 fn pin_keeps_the_guard_attached_after_exit_and_unpin_detaches() {
-    let Some(b) = bin() else {
-        eprintln!("skipping: netspectra binary not built and NETSPECTRA_BIN unset");
+    let Some(b) = privileged_bin() else {
         return;
     };
-    if !netspectra_guard::is_root() {
-        eprintln!("skipping: needs root");
-        return;
-    }
-    let id = std::process::id();
-    let (a, s, va, vb) = (
-        format!("gpA{id}"),
-        format!("gpB{id}"),
-        format!("gpvA{id}"),
-        format!("gpvB{id}"),
-    );
-    sh(&["ip", "netns", "add", &a]);
-    let _ns = Ns(vec![a.clone(), s.clone()]);
-    sh(&["ip", "netns", "add", &s]);
-    sh(&[
-        "ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &s,
-    ]);
-    sh(&["ip", "-n", &a, "addr", "add", "10.79.0.1/24", "dev", &va]);
-    sh(&["ip", "-n", &s, "addr", "add", "10.79.0.2/24", "dev", &vb]);
-    sh(&["ip", "-n", &a, "link", "set", &va, "up"]);
-    sh(&["ip", "-n", &s, "link", "set", &vb, "up"]);
+    let pair = veth_pair("gp", 79);
+    let (a, s, vb) = (pair.a.clone(), pair.s.clone(), pair.vb.clone());
     let d = tmpdir("pin");
     let deny = write(&d, "deny.yaml", "default: deny\nrules: []\n");
     let allow = write(&d, "allow.yaml", "default: allow\nrules: []\n");
