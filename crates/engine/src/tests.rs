@@ -217,3 +217,54 @@ fn a_huge_timestamp_jump_costs_a_bounded_number_of_ticks() {
         assert_eq!(out.analyses.iter().map(|a| a.packets).sum::<u64>(), 3);
     }
 }
+
+#[test]
+fn a_corrupt_record_ends_the_run_after_everything_before_it() {
+    // Record 2000's captured length is absurd: the reader stops there with an error.
+    let mut bytes = capture();
+    let rec = 24 + 2000 * (16 + 64);
+    bytes[rec + 8..rec + 12].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    for workers in [1, 2] {
+        let mut r = CaptureReader::from_reader("mem", Box::new(Cursor::new(bytes.clone())), None)
+            .unwrap()
+            .with_chunk_size(8192);
+        let cfg = EngineConfig {
+            workers,
+            tick_ns: None,
+            queue_depth: 2,
+        };
+        let mut last_offset = 0;
+        let out = run_file(
+            &mut r,
+            &cfg,
+            &AtomicBool::new(false),
+            |_| Seen::default(),
+            &mut |st| last_offset = st.input_offset,
+        );
+        assert!(out.error.is_some(), "workers={workers}");
+        assert!(!out.stopped);
+        assert_eq!(
+            out.analyses.iter().map(|a| a.packets).sum::<u64>(),
+            2000,
+            "workers={workers}"
+        );
+        assert_eq!(out.stats.packets, 2000);
+        assert!(last_offset > 0, "progress was reported");
+    }
+}
+
+#[test]
+fn stop_flag_ends_a_single_worker_run_too() {
+    let mut r = CaptureReader::from_reader("mem", Box::new(Cursor::new(capture())), None)
+        .unwrap()
+        .with_chunk_size(8192);
+    let out = run_file(
+        &mut r,
+        &EngineConfig::default(),
+        &AtomicBool::new(true),
+        |_| Seen::default(),
+        &mut |_| {},
+    );
+    assert!(out.stopped);
+    assert_eq!(out.analyses[0].packets, 0);
+}
