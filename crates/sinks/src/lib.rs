@@ -13,6 +13,7 @@ use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+pub mod json;
 #[cfg(feature = "parquet")]
 mod parquet_out;
 
@@ -106,6 +107,8 @@ pub struct RecordWriter<T: Serialize> {
     header_done: bool,
     records: u64,
     line: String,
+    /// One JSON line being built (reused).
+    buf: Vec<u8>,
     _t: PhantomData<fn(&T)>,
 }
 
@@ -149,6 +152,7 @@ impl<T: Serialize> RecordWriter<T> {
             header_done: false,
             records: 0,
             line: String::new(),
+            buf: Vec::with_capacity(1024),
             _t: PhantomData,
         }
     }
@@ -170,11 +174,16 @@ impl<T: Serialize> RecordWriter<T> {
     /// Writes one record.
     pub fn write(&mut self, rec: &T) -> Result<(), SinkError> {
         if self.format == RecordFormat::JsonLines && self.fields.is_none() {
-            serde_json::to_writer(&mut self.out, rec).map_err(|e| SinkError::Serialize {
+            self.buf.clear();
+            json::to_vec(&mut self.buf, rec).map_err(|e| SinkError::Serialize {
                 path: self.path.clone(),
                 source: e,
             })?;
-            self.out.write_all(b"\n").map_err(|e| self.io(e))?;
+            self.buf.push(b'\n');
+            let buf = std::mem::take(&mut self.buf);
+            let r = self.out.write_all(&buf).map_err(|e| self.io(e));
+            self.buf = buf;
+            r?;
             self.records += 1;
             return Ok(());
         }
