@@ -339,26 +339,36 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let (tx, rx) = sync_channel::<WorkerMsg>(256);
     let t0 = Instant::now();
 
-    // The writer thread: merges workers, derives views, writes every file.
-    let writer = std::thread::spawn(move || -> Result<(Summary, u64)> {
+    // Two output threads: the merger folds worker deltas into the views and the summary; the
+    // writer serializes flow records and snapshots. They overlap, so views cost the workers
+    // nothing and the merger never waits for the disk.
+    let (otx, orx) = sync_channel::<Output>(8);
+    let writer = std::thread::spawn(move || -> Result<u64> {
         let mut err: Option<anyhow::Error> = None;
-        for msg in rx {
-            merger.handle(msg, &mut |o| {
-                if err.is_none() {
-                    if let Err(e) = outputs.handle(o) {
-                        err = Some(e);
-                    }
+        for o in orx {
+            if err.is_none() {
+                if let Err(e) = outputs.handle(o) {
+                    err = Some(e);
                 }
-            });
+            }
         }
         let written = match outputs.records.take() {
             Some(w) => w.finish().context("writing flow records")?,
             None => 0,
         };
-        if let Some(e) = err {
-            return Err(e);
+        match err {
+            Some(e) => Err(e),
+            None => Ok(written),
         }
-        Ok((merger.summary(top), written))
+    });
+    let merger_thread = std::thread::spawn(move || -> Summary {
+        for msg in rx {
+            merger.handle(msg, &mut |o| {
+                // The writer only stops early after an output error, which it reports.
+                let _ = otx.send(o);
+            });
+        }
+        merger.summary(top)
     });
 
     let make = |i: usize| {
@@ -443,7 +453,10 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         Ok(())
     })();
     drop(tx);
-    let (summary, written) = writer
+    let summary = merger_thread
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    let written = writer
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
     let secs = t0.elapsed().as_secs_f64();
