@@ -6,7 +6,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use netspectra_packet::{InterfaceInfo, OwnedBatch, Packet, PacketSource};
-use netspectra_pcap::{CaptureReader, CaptureWriter, FileFormat, OutputFormat};
+use netspectra_pcap::{
+    CaptureReader, CaptureWriter, FileFormat, OutputFormat, ReadWarning, WriteError,
+};
 use netspectra_sanitize::{
     key_from_passphrase, key_hex, parse_key, AnonPolicy, DedupConfig, Inspector, MaskConfig,
     Report, SanitizeConfig, Sanitizer, CK_NAMES, KEY_LEN,
@@ -14,6 +16,7 @@ use netspectra_sanitize::{
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -95,7 +98,9 @@ pub struct SanitizeArgs {
     /// Most TCP flow directions tracked for TLS/HTTP framing (default 65536).
     #[arg(long, value_name = "N")]
     max_flows: Option<usize>,
-    /// Files processed in parallel in directory mode (default: number of CPUs).
+    /// Files processed in parallel in directory mode (each on one thread); for a single file, 1
+    /// reads, sanitizes and writes on one thread and more pipelines these over three threads
+    /// (same output). Default: number of CPUs.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Print the JSON report on standard output instead of the summary.
@@ -189,6 +194,7 @@ pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
             &key,
             &stop,
             progress.as_ref(),
+            threads(&a) >= 2,
         );
         if let Some(p) = progress {
             p.finish_and_clear();
@@ -408,6 +414,9 @@ fn out_format(choice: Option<FormatArg>, input: FileFormat) -> OutputFormat {
 
 /// Sanitizes one file. Returns the report (when the output could be opened), an error (the
 /// output written before it is still a valid capture), and whether a signal stopped the run.
+/// `pipelined`: read, sanitize and write on three threads (see [`run_pipelined`]); otherwise
+/// everything runs on the calling thread.
+#[allow(clippy::too_many_arguments)]
 fn sanitize_file(
     input: &Path,
     output: &Path,
@@ -416,15 +425,27 @@ fn sanitize_file(
     key: &[u8; KEY_LEN],
     stop: &AtomicBool,
     progress: Option<&ProgressBar>,
+    pipelined: bool,
 ) -> (Option<Report>, Option<anyhow::Error>, bool) {
-    let mut reader = match CaptureReader::open(input) {
+    let reader = match CaptureReader::open(input) {
         Ok(r) => r,
         Err(e) => return (None, Some(e.into()), false),
     };
     let fmt = out_format(format, reader.format());
-    let mut ifaces = scrub(reader.interfaces());
-    let sink: Box<dyn Write> = if output.as_os_str() == "-" {
-        Box::new(io::stdout().lock())
+    let ifaces = scrub(reader.interfaces());
+    let sink: Box<dyn Write + Send> = if output.as_os_str() == "-" {
+        if pipelined {
+            // The writer thread needs an owned, unbuffered handle (not Stdout's line buffer).
+            match io::stdout().as_fd().try_clone_to_owned() {
+                Ok(fd) => Box::new(File::from(fd)),
+                Err(e) => {
+                    let e = anyhow::Error::new(e).context("cannot use standard output");
+                    return (None, Some(e), false);
+                }
+            }
+        } else {
+            Box::new(io::stdout())
+        }
     } else {
         match File::create(output) {
             Ok(f) => Box::new(f),
@@ -435,7 +456,7 @@ fn sanitize_file(
             }
         }
     };
-    let mut writer = match CaptureWriter::new(sink, fmt, &ifaces) {
+    let writer = match CaptureWriter::new(sink, fmt, &ifaces) {
         Ok(w) => w,
         Err(e) => {
             return (
@@ -446,6 +467,43 @@ fn sanitize_file(
         }
     };
     let mut san = Sanitizer::new(cfg, key);
+    let (error, interrupted, warnings) = if pipelined {
+        let out = if matches!(reader.format(), FileFormat::Pcap { .. }) {
+            BatchWriter::raw(writer, fmt)
+        } else {
+            Ok(BatchWriter::Framed(writer))
+        };
+        match out {
+            Ok(out) => run_pipelined(reader, out, ifaces, &mut san, output, stop, progress),
+            Err(e) => (
+                Some(anyhow::Error::new(e).context("writing output header")),
+                false,
+                reader.warnings().to_vec(),
+            ),
+        }
+    } else {
+        run_sequential(reader, writer, ifaces, &mut san, output, stop, progress)
+    };
+    for w in warnings {
+        eprintln!("netspectra: warning: {}: {w}", input.display());
+    }
+    (Some(san.report()), error, interrupted)
+}
+
+type Sink = Box<dyn Write + Send>;
+/// Error (if any), whether a signal stopped the run, and the reader's warnings.
+type RunOutcome = (Option<anyhow::Error>, bool, Vec<ReadWarning>);
+
+/// The single-threaded loop: read a chunk, sanitize it in place, write its kept frames.
+fn run_sequential(
+    mut reader: CaptureReader,
+    mut writer: CaptureWriter<Sink>,
+    mut ifaces: Vec<InterfaceInfo>,
+    san: &mut Sanitizer,
+    output: &Path,
+    stop: &AtomicBool,
+    progress: Option<&ProgressBar>,
+) -> RunOutcome {
     let mut spare: Option<OwnedBatch> = None;
     let mut keep = Vec::new();
     let mut error: Option<anyhow::Error> = None;
@@ -469,21 +527,12 @@ fn sanitize_file(
         let b = batch.as_batch();
         for (p, _) in b.iter().zip(&keep).filter(|(_, &k)| k) {
             if let Err(e) = writer.write_packet(&p, &ifaces) {
-                error = Some(anyhow::Error::new(e).context(format!(
-                    "writing {} (frame {})",
-                    output.display(),
-                    san.report().frames.packets_in
-                )));
+                error = Some(write_error(e, output, san.report().frames.packets_in));
                 break;
             }
         }
         spare = Some(batch);
-        if let Some(pb) = progress {
-            pb.set_position(reader.stats().input_offset);
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            let pps = san.report().frames.packets_in as f64 / secs;
-            pb.set_message(format!("{:.0} kpkt/s", pps / 1e3));
-        }
+        show_progress(progress, reader.stats().input_offset, san, started);
         if error.is_some() {
             break;
         }
@@ -497,10 +546,278 @@ fn sanitize_file(
             error = Some(anyhow::Error::new(e).context(format!("closing {}", output.display())));
         }
     }
-    for w in reader.warnings() {
-        eprintln!("netspectra: warning: {}: {w}", input.display());
+    (error, interrupted, reader.warnings().to_vec())
+}
+
+fn write_error(
+    e: impl std::error::Error + Send + Sync + 'static,
+    output: &Path,
+    frame: u64,
+) -> anyhow::Error {
+    anyhow::Error::new(e).context(format!("writing {} (frame {frame})", output.display()))
+}
+
+fn show_progress(
+    progress: Option<&ProgressBar>,
+    offset: u64,
+    san: &Sanitizer,
+    started: std::time::Instant,
+) {
+    if let Some(pb) = progress {
+        pb.set_position(offset);
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        let pps = san.report().frames.packets_in as f64 / secs;
+        pb.set_message(format!("{:.0} kpkt/s", pps / 1e3));
     }
-    (Some(san.report()), error, interrupted)
+}
+
+/// One chunk travelling reader → sanitizer → writer (and back to the reader for reuse).
+#[derive(Default)]
+struct Work {
+    batch: OwnedBatch,
+    /// Per frame: written (true) or removed as a duplicate.
+    keep: Vec<bool>,
+    /// The scrubbed interface list, when it changed with this chunk (pcapng).
+    ifaces: Option<Vec<InterfaceInfo>>,
+    /// Input offset after this chunk (progress).
+    offset: u64,
+    /// Frames read up to the end of this chunk (error messages).
+    frames_through: u64,
+}
+
+/// Chunks in circulation: one being filled by the reader, one sanitized, one written and one
+/// queued (slack for jitter). With the reader's own buffer that is 5 chunk buffers (2 MiB
+/// each), allocated once; the reader waits for a free one, so memory does not depend on timing.
+const POOL: usize = 4;
+
+/// Reads, sanitizes and writes on three threads that hand whole chunks to each other through
+/// bounded queues: the reader thread parses chunks, this thread runs the (order-dependent)
+/// sanitizer over each chunk in capture order, and the writer thread writes the kept frames.
+/// The sanitizer sees exactly the same chunks in the same order as [`run_sequential`], so the
+/// output is byte-identical; only the `read()` and `write()` copies move to other cores.
+fn run_pipelined(
+    reader: CaptureReader,
+    out: BatchWriter,
+    ifaces: Vec<InterfaceInfo>,
+    san: &mut Sanitizer,
+    output: &Path,
+    stop: &AtomicBool,
+    progress: Option<&ProgressBar>,
+) -> RunOutcome {
+    use std::sync::mpsc::sync_channel;
+    let (to_san, from_reader) = sync_channel::<Result<Work, netspectra_packet::SourceError>>(POOL);
+    let (to_writer, from_san) = sync_channel::<Work>(POOL);
+    // Written chunks go back to the reader (queues never hold more than POOL chunks).
+    let (free_tx, free_rx) = sync_channel::<Work>(POOL);
+    for _ in 0..POOL {
+        free_tx.send(Work::default()).expect("the queue has room");
+    }
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        let reader_thread = s.spawn(move || {
+            let mut reader = reader;
+            let mut n_ifaces = reader.interfaces().len();
+            // Ends when the writer has stopped and no free chunk is left.
+            for mut w in free_rx.iter() {
+                let spare = std::mem::take(&mut w.batch);
+                match reader.next_owned(Some(spare)) {
+                    Ok(Some(b)) => {
+                        w.batch = b;
+                        w.ifaces = None;
+                        if reader.interfaces().len() != n_ifaces {
+                            n_ifaces = reader.interfaces().len();
+                            w.ifaces = Some(scrub(reader.interfaces()));
+                        }
+                        w.offset = reader.stats().input_offset;
+                        if to_san.send(Ok(w)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = to_san.send(Err(e));
+                        break;
+                    }
+                }
+            }
+            reader.warnings().to_vec()
+        });
+        let writer_thread = s.spawn(move || {
+            let mut out = out;
+            let mut ifaces = ifaces;
+            let mut error = None;
+            for mut w in from_san {
+                if let Some(i) = w.ifaces.take() {
+                    ifaces = i;
+                }
+                if let Err(e) = out.write_batch(&mut w.batch, &w.keep, &ifaces) {
+                    error = Some(write_error(e, output, w.frames_through));
+                    break;
+                }
+                let _ = free_tx.send(w);
+            }
+            if let Err(e) = out.finish() {
+                if error.is_none() {
+                    error = Some(
+                        anyhow::Error::new(e).context(format!("closing {}", output.display())),
+                    );
+                }
+            }
+            error
+        });
+        let mut error = None;
+        let mut interrupted = false;
+        for msg in from_reader.iter() {
+            let mut w = match msg {
+                Ok(w) => w,
+                Err(e) => {
+                    error = Some(e.into());
+                    break;
+                }
+            };
+            san.process_batch(&mut w.batch.data, &w.batch.metas, &mut w.keep);
+            w.frames_through = san.report().frames.packets_in;
+            show_progress(progress, w.offset, san, started);
+            if to_writer.send(w).is_err() {
+                break; // the writer failed; its error is reported below
+            }
+            if stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+        }
+        // Closing the queues stops the reader and lets the writer drain and close the file.
+        drop(from_reader);
+        drop(to_writer);
+        let warnings = reader_thread.join().expect("reader thread does not panic");
+        let werr = writer_thread.join().expect("writer thread does not panic");
+        (error.or(werr), interrupted, warnings)
+    })
+}
+
+/// Writes the kept frames of whole chunks.
+enum BatchWriter {
+    /// Frame by frame through the capture writer (pcapng input or output).
+    Framed(CaptureWriter<Sink>),
+    /// Classic pcap from classic pcap: each kept frame's output record header is written over
+    /// the 16 bytes in front of it in the chunk buffer (they held the input record header), so
+    /// runs of kept records are contiguous and go out with `writev` straight from the chunk,
+    /// without copying them into a write buffer. Same bytes as [`CaptureWriter`] writes.
+    Raw {
+        w: Sink,
+        nanos: bool,
+        runs: Vec<(usize, usize)>,
+    },
+}
+
+impl BatchWriter {
+    /// Switches a pcap writer (its file header already written) to raw record writes.
+    fn raw(writer: CaptureWriter<Sink>, fmt: OutputFormat) -> io::Result<BatchWriter> {
+        match writer {
+            CaptureWriter::Pcap(p) => {
+                let nanos = matches!(fmt, OutputFormat::Pcap { nanos: true });
+                Ok(BatchWriter::Raw {
+                    w: p.finish()?,
+                    nanos,
+                    runs: Vec::new(),
+                })
+            }
+            w => Ok(BatchWriter::Framed(w)),
+        }
+    }
+
+    fn write_batch(
+        &mut self,
+        b: &mut OwnedBatch,
+        keep: &[bool],
+        ifaces: &[InterfaceInfo],
+    ) -> Result<(), WriteError> {
+        let (w, nanos, runs) = match self {
+            BatchWriter::Framed(w) => {
+                for (p, _) in b.as_batch().iter().zip(keep).filter(|(_, &k)| k) {
+                    w.write_packet(&p, ifaces)?;
+                }
+                return Ok(());
+            }
+            BatchWriter::Raw { w, nanos, runs } => (w, *nanos, runs),
+        };
+        runs.clear();
+        let data = &mut b.data;
+        for (m, _) in b.metas.iter().zip(keep).filter(|(_, &k)| k) {
+            let start = m.offset as usize;
+            let end = start.saturating_add(m.caplen as usize);
+            let len = if end <= data.len() { end - start } else { 0 };
+            let hdr = pcap_record_header(m.ts, m.orig_len, len, nanos);
+            if start < 16 || end > data.len() {
+                // Not laid out as a pcap record (never produced by the reader): write it apart.
+                write_runs(w, data, runs)?;
+                runs.clear();
+                w.write_all(&hdr)?;
+                w.write_all(data.get(start..end).unwrap_or(&[]))?;
+                continue;
+            }
+            let at = start - 16;
+            data[at..start].copy_from_slice(&hdr);
+            match runs.last_mut() {
+                Some(r) if r.1 == at => r.1 = start + len,
+                _ => runs.push((at, start + len)),
+            }
+        }
+        write_runs(w, data, runs)?;
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self {
+            BatchWriter::Framed(w) => w.finish()?.flush(),
+            BatchWriter::Raw { mut w, .. } => w.flush(),
+        }
+    }
+}
+
+/// The 16-byte record header [`netspectra_pcap::PcapWriter`] writes for a frame.
+fn pcap_record_header(
+    ts: netspectra_packet::Timestamp,
+    orig_len: u32,
+    len: usize,
+    nanos: bool,
+) -> [u8; 16] {
+    let frac = if nanos {
+        ts.subsec_nanos()
+    } else {
+        ts.subsec_micros()
+    };
+    let mut h = [0u8; 16];
+    h[0..4].copy_from_slice(&(ts.secs() as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&frac.to_le_bytes());
+    h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    h[12..16].copy_from_slice(&orig_len.max(len as u32).to_le_bytes());
+    h
+}
+
+/// Writes byte ranges of `data` in order with as few `writev` calls as the kernel allows.
+fn write_runs(w: &mut Sink, data: &[u8], runs: &[(usize, usize)]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = runs
+        .iter()
+        .map(|&(a, b)| io::IoSlice::new(&data[a..b]))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match w.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `--threads`, by default the number of CPUs.
+fn threads(a: &SanitizeArgs) -> usize {
+    a.threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
 }
 
 type DirOutcome = (serde_json::Value, bool, Vec<String>);
@@ -533,10 +850,7 @@ fn run_dir(
             BadInput("the output directory must differ from the input directory".into()).into(),
         );
     }
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, files.len().max(1));
+    let threads = threads(a).clamp(1, files.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<FileOutcome>>> =
         Mutex::new((0..files.len()).map(|_| None).collect());
@@ -549,7 +863,9 @@ fn run_dir(
                 }
                 let inp = &files[i];
                 let out = outdir.join(inp.file_name().expect("a file has a name"));
-                let (rep, err, intr) = sanitize_file(inp, &out, cfg, format, key, stop, None);
+                // Files already run in parallel: each file on one thread.
+                let (rep, err, intr) =
+                    sanitize_file(inp, &out, cfg, format, key, stop, None, false);
                 let err = err.map(|e| format!("{}: {e:#}", inp.display()));
                 results.lock().expect("no worker panics holding the lock")[i] =
                     Some((rep, err, intr));

@@ -73,6 +73,16 @@ pub fn frame_hash(data: &[u8]) -> u128 {
     xxh3_128(data) ^ ((data.len() as u128) << 96)
 }
 
+/// Writes one element per 4 KiB page (its own value, volatile so that it is not elided).
+fn prefault<T: Copy>(v: &mut [T]) {
+    let step = (4096 / std::mem::size_of::<T>().max(1)).max(1);
+    for i in (0..v.len()).step_by(step) {
+        let p: *mut T = &mut v[i];
+        // SAFETY: `p` points to an initialized element of `v`, which we borrow mutably.
+        unsafe { std::ptr::write_volatile(p, std::ptr::read_volatile(p)) };
+    }
+}
+
 #[inline]
 fn tag(h: u128) -> u64 {
     ((h >> 64) as u64) & 0xffff_ffff_0000_0000
@@ -87,7 +97,7 @@ impl Dedup {
             None => cfg.capacity.min(MAX_CAPACITY),
         };
         let slots = (2 * (cap + 1)).next_power_of_two().max(2);
-        Dedup {
+        let mut d = Dedup {
             ring: vec![0; cap + 1],
             times: if cfg.window_ns.is_some() {
                 vec![0; cap + 1]
@@ -99,7 +109,15 @@ impl Dedup {
             table: vec![0; slots],
             mask: slots - 1,
             window_ns: cfg.window_ns,
-        }
+        };
+        // Zeroed allocations come from the kernel as untouched pages that become resident only
+        // when first written, so the footprint would grow with the number of frames seen until
+        // the bound. Touching every page now makes memory flat: the same whatever the input
+        // size (and page faults are taken once, here, not on the hot path).
+        prefault(&mut d.ring);
+        prefault(&mut d.times);
+        prefault(&mut d.table);
+        d
     }
 
     /// Approximate heap bytes held.

@@ -305,6 +305,15 @@ impl std::fmt::Debug for Masker {
     }
 }
 
+/// Key equality without a `memcmp` call (keys are compared on every TCP segment).
+#[inline]
+fn key_eq(a: &DirKey, b: &DirKey) -> bool {
+    let w = |k: &DirKey, i: usize| u64::from_ne_bytes(k[i..i + 8].try_into().expect("8 bytes"));
+    let t = |k: &DirKey| u32::from_ne_bytes(k[32..36].try_into().expect("4 bytes"));
+    (w(a, 0) ^ w(b, 0)) | (w(a, 8) ^ w(b, 8)) | (w(a, 16) ^ w(b, 16)) | (w(a, 24) ^ w(b, 24)) == 0
+        && t(a) == t(b)
+}
+
 /// True when `p` starts like a TLS record header (as far as it goes).
 fn plausible_tls(p: &[u8]) -> bool {
     let ok0 = p.first().is_none_or(|&t| (20..=24).contains(&t));
@@ -424,16 +433,50 @@ impl Masker {
         at: usize,
     ) {
         let h = self.hash(key);
-        let found = self.table.find_mut(h, |e| e.key == *key).map(|e| e.st);
-        let mut st = match found {
-            Some(s) => s,
-            None => {
-                if data.is_empty() {
-                    return;
+        // One lookup: the state is updated where it lies in the table. The table is moved out
+        // while the segment is processed (moving it is a few words, no allocation) so that the
+        // entry and `self` can be borrowed at once.
+        let mut table = std::mem::take(&mut self.table);
+        let found = match table.find_entry(h, |e| key_eq(&e.key, key)) {
+            Ok(mut e) => {
+                let tracked = self.segment(act, &mut e.get_mut().st, seq, ts_ns, data, at);
+                if !tracked || fin_or_rst {
+                    e.remove();
                 }
-                DirState::new(Mode::Lost, seq, ts_ns)
+                true
             }
+            Err(_) => false,
         };
+        self.table = table;
+        if found || data.is_empty() {
+            return;
+        }
+        let mut st = DirState::new(Mode::Lost, seq, ts_ns);
+        if !self.segment(act, &mut st, seq, ts_ns, data, at) || fin_or_rst {
+            return;
+        }
+        if self.room(ts_ns) {
+            let hasher = self.hasher.clone();
+            self.table.insert_unique(h, Entry { key: *key, st }, |e| {
+                use std::hash::BuildHasher;
+                hasher.hash_one(e.key)
+            });
+        } else {
+            self.untracked += 1;
+        }
+    }
+
+    /// Applies one segment to a direction's state; false when the direction has no framing
+    /// (it is then not kept in the table).
+    fn segment(
+        &mut self,
+        act: &mut Act,
+        st: &mut DirState,
+        seq: u32,
+        ts_ns: i64,
+        data: &mut [u8],
+        at: usize,
+    ) -> bool {
         st.last_ns = ts_ns;
         let mut from = 0usize;
         if st.mode != Mode::Lost {
@@ -461,41 +504,19 @@ impl Masker {
                     && from == 0
                     && looks_http(data))
             {
-                self.detect(&mut st, &data[from..]);
+                self.detect(st, &data[from..]);
             }
             match st.mode {
                 Mode::Lost => self.other(act, &mut data[from..], at + from),
-                Mode::Tls => self.tls(act, &mut st, &mut data[from..], at + from),
-                Mode::Http => self.http(act, &mut st, &mut data[from..], at + from),
+                Mode::Tls => self.tls(act, st, &mut data[from..], at + from),
+                Mode::Http => self.http(act, st, &mut data[from..], at + from),
             }
             let end = seq.wrapping_add(data.len() as u32);
             if st.mode == Mode::Lost || (end.wrapping_sub(st.next_seq) as i32) > 0 {
                 st.next_seq = end;
             }
         }
-        let keep_entry = st.mode != Mode::Lost && !fin_or_rst;
-        match self.table.find_entry(h, |e| e.key == *key) {
-            Ok(e) => {
-                if keep_entry {
-                    e.into_mut().st = st;
-                } else {
-                    e.remove();
-                }
-            }
-            Err(_) => {
-                if keep_entry {
-                    if self.room(ts_ns) {
-                        let hasher = self.hasher.clone();
-                        self.table.insert_unique(h, Entry { key: *key, st }, |e| {
-                            use std::hash::BuildHasher;
-                            hasher.hash_one(e.key)
-                        });
-                    } else {
-                        self.untracked += 1;
-                    }
-                }
-            }
-        }
+        st.mode != Mode::Lost
     }
 
     fn detect(&mut self, st: &mut DirState, p: &[u8]) {
@@ -604,7 +625,7 @@ impl Masker {
                 }
             }
             2 => {
-                if v.to_ascii_lowercase().windows(7).any(|w| w == b"chunked") {
+                if v.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked")) {
                     st.chunked = true;
                 } else {
                     st.cl_bad = true;
@@ -642,6 +663,32 @@ impl Masker {
                     return;
                 }
                 HttpPhase::Start | HttpPhase::Headers => {
+                    // Runs of kept bytes up to the end of the line at once: the start line, and
+                    // values that are neither secret nor parsed. Same result as byte by byte.
+                    let start = st.phase == HttpPhase::Start;
+                    if start
+                        || (st.in_value && st.value_started && !st.secret && st.value_kind == 0)
+                    {
+                        let end = data[i..]
+                            .iter()
+                            .position(|&b| b == b'\n' || (!start && b == b'\r'))
+                            .map_or(data.len(), |p| i + p);
+                        let n = end - i;
+                        if n > 0 && st.block_len as usize + n <= MAX_HEADER_BLOCK as usize {
+                            if start {
+                                let sl = st.start_len as usize;
+                                let m = (st.start.len() - sl).min(n);
+                                st.start[sl..sl + m].copy_from_slice(&data[i..i + m]);
+                                st.start_len += m as u8;
+                            } else {
+                                st.line_len += n as u32;
+                            }
+                            st.block_len += n as u32;
+                            act.keep(n, Bucket::Http);
+                            i = end;
+                            continue;
+                        }
+                    }
                     let c = data[i];
                     st.block_len += 1;
                     if st.block_len > MAX_HEADER_BLOCK {
@@ -696,8 +743,12 @@ impl Masker {
                         if c == b':' {
                             st.in_value = true;
                             let n = st.name_len as usize;
-                            let name = st.name[..n].to_ascii_lowercase();
-                            st.secret = n < NAME_MAX && self.is_secret(&name);
+                            let mut lower = [0u8; NAME_MAX];
+                            let name = &mut lower[..n];
+                            name.copy_from_slice(&st.name[..n]);
+                            name.make_ascii_lowercase();
+                            let name = &*name;
+                            st.secret = n < NAME_MAX && self.is_secret(name);
                             st.value_kind = if name == b"content-length" {
                                 1
                             } else if name == b"transfer-encoding" {
