@@ -92,6 +92,35 @@ struct {
 	__type(value, struct rule_val);
 } frags SEC(".maps");
 
+/* Per-CPU cache of the coarse clock: it only advances once per timer tick, when jiffies do, so
+ * one inlined jiffies read replaces the bpf_ktime_get_coarse_ns() call (~13 ns of a ~87 ns
+ * cache hit in BPF_PROG_TEST_RUN) except on the first packet of each tick. */
+struct clock_cache {
+	__u64 jiffies;
+	__u64 ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct clock_cache);
+} clock_cache SEC(".maps");
+
+static __always_inline __u64 coarse_now(void)
+{
+	__u32 zero = 0;
+	struct clock_cache *c = bpf_map_lookup_elem(&clock_cache, &zero);
+	if (!c)
+		return bpf_ktime_get_coarse_ns();
+	__u64 j = bpf_jiffies64();
+	if (c->jiffies != j) {
+		c->ns = bpf_ktime_get_coarse_ns();
+		c->jiffies = j;
+	}
+	return c->ns;
+}
+
 #define FRAG_NONE 0
 #define FRAG_FIRST 1
 #define FRAG_LATER 2
@@ -472,9 +501,12 @@ static __always_inline void emit(struct pkt *p, __u32 action, __u32 rule_id, __u
 }
 
 /* Applies a verdict: counters, event (if allowed by the rate limiter), returns 1 to drop. */
+#define LINGER_T16 ((__u16)(GUARD_SESSION_LINGER_NS >> GUARD_TICK16_SHIFT))
+#define EV_WINDOW_T16 ((__u16)(GUARD_EVENT_WINDOW_NS >> GUARD_TICK16_SHIFT))
+
 static __always_inline int apply(struct pkt *p, struct guard_config *cfg, __u32 action,
-				 __u32 rule_id, __u32 len, struct sess_val *s, __u64 now, __u32 evflags,
-				 int fresh)
+				 __u32 rule_id, __u32 len, struct sess_val *s, __u16 t16,
+				 __u32 evflags, int fresh)
 {
 	int drop = 0;
 	if (action == GUARD_ACT_ALLOW) {
@@ -495,15 +527,16 @@ static __always_inline int apply(struct pkt *p, struct guard_config *cfg, __u32 
 		}
 	}
 	if (s) {
-		if (now - s->ev_window_ns > GUARD_EVENT_WINDOW_NS) {
-			s->ev_window_ns = now;
+		if ((__u16)(t16 - s->ev_window_t) > EV_WINDOW_T16) {
+			s->ev_window_t = t16;
 			s->ev_count = 0;
 		}
 		if (s->ev_count >= cfg->event_rate) {
 			count(GUARD_C_EVENTS_LIMITED, 1);
 			return drop;
 		}
-		s->ev_count++;
+		if (s->ev_count < 0xffff)
+			s->ev_count++;
 	} else if (!fresh) {
 		return drop; /* no session to rate-limit against: counters only */
 	}
@@ -542,10 +575,12 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 		count(GUARD_C_NON_IP, 1);
 		return 0;
 	}
-	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is enough for idle/linger/rate windows */
+	__u64 now = coarse_now(); /* tick resolution is enough for idle/linger/rate windows */
+	__u32 t32 = now >> GUARD_TICK_SHIFT;
+	__u16 t16 = now >> GUARD_TICK16_SHIFT;
 	if (r < 0) {
 		count(GUARD_C_MALFORMED, 1);
-		return apply(&p, cfg, cfg->default_action, GUARD_RULE_MALFORMED, len, 0, now, 0, 0);
+		return apply(&p, cfg, cfg->default_action, GUARD_RULE_MALFORMED, len, 0, t16, 0, 0);
 	}
 
 	/* IPv6 neighbour discovery (RS, RA, NS, NA, redirect) always passes. */
@@ -563,8 +598,8 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 		fk.proto = p.proto;
 		struct rule_val *fv = bpf_map_lookup_elem(&frags, &fk);
 		if (fv)
-			return apply(&p, cfg, fv->action, fv->rule_id, len, 0, now, 0, 0);
-		return apply(&p, cfg, cfg->frag_action, GUARD_RULE_FRAGMENT, len, 0, now, 0, 0);
+			return apply(&p, cfg, fv->action, fv->rule_id, len, 0, t16, 0, 0);
+		return apply(&p, cfg, cfg->frag_action, GUARD_RULE_FRAGMENT, len, 0, t16, 0, 0);
 	}
 
 	if (p.icmp_err) {
@@ -584,7 +619,7 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 		struct sess_val *is = bpf_map_lookup_elem(&sessions, &ik);
 		if (is && is->generation == gen) {
 			count(GUARD_C_ICMP_ERR_MATCHED, 1);
-			return apply(&p, cfg, is->action, GUARD_RULE_ICMP_ERROR, len, is, now, 0, 0);
+			return apply(&p, cfg, is->action, GUARD_RULE_ICMP_ERROR, len, is, t16, 0, 0);
 		}
 		/* no session: an ordinary ICMP packet for the policy */
 	}
@@ -609,8 +644,8 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 	__u32 evflags = 0;
 	struct rule_val v;
 	struct sess_val *s = bpf_map_lookup_elem(&sessions, &k);
-	if (s && s->closed_ns &&
-	    (now - s->closed_ns > GUARD_SESSION_LINGER_NS ||
+	if (s && (s->flags & GUARD_SESS_CLOSED) &&
+	    ((__u16)(t16 - s->closed_t) > LINGER_T16 ||
 	     (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)) {
 		bpf_map_delete_elem(&sessions, &k);
 		s = 0;
@@ -620,7 +655,7 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 		if (s->generation != gen) {
 			/* policy reloaded: re-evaluate in the session's original orientation */
 			count(GUARD_C_REEVALUATED, 1);
-			if (s->init_b)
+			if (s->flags & GUARD_SESS_INIT_B)
 				policy_eval(k.b, k.a, k.proto, k.pa, gen, cfg, &v);
 			else
 				policy_eval(k.a, k.b, k.proto, k.pb, gen, cfg, &v);
@@ -653,19 +688,19 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 			}
 		}
 		struct sess_val nv = {};
-		nv.first_ns = now;
-		nv.last_ns = now;
+		nv.first_t = t32;
+		nv.last_t = t32;
 		nv.generation = gen;
 		nv.rule_id = v.rule_id;
 		nv.action = v.action;
-		nv.init_b = init_b;
+		nv.flags = init_b ? GUARD_SESS_INIT_B : 0;
 		nv.pkts[dir & 1] = 1;
 		nv.bytes[dir & 1] = len;
 		if (p.proto == IPPROTO_TCP && (p.tcp_flags & TCP_FIN))
-			nv.fin_seen = 1 << (dir & 1);
+			nv.flags |= GUARD_SESS_FIN_A << (dir & 1);
 		if (v.action != GUARD_ACT_ALLOW) {
 			/* the event of this first packet uses the session's first rate-limit slot */
-			nv.ev_window_ns = now;
+			nv.ev_window_t = t16;
 			nv.ev_count = 1;
 		}
 		evflags |= GUARD_EV_NEW;
@@ -673,44 +708,48 @@ static __always_inline int guard_process(void *data, void *data_end, __u32 len)
 			record_frag(&p, v.action, v.rule_id);
 		if (p.proto == IPPROTO_TCP && (p.tcp_flags & TCP_RST))
 			/* a lone RST: judge it, but a session would be retired at once */
-			return apply(&p, cfg, v.action, v.rule_id, len, 0, now, evflags, 1);
+			return apply(&p, cfg, v.action, v.rule_id, len, 0, t16, evflags, 1);
 		if (bpf_map_update_elem(&sessions, &k, &nv, BPF_NOEXIST) == 0) {
 			count(GUARD_C_SESS_CREATED, 1);
-			return apply(&p, cfg, v.action, v.rule_id, len, 0, now, evflags, 1);
+			return apply(&p, cfg, v.action, v.rule_id, len, 0, t16, evflags, 1);
 		}
 		/* another CPU created it meanwhile (or the map refused the insert) */
 		s = bpf_map_lookup_elem(&sessions, &k);
 		if (!s) {
 			count(GUARD_C_SESS_INSERT_FAIL, 1);
 			if (cfg->fail_closed)
-				return apply(&p, cfg, GUARD_ACT_DENY, GUARD_RULE_MAP_FULL, len, 0, now,
+				return apply(&p, cfg, GUARD_ACT_DENY, GUARD_RULE_MAP_FULL, len, 0, t16,
 					     evflags, 0);
-			return apply(&p, cfg, v.action, v.rule_id, len, 0, now, evflags, 0);
+			return apply(&p, cfg, v.action, v.rule_id, len, 0, t16, evflags, 0);
 		}
 	}
 
 	__sync_fetch_and_add(&s->pkts[dir & 1], 1);
 	__sync_fetch_and_add(&s->bytes[dir & 1], len);
-	if (s->last_ns != now) /* coarse clock: avoid dirtying the line on every packet */
-		s->last_ns = now;
+	if (s->last_t != t32) /* coarse ticks: avoid dirtying the line on every packet */
+		s->last_t = t32;
 	__u32 action = s->action;
 	__u32 rule_id = s->rule_id;
 
 	if (p.frag == FRAG_FIRST)
 		record_frag(&p, action, rule_id);
 
-	int drop = apply(&p, cfg, action, rule_id, len, s, now, evflags, 0);
+	int drop = apply(&p, cfg, action, rule_id, len, s, t16, evflags, 0);
 
 	if (p.proto == IPPROTO_TCP) {
 		if (p.tcp_flags & TCP_RST) {
 			if (bpf_map_delete_elem(&sessions, &k) == 0)
 				count(GUARD_C_SESS_RETIRED, 1);
 		} else if (p.tcp_flags & TCP_FIN) {
-			s->fin_seen |= 1 << (dir & 1);
-			if (s->fin_seen == 3 && !s->closed_ns) {
-				s->closed_ns = now;
+			__u8 f = s->flags | (GUARD_SESS_FIN_A << (dir & 1));
+			if ((f & (GUARD_SESS_FIN_A | GUARD_SESS_FIN_B)) ==
+				    (GUARD_SESS_FIN_A | GUARD_SESS_FIN_B) &&
+			    !(f & GUARD_SESS_CLOSED)) {
+				s->closed_t = t16;
+				f |= GUARD_SESS_CLOSED;
 				count(GUARD_C_SESS_RETIRED, 1);
 			}
+			s->flags = f;
 		}
 	}
 	return drop;
@@ -763,4 +802,20 @@ int guard_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	return guard_process(data, data_end, (__u32)(data_end - data)) ? XDP_DROP : XDP_PASS;
+}
+
+/* Benchmark entry point, never attached (guard_bench newflows): before each run it increments
+ * the IPv4 source address of the frame in place, so one BPF_PROG_TEST_RUN call with repeat N
+ * pushes N distinct new flows (each a session miss, a policy walk and an LRU insert into a slot
+ * that was not touched before) through the same per-packet code as guard_tc. */
+SEC("classifier")
+int guard_bench_newflow(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	if (data + 34 > data_end)
+		return TC_ACT_OK;
+	__u32 *src = data + 26;
+	*src = bpf_htonl(bpf_ntohl(*src) + 1);
+	return guard_process(data, data_end, skb->len) ? TC_ACT_SHOT : TC_ACT_OK;
 }

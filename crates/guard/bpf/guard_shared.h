@@ -27,6 +27,14 @@
 #define GUARD_MAX_FRAGS 4096
 #define GUARD_RINGBUF_BYTES (1u << 20)
 #define GUARD_EVENT_WINDOW_NS 1000000000ull
+#define GUARD_TICK_SHIFT 20            /* sess_val.first_t/last_t = ns >> 20 */
+#define GUARD_TICK16_SHIFT 24          /* sess_val.closed_t/ev_window_t = (u16)(ns >> 24) */
+
+/* ---- sess_val.flags ---- */
+#define GUARD_SESS_INIT_B 1    /* side b initiated the session */
+#define GUARD_SESS_FIN_A 2     /* FIN seen from a (direction 0) */
+#define GUARD_SESS_FIN_B 4     /* FIN seen from b (direction 1) */
+#define GUARD_SESS_CLOSED 8    /* FIN both ways: closed at closed_t */
 
 /* ---- guard_config.flags ---- */
 #define GUARD_CFG_HAS_EXACT 1 /* the active bank has exact entries */
@@ -142,21 +150,24 @@ struct sess_key {
 	__u8 pad[3];
 };
 
-/* Session state. Direction 0 is a -> b, 1 is b -> a. */
+/* Session state, 56 bytes (an LRU slot is 48 B of kernel header + key + value: the value size is
+ * most of the session map's memory and of the cache lines a new session touches). Times are
+ * bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC) in ticks: first_t/last_t in 2^20 ns (~1.05 ms,
+ * u32: ages up to ~52 days), closed_t/ev_window_t in 2^24 ns (~16.8 ms, u16: compared modulo
+ * ~18 minutes, enough for the 5 s linger and the 1 s event window). Direction 0 is a -> b,
+ * 1 is b -> a. */
 struct sess_val {
-	__u64 first_ns;
-	__u64 last_ns;
-	__u64 closed_ns;
-	__u64 ev_window_ns;
 	__u64 pkts[2];
 	__u64 bytes[2];
+	__u32 first_t;
+	__u32 last_t;
 	__u32 generation;
 	__u32 rule_id;
-	__u32 ev_count;
+	__u16 closed_t;        /* valid when GUARD_SESS_CLOSED is set */
+	__u16 ev_window_t;
+	__u16 ev_count;        /* saturates at 65535 */
 	__u8 action;
-	__u8 init_b;           /* 1 when side b initiated the session */
-	__u8 fin_seen;         /* bit per direction */
-	__u8 flags;
+	__u8 flags;            /* GUARD_SESS_* */
 };
 
 /* Pending fragment train: the verdict of the first fragment. */
@@ -193,7 +204,7 @@ _Static_assert(sizeof(struct rule_val) == 8, "rule_val size");
 _Static_assert(sizeof(struct node_val) == 8, "node_val size");
 _Static_assert(sizeof(struct exact_key) == 40, "exact_key size");
 _Static_assert(sizeof(struct sess_key) == 40, "sess_key size");
-_Static_assert(sizeof(struct sess_val) == 80, "sess_val size");
+_Static_assert(sizeof(struct sess_val) == 56, "sess_val size");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key size");
 _Static_assert(sizeof(struct guard_event) == 64, "guard_event size");
 #endif

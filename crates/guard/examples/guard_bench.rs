@@ -172,6 +172,98 @@ fn new_flows_with_insert(n: u16) {
     }
 }
 
+/// Map memory of this process's guard maps: bytes_memlock (/proc/self/fdinfo, the figure
+/// `bpftool map show` prints) per map, identified by `bpftool map show id`.
+fn mem(rules: usize, sessions: u32, max: u32) {
+    let g = Guard::load(max).expect("load");
+    g.install(&Policy::from_yaml(&policy_yaml(rules)).unwrap())
+        .unwrap();
+    fill(&g.maps, sessions);
+    let mut rows = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let fd = e.file_name().to_string_lossy().to_string();
+        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+            continue;
+        };
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+        };
+        let (Some(id), Some(memlock)) = (field("map_id:"), field("memlock:")) else {
+            continue;
+        };
+        let out = std::process::Command::new("bpftool")
+            .args(["map", "show", "id", &id, "-j"])
+            .output()
+            .expect("bpftool");
+        let js = String::from_utf8_lossy(&out.stdout);
+        let name = js
+            .split("\"name\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?")
+            .to_string();
+        rows.push((name, memlock.parse::<u64>().unwrap_or(0)));
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+    let total: u64 = rows.iter().map(|r| r.1).sum();
+    let per: Vec<String> = rows
+        .iter()
+        .map(|(n, b)| format!("{n}={:.2}", *b as f64 / 1048576.0))
+        .collect();
+    println!(
+        "| {rules} rules | {sessions} sessions (max {max}) | {total} bytes = {:.2} MiB = {:.2} MB | {} |",
+        total as f64 / 1048576.0,
+        total as f64 / 1e6,
+        per.join(" ")
+    );
+}
+
+/// New flows with their session insert, measured in the kernel without the per-call harness:
+/// one BPF_PROG_TEST_RUN call with repeat `n` of the entry point `guard_bench_newflow`, which
+/// increments the frame's IPv4 source before each run, so every run is a distinct new TCP SYN
+/// flow (session miss, full policy walk, LRU insert into a fresh slot). The session map holds
+/// 1000 sessions before each call and is emptied after it; three calls per policy.
+fn new_flows_one_call(n: u32) {
+    let mut g = Guard::load(131072).expect("load");
+    g.load_program("guard_bench_newflow")
+        .expect("load guard_bench_newflow");
+    let mut frame = Vec::new();
+    for rules in [0usize, 10, 10_000, 100_000] {
+        g.install(&Policy::from_yaml(&policy_yaml(rules)).unwrap())
+            .unwrap();
+        let mut runs = Vec::new();
+        for call in 0..3u32 {
+            for (k, _) in g.maps.sessions().unwrap() {
+                g.maps.delete_session(&k).unwrap();
+            }
+            fill(&g.maps, 1000);
+            let mut syn = FrameSpec::from_tuple(&FlowTuple {
+                // 100.64.0.0/10 + call * 2^18: sources no rule mentions
+                src: ip_to_u128(std::net::Ipv4Addr::from(0x6440_0000u32 + (call << 18)).into()),
+                dst: v4("10.77.0.2"),
+                proto: 6,
+                dport: 5001,
+            });
+            syn.sport = 40000;
+            build(&syn, &mut frame);
+            let (ret, d) = g
+                .test_run_program("guard_bench_newflow", &frame, n)
+                .unwrap();
+            assert_eq!(ret, 0);
+            let live = g.maps.sessions().unwrap().len();
+            assert_eq!(live, 1000 + n as usize, "every run created one session");
+            runs.push(d.as_nanos() as f64);
+        }
+        let min = runs.iter().cloned().fold(f64::MAX, f64::min);
+        let max = runs.iter().cloned().fold(0f64, f64::max);
+        println!(
+            "| new flow with session insert (TCP SYN, {n} distinct flows in one call, 3 calls) | 1000 -> {} | {rules} | {min:.0}-{max:.0} |",
+            1000 + n
+        );
+    }
+}
+
 fn drop_and_reload(g: Guard) -> Guard {
     drop(g);
     Guard::load(131072).expect("load")
@@ -200,6 +292,17 @@ fn main() {
             }
         }
         Some("newflows") => new_flows_with_insert(10_000),
+        Some("newflows1") => {
+            new_flows_one_call(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000))
+        }
+        Some("mem") => {
+            let n = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+            mem(
+                n(2, 100_000) as usize,
+                n(3, 100_000) as u32,
+                n(4, 131072) as u32,
+            );
+        }
         Some("testrun") => testrun(
             args.get(2)
                 .and_then(|s| s.parse().ok())

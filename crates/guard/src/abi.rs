@@ -147,8 +147,27 @@ pub struct SessKey {
     pub pad: [u8; 3],
 }
 
-/// `struct sess_val`.
+/// `struct sess_val`: the packed kernel form (tick times, flag bits); user space works with the
+/// decoded [`SessVal`].
 #[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessRaw {
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub first_t: u32,
+    pub last_t: u32,
+    pub generation: u32,
+    pub rule_id: u32,
+    pub closed_t: u16,
+    pub ev_window_t: u16,
+    pub ev_count: u16,
+    pub action: u8,
+    pub flags: u8,
+}
+
+/// A session as user space sees it (decoded from [`SessRaw`]): times in CLOCK_MONOTONIC ns with
+/// the tick resolution of the kernel form (~1.05 ms for first/last, ~16.8 ms for closed and the
+/// event window); `closed_ns` is 0 while the session is open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessVal {
     pub first_ns: u64,
@@ -161,9 +180,69 @@ pub struct SessVal {
     pub rule_id: u32,
     pub ev_count: u32,
     pub action: u8,
+    /// 1 when side b initiated the session.
     pub init_b: u8,
+    /// FIN seen: bit 0 from a, bit 1 from b.
     pub fin_seen: u8,
-    pub flags: u8,
+}
+
+const T32: u32 = c::GUARD_TICK_SHIFT as u32;
+const T16: u32 = c::GUARD_TICK16_SHIFT as u32;
+
+/// The most recent time <= `now_ns` whose tick (`ns >> shift`, truncated to `bits`) is `t`.
+fn untick(now_ns: u64, t: u64, shift: u32, bits: u32) -> u64 {
+    let m = (1u64 << bits) - 1;
+    let back = ((now_ns >> shift).wrapping_sub(t)) & m;
+    ((now_ns >> shift).saturating_sub(back)) << shift
+}
+
+impl SessRaw {
+    /// Decodes, resolving the wrapped tick times against `now_ns` (CLOCK_MONOTONIC).
+    pub fn decode(&self, now_ns: u64) -> SessVal {
+        let closed = self.flags & c::GUARD_SESS_CLOSED as u8 != 0;
+        SessVal {
+            first_ns: untick(now_ns, self.first_t as u64, T32, 32),
+            last_ns: untick(now_ns, self.last_t as u64, T32, 32),
+            closed_ns: if closed {
+                untick(now_ns, self.closed_t as u64, T16, 16).max(1)
+            } else {
+                0
+            },
+            ev_window_ns: untick(now_ns, self.ev_window_t as u64, T16, 16),
+            pkts: self.pkts,
+            bytes: self.bytes,
+            generation: self.generation,
+            rule_id: self.rule_id,
+            ev_count: self.ev_count as u32,
+            action: self.action,
+            init_b: (self.flags & c::GUARD_SESS_INIT_B as u8 != 0) as u8,
+            fin_seen: (self.flags >> 1) & 3,
+        }
+    }
+}
+
+impl SessVal {
+    /// The kernel form.
+    pub fn encode(&self) -> SessRaw {
+        let mut flags =
+            ((self.init_b & 1) * c::GUARD_SESS_INIT_B as u8) | ((self.fin_seen & 3) << 1);
+        if self.closed_ns != 0 {
+            flags |= c::GUARD_SESS_CLOSED as u8;
+        }
+        SessRaw {
+            pkts: self.pkts,
+            bytes: self.bytes,
+            first_t: (self.first_ns >> T32) as u32,
+            last_t: (self.last_ns >> T32) as u32,
+            generation: self.generation,
+            rule_id: self.rule_id,
+            closed_t: (self.closed_ns >> T16) as u16,
+            ev_window_t: (self.ev_window_ns >> T16) as u16,
+            ev_count: self.ev_count.min(u16::MAX as u32) as u16,
+            action: self.action,
+            flags,
+        }
+    }
 }
 
 /// `struct frag_key`.
@@ -211,7 +290,7 @@ unsafe impl Pod for ExactKey {}
 // SAFETY: as above.
 unsafe impl Pod for SessKey {}
 // SAFETY: as above.
-unsafe impl Pod for SessVal {}
+unsafe impl Pod for SessRaw {}
 // SAFETY: as above.
 unsafe impl Pod for FragKey {}
 // SAFETY: as above.
@@ -278,19 +357,17 @@ mod tests {
             pb => OFFSETOF_SESS_KEY_PB,
             proto => OFFSETOF_SESS_KEY_PROTO,
             pad => OFFSETOF_SESS_KEY_PAD);
-        check!(SessVal, SIZEOF_SESS_VAL,
-            first_ns => OFFSETOF_SESS_VAL_FIRST_NS,
-            last_ns => OFFSETOF_SESS_VAL_LAST_NS,
-            closed_ns => OFFSETOF_SESS_VAL_CLOSED_NS,
-            ev_window_ns => OFFSETOF_SESS_VAL_EV_WINDOW_NS,
+        check!(SessRaw, SIZEOF_SESS_VAL,
             pkts => OFFSETOF_SESS_VAL_PKTS,
             bytes => OFFSETOF_SESS_VAL_BYTES,
+            first_t => OFFSETOF_SESS_VAL_FIRST_T,
+            last_t => OFFSETOF_SESS_VAL_LAST_T,
             generation => OFFSETOF_SESS_VAL_GENERATION,
             rule_id => OFFSETOF_SESS_VAL_RULE_ID,
+            closed_t => OFFSETOF_SESS_VAL_CLOSED_T,
+            ev_window_t => OFFSETOF_SESS_VAL_EV_WINDOW_T,
             ev_count => OFFSETOF_SESS_VAL_EV_COUNT,
             action => OFFSETOF_SESS_VAL_ACTION,
-            init_b => OFFSETOF_SESS_VAL_INIT_B,
-            fin_seen => OFFSETOF_SESS_VAL_FIN_SEEN,
             flags => OFFSETOF_SESS_VAL_FLAGS);
         check!(FragKey, SIZEOF_FRAG_KEY,
             src => OFFSETOF_FRAG_KEY_SRC,
@@ -320,6 +397,41 @@ mod tests {
         assert_eq!(COUNTER_NAMES[GUARD_C_CACHE_HIT as usize], "cache_hits");
         assert_eq!(COUNTER_NAMES[GUARD_C_DROPPED as usize], "dropped");
         assert_eq!(COUNTER_NAMES[GUARD_C_RB_DROPS as usize], "ringbuf_drops");
+    }
+
+    #[test]
+    fn session_times_decode_against_now() {
+        let now: u64 = 3 * 86_400 * 1_000_000_000 + 123_456_789; // 3 days of uptime
+        let v = SessVal {
+            first_ns: now - 7_200_000_000_000, // 2 h ago
+            last_ns: now - 2_000_000_000,
+            closed_ns: now - 3_000_000_000,
+            ev_window_ns: now - 500_000_000,
+            pkts: [1, 2],
+            bytes: [3, 4],
+            generation: 5,
+            rule_id: RULE_DEFAULT,
+            ev_count: 70_000,
+            action: ACT_LOG,
+            init_b: 1,
+            fin_seen: 3,
+        };
+        let d = v.encode().decode(now);
+        let close = |a: u64, b: u64, tick: u64| a <= b && b - a < tick;
+        assert!(close(d.first_ns, v.first_ns, 1 << 20), "{d:?}");
+        assert!(close(d.last_ns, v.last_ns, 1 << 20));
+        assert!(close(d.closed_ns, v.closed_ns, 1 << 24));
+        assert!(close(d.ev_window_ns, v.ev_window_ns, 1 << 24));
+        assert_eq!(
+            (d.pkts, d.bytes, d.generation, d.rule_id),
+            ([1, 2], [3, 4], 5, RULE_DEFAULT)
+        );
+        assert_eq!(
+            (d.ev_count, d.action, d.init_b, d.fin_seen),
+            (65_535, ACT_LOG, 1, 3)
+        );
+        let open = SessVal { closed_ns: 0, ..v };
+        assert_eq!(open.encode().decode(now).closed_ns, 0);
     }
 
     #[test]

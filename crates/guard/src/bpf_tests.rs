@@ -72,10 +72,12 @@ fn session_of(g: &Guard, s: &FrameSpec) -> Option<crate::abi::SessVal> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
     #[test]
-    fn bpf_program_matches_reference(p in arb_policy(), ts in prop::collection::vec(arb_tuple(), 1..24)) {
+    fn bpf_program_matches_reference(p in arb_policy(), ts in prop::collection::vec(arb_tuple(), 1..24), budget in prop::sample::select(vec![None, Some(0), Some(2), Some(8)])) {
         let Some(g) = guard() else { return Ok(()) };
         let g = g.lock().unwrap();
-        let (gen, _) = g.install(&p).unwrap();
+        // partial merges (small budgets) exercise walks that skip some ancestors and visit others
+        let compiled = crate::compile::compile_with_merge_budget(&p, budget).unwrap();
+        let gen = g.maps.install(&p, &compiled).unwrap();
         clear_sessions(&g);
         let mut frame = Vec::new();
         for (i, t) in ts.iter().enumerate() {

@@ -14,6 +14,9 @@
 //!    prefix whose value is the smallest rule index among the group's rules whose source covers
 //!    that prefix. The longest matching source therefore yields the group's first matching rule;
 //!    the BPF program takes the minimum over the node's ancestors and shapes.
+//! 5. Shorter walks: ancestors whose entries are cheap to copy are merged into their
+//!    descendants, and `parent` links skip merged ancestors and ancestors without rules
+//!    (`merge_ancestors`).
 
 use crate::abi::{self, c, ExactKey, NodeVal, RuleKey, RuleVal};
 use crate::policy::{has_ports, mask, Cidr, FlowTuple, Policy, Rule};
@@ -67,6 +70,16 @@ fn val(rule: Option<usize>, action: crate::policy::Action) -> RuleVal {
 
 /// Compiles a policy; fails when it exceeds the BPF limits (depth, map sizes).
 pub fn compile(policy: &Policy) -> Result<Compiled, GuardError> {
+    compile_with_merge_budget(policy, None)
+}
+
+/// `compile` with an explicit budget of extra entries for merging ancestors into their
+/// descendants (None: the default, max(4096, entries / 16); Some(0): no merging). Tests use it
+/// to check every merge level against the reference evaluator.
+pub fn compile_with_merge_budget(
+    policy: &Policy,
+    merge_budget: Option<usize>,
+) -> Result<Compiled, GuardError> {
     if policy.rules.len() >= abi::c::GUARD_RULE_MALFORMED as usize {
         return Err(GuardError::Compile("too many rules".into()));
     }
@@ -188,8 +201,8 @@ pub fn compile(policy: &Policy) -> Result<Compiled, GuardError> {
     }
 
     // 4. groups -> LPM entries
-    type Group = (u32, u8, u8, u16);
-    let mut groups: HashMap<Group, HashMap<(u8, u128), u32>> = HashMap::new();
+    type Group = GroupKey;
+    let mut groups: Groups = HashMap::new();
     for &i in &lpm_rules {
         let r = &policy.rules[i];
         let node = node_of[&(r.dst.len, r.dst.addr)];
@@ -213,6 +226,7 @@ pub fn compile(policy: &Policy) -> Result<Compiled, GuardError> {
             }
         }
     }
+    merge_ancestors(&mut out.nodes, &mut groups, merge_budget);
     let mut rules = Vec::new();
     for ((node, proto, shape, cls), srcs) in &groups {
         out.nodes[*node as usize].shapes |= 1 << shape;
@@ -263,6 +277,85 @@ pub fn compile(policy: &Policy) -> Result<Compiled, GuardError> {
     }
     let _ = class_starts;
     Ok(out)
+}
+
+/// (node, protocol, shape, port class) -> (source prefix length, address) -> rule index.
+type GroupKey = (u32, u8, u8, u16);
+type Groups = HashMap<GroupKey, HashMap<(u8, u128), u32>>;
+
+/// Shortens the per-packet walk (5. in the module docs): an ancestor node whose rule entries
+/// are cheap to copy (entries x descendants within a budget of max(4096, total / 16) extra
+/// entries, cheapest first) is *merged*: its entries are added to the groups of every
+/// descendant, so a walk starting below it finds them at its first node. Afterwards every
+/// node's `parent` points to its nearest proper ancestor that still has to be visited: not
+/// merged and with rule entries of its own. The root with no rules (dst `any` unused) and
+/// prefixes used only by exact rules are therefore never visited. Groups are sets of (source,
+/// rule index) pairs and a group only holds rules whose destination contains the node, so the
+/// copy keeps the minimum-rule-index semantics; the reference tests check it.
+fn merge_ancestors(nodes: &mut [NodeVal], groups: &mut Groups, budget: Option<usize>) {
+    let n = nodes.len();
+    let parent: Vec<u32> = nodes.iter().map(|v| v.parent).collect();
+    let mut own = vec![0usize; n];
+    for (g, srcs) in groups.iter() {
+        own[g.0 as usize] += srcs.len();
+    }
+    // node ids follow (prefix length, address) order, so a parent's id is below its children's
+    let mut desc = vec![0usize; n];
+    for id in (1..n).rev() {
+        let p = parent[id];
+        if p != abi::NODE_NONE {
+            desc[p as usize] += 1 + desc[id];
+        }
+    }
+    let total: usize = own.iter().sum();
+    let budget = budget.unwrap_or((total / 16).max(4096));
+    let mut cands: Vec<(usize, usize)> = (0..n)
+        .filter(|&i| own[i] > 0 && desc[i] > 0)
+        .map(|i| (own[i] * desc[i], i))
+        .collect();
+    cands.sort_unstable();
+    let mut merged = vec![false; n];
+    let mut spent = 0usize;
+    for (cost, i) in cands {
+        if spent + cost > budget {
+            break;
+        }
+        spent += cost;
+        merged[i] = true;
+    }
+    if merged.iter().any(|&m| m) {
+        let mut by_node: HashMap<u32, Vec<(u8, u8, u16)>> = HashMap::new();
+        for g in groups.keys() {
+            if merged[g.0 as usize] {
+                by_node.entry(g.0).or_default().push((g.1, g.2, g.3));
+            }
+        }
+        let mut adds: Vec<(GroupKey, (u8, u128), u32)> = Vec::new();
+        for id in 0..n {
+            let mut a = parent[id];
+            while a != abi::NODE_NONE {
+                if let Some(gs) = by_node.get(&a) {
+                    for &(proto, shape, cls) in gs {
+                        for (&src, &idx) in &groups[&(a, proto, shape, cls)] {
+                            adds.push(((id as u32, proto, shape, cls), src, idx));
+                        }
+                    }
+                }
+                a = parent[a as usize];
+            }
+        }
+        for (g, src, idx) in adds {
+            let e = groups.entry(g).or_default().entry(src).or_insert(u32::MAX);
+            *e = (*e).min(idx);
+        }
+    }
+    for (id, node) in nodes.iter_mut().enumerate() {
+        let mut p = parent[id];
+        while p != abi::NODE_NONE && (merged[p as usize] || own[p as usize] == 0) {
+            p = parent[p as usize];
+        }
+        node.parent = p;
+    }
 }
 
 impl Compiled {
@@ -458,8 +551,8 @@ pub(crate) mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
         #[test]
-        fn compiled_structure_matches_reference(p in arb_policy(), ts in prop::collection::vec(arb_tuple(), 1..40)) {
-            let c = compile(&p).unwrap();
+        fn compiled_structure_matches_reference(p in arb_policy(), ts in prop::collection::vec(arb_tuple(), 1..40), budget in prop::sample::select(vec![None, Some(0), Some(1), Some(3), Some(8), Some(24)])) {
+            let c = compile_with_merge_budget(&p, budget).unwrap();
             for t in &ts {
                 let want = p.evaluate(t);
                 let got = c.simulate(t, p.default.code());

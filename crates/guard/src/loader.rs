@@ -4,7 +4,7 @@
 
 use crate::abi::{
     self, c, from_bytes, DstKey, ExactKey, GuardConfig, GuardEvent, NodeVal, RuleKey, RuleVal,
-    SessKey, SessVal,
+    SessKey, SessRaw, SessVal,
 };
 use crate::compile::{compile, Compiled};
 use crate::policy::{OnFull, Policy};
@@ -158,6 +158,17 @@ pub struct MapUsage {
     pub max_entries: u32,
 }
 
+/// CLOCK_MONOTONIC in ns (the clock of the BPF program's bpf_ktime_get_coarse_ns).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 fn fd(m: &MapData) -> RawFd {
     m.fd().as_fd().as_raw_fd()
 }
@@ -218,16 +229,18 @@ impl Maps {
         Ok(Counters(out))
     }
 
-    /// All sessions (a snapshot taken by iteration).
+    /// All sessions (a snapshot taken by iteration), decoded against the current
+    /// CLOCK_MONOTONIC time.
     pub fn sessions(&self) -> Result<Vec<(SessKey, SessVal)>, GuardError> {
         let f = fd(&self.sessions);
         let keys: Vec<SessKey> = sys::keys(f).map_err(ioerr("listing sessions"))?;
+        let now = monotonic_ns();
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             if let Some(v) =
-                sys::lookup::<SessKey, SessVal>(f, &k).map_err(ioerr("reading a session"))?
+                sys::lookup::<SessKey, SessRaw>(f, &k).map_err(ioerr("reading a session"))?
             {
-                out.push((k, v));
+                out.push((k, v.decode(now)));
             }
         }
         Ok(out)
@@ -235,7 +248,8 @@ impl Maps {
 
     /// Inserts a session directly (benchmarks pre-populate the map this way).
     pub fn insert_session(&self, k: &SessKey, v: &SessVal) -> Result<(), GuardError> {
-        sys::update(fd(&self.sessions), k, v, sys::BPF_ANY).map_err(ioerr("inserting a session"))
+        sys::update(fd(&self.sessions), k, &v.encode(), sys::BPF_ANY)
+            .map_err(ioerr("inserting a session"))
     }
 
     /// Deletes a session.
@@ -672,12 +686,38 @@ impl Guard {
     /// Runs the TC program once per `repeat` on `frame` with BPF_PROG_TEST_RUN; returns the
     /// program's return code and the kernel-measured average duration.
     pub fn test_run(&self, frame: &[u8], repeat: u32) -> Result<(u32, Duration), GuardError> {
+        self.test_run_program("guard_tc", frame, repeat)
+    }
+
+    /// Loads (verifies) another classifier program of the object, e.g. the benchmark entry
+    /// point `guard_bench_newflow`; a no-op when it is loaded already.
+    pub fn load_program(&mut self, name: &str) -> Result<(), GuardError> {
+        let p: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| GuardError::Bpf(format!("{name} missing")))?
+            .try_into()
+            .map_err(|e| bpf_err(name, e))?;
+        if p.fd().is_err() {
+            p.load()
+                .map_err(|e| bpf_err(&format!("verifying {name}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// BPF_PROG_TEST_RUN of the loaded classifier program `name` (see `test_run`).
+    pub fn test_run_program(
+        &self,
+        name: &str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, Duration), GuardError> {
         let p: &SchedClassifier = self
             .ebpf
-            .program("guard_tc")
-            .ok_or_else(|| GuardError::Bpf("guard_tc missing".into()))?
+            .program(name)
+            .ok_or_else(|| GuardError::Bpf(format!("{name} missing")))?
             .try_into()
-            .map_err(|e| bpf_err("guard_tc", e))?;
+            .map_err(|e| bpf_err(name, e))?;
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
         opts.repeat = repeat.max(1);
