@@ -7,7 +7,7 @@
 //! window at multiples of its own interval, so views with different cadences see every delta
 //! exactly once: nothing is counted twice or lost.
 
-use crate::config::{mask_ip, Field, Metric, ViewMode, ViewSpec};
+use crate::config::{Field, Metric, ViewMode, ViewSpec};
 use crate::hll::Distinct;
 use crate::table::{EndedFlow, FlowDelta, TableCounters};
 use crate::topk::TopK;
@@ -18,64 +18,150 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use xxhash_rust::xxh3::xxh3_64;
 
-/// A view key: the projected fields of one flow direction (unused fields are zero).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// A view key: the projected fields of one flow direction (unused fields are zero). Addresses
+/// are kept as integers (IPv4 in the low 32 bits, family in `fam`) so that projecting, hashing
+/// and comparing a key touches 40 plain bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VKey {
-    src: IpAddr,
-    dst: IpAddr,
-    sp: u16,
-    dp: u16,
+    src: [u64; 2],
+    dst: [u64; 2],
+    /// Source port << 16 | destination port.
+    ports: u32,
+    /// VLAN id, or `NO_VLAN`.
+    vlan: u16,
     proto: u8,
-    vlan: Option<u16>,
+    /// Bit 0: source is IPv6; bit 1: destination is IPv6.
+    fam: u8,
 }
 
-impl std::hash::Hash for VKey {
-    /// Hashes the key packed into three integers: cheaper than the derived hash, which feeds
-    /// every enum tag and address byte separately.
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        let bits = |a: IpAddr| match a {
-            IpAddr::V4(x) => 0xffff_0000_0000 | u32::from(x) as u128,
-            IpAddr::V6(x) => u128::from(x),
-        };
-        h.write_u128(bits(self.src));
-        h.write_u128(bits(self.dst));
-        h.write_u64(
-            self.sp as u64
-                | (self.dp as u64) << 16
-                | (self.proto as u64) << 32
-                | self.vlan.map_or(0x1_0000, |v| v as u64) << 40,
-        );
+const NO_VLAN: u16 = u16::MAX;
+
+/// An address as two words plus its family (true for IPv6).
+#[inline]
+fn ip_words(a: IpAddr) -> ([u64; 2], bool) {
+    match a {
+        IpAddr::V4(x) => ([u32::from(x) as u64, 0], false),
+        IpAddr::V6(x) => {
+            let v = u128::from(x);
+            ([v as u64, (v >> 64) as u64], true)
+        }
     }
 }
 
-const ZERO: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+#[inline]
+fn words_ip(w: [u64; 2], v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6((u128::from(w[0]) | u128::from(w[1]) << 64).into())
+    } else {
+        IpAddr::V4(Ipv4Addr::from(w[0] as u32))
+    }
+}
+
+/// Keeps the first `v4` (IPv4) or `v6` (IPv6) bits of an address in word form.
+#[inline]
+fn mask_words(w: [u64; 2], v6: bool, v4_bits: u8, v6_bits: u8) -> [u64; 2] {
+    if v6 {
+        if v6_bits >= 128 {
+            return w;
+        }
+        let v = u128::from(w[0]) | u128::from(w[1]) << 64;
+        let m = if v6_bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - v6_bits)
+        };
+        let v = v & m;
+        [v as u64, (v >> 64) as u64]
+    } else {
+        if v4_bits >= 32 {
+            return w;
+        }
+        let m = if v4_bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - v4_bits)
+        };
+        [(w[0] as u32 & m) as u64, 0]
+    }
+}
+
+impl VKey {
+    /// Source address (unspecified IPv4 when not a key field).
+    pub fn src(&self) -> IpAddr {
+        words_ip(self.src, self.fam & 1 != 0)
+    }
+    /// Destination address (unspecified IPv4 when not a key field).
+    pub fn dst(&self) -> IpAddr {
+        words_ip(self.dst, self.fam & 2 != 0)
+    }
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        (self.ports >> 16) as u16
+    }
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        self.ports as u16
+    }
+    /// IP protocol.
+    pub fn proto(&self) -> u8 {
+        self.proto
+    }
+    /// VLAN id.
+    pub fn vlan(&self) -> Option<u16> {
+        (self.vlan != NO_VLAN).then_some(self.vlan)
+    }
+}
 
 /// One direction of a delta, as views see it.
 struct Dir {
-    src: IpAddr,
-    dst: IpAddr,
+    src: [u64; 2],
+    dst: [u64; 2],
+    src_v6: bool,
+    dst_v6: bool,
     sp: u16,
     dp: u16,
     proto: u8,
-    vlan: Option<u16>,
+    vlan: u16,
 }
 
 impl Dir {
+    fn new(src: IpAddr, dst: IpAddr, sp: u16, dp: u16, proto: u8, vlan: Option<u16>) -> Dir {
+        let (src, src_v6) = ip_words(src);
+        let (dst, dst_v6) = ip_words(dst);
+        Dir {
+            src,
+            dst,
+            src_v6,
+            dst_v6,
+            sp,
+            dp,
+            proto,
+            vlan: vlan.unwrap_or(NO_VLAN),
+        }
+    }
+
+    #[inline]
     fn project(&self, keys: &[Field]) -> VKey {
         let mut k = VKey {
-            src: ZERO,
-            dst: ZERO,
-            sp: 0,
-            dp: 0,
+            src: [0; 2],
+            dst: [0; 2],
+            ports: 0,
+            vlan: NO_VLAN,
             proto: 0,
-            vlan: None,
+            fam: 0,
         };
         for f in keys {
             match *f {
-                Field::SrcIp(a, b) => k.src = mask_ip(self.src, a, b),
-                Field::DstIp(a, b) => k.dst = mask_ip(self.dst, a, b),
-                Field::SrcPort => k.sp = self.sp,
-                Field::DstPort => k.dp = self.dp,
+                Field::SrcIp(a, b) => {
+                    k.src = mask_words(self.src, self.src_v6, a, b);
+                    k.fam |= u8::from(self.src_v6);
+                }
+                Field::DstIp(a, b) => {
+                    k.dst = mask_words(self.dst, self.dst_v6, a, b);
+                    k.fam |= u8::from(self.dst_v6) << 1;
+                }
+                Field::SrcPort => k.ports |= u32::from(self.sp) << 16,
+                Field::DstPort => k.ports |= u32::from(self.dp),
                 Field::Proto => k.proto = self.proto,
                 Field::Vlan => k.vlan = self.vlan,
             }
@@ -84,40 +170,43 @@ impl Dir {
     }
 
     fn field_hash(&self, f: Field) -> u64 {
-        let ip = |a: IpAddr| match a {
-            IpAddr::V4(x) => xxh3_64(&x.octets()),
-            IpAddr::V6(x) => xxh3_64(&x.octets()),
+        let ip = |w: [u64; 2], v6: bool| {
+            if v6 {
+                let v = u128::from(w[0]) | u128::from(w[1]) << 64;
+                xxh3_64(&v.to_be_bytes())
+            } else {
+                xxh3_64(&(w[0] as u32).to_be_bytes())
+            }
         };
         match f {
-            Field::SrcIp(a, b) => ip(mask_ip(self.src, a, b)),
-            Field::DstIp(a, b) => ip(mask_ip(self.dst, a, b)),
+            Field::SrcIp(a, b) => ip(mask_words(self.src, self.src_v6, a, b), self.src_v6),
+            Field::DstIp(a, b) => ip(mask_words(self.dst, self.dst_v6, a, b), self.dst_v6),
             Field::SrcPort => xxh3_64(&self.sp.to_le_bytes()),
             Field::DstPort => xxh3_64(&self.dp.to_le_bytes()),
             Field::Proto => xxh3_64(&[self.proto]),
             Field::Vlan => xxh3_64(
-                &self
-                    .vlan
-                    .map(|v| v as u32)
-                    .unwrap_or(u32::MAX)
-                    .to_le_bytes(),
+                &(if self.vlan == NO_VLAN {
+                    u32::MAX
+                } else {
+                    self.vlan as u32
+                })
+                .to_le_bytes(),
             ),
         }
     }
 }
 
+/// The Count-Min hash of a key: xxh3 over its 40 bytes.
 fn vkey_hash(k: &VKey) -> u64 {
     let mut b = [0u8; 40];
-    let put = |b: &mut [u8], a: IpAddr| match a {
-        IpAddr::V4(x) => b[..4].copy_from_slice(&x.octets()),
-        IpAddr::V6(x) => b[..16].copy_from_slice(&x.octets()),
-    };
-    put(&mut b[0..16], k.src);
-    put(&mut b[16..32], k.dst);
-    b[32..34].copy_from_slice(&k.sp.to_le_bytes());
-    b[34..36].copy_from_slice(&k.dp.to_le_bytes());
-    b[36] = k.proto;
-    b[37..39].copy_from_slice(&k.vlan.unwrap_or(0xffff).to_le_bytes());
-    b[39] = u8::from(k.src.is_ipv6()) | u8::from(k.dst.is_ipv6()) << 1;
+    b[0..8].copy_from_slice(&k.src[0].to_le_bytes());
+    b[8..16].copy_from_slice(&k.src[1].to_le_bytes());
+    b[16..24].copy_from_slice(&k.dst[0].to_le_bytes());
+    b[24..32].copy_from_slice(&k.dst[1].to_le_bytes());
+    b[32..36].copy_from_slice(&k.ports.to_le_bytes());
+    b[36..38].copy_from_slice(&k.vlan.to_le_bytes());
+    b[38] = k.proto;
+    b[39] = k.fam;
     xxh3_64(&b)
 }
 
@@ -333,12 +422,12 @@ impl Snapshot {
             let v = match key {
                 None => Value::Null,
                 Some(k) => match f {
-                    Field::SrcIp(..) => Value::String(k.src.to_string()),
-                    Field::DstIp(..) => Value::String(k.dst.to_string()),
-                    Field::SrcPort => k.sp.into(),
-                    Field::DstPort => k.dp.into(),
-                    Field::Proto => k.proto.into(),
-                    Field::Vlan => k.vlan.map(Value::from).unwrap_or(Value::Null),
+                    Field::SrcIp(..) => Value::String(k.src().to_string()),
+                    Field::DstIp(..) => Value::String(k.dst().to_string()),
+                    Field::SrcPort => k.src_port().into(),
+                    Field::DstPort => k.dst_port().into(),
+                    Field::Proto => k.proto().into(),
+                    Field::Vlan => k.vlan().map(Value::from).unwrap_or(Value::Null),
                 },
             };
             m.insert(f.column(), v);
@@ -381,12 +470,12 @@ impl serde::Serialize for SnapRow<'_> {
             match key {
                 None => m.serialize_entry(col, &Option::<u8>::None)?,
                 Some(k) => match f {
-                    Field::SrcIp(..) => m.serialize_entry(col, &k.src)?,
-                    Field::DstIp(..) => m.serialize_entry(col, &k.dst)?,
-                    Field::SrcPort => m.serialize_entry(col, &k.sp)?,
-                    Field::DstPort => m.serialize_entry(col, &k.dp)?,
-                    Field::Proto => m.serialize_entry(col, &k.proto)?,
-                    Field::Vlan => m.serialize_entry(col, &k.vlan)?,
+                    Field::SrcIp(..) => m.serialize_entry(col, &k.src())?,
+                    Field::DstIp(..) => m.serialize_entry(col, &k.dst())?,
+                    Field::SrcPort => m.serialize_entry(col, &k.src_port())?,
+                    Field::DstPort => m.serialize_entry(col, &k.dst_port())?,
+                    Field::Proto => m.serialize_entry(col, &k.proto())?,
+                    Field::Vlan => m.serialize_entry(col, &k.vlan())?,
                 },
             }
         }
@@ -568,21 +657,15 @@ impl Merger {
     fn apply(&mut self, d: &FlowDelta) {
         self.min_ts = Some(self.min_ts.map_or(d.first, |m| m.min(d.first)));
         let k = &d.key;
-        let fwd = Dir {
-            src: k.src,
-            dst: k.dst,
-            sp: k.src_port,
-            dp: k.dst_port,
-            proto: k.proto,
-            vlan: k.vlan,
-        };
+        let fwd = Dir::new(k.src, k.dst, k.src_port, k.dst_port, k.proto, k.vlan);
         let rev = Dir {
-            src: k.dst,
-            dst: k.src,
-            sp: k.dst_port,
-            dp: k.src_port,
-            proto: k.proto,
-            vlan: k.vlan,
+            src: fwd.dst,
+            dst: fwd.src,
+            src_v6: fwd.dst_v6,
+            dst_v6: fwd.src_v6,
+            sp: fwd.dp,
+            dp: fwd.sp,
+            ..fwd
         };
         let nf = u64::from(d.new_flow);
         for v in &mut self.views {

@@ -219,3 +219,65 @@ fn distinct_metric_and_topk_view() {
     let total: u64 = (0..3).map(|i| heavy[0].value(i, "packets").unwrap()).sum();
     assert!(total <= summary.packets);
 }
+
+#[test]
+fn projection_masks_both_families_like_mask_ip() {
+    use crate::config::mask_ip;
+    let cases: [(IpAddr, IpAddr); 3] = [
+        (
+            "10.1.2.3".parse().unwrap(),
+            "192.168.200.9".parse().unwrap(),
+        ),
+        (
+            "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff".parse().unwrap(),
+            "fe80::1".parse().unwrap(),
+        ),
+        ("10.1.2.3".parse().unwrap(), "2001:db8::7".parse().unwrap()),
+    ];
+    for (src, dst) in cases {
+        let d = Dir::new(src, dst, 1234, 80, 6, Some(42));
+        for (a, b) in [(32, 128), (24, 64), (0, 0), (1, 1), (31, 127), (8, 56)] {
+            let keys = [
+                Field::SrcIp(a, b),
+                Field::DstIp(a, b),
+                Field::SrcPort,
+                Field::DstPort,
+                Field::Proto,
+                Field::Vlan,
+            ];
+            let k = d.project(&keys);
+            assert_eq!(k.src(), mask_ip(src, a, b), "{src} /{a} /{b}");
+            assert_eq!(k.dst(), mask_ip(dst, a, b), "{dst} /{a} /{b}");
+            assert_eq!(
+                (k.src_port(), k.dst_port(), k.proto(), k.vlan()),
+                (1234, 80, 6, Some(42))
+            );
+            // Unused fields stay empty.
+            let only = d.project(&[Field::DstPort]);
+            assert_eq!(only.src(), IpAddr::from([0, 0, 0, 0]));
+            assert_eq!(
+                (only.src_port(), only.dst_port(), only.vlan()),
+                (0, 80, None)
+            );
+        }
+    }
+    // Same address, different family bits: different keys.
+    let v4 = Dir::new(
+        "0.0.0.1".parse().unwrap(),
+        "0.0.0.2".parse().unwrap(),
+        1,
+        2,
+        17,
+        None,
+    );
+    let v6 = Dir::new(
+        "::1".parse().unwrap(),
+        "::2".parse().unwrap(),
+        1,
+        2,
+        17,
+        None,
+    );
+    let keys = [Field::SrcIp(32, 128), Field::DstIp(32, 128)];
+    assert_ne!(v4.project(&keys), v6.project(&keys));
+}
