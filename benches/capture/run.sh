@@ -4,14 +4,17 @@
 # For each sender rate (64-byte frames, `netspectra replay --pps R` from namespace A), runs each
 # capturer in namespace B and reports the kernel drop ratio; then prints the highest rate with zero
 # drops and the drop ratio at the top rate the sender reaches. Also compares
-# `netspectra replay --topspeed` with `tcpreplay --topspeed` on the same file.
+# `netspectra replay --topspeed` (one thread and `--threads $RTHREADS`) with
+# `tcpreplay --topspeed` on the same file.
 #
 #   sudo benches/capture/run.sh                # defaults
 #   RATES="100000 300000" DUR=2 sudo -E benches/capture/run.sh
 #
 # Env: NETSPECTRA (binary; default: release build of this tree), RATES (pps list; "top" = as fast
-# as the sender goes), DUR (seconds per step, default 2), OUT_DIR (capture files; default a tmpfs
-# folder so the disk is not what is measured), TCPDUMP_B (tcpdump -B KiB; default: its default).
+# as the sender goes; "" skips the capture table), DUR (seconds per step, default 2), OUT_DIR
+# (capture files; default a tmpfs folder so the disk is not what is measured), TCPDUMP_B (tcpdump
+# -B KiB; default: its default), RTHREADS (replay --threads for the threaded replay row; default
+# the number of cores), RCPUS (its --cpus list; default none = not pinned).
 # The namespaces and veths are created with unique names and always removed.
 set -euo pipefail
 
@@ -23,7 +26,9 @@ if [ -z "${NETSPECTRA:-}" ]; then
   NETSPECTRA="${CARGO_TARGET_DIR:-$ROOT/target}/release/netspectra"
 fi
 B="$NETSPECTRA"
-RATES="${RATES:-50000 100000 200000 300000 500000 750000 1000000 top}"
+RATES="${RATES-50000 100000 200000 300000 500000 750000 1000000 top}"
+RTHREADS="${RTHREADS:-$(nproc)}"
+RCPUS="${RCPUS:-}"
 DUR="${DUR:-2}"
 OUT_DIR="${OUT_DIR:-/dev/shm/netspectra-capture-bench-$$}"
 mkdir -p "$OUT_DIR"
@@ -110,6 +115,7 @@ cap_flows() {
 
 TOOLS=(netspectra tcpdump); [ "$HAVE_FLOWS" = 1 ] && TOOLS+=(flows)
 declare -A ZERO TOPRATIO
+if [ -n "$RATES" ]; then
 printf "%-10s %-12s %-12s %14s %12s %10s %12s\n" rate tool sent_pps kernel_recv dropped drop_% cpu_ns/pkt
 for rate in $RATES; do
   for tool in "${TOOLS[@]}"; do
@@ -132,22 +138,31 @@ echo "# highest sender rate with zero kernel drops / drop ratio at the top sende
 for tool in "${TOOLS[@]}"; do
   printf "%-12s zero-drop up to %8s pps; top: %s\n" "$tool" "${ZERO[$tool]:-none}" "${TOPRATIO[$tool]:-n/a}"
 done
-
 echo
-echo "# replay --topspeed vs tcpreplay --topspeed, same file ($NFILE x 64-byte frames, x5), nothing capturing"
+fi
+
+echo "# replay --topspeed (1 and $RTHREADS threads) vs tcpreplay --topspeed, same file ($NFILE x 64-byte frames, x5), nothing capturing"
 loops=5
 TF="$OUT_DIR/time"
-ns=$(ip netns exec "$NSA" /usr/bin/time -o "$TF.ns" -f "%U %S" "$B" replay -i "$IFA" "$FILE" --topspeed --loop $loops --json |
-  python3 -c 'import json,sys; print(int(json.load(sys.stdin)["pps"]))')
+nsrep() {  # nsrep TIMEFILE EXTRA_ARGS... -> wall pps
+  local tf="$1"; shift
+  ip netns exec "$NSA" /usr/bin/time -o "$tf" -f "%U %S" "$B" replay -i "$IFA" "$FILE" --topspeed --loop $loops --json "$@" |
+    python3 -c 'import json,sys; print(int(json.load(sys.stdin)["pps"]))'
+}
+ns=$(nsrep "$TF.ns")
+nst=$(nsrep "$TF.nst" --threads "$RTHREADS" ${RCPUS:+--cpus "$RCPUS"})
 tr=$(ip netns exec "$NSA" /usr/bin/time -o "$TF.tr" -f "%U %S" tcpreplay -q -i "$IFA" --topspeed --loop $loops "$FILE" 2>&1 |
   sed -n 's/.*Rated: .* \([0-9.]*\) pps.*/\1/p' | cut -d. -f1)
 N=$((NFILE * loops))
 percpu() { python3 -c "import sys; u,s=map(float,open(sys.argv[1]).read().split()[-2:]); print('%.0f'%(int(sys.argv[2])/max(u+s,1e-9)))" "$1" "$N"; }
-printf "%-18s %12s %22s\n" tool wall_pps "pps_per_cpu_second"
-printf "%-18s %12s %22s\n" "netspectra replay" "$ns" "$(percpu "$TF.ns")"
-printf "%-18s %12s %22s\n" tcpreplay "${tr:-NA}" "$(percpu "$TF.tr")"
-printf "ratio (wall)       %12s\n" \
-  "$(python3 -c "import sys; print('%.2f'%(int(sys.argv[1])/max(1,int(sys.argv[2] or 0))))" "$ns" "${tr:-0}")"
+ratio() { python3 -c "import sys; print('%.2f'%(int(sys.argv[1])/max(1,int(sys.argv[2] or 0))))" "$1" "${2:-0}"; }
+printf "%-30s %12s %22s\n" tool wall_pps "pps_per_cpu_second"
+printf "%-30s %12s %22s\n" "netspectra replay" "$ns" "$(percpu "$TF.ns")"
+printf "%-30s %12s %22s\n" "netspectra replay --threads $RTHREADS" "$nst" "$(percpu "$TF.nst")"
+printf "%-30s %12s %22s\n" tcpreplay "${tr:-NA}" "$(percpu "$TF.tr")"
+printf "ratio (wall) replay / tcpreplay              %8s\n" "$(ratio "$ns" "$tr")"
+printf "ratio (wall) replay --threads %s / tcpreplay  %8s\n" "$RTHREADS" "$(ratio "$nst" "$tr")"
+printf "ratio (wall) replay --threads %s / replay     %8s\n" "$RTHREADS" "$(ratio "$nst" "$ns")"
 echo "(pps per CPU-second: packets / (user+sys) of the sender; on veth the receive side runs in the"
 echo " sender's system time too, so this is the whole per-packet cost of sending on this box)"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"

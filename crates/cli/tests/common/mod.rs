@@ -120,6 +120,13 @@ impl Netns {
 
     /// Replays `file` from namespace a and returns the packets sent.
     pub fn replay(&self, file: &Path, extra: &[&str]) -> u64 {
+        self.replay_json(file, extra)["packets"]
+            .as_u64()
+            .expect("packets")
+    }
+
+    /// Replays `file` from namespace a and returns replay's JSON summary.
+    pub fn replay_json(&self, file: &Path, extra: &[&str]) -> serde_json::Value {
         let out = Command::new("ip")
             .args([
                 "netns", "exec", &self.a, BIN, "replay", "-i", &self.a_if, "--json",
@@ -133,8 +140,7 @@ impl Netns {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("replay json");
-        v["packets"].as_u64().expect("packets")
+        serde_json::from_slice(&out.stdout).expect("replay json")
     }
 }
 

@@ -57,4 +57,4 @@ pub use live::{
 pub use privs::drop_privileges;
 pub use stop::StopHandle;
 pub use sys::pin_current_thread;
-pub use tx::{SendStats, Sender};
+pub use tx::{partition_by_flow, SendStats, Sender};

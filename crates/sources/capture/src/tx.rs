@@ -2,6 +2,8 @@
 //! PACKET_QDISC_BYPASS, retrying when the device pushes back so no frame is silently lost.
 
 use crate::{sys, CaptureError};
+use netspectra_packet::{decode, DecodeOptions, FlowKey, Fragment, LinkType};
+use std::collections::HashSet;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// Counters of a [`Sender`].
@@ -141,5 +143,114 @@ impl Sender {
             done += sent;
         }
         Ok(done)
+    }
+}
+
+/// Assigns each frame to one of `n` senders by flow, so that every flow's frames stay in their
+/// original order when each sender sends its share in order: the index of frame `i`'s sender is
+/// `out[i]`.
+///
+/// The key is the packet's [`FlowKey`] and the index its [`FlowKey::symmetric_hash`] modulo `n`,
+/// so both directions of a flow go to one sender. Fragments carry no ports after the first, so
+/// for any (address pair, protocol, VLAN) that has a fragment anywhere in `frames` the ports are
+/// left out of the key: every fragment and every unfragmented packet of those flows share a
+/// sender. Frames without an IP layer (ARP, LLDP, ...) all go to sender 0.
+pub fn partition_by_flow(frames: &[&[u8]], link: LinkType, n: usize) -> Vec<u32> {
+    if n <= 1 {
+        return vec![0; frames.len()];
+    }
+    let opts = DecodeOptions::default();
+    let keys: Vec<Option<(FlowKey, bool)>> = frames
+        .iter()
+        .map(|f| {
+            let v = decode(f, link, None, &opts);
+            FlowKey::from_view(&v).map(|k| (k, v.fragment != Fragment::None))
+        })
+        .collect();
+    let portless = |k: &FlowKey| FlowKey {
+        src_port: 0,
+        dst_port: 0,
+        ..k.canonical().0
+    };
+    let fragmented: HashSet<FlowKey> = keys
+        .iter()
+        .flatten()
+        .filter(|(_, frag)| *frag)
+        .map(|(k, _)| portless(k))
+        .collect();
+    keys.iter()
+        .map(|k| match k {
+            None => 0,
+            Some((k, _)) => {
+                let h = if !fragmented.is_empty() && fragmented.contains(&portless(k)) {
+                    portless(k).symmetric_hash()
+                } else {
+                    k.symmetric_hash()
+                };
+                (h % n as u64) as u32
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, frag: u16) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        f.extend_from_slice(&[0x45, 0, 0, 36, 0, 1]);
+        f.extend_from_slice(&frag.to_be_bytes());
+        f.extend_from_slice(&[64, 17, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&sp.to_be_bytes());
+        f.extend_from_slice(&dp.to_be_bytes());
+        f.extend_from_slice(&[0, 16, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        f
+    }
+
+    #[test]
+    fn both_directions_share_a_sender_and_non_ip_goes_to_zero() {
+        let mut frames = Vec::new();
+        for fl in 0..200u16 {
+            let a = [10, 1, (fl >> 8) as u8, fl as u8];
+            frames.push(udp(a, [10, 2, 0, 1], 10_000 + fl, 5001, 0));
+            frames.push(udp([10, 2, 0, 1], a, 5001, 10_000 + fl, 0));
+        }
+        let mut arp = vec![0xff; 6];
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 8, 6]);
+        arp.resize(60, 0);
+        frames.push(arp);
+        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        let p = partition_by_flow(&refs, LinkType::ETHERNET, 3);
+        for pair in p[..400].chunks(2) {
+            assert_eq!(pair[0], pair[1]);
+        }
+        assert_eq!(p[400], 0);
+        for s in 0..3 {
+            let c = p.iter().filter(|&&x| x == s).count();
+            assert!(c > 80, "sender {s} got {c} of 401");
+        }
+        assert_eq!(
+            partition_by_flow(&refs, LinkType::ETHERNET, 1),
+            vec![0; 401]
+        );
+    }
+
+    #[test]
+    fn fragments_stay_with_their_flow() {
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let mut frames = Vec::new();
+        for sp in 0..64u16 {
+            frames.push(udp(a, b, 20_000 + sp, 53, 0));
+        }
+        frames.push(udp(a, b, 20_000, 53, 0x2000)); // first fragment (MF)
+        frames.push(udp(a, b, 0, 0, 3)); // a later fragment: no ports
+        frames.push(udp([10, 9, 0, 1], b, 1, 2, 0));
+        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        let p = partition_by_flow(&refs, LinkType::ETHERNET, 4);
+        // Every UDP packet between a and b (fragmented or not) goes to one sender.
+        assert!(p[..66].iter().all(|&x| x == p[0]), "{p:?}");
     }
 }
