@@ -9,9 +9,9 @@ use std::net::IpAddr;
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct FlowRecord {
     /// First packet (RFC 3339, UTC, nanoseconds).
-    pub start: String,
+    pub start: Stamp,
     /// Last packet.
-    pub end: String,
+    pub end: Stamp,
     /// Seconds between first and last packet.
     pub duration: f64,
     /// Initiator address.
@@ -52,8 +52,8 @@ impl FlowRecord {
     /// Builds the output record of an ended flow.
     pub fn from_ended(f: &EndedFlow) -> FlowRecord {
         FlowRecord {
-            start: rfc3339(f.first),
-            end: rfc3339(f.last),
+            start: Stamp::new(f.first),
+            end: Stamp::new(f.last),
             duration: (f.last - f.first) as f64 / 1e9,
             src_ip: f.key.src,
             src_port: f.key.src_port,
@@ -101,12 +101,63 @@ fn hms(ns: i64) -> (u32, u32, u32, u32) {
     )
 }
 
+/// A timestamp rendered as RFC 3339 with nanoseconds (`2024-01-02T03:04:05.123456789Z`) into a
+/// fixed buffer: records carry two of them, and formatting them must not allocate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    buf: [u8; 30],
+}
+
+impl Stamp {
+    /// Renders nanoseconds since the epoch (every `i64` value has a four-digit year).
+    pub fn new(ns: i64) -> Stamp {
+        let secs = ns.div_euclid(1_000_000_000);
+        let (y, mo, d) = civil(secs.div_euclid(86_400));
+        let (h, mi, s, frac) = hms(ns);
+        let mut buf = *b"0000-00-00T00:00:00.000000000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y.clamp(0, 9999) as u64);
+        put(5, 2, mo as u64);
+        put(8, 2, d as u64);
+        put(11, 2, h as u64);
+        put(14, 2, mi as u64);
+        put(17, 2, s as u64);
+        put(20, 9, frac as u64);
+        Stamp { buf }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf).unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Formats nanoseconds since the epoch as `2024-01-02T03:04:05.123456789Z`.
 pub fn rfc3339(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let (y, mo, d) = civil(secs.div_euclid(86_400));
-    let (h, mi, s, frac) = hms(ns);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:09}Z")
+    Stamp::new(ns).as_str().to_string()
 }
 
 /// Formats an interval start for a directory name: `2024-01-02T03-04-05Z` (no colons), with
@@ -142,5 +193,8 @@ mod tests {
         );
         assert_eq!(dir_stamp(1_700_000_040_000_000_000), "2023-11-14T22-14-00Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
+        // The extremes of i64 nanoseconds still have four-digit years.
+        assert_eq!(rfc3339(i64::MIN), "1677-09-21T00:12:43.145224192Z");
+        assert_eq!(rfc3339(i64::MAX), "2262-04-11T23:47:16.854775807Z");
     }
 }
