@@ -49,10 +49,15 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         }
         i += 8;
     }
-    if i == b.len() {
-        out.extend_from_slice(b);
-        out.push(b'"');
-        return;
+    if i + 8 > b.len() {
+        // The last 0..7 bytes: test them as one word padded with a harmless letter.
+        let mut tail = [b'a'; 8];
+        tail[..b.len() - i].copy_from_slice(&b[i..]);
+        if !has_special(u64::from_le_bytes(tail)) {
+            out.extend_from_slice(b);
+            out.push(b'"');
+            return;
+        }
     }
     let mut start = 0;
     for (j, &c) in b.iter().enumerate().skip(i) {
