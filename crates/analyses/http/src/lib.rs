@@ -22,7 +22,7 @@ use hashbrown::HashTable;
 use netspectra_packet::{
     community_id_v1, decode, Batch, DecodeOptions, FlowKey, Fragment, Packet, TcpFlags, Timestamp,
 };
-use parse::{parse, parse_partial, ExtractOptions, FramingHint, Message, Parsed};
+use parse::{parse, parse_partial, ExtractOptions, FramingHint, Interner, Message, Parsed};
 pub use record::{HttpRecord, Kind, Text, FIELDS};
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -193,6 +193,7 @@ pub struct HttpAnalyzer {
     live: usize,
     hasher: foldhash::fast::RandomState,
     ua: UaCache,
+    intern: Interner,
     decode_opts: DecodeOptions,
     stats: Stats,
     out: Vec<HttpRecord>,
@@ -210,6 +211,7 @@ impl HttpAnalyzer {
             live: 0,
             hasher: foldhash::fast::RandomState::default(),
             ua: UaCache::new(cfg.ua_cache_slots),
+            intern: Interner::new(4096),
             decode_opts: DecodeOptions {
                 inner: cfg.decode_tunnels,
             },
@@ -573,6 +575,7 @@ impl HttpAnalyzer {
                     let request = kind != Start::Response;
                     let max = self.cfg.max_header_bytes.max(64);
                     let extract = &self.cfg.extract;
+                    let intern = &mut self.intern;
                     let dir = &mut self.slots[idx as usize]
                         .conn
                         .as_mut()
@@ -580,7 +583,7 @@ impl HttpAnalyzer {
                         .dirs[d];
                     let (parsed, used) = if dir.buf.is_empty() {
                         // Fast path: the whole block is in this segment; parse in place.
-                        let r = parse(&p[..p.len().min(max)], request, extract);
+                        let r = parse(&p[..p.len().min(max)], request, extract, intern);
                         match r {
                             Parsed::Complete(n, m) => (Parsed::Complete(n, m), n),
                             other => {
@@ -593,7 +596,7 @@ impl HttpAnalyzer {
                         let old = dir.buf.len();
                         let take = (max - old.min(max)).min(p.len());
                         dir.buf.extend_from_slice(&p[..take]);
-                        match parse(&dir.buf, request, extract) {
+                        match parse(&dir.buf, request, extract, intern) {
                             Parsed::Complete(n, m) => {
                                 dir.buf.clear();
                                 (Parsed::Complete(n, m), n.saturating_sub(old))

@@ -5,6 +5,8 @@ use crate::record::Text;
 use crate::summary::Malformed;
 use crate::HeaderSelect;
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
 
 /// Header lines accepted per message; more is counted as `too_many_headers`.
 pub const MAX_HEADERS: usize = 128;
@@ -128,12 +130,12 @@ fn error_reason(e: httparse::Error, request: bool) -> Malformed {
 ///
 /// Invalid header lines are skipped (and reported in [`Message::bad_line`]) as long as the
 /// request or status line is valid, as browsers and tshark do.
-pub fn parse(buf: &[u8], request: bool, opts: &ExtractOptions) -> Parsed {
+pub fn parse(buf: &[u8], request: bool, opts: &ExtractOptions, intern: &mut Interner) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let first = if request {
-        parse_req(&strict(), buf, &mut headers, opts)
+        parse_req(&strict(), buf, &mut headers, opts, intern)
     } else {
-        parse_resp(&strict(), buf, &mut headers, opts)
+        parse_resp(&strict(), buf, &mut headers, opts, intern)
     };
     match first {
         Err(
@@ -143,9 +145,9 @@ pub fn parse(buf: &[u8], request: bool, opts: &ExtractOptions) -> Parsed {
         ) => {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let again = if request {
-                parse_req(&lenient(), buf, &mut headers, opts)
+                parse_req(&lenient(), buf, &mut headers, opts, intern)
             } else {
-                parse_resp(&lenient(), buf, &mut headers, opts)
+                parse_resp(&lenient(), buf, &mut headers, opts, intern)
             };
             match again {
                 Ok(Parsed::Complete(n, mut m)) => {
@@ -166,6 +168,7 @@ fn parse_req<'b>(
     buf: &'b [u8],
     headers: &mut [httparse::Header<'b>],
     opts: &ExtractOptions,
+    intern: &mut Interner,
 ) -> Result<Parsed, httparse::Error> {
     let mut r = httparse::Request::new(headers);
     match cfg.parse_request(&mut r, buf)? {
@@ -178,7 +181,7 @@ fn parse_req<'b>(
                 version: r.version.map(version),
                 ..Message::default()
             };
-            fill_headers(&mut m, r.headers, opts);
+            fill_headers(&mut m, r.headers, opts, intern);
             Ok(Parsed::Complete(n, Box::new(m)))
         }
     }
@@ -189,6 +192,7 @@ fn parse_resp<'b>(
     buf: &'b [u8],
     headers: &mut [httparse::Header<'b>],
     opts: &ExtractOptions,
+    intern: &mut Interner,
 ) -> Result<Parsed, httparse::Error> {
     let mut r = httparse::Response::new(headers);
     match cfg.parse_response(&mut r, buf)? {
@@ -197,11 +201,11 @@ fn parse_resp<'b>(
             let mut m = Message {
                 is_request: false,
                 status: r.code,
-                reason: r.reason.map(|s| text(s.as_bytes(), opts.max_value)),
+                reason: r.reason.map(|s| intern.text(s.as_bytes(), opts.max_value)),
                 version: r.version.map(version),
                 ..Message::default()
             };
-            fill_headers(&mut m, r.headers, opts);
+            fill_headers(&mut m, r.headers, opts, intern);
             Ok(Parsed::Complete(n, Box::new(m)))
         }
     }
@@ -239,6 +243,62 @@ fn method(m: &str, max: usize) -> Text {
     }
 }
 
+/// Header values that repeat from message to message (hosts, user agents, content types,
+/// servers, reason phrases) shared instead of allocated again: one hash lookup replaces an
+/// allocation per field and record. Bounded: the set is emptied when it reaches its size.
+pub struct Interner {
+    set: hashbrown::HashTable<Arc<str>>,
+    hasher: foldhash::fast::FixedState,
+    max_entries: usize,
+}
+
+/// Values longer than this are not interned (URIs, cookies, long tokens seldom repeat).
+const INTERN_MAX_LEN: usize = 256;
+
+impl Interner {
+    /// An interner holding at most `max_entries` values.
+    pub fn new(max_entries: usize) -> Self {
+        Interner {
+            set: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0x6e73_7063),
+            max_entries: max_entries.max(1),
+        }
+    }
+
+    /// [`text`], shared with earlier equal values.
+    pub fn text(&mut self, b: &[u8], max: usize) -> Text {
+        let b = &b[..b.len().min(max)];
+        let Ok(s) = std::str::from_utf8(b) else {
+            return text(b, max);
+        };
+        if s.len() > INTERN_MAX_LEN {
+            return Text::from(s);
+        }
+        let h = self.hasher.hash_one(s);
+        if let Some(a) = self.set.find(h, |a| &**a == s) {
+            return Text::Shared(a.clone());
+        }
+        if self.set.len() >= self.max_entries {
+            self.set.clear();
+        }
+        let a: Arc<str> = Arc::from(s);
+        let hasher = &self.hasher;
+        self.set
+            .insert_unique(h, a.clone(), |x| hasher.hash_one(&**x));
+        Text::Shared(a)
+    }
+
+    /// Values held.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
 /// [`cap`] as a [`Text`].
 pub fn text(b: &[u8], max: usize) -> Text {
     let b = &b[..b.len().min(max)];
@@ -262,7 +322,12 @@ pub fn cap(b: &[u8], max: usize) -> String {
     s
 }
 
-fn fill_headers(m: &mut Message, hs: &[httparse::Header<'_>], opts: &ExtractOptions) {
+fn fill_headers(
+    m: &mut Message,
+    hs: &[httparse::Header<'_>],
+    opts: &ExtractOptions,
+    intern: &mut Interner,
+) {
     let mut extra: Option<BTreeMap<String, String>> = match opts.extra {
         HeaderSelect::None => None,
         _ => Some(BTreeMap::new()),
@@ -270,12 +335,16 @@ fn fill_headers(m: &mut Message, hs: &[httparse::Header<'_>], opts: &ExtractOpti
     for h in hs {
         let name = h.name;
         let v = h.value;
+        if name.eq_ignore_ascii_case("referer") {
+            // Referers rarely repeat: not worth interning.
+            if m.referer.is_none() {
+                m.referer = Some(text(trim(v), opts.max_value));
+            }
+        }
         let slot = if name.eq_ignore_ascii_case("host") {
             Some(&mut m.host)
         } else if name.eq_ignore_ascii_case("user-agent") {
             Some(&mut m.user_agent)
-        } else if name.eq_ignore_ascii_case("referer") {
-            Some(&mut m.referer)
         } else if name.eq_ignore_ascii_case("pragma") {
             Some(&mut m.pragma)
         } else if name.eq_ignore_ascii_case("connection") {
@@ -309,7 +378,7 @@ fn fill_headers(m: &mut Message, hs: &[httparse::Header<'_>], opts: &ExtractOpti
         if let Some(slot) = slot {
             // The first occurrence wins (as tshark shows it).
             if slot.is_none() {
-                *slot = Some(text(trim(v), opts.max_value));
+                *slot = Some(intern.text(trim(v), opts.max_value));
             }
         }
         if let Some(map) = extra.as_mut() {
@@ -371,7 +440,7 @@ pub fn parse_partial(buf: &[u8], request: bool, opts: &ExtractOptions) -> Option
         let mut tmp = Vec::with_capacity(last_nl + 3);
         tmp.extend_from_slice(&buf[..=last_nl]);
         tmp.extend_from_slice(b"\r\n");
-        if let Parsed::Complete(_, m) = parse(&tmp, request, opts) {
+        if let Parsed::Complete(_, m) = parse(&tmp, request, opts, &mut Interner::new(16)) {
             return Some(*m);
         }
     }
@@ -418,7 +487,7 @@ mod tests {
     #[test]
     fn request_fields() {
         let b = b"POST /x?y=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8\r\nContent-Length: 5\r\nCookie: secret\r\n\r\nhello";
-        match parse(b, true, &opts()) {
+        match parse(b, true, &opts(), &mut Interner::new(16)) {
             Parsed::Complete(n, m) => {
                 assert_eq!(n, b.len() - 5);
                 assert_eq!(m.method.as_deref(), Some("POST"));
@@ -440,7 +509,7 @@ mod tests {
             ..opts()
         };
         let b = b"GET / HTTP/1.1\r\nCookie: abcdef\r\nX-Long: 0123456789abc\r\nX-A: 1\r\nX-a: 2\r\n\r\n";
-        let Parsed::Complete(_, m) = parse(b, true, &o) else {
+        let Parsed::Complete(_, m) = parse(b, true, &o, &mut Interner::new(16)) else {
             panic!()
         };
         let h = m.headers.unwrap();
@@ -453,7 +522,7 @@ mod tests {
     fn chunked_wins_over_length() {
         let b =
             b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
-        let Parsed::Complete(_, m) = parse(b, false, &opts()) else {
+        let Parsed::Complete(_, m) = parse(b, false, &opts(), &mut Interner::new(16)) else {
             panic!()
         };
         assert_eq!(m.framing, Some(FramingHint::Chunked));
@@ -464,18 +533,28 @@ mod tests {
     #[test]
     fn bad_lines() {
         let b = b"GET / HTTP/1.1\r\nno colon here\r\nHost: a\r\n\r\n";
-        let Parsed::Complete(_, m) = parse(b, true, &opts()) else {
+        let Parsed::Complete(_, m) = parse(b, true, &opts(), &mut Interner::new(16)) else {
             panic!()
         };
         assert_eq!(m.host.as_deref(), Some("a"));
         assert_eq!(m.bad_line, Some(Malformed::BadHeaderLine));
-        let nul = parse(b"GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", true, &opts());
+        let nul = parse(
+            b"GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n",
+            true,
+            &opts(),
+            &mut Interner::new(16),
+        );
         assert!(
             matches!(nul, Parsed::Invalid(Malformed::BadHeaderValue)),
             "{nul:?}"
         );
         assert!(matches!(
-            parse(b"GET /\x01 HTTP/1.1\r\n\r\n", true, &opts()),
+            parse(
+                b"GET /\x01 HTTP/1.1\r\n\r\n",
+                true,
+                &opts(),
+                &mut Interner::new(16)
+            ),
             Parsed::Invalid(Malformed::BadRequestLine)
         ));
         let many: Vec<u8> = b"GET / HTTP/1.1\r\n"
@@ -485,11 +564,16 @@ mod tests {
             .chain(*b"\r\n")
             .collect();
         assert!(matches!(
-            parse(&many, true, &opts()),
+            parse(&many, true, &opts(), &mut Interner::new(16)),
             Parsed::Invalid(Malformed::TooManyHeaders)
         ));
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost: a\r\n", true, &opts()),
+            parse(
+                b"GET / HTTP/1.1\r\nHost: a\r\n",
+                true,
+                &opts(),
+                &mut Interner::new(16)
+            ),
             Parsed::Partial
         ));
     }
@@ -509,5 +593,25 @@ mod tests {
         let m = parse_partial(b"HTTP/1.1 404 Not", false, &opts()).unwrap();
         assert_eq!(m.status, Some(404));
         assert!(parse_partial(b"\x00\x01", true, &opts()).is_none());
+    }
+
+    #[test]
+    fn interner_shares_equal_values_and_stays_bounded() {
+        let mut i = Interner::new(3);
+        let (a, b) = (i.text(b"keep-alive", 2048), i.text(b"keep-alive", 2048));
+        match (&a, &b) {
+            (Text::Shared(x), Text::Shared(y)) => assert!(Arc::ptr_eq(x, y)),
+            _ => panic!("shared texts expected"),
+        }
+        assert_eq!(&*a, "keep-alive");
+        for v in ["a", "b", "c", "d", "e"] {
+            assert_eq!(&*i.text(v.as_bytes(), 2048), v);
+            assert!(i.len() <= 3);
+        }
+        // Capped like `text`, and invalid UTF-8 is made lossy, not interned raw.
+        assert_eq!(&*i.text(b"abcdef", 3), "abc");
+        assert_eq!(&*i.text(b"a\xffb", 2048), &*text(b"a\xffb", 2048));
+        let long = vec![b'x'; 300];
+        assert_eq!(i.text(&long, 2048).len(), 300);
     }
 }
