@@ -268,3 +268,89 @@ fn stop_flag_ends_a_single_worker_run_too() {
     assert!(out.stopped);
     assert_eq!(out.analyses[0].packets, 0);
 }
+
+/// Frames of every shape the partition fast path reads: tags, IPv4/IPv6, payload, plus noise.
+fn frame_strategy() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    (
+        0usize..3,
+        any::<bool>(),
+        any::<[u8; 16]>(),
+        any::<[u8; 16]>(),
+        proptest::collection::vec(any::<u8>(), 0..64),
+        0usize..80,
+        any::<(usize, u8)>(),
+    )
+        .prop_map(|(tags, v6, a, b, payload, cut, (at, noise))| {
+            let mut f = Vec::new();
+            let eth = PacketBuilder::ethernet2([1; 6], [2; 6]);
+            let (a4, b4): ([u8; 4], [u8; 4]) =
+                (a[..4].try_into().unwrap(), b[..4].try_into().unwrap());
+            match (tags, v6) {
+                (0, false) => eth.ipv4(a4, b4, 9).udp(1, 2).write(&mut f, &payload),
+                (0, true) => eth.ipv6(a, b, 9).tcp(1, 2, 3, 4).write(&mut f, &payload),
+                (1, false) => eth
+                    .single_vlan(7.try_into().unwrap())
+                    .ipv4(a4, b4, 9)
+                    .udp(1, 2)
+                    .write(&mut f, &payload),
+                (1, true) => eth
+                    .single_vlan(7.try_into().unwrap())
+                    .ipv6(a, b, 9)
+                    .udp(1, 2)
+                    .write(&mut f, &payload),
+                (_, v6) => {
+                    let q = eth.double_vlan(7.try_into().unwrap(), 8.try_into().unwrap());
+                    if v6 {
+                        q.ipv6(a, b, 9).udp(1, 2).write(&mut f, &payload)
+                    } else {
+                        q.ipv4(a4, b4, 9).udp(1, 2).write(&mut f, &payload)
+                    }
+                }
+            }
+            .unwrap();
+            // Sometimes cut the frame short or flip one byte: both paths must still agree.
+            if cut < f.len() && cut % 3 == 0 {
+                f.truncate(cut);
+            }
+            if !f.is_empty() && at % 4 == 0 {
+                let i = at % f.len();
+                f[i] ^= noise;
+            }
+            f
+        })
+}
+
+proptest::proptest! {
+    /// The direct address read and the full decoder put a frame on the same worker.
+    #[test]
+    fn partition_fast_path_agrees_with_the_decoder(f in frame_strategy()) {
+        let meta = PacketMeta {
+            offset: 0,
+            caplen: f.len() as u32,
+            orig_len: f.len() as u32,
+            ts: Timestamp(0),
+            link: LinkType::ETHERNET,
+            iface: 0,
+            vlan_tci: None,
+        };
+        let v = decode(&f, LinkType::ETHERNET, None, &DecodeOptions::default());
+        let slow = match v.ip {
+            Some(ip) => pair_hash(fold(ip.src), fold(ip.dst)),
+            None => 0,
+        };
+        if let Some((a, b)) = ethernet_addresses(&f) {
+            // When the fast path reads addresses, the decoder must find the same ones (or
+            // reject the header, in which case the packet is not a flow anyway).
+            if let Some(ip) = v.ip {
+                proptest::prop_assert_eq!((ip.src, ip.dst), (a, b));
+            }
+        } else {
+            proptest::prop_assert_eq!(partition_hash(&f, &meta), slow);
+        }
+        // Symmetric: swapping the addresses keeps the worker.
+        if let Some((a, b)) = ethernet_addresses(&f) {
+            proptest::prop_assert_eq!(pair_hash(fold(a), fold(b)), pair_hash(fold(b), fold(a)));
+        }
+    }
+}
