@@ -614,7 +614,8 @@ fn run_pipelined(
     }
     let started = std::time::Instant::now();
     std::thread::scope(|s| {
-        let reader_thread = s.spawn(move || {
+        let named = |n: &str| std::thread::Builder::new().name(n.into());
+        let reader_thread = named("sanitize-read").spawn_scoped(s, move || {
             let mut reader = reader;
             let mut n_ifaces = reader.interfaces().len();
             // Ends when the writer has stopped and no free chunk is left.
@@ -642,7 +643,8 @@ fn run_pipelined(
             }
             reader.warnings().to_vec()
         });
-        let writer_thread = s.spawn(move || {
+        let reader_thread = reader_thread.expect("spawning the reader thread");
+        let writer_thread = named("sanitize-write").spawn_scoped(s, move || {
             let mut out = out;
             let mut ifaces = ifaces;
             let mut error = None;
@@ -665,6 +667,7 @@ fn run_pipelined(
             }
             error
         });
+        let writer_thread = writer_thread.expect("spawning the writer thread");
         let mut error = None;
         let mut interrupted = false;
         for msg in from_reader.iter() {

@@ -125,9 +125,17 @@ impl Dedup {
         self.ring.len() * 16 + self.times.len() * 8 + self.table.len() * 8
     }
 
+    /// Home index of hash `h`: taken from the tag bits, so that an entry's home is known from
+    /// the entry alone (deletion then never reads the ring, a cache miss per moved entry).
     #[inline]
     fn home(&self, h: u128) -> usize {
-        h as u64 as usize & self.mask
+        (tag(h) >> 32) as usize & self.mask
+    }
+
+    /// Home index of a table entry (see [`Dedup::home`]).
+    #[inline]
+    fn entry_home(&self, e: u64) -> usize {
+        (e >> 32) as usize & self.mask
     }
 
     /// Hints the CPU to load the table line that frame hash `h` will probe.
@@ -188,8 +196,7 @@ impl Dedup {
             if e == 0 {
                 break;
             }
-            let s = (e & 0xffff_ffff) as usize - 1;
-            let k = self.home(self.ring[s]);
+            let k = self.entry_home(e);
             // Move e back to i when its home is not cyclically within (i, j].
             let between = if i <= j {
                 i < k && k <= j

@@ -164,6 +164,7 @@ pub struct Sanitizer {
     anon: Option<Anonymizer>,
     masker: Option<Masker>,
     act: mask::Act,
+    scopes: walk::Scopes,
     buf: Vec<u8>,
     hashes: Vec<u128>,
     stats: FrameStats,
@@ -185,6 +186,7 @@ impl Sanitizer {
             anon: cfg.anonymize.clone().map(|p| Anonymizer::new(key, p)),
             masker: cfg.mask.clone().map(Masker::new),
             act: mask::Act::default(),
+            scopes: walk::Scopes::default(),
             buf: Vec::with_capacity(1 << 16),
             hashes: Vec::new(),
             stats: FrameStats::default(),
@@ -272,6 +274,7 @@ impl Sanitizer {
                     self.anon.as_mut(),
                     self.masker.as_mut(),
                     &mut self.act,
+                    &mut self.scopes,
                     m.ts.0,
                 );
                 if w.frame(frame, m.link).unparsed {
@@ -294,6 +297,7 @@ impl Sanitizer {
             self.anon.as_mut(),
             self.masker.as_mut(),
             &mut self.act,
+            &mut self.scopes,
             ts_ns,
         );
         if w.frame(data, link).unparsed {
@@ -327,6 +331,7 @@ pub struct Inspection {
 pub struct Inspector {
     masker: Masker,
     act: mask::Act,
+    scopes: walk::Scopes,
     buf: Vec<u8>,
 }
 
@@ -354,6 +359,7 @@ impl Inspector {
                 inspect: true,
                 ..Default::default()
             },
+            scopes: walk::Scopes::default(),
             buf: Vec::with_capacity(1 << 16),
         }
     }
@@ -363,7 +369,13 @@ impl Inspector {
         self.buf.clear();
         self.buf.extend_from_slice(p.data);
         self.act.violation = None;
-        let w = walk::Walker::new(None, Some(&mut self.masker), &mut self.act, p.ts.0);
+        let w = walk::Walker::new(
+            None,
+            Some(&mut self.masker),
+            &mut self.act,
+            &mut self.scopes,
+            p.ts.0,
+        );
         let frame = w.frame(&mut self.buf, p.link);
         Inspection {
             frame,

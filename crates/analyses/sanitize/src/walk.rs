@@ -90,6 +90,17 @@ struct Ip {
     quoted: bool,
 }
 
+/// Scratch space for the checksum scopes of a walk, kept by the caller across frames so that a
+/// walk does not initialize (and move) this ~2 KiB array for every frame.
+#[derive(Clone, Debug)]
+pub struct Scopes([Scope; MAX_SCOPES]);
+
+impl Default for Scopes {
+    fn default() -> Self {
+        Scopes([Scope::default(); MAX_SCOPES])
+    }
+}
+
 /// One walk over one frame.
 pub struct Walker<'a> {
     /// Address mapping (None: addresses unchanged).
@@ -100,7 +111,7 @@ pub struct Walker<'a> {
     pub act: &'a mut Act,
     /// Capture time, for flow idle timeouts.
     pub ts_ns: i64,
-    scopes: [Scope; MAX_SCOPES],
+    scopes: &'a mut [Scope; MAX_SCOPES],
     nscopes: usize,
     res: FrameResult,
 }
@@ -116,6 +127,7 @@ impl<'a> Walker<'a> {
         anon: Option<&'a mut Anonymizer>,
         masker: Option<&'a mut Masker>,
         act: &'a mut Act,
+        scopes: &'a mut Scopes,
         ts_ns: i64,
     ) -> Self {
         Walker {
@@ -123,7 +135,8 @@ impl<'a> Walker<'a> {
             masker,
             act,
             ts_ns,
-            scopes: [Scope::default(); MAX_SCOPES],
+            // Only the first `nscopes` entries are read, so the scratch is not cleared.
+            scopes: &mut scopes.0,
             nscopes: 0,
             res: FrameResult::default(),
         }
