@@ -89,7 +89,7 @@ fn slot(h: u64, slots: usize) -> usize {
 impl Anonymizer {
     /// Builds an anonymizer for a 32-byte key and a policy.
     pub fn new(key: &[u8; KEY_LEN], policy: AnonPolicy) -> Self {
-        Anonymizer {
+        let mut a = Anonymizer {
             cp: CryptoPan::new(key),
             policy,
             v4: vec![(0, 0); V4_SLOTS],
@@ -99,7 +99,15 @@ impl Anonymizer {
             mac: vec![([0; 6], [0; 6]); MAC_SLOTS],
             mac_used: vec![false; MAC_SLOTS],
             stats: AnonStats::default(),
-        }
+        };
+        // Resident from the start (about 1.1 MB), not as addresses fill them: flat memory.
+        crate::dedup::prefault(&mut a.v4);
+        crate::dedup::prefault(&mut a.v4_used);
+        crate::dedup::prefault(&mut a.v6);
+        crate::dedup::prefault(&mut a.v6_used);
+        crate::dedup::prefault(&mut a.mac);
+        crate::dedup::prefault(&mut a.mac_used);
+        a
     }
 
     /// The policy in force.

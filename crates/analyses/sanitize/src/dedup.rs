@@ -74,7 +74,7 @@ pub fn frame_hash(data: &[u8]) -> u128 {
 }
 
 /// Writes one element per 4 KiB page (its own value, volatile so that it is not elided).
-fn prefault<T: Copy>(v: &mut [T]) {
+pub(crate) fn prefault<T: Copy>(v: &mut [T]) {
     let step = (4096 / std::mem::size_of::<T>().max(1)).max(1);
     for i in (0..v.len()).step_by(step) {
         let p: *mut T = &mut v[i];
