@@ -474,7 +474,16 @@ fn sanitize_file(
             Ok(BatchWriter::Framed(writer))
         };
         match out {
-            Ok(out) => run_pipelined(reader, out, ifaces, &mut san, output, stop, progress),
+            // 1 MiB chunks: the pipeline holds 5 of them (see POOL).
+            Ok(out) => run_pipelined(
+                reader.with_chunk_size(PIPE_CHUNK),
+                out,
+                ifaces,
+                &mut san,
+                output,
+                stop,
+                progress,
+            ),
             Err(e) => (
                 Some(anyhow::Error::new(e).context("writing output header")),
                 false,
@@ -586,9 +595,12 @@ struct Work {
 }
 
 /// Chunks in circulation: one being filled by the reader, one sanitized, one written and one
-/// queued (slack for jitter). With the reader's own buffer that is 5 chunk buffers (2 MiB
-/// each), allocated once; the reader waits for a free one, so memory does not depend on timing.
+/// queued (slack for jitter). With the reader's own buffer that is 5 chunk buffers, allocated
+/// once; the reader waits for a free one, so memory does not depend on timing.
 const POOL: usize = 4;
+/// Chunk size of the pipeline (the single-threaded path keeps the reader's 2 MiB): 5 MiB of
+/// buffers in all. Batch boundaries do not change the output.
+const PIPE_CHUNK: usize = 1 << 20;
 
 /// Reads, sanitizes and writes on three threads that hand whole chunks to each other through
 /// bounded queues: the reader thread parses chunks, this thread runs the (order-dependent)

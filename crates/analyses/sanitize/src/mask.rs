@@ -285,10 +285,17 @@ struct Entry {
 }
 
 /// Per-direction stream state for TCP payload masking.
+///
+/// The states live in a dense vector (reserved for `max_flows`, pages touched only as flows
+/// arrive; removal swaps the last entry in) and a hash index maps a key to its position, 4 bytes
+/// per bucket. A hash table of whole entries would hold up to twice `max_flows` buckets of
+/// ~190 bytes each (25 MB at the default) once it grows past 7/8 load; this holds 190 bytes per
+/// tracked direction plus the index (about 13 MB at the default bound).
 pub struct Masker {
     cfg: MaskConfig,
     secrets: Vec<Vec<u8>>,
-    table: HashTable<Entry>,
+    flows: Vec<Entry>,
+    index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
     /// Flow directions that could not be tracked because the table was full.
     pub untracked: u64,
@@ -300,9 +307,15 @@ pub struct Masker {
 impl std::fmt::Debug for Masker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Masker")
-            .field("flows", &self.table.len())
+            .field("flows", &self.flows.len())
             .finish()
     }
+}
+
+#[inline]
+fn hash_key(hasher: &foldhash::fast::FixedState, k: &DirKey) -> u64 {
+    use std::hash::BuildHasher;
+    hasher.hash_one(k)
 }
 
 /// Key equality without a `memcmp` call (keys are compared on every TCP segment).
@@ -354,6 +367,9 @@ pub fn is_dns_port(p: u16) -> bool {
 impl Masker {
     /// Builds an empty tracker.
     pub fn new(cfg: MaskConfig) -> Self {
+        // Reserved (address space only) so that the vector never moves up to the bound; beyond
+        // 2^20 directions it grows by doubling.
+        let reserve = cfg.max_flows.min(1 << 20);
         let secrets = cfg
             .secret_headers
             .iter()
@@ -363,7 +379,8 @@ impl Masker {
         Masker {
             cfg,
             secrets,
-            table: HashTable::new(),
+            flows: Vec::with_capacity(reserve),
+            index: HashTable::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x5a17),
             untracked: 0,
             resyncs: 0,
@@ -378,12 +395,11 @@ impl Masker {
 
     /// Flow directions currently tracked.
     pub fn tracked(&self) -> usize {
-        self.table.len()
+        self.flows.len()
     }
 
     fn hash(&self, k: &DirKey) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one(k)
+        hash_key(&self.hasher, k)
     }
 
     /// Masks a payload no stream rule covers: keeps `keep_bytes`, zero-fills the rest.
@@ -403,21 +419,43 @@ impl Masker {
     }
 
     fn room(&mut self, now: i64) -> bool {
-        if self.table.len() < self.cfg.max_flows {
+        if self.flows.len() < self.cfg.max_flows {
             return true;
         }
         if self.sweep_backoff > 0 {
             self.sweep_backoff -= 1;
             return false;
         }
-        self.table
+        self.flows
             .retain(|e| now.saturating_sub(e.st.last_ns) <= IDLE_NS);
-        if self.table.len() < self.cfg.max_flows {
+        // Rebuild the index over the new positions.
+        self.index.clear();
+        let hasher = self.hasher.clone();
+        for (i, e) in self.flows.iter().enumerate() {
+            let h = hash_key(&hasher, &e.key);
+            let flows = &self.flows;
+            self.index
+                .insert_unique(h, i as u32, |&j| hash_key(&hasher, &flows[j as usize].key));
+        }
+        if self.flows.len() < self.cfg.max_flows {
             return true;
         }
         // Nothing idle: do not rescan the whole table for every new flow.
         self.sweep_backoff = 4096;
         false
+    }
+
+    /// Forgets the direction at position `i` (index entry already removed): the last entry
+    /// moves into its place and its index entry is pointed there.
+    fn remove_at(&mut self, i: usize) {
+        let last = self.flows.len() - 1;
+        self.flows.swap_remove(i);
+        if i != last {
+            let h = hash_key(&self.hasher, &self.flows[i].key);
+            if let Some(p) = self.index.find_mut(h, |&j| j as usize == last) {
+                *p = i as u32;
+            }
+        }
     }
 
     /// Processes the payload of one TCP segment (at frame offset `at`) of direction `key`.
@@ -433,22 +471,26 @@ impl Masker {
         at: usize,
     ) {
         let h = self.hash(key);
-        // One lookup: the state is updated where it lies in the table. The table is moved out
-        // while the segment is processed (moving it is a few words, no allocation) so that the
-        // entry and `self` can be borrowed at once.
-        let mut table = std::mem::take(&mut self.table);
-        let found = match table.find_entry(h, |e| key_eq(&e.key, key)) {
-            Ok(mut e) => {
-                let tracked = self.segment(act, &mut e.get_mut().st, seq, ts_ns, data, at);
-                if !tracked || fin_or_rst {
+        let flows = &self.flows;
+        let pos = self
+            .index
+            .find(h, |&j| key_eq(&flows[j as usize].key, key))
+            .map(|&j| j as usize);
+        if let Some(i) = pos {
+            // The state is updated where it lies. The vector is moved out while the segment
+            // is processed (a few words, no allocation) so that it and `self` can be borrowed.
+            let mut flows = std::mem::take(&mut self.flows);
+            let tracked = self.segment(act, &mut flows[i].st, seq, ts_ns, data, at);
+            self.flows = flows;
+            if !tracked || fin_or_rst {
+                if let Ok(e) = self.index.find_entry(h, |&j| j as usize == i) {
                     e.remove();
                 }
-                true
+                self.remove_at(i);
             }
-            Err(_) => false,
-        };
-        self.table = table;
-        if found || data.is_empty() {
+            return;
+        }
+        if data.is_empty() {
             return;
         }
         let mut st = DirState::new(Mode::Lost, seq, ts_ns);
@@ -456,11 +498,11 @@ impl Masker {
             return;
         }
         if self.room(ts_ns) {
-            let hasher = self.hasher.clone();
-            self.table.insert_unique(h, Entry { key: *key, st }, |e| {
-                use std::hash::BuildHasher;
-                hasher.hash_one(e.key)
-            });
+            let i = self.flows.len() as u32;
+            self.flows.push(Entry { key: *key, st });
+            let (hasher, flows) = (&self.hasher, &self.flows);
+            self.index
+                .insert_unique(h, i, |&j| hash_key(hasher, &flows[j as usize].key));
         } else {
             self.untracked += 1;
         }
@@ -918,6 +960,40 @@ mod tests {
                 offset: 105
             })
         );
+    }
+
+    /// Directions removed from the middle of the table (FIN, lost framing) leave every other
+    /// direction's state reachable (the last entry moves into the hole).
+    #[test]
+    fn removals_keep_other_directions_tracked() {
+        let mut m = Masker::new(MaskConfig::default());
+        let hs = rec(22, &[7u8; 40]);
+        let keyn = |i: u32| {
+            let mut k = [0u8; 36];
+            k[..4].copy_from_slice(&i.to_be_bytes());
+            k
+        };
+        for i in 0..300 {
+            assert_eq!(run(&mut m, &keyn(i), 0, &hs[..20]), &hs[..20]);
+        }
+        assert_eq!(m.tracked(), 300);
+        let mut act = Act::default();
+        for i in (0..300).filter(|i| i % 3 == 0) {
+            m.tcp(&mut act, &keyn(i), 20, true, 0, &mut [], 0);
+        }
+        // A gap loses the framing of every fifth remaining direction (removed too).
+        for i in (0..300).filter(|i| i % 3 != 0 && i % 5 == 0) {
+            assert_eq!(run(&mut m, &keyn(i), 1000, b"xyz"), [0, 0, 0]);
+        }
+        assert_eq!(m.tracked(), 300 - 100 - 40);
+        for i in 0..300 {
+            let out = run(&mut m, &keyn(i), 20, &hs[20..]);
+            if i % 3 == 0 || i % 5 == 0 {
+                assert_eq!(out, vec![0u8; hs.len() - 20], "direction {i} was forgotten");
+            } else {
+                assert_eq!(out, &hs[20..], "direction {i} lost its state");
+            }
+        }
     }
 
     #[test]
