@@ -22,7 +22,17 @@ pub struct Filter {
     expr: String,
     link: LinkType,
     insns: Vec<libc::sock_filter>,
+    /// Compiled on an activated live handle: may contain Linux ancillary-data loads.
+    live: bool,
 }
+
+/// Linux classic-BPF ancillary data: an absolute load at `SKF_AD_OFF + n` (k >= 0xfffff000)
+/// reads socket-buffer metadata instead of packet bytes (`linux/filter.h`).
+pub const SKF_AD_OFF: u32 = 0xffff_f000;
+/// `SKF_AD_OFF + SKF_AD_VLAN_TAG`: the 802.1Q TCI the kernel moved into the metadata.
+pub const SKF_AD_VLAN_TAG: u32 = SKF_AD_OFF + 44;
+/// `SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT`: 1 when the kernel stripped an 802.1Q/802.1ad tag.
+pub const SKF_AD_VLAN_TAG_PRESENT: u32 = SKF_AD_OFF + 48;
 
 const BPF_LD: u16 = 0x00;
 const BPF_LDX: u16 = 0x01;
@@ -85,6 +95,60 @@ fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
+/// The LINKTYPE_ value of a DLT_ value (inverse of [`dlt_of`]).
+fn link_of_dlt(dlt: i32) -> LinkType {
+    match dlt {
+        11 => LinkType(100),
+        12 => LinkType(101),
+        15 => LinkType(102),
+        16 => LinkType(103),
+        d => LinkType(d as u16),
+    }
+}
+
+/// Reads a libpcap program back as `sock_filter`s, every accepting `RET` set to `snaplen`.
+fn read_program(prog: &pcap::BpfProgram, snaplen: u32) -> Result<Vec<libc::sock_filter>, String> {
+    // The instruction fields are private in the pcap crate; its Display prints
+    // "code jt jf k", which is exact and needs no unsafe transmute.
+    let mut insns = Vec::with_capacity(prog.get_instructions().len());
+    for i in prog.get_instructions() {
+        let line = i.to_string();
+        let mut it = line.split_ascii_whitespace().map(str::parse::<u64>);
+        let mut next = || it.next().and_then(Result::ok);
+        let (Some(code), Some(jt), Some(jf), Some(k)) = (next(), next(), next(), next()) else {
+            return Err(format!("unexpected instruction text {line:?}"));
+        };
+        let mut i = insn(code as u16, jt as u8, jf as u8, k as u32);
+        // libpcap's handle has its own snaplen; accept with the configured snaplen.
+        if i.code == BPF_RET | BPF_K && i.k != 0 {
+            i.k = snaplen;
+        }
+        insns.push(i);
+    }
+    Ok(insns)
+}
+
+/// Why [`Filter::compile_live`] could not compile on a live handle.
+#[derive(Debug)]
+pub enum LiveCompileError {
+    /// The expression is bad (libpcap's message): the caller should report it.
+    Filter(CaptureError),
+    /// No libpcap handle could be activated on the interface (e.g. it is down); the caller may
+    /// fall back to [`Filter::compile`].
+    Handle(String),
+}
+
+impl std::fmt::Display for LiveCompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LiveCompileError::Filter(e) => e.fmt(f),
+            LiveCompileError::Handle(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for LiveCompileError {}
+
 impl Filter {
     /// Compiles a tcpdump expression (libpcap syntax, optimised) for frames of `link`.
     /// Accepted packets are cut to `snaplen` bytes when attached to a socket (0 = default).
@@ -104,7 +168,7 @@ impl Filter {
             expr: expr.to_string(),
             reason,
         };
-        let text = {
+        let insns = {
             let _guard = COMPILE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
             let prog = match offline_handle(link) {
                 Some(h) => h.compile(expr, true),
@@ -113,34 +177,91 @@ impl Filter {
                     .compile(expr, true),
             }
             .map_err(|e| err(e.to_string()))?;
-            // The instruction fields are private in the pcap crate; its Display prints
-            // "code jt jf k", which is exact and needs no unsafe transmute.
-            prog.get_instructions()
-                .iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
+            read_program(&prog, snaplen).map_err(err)?
         };
-        let mut insns = Vec::with_capacity(text.len());
-        for line in &text {
-            let mut it = line.split_ascii_whitespace().map(str::parse::<u64>);
-            let mut next = || it.next().and_then(Result::ok);
-            let (Some(code), Some(jt), Some(jf), Some(k)) = (next(), next(), next(), next()) else {
-                return Err(err(format!("unexpected instruction text {line:?}")));
-            };
-            let mut i = insn(code as u16, jt as u8, jf as u8, k as u32);
-            // libpcap's dead handle has snaplen 65535; accept with the configured snaplen.
-            if i.code == BPF_RET | BPF_K && i.k != 0 {
-                i.k = snaplen;
-            }
-            insns.push(i);
-        }
         let f = Filter {
             expr: expr.to_string(),
             link,
             insns,
+            live: false,
         };
         f.validate().map_err(|r| err(r.into()))?;
         Ok(f)
+    }
+
+    /// Compiles a tcpdump expression the way libpcap does for a live capture on interface
+    /// `iface` (in the calling thread's network namespace), for attaching to AF_PACKET sockets
+    /// on that interface.
+    ///
+    /// Opens and activates a real libpcap handle on the interface (not promiscuous, 128-byte
+    /// snaplen, 64 KiB buffer; needs CAP_NET_RAW), compiles there and closes it. On Linux an
+    /// activated handle lets libpcap use the kernel's ancillary data (`SO_BPF_EXTENSIONS`), so
+    /// `vlan`, `vlan N` and `not vlan` test the tag the kernel stripped into the socket buffer
+    /// (`SKF_AD_VLAN_TAG_PRESENT`, `SKF_AD_VLAN_TAG`) as well as a tag still in the frame, exactly
+    /// like tcpdump; `inbound`/`outbound` (`SKF_AD_PKTTYPE`) also compile. The result's link type
+    /// is the handle's. Accepting `RET`s are set to `snaplen` (0 = default).
+    ///
+    /// [`Filter::matches`] evaluates the VLAN ancillary loads from the packet's `vlan_tci`;
+    /// other ancillary loads reject in user space (see [`Filter::user_space_exact`]).
+    pub fn compile_live(iface: &str, expr: &str, snaplen: u32) -> Result<Self, LiveCompileError> {
+        let snaplen = if snaplen == 0 {
+            DEFAULT_SNAPLEN
+        } else {
+            snaplen
+        };
+        let err = |reason: String| {
+            LiveCompileError::Filter(CaptureError::Filter {
+                expr: expr.to_string(),
+                reason,
+            })
+        };
+        let handle_err = |e: pcap::Error| {
+            LiveCompileError::Handle(format!(
+                "cannot activate a libpcap handle on interface {iface:?}: {e}"
+            ))
+        };
+        let (link, insns) = {
+            let _guard = COMPILE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            let cap = pcap::Capture::from_device(iface)
+                .map_err(handle_err)?
+                .promisc(false)
+                .snaplen(128)
+                .buffer_size(64 << 10)
+                .timeout(1)
+                .open()
+                .map_err(handle_err)?;
+            let link = link_of_dlt(cap.get_datalink().0);
+            if expr.trim().is_empty() {
+                (link, vec![insn(BPF_RET | BPF_K, 0, 0, snaplen)])
+            } else {
+                let prog = cap.compile(expr, true).map_err(|e| err(e.to_string()))?;
+                (link, read_program(&prog, snaplen).map_err(err)?)
+            }
+            // `cap` (and its socket) is closed here.
+        };
+        let f = Filter {
+            expr: expr.to_string(),
+            link,
+            insns,
+            live: true,
+        };
+        f.validate().map_err(|r| err(r.into()))?;
+        Ok(f)
+    }
+
+    /// True when this program was compiled on a live handle ([`Filter::compile_live`]).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// True when [`Filter::run`]/[`Filter::matches`] decide exactly as the kernel would: the
+    /// program has no ancillary-data loads other than the VLAN ones, which the interpreter takes
+    /// from the packet's `vlan_tci`. Programs that read other metadata (`inbound`/`outbound`:
+    /// `SKF_AD_PKTTYPE`) are for sockets only; in user space those loads reject the packet.
+    pub fn user_space_exact(&self) -> bool {
+        self.insns
+            .iter()
+            .all(|i| !is_ancillary(i) || matches!(i.k, SKF_AD_VLAN_TAG | SKF_AD_VLAN_TAG_PRESENT))
     }
 
     /// A program that accepts every packet, cut to `snaplen` bytes.
@@ -154,6 +275,7 @@ impl Filter {
             expr: String::new(),
             link,
             insns: vec![insn(BPF_RET | BPF_K, 0, 0, snaplen)],
+            live: false,
         }
     }
 
@@ -163,6 +285,7 @@ impl Filter {
             expr: "<reject all>".into(),
             link,
             insns: vec![insn(BPF_RET | BPF_K, 0, 0, 0)],
+            live: false,
         }
     }
 
@@ -187,24 +310,36 @@ impl Filter {
     /// For LINKTYPE_NULL (BSD loopback), whose 4-byte address family is in the byte order of the
     /// machine that wrote the file, a header in the other byte order is read swapped, as libpcap
     /// does for a swapped file.
+    ///
+    /// The packet's `vlan_tci` (a tag the kernel stripped, as live sources report it) is what
+    /// the VLAN ancillary loads of a live-compiled program read.
     #[inline]
     pub fn matches(&self, p: &Packet<'_>) -> bool {
-        p.link == self.link && self.run(p.data, p.orig_len) != 0
+        p.link == self.link && self.run_meta(p.data, p.orig_len, p.vlan_tci) != 0
     }
 
-    /// Runs the program over captured bytes `data` of a packet `wirelen` bytes long on the wire;
-    /// returns the program's verdict (0 = reject, else the number of bytes to keep).
+    /// Runs the program over captured bytes `data` of a packet `wirelen` bytes long on the wire
+    /// that carries no stripped VLAN tag (a packet of a file); returns the program's verdict
+    /// (0 = reject, else the number of bytes to keep).
     pub fn run(&self, data: &[u8], wirelen: u32) -> u32 {
+        self.run_meta(data, wirelen, None)
+    }
+
+    /// Like [`Filter::run`] for a packet whose 802.1Q tag the kernel moved into its metadata
+    /// (`vlan_tci`): `SKF_AD_VLAN_TAG_PRESENT` reads 1 and `SKF_AD_VLAN_TAG` the TCI, as in the
+    /// kernel. Every other ancillary load rejects the packet.
+    pub fn run_meta(&self, data: &[u8], wirelen: u32, vlan_tci: Option<u16>) -> u32 {
+        let m = Meta { wirelen, vlan_tci };
         if self.link == LinkType::NULL {
             if let Some(h) = data.get(..4) {
                 let host = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
                 if host > 0xffff && host.swap_bytes() <= 0xffff {
                     let head = [h[3], h[2], h[1], h[0]];
-                    return run_bpf(&self.insns, &Swapped { head, data }, wirelen);
+                    return run_bpf(&self.insns, &Swapped { head, data }, m);
                 }
             }
         }
-        run_bpf(&self.insns, data, wirelen)
+        run_bpf(&self.insns, data, m)
     }
 
     /// Attaches the program to a socket (SO_ATTACH_FILTER), replacing any previous one.
@@ -217,7 +352,9 @@ impl Filter {
     }
 
     /// Checks jumps stay inside the program, memory slots exist and the program ends in RET,
-    /// so that [`Filter::run`] and the kernel accept it.
+    /// so that [`Filter::run`] and the kernel accept it. Ancillary-data loads
+    /// (`ld[bhw] [k]`, k >= `SKF_AD_OFF`) are allowed only in live programs, which are attached
+    /// to sockets; a file's program never reads socket metadata.
     fn validate(&self) -> Result<(), &'static str> {
         let n = self.insns.len();
         if n == 0 || n > MAX_INSNS {
@@ -242,6 +379,9 @@ impl Filter {
                 BPF_LD | BPF_LDX if i.code & 0xe0 == BPF_MEM && i.k as usize >= BPF_MEMWORDS => {
                     return Err("bad scratch memory slot")
                 }
+                BPF_LD if is_ancillary(i) && !self.live => {
+                    return Err("ancillary-data load in a program for files")
+                }
                 _ => {}
             }
         }
@@ -250,6 +390,20 @@ impl Filter {
         }
         Ok(())
     }
+}
+
+/// An absolute load from the Linux ancillary-data area (`SKF_AD_OFF` and above).
+fn is_ancillary(i: &libc::sock_filter) -> bool {
+    i.code & 7 == BPF_LD && i.code & 0xe0 == BPF_ABS && i.k >= SKF_AD_OFF
+}
+
+/// What the interpreter knows about a packet besides its bytes.
+#[derive(Clone, Copy)]
+struct Meta {
+    /// Length on the wire (`len`, `greater`, `less`).
+    wirelen: u32,
+    /// 802.1Q TCI the kernel stripped into the metadata (live packets only).
+    vlan_tci: Option<u16>,
 }
 
 /// Packet bytes as the interpreter reads them.
@@ -316,8 +470,11 @@ fn load(data: &[u8], off: u32, size: u16) -> Option<u32> {
 
 /// Classic BPF interpreter with libpcap's semantics: out-of-bounds loads, division by zero and
 /// unknown instructions reject the packet; it never panics and always terminates (jumps only go
-/// forward).
-fn run_bpf<B: Bytes + ?Sized>(insns: &[libc::sock_filter], data: &B, wirelen: u32) -> u32 {
+/// forward). Absolute loads at `SKF_AD_OFF` and above follow the Linux kernel: the VLAN ones
+/// read the whole value whatever the load size (libpcap emits `ldb [vlan_tci]` and masks with
+/// 0xfff); any other ancillary field is unknown here and rejects the packet.
+fn run_bpf<B: Bytes + ?Sized>(insns: &[libc::sock_filter], data: &B, meta: Meta) -> u32 {
+    let wirelen = meta.wirelen;
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; BPF_MEMWORDS];
     let mut pc = 0usize;
@@ -335,6 +492,11 @@ fn run_bpf<B: Bytes + ?Sized>(insns: &[libc::sock_filter], data: &B, wirelen: u3
             }
             BPF_LD => {
                 a = match i.code & 0xe0 {
+                    BPF_ABS if k >= SKF_AD_OFF => match k {
+                        SKF_AD_VLAN_TAG_PRESENT => meta.vlan_tci.is_some() as u32,
+                        SKF_AD_VLAN_TAG => meta.vlan_tci.unwrap_or(0) as u32,
+                        _ => return 0,
+                    },
                     BPF_ABS => match data.load(k, i.code & 0x18) {
                         Some(v) => v,
                         None => return 0,
@@ -468,6 +630,69 @@ mod tests {
         }
     }
 
+    /// libpcap 1.10's program for `vlan 10` on an activated Linux handle (`tcpdump -d -i IF`).
+    fn live_vlan10() -> Filter {
+        let vlanp = SKF_AD_VLAN_TAG_PRESENT;
+        let j = |k, jt, jf| insn(BPF_JMP | 0x10, jt, jf, k);
+        Filter {
+            expr: "vlan 10".into(),
+            link: LinkType::ETHERNET,
+            insns: vec![
+                insn(BPF_LD | BPF_B | BPF_ABS, 0, 0, vlanp),
+                j(1, 4, 0),
+                insn(BPF_LD | BPF_H | BPF_ABS, 0, 0, 12),
+                j(0x8100, 2, 0),
+                j(0x88a8, 1, 0),
+                j(0x9100, 0, 8),
+                insn(BPF_LD | BPF_B | BPF_ABS, 0, 0, vlanp),
+                j(1, 0, 2),
+                insn(BPF_LD | BPF_B | BPF_ABS, 0, 0, SKF_AD_VLAN_TAG),
+                insn(BPF_JMP, 0, 0, 1),
+                insn(BPF_LD | BPF_H | BPF_ABS, 0, 0, 14),
+                insn(BPF_ALU | 0x50, 0, 0, 0xfff),
+                j(10, 0, 1),
+                insn(BPF_RET | BPF_K, 0, 0, 65535),
+                insn(BPF_RET | BPF_K, 0, 0, 0),
+            ],
+            live: true,
+        }
+    }
+
+    #[test]
+    fn vlan_ancillary_loads_read_the_stripped_tag() {
+        let f = live_vlan10();
+        assert!(f.validate().is_ok() && f.user_space_exact());
+        let fr = udp_frame(53);
+        let mut tagged = fr[..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0, 0x20, 10]);
+        tagged.extend_from_slice(&fr[12..]);
+        let n = fr.len() as u32;
+        // Stripped tag in the metadata: the whole TCI is read (even by `ldb`), PCP masked.
+        assert_ne!(f.run_meta(&fr, n, Some(10)), 0);
+        assert_ne!(f.run_meta(&fr, n, Some(0xe00a)), 0);
+        assert_eq!(f.run_meta(&fr, n, Some(20)), 0);
+        assert_eq!(f.run_meta(&fr, n, None), 0);
+        // Tag in the bytes (a file): the program's own fallback.
+        assert_ne!(f.run(&tagged, n + 4), 0);
+        // The same program compiled for files is refused; other ancillary fields reject.
+        let mut file = f.clone();
+        file.live = false;
+        assert!(file.validate().is_err());
+        let mut pkttype = f.clone();
+        pkttype.insns[0].k = SKF_AD_OFF + 4;
+        assert!(!pkttype.user_space_exact());
+        assert_eq!(pkttype.run_meta(&fr, n, Some(10)), 0);
+        // Dead-handle programs never contain ancillary loads.
+        let dead = Filter::compile("vlan 10", LinkType::ETHERNET, 0).unwrap();
+        assert!(!dead.is_live() && dead.insns.iter().all(|i| !is_ancillary(i)));
+        assert_ne!(dead.run(&tagged, n + 4), 0);
+        assert_eq!(
+            dead.run_meta(&fr, n, Some(10)),
+            0,
+            "file program ignores metadata"
+        );
+    }
+
     #[test]
     fn interpreter_never_panics_and_terminates_on_random_programs() {
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -485,18 +710,23 @@ mod tests {
                     let k = match r >> 60 {
                         0 => u32::MAX,
                         1..=3 => (r >> 8) as u32 % 64,
+                        4 => SKF_AD_OFF + (r >> 8) as u32 % 64,
                         _ => (r >> 16) as u32,
                     };
                     insn(r as u16, (r >> 16) as u8, (r >> 24) as u8, k)
                 })
                 .collect();
             let data: Vec<u8> = (0..(next() % 80)).map(|_| next() as u8).collect();
-            let _ = run_bpf(&prog, &data[..], next() as u32);
+            let m = Meta {
+                wirelen: next() as u32,
+                vlan_tci: (next() & 1 == 1).then_some(next() as u16),
+            };
+            let _ = run_bpf(&prog, &data[..], m);
             let sw = Swapped {
                 head: [1, 2, 3, 4],
                 data: &data,
             };
-            let _ = run_bpf(&prog, &sw, data.len() as u32);
+            let _ = run_bpf(&prog, &sw, m);
         }
     }
 

@@ -35,8 +35,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Offline, the same [`Filter`] selects packets of a file:
-//! `Filter::compile("tcp port 80", LinkType::ETHERNET, 0)?.matches(&packet)`.
+//! Offline, a [`Filter`] compiled for files selects packets of a file:
+//! `Filter::compile("tcp port 80", LinkType::ETHERNET, 0)?.matches(&packet)`. Live sockets get
+//! [`Filter::compile_live`]'s program (a libpcap handle activated on the interface), whose `vlan`
+//! tests read the tag the kernel stripped into the packet's metadata, as tcpdump's do.
 
 #![cfg(target_os = "linux")]
 
@@ -49,7 +51,9 @@ mod sys;
 mod tx;
 
 pub use error::CaptureError;
-pub use filter::{Filter, DEFAULT_SNAPLEN};
+pub use filter::{
+    Filter, LiveCompileError, DEFAULT_SNAPLEN, SKF_AD_OFF, SKF_AD_VLAN_TAG, SKF_AD_VLAN_TAG_PRESENT,
+};
 pub use live::{
     group_stats, open_fanout, open_live, FanoutMode, LiveConfig, LiveSource, LiveStats,
     LiveStatsHandle,

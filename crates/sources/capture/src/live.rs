@@ -1,6 +1,6 @@
 //! AF_PACKET TPACKET_V3 receive rings, one per worker, joined in a PACKET_FANOUT group.
 
-use crate::filter::{Filter, DEFAULT_SNAPLEN};
+use crate::filter::{Filter, LiveCompileError, DEFAULT_SNAPLEN};
 use crate::sys;
 use crate::{CaptureError, StopHandle};
 use netspectra_packet::{
@@ -347,6 +347,32 @@ unsafe impl Send for LiveSource {}
 
 static GROUP_SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// The program attached to the sockets of `iface`: compiled on a live libpcap handle, so VLAN
+/// expressions test the tag the kernel stripped (as tcpdump does on Linux). When no live handle
+/// can be used there, falls back to the file compile with a one-line warning on stderr.
+fn live_filter(
+    iface: &str,
+    expr: &str,
+    link: LinkType,
+    snaplen: u32,
+) -> Result<Filter, CaptureError> {
+    let why = match Filter::compile_live(iface, expr, snaplen) {
+        Ok(f) if f.link() == link => return Ok(f),
+        Ok(f) => format!(
+            "the libpcap handle on {iface:?} has link type {} instead of {}",
+            f.link().0,
+            link.0
+        ),
+        Err(LiveCompileError::Filter(e)) => return Err(e),
+        Err(LiveCompileError::Handle(m)) => m,
+    };
+    eprintln!(
+        "netspectra: warning: {why}; filter {expr:?} compiled as for a file, so `vlan` tests \
+         miss tags the kernel stripped"
+    );
+    Filter::compile(expr, link, snaplen)
+}
+
 /// Opens `cfg.threads` sockets on `cfg.iface` in one fanout group (one socket and no fanout when
 /// `threads == 1`). The filter is attached only after every socket joined the group, so no flow
 /// is split while the group forms. Needs CAP_NET_RAW.
@@ -410,7 +436,7 @@ pub fn open_fanout(cfg: &LiveConfig) -> Result<Vec<LiveSource>, CaptureError> {
                 };
                 link = Some(l);
                 filter = Some(match &cfg.filter {
-                    Some(e) => Filter::compile(e, l, snaplen)?,
+                    Some(e) => live_filter(iface, e, l, snaplen)?,
                     None => Filter::accept_all(l, snaplen),
                 });
                 l
