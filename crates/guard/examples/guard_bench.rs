@@ -130,8 +130,35 @@ fn testrun(repeat: u32) {
             install.as_secs_f64()
         );
     }
+    // warm new flows with their session insert: the same SYN repeatedly, the session deleted
+    // after each run by the benchmark entry point (the delete is included)
+    let mut syn = FrameSpec::from_tuple(&FlowTuple {
+        proto: 6,
+        dport: 5001,
+        ..t
+    });
+    syn.sport = 40001;
+    build(&syn, &mut frame);
+    for rules in [0usize, 10, 10_000, 100_000] {
+        g = drop_and_reload(g);
+        g.load_program("guard_bench_newflow_del")
+            .expect("load guard_bench_newflow_del");
+        g.install(&Policy::from_yaml(&policy_yaml(rules)).unwrap())
+            .unwrap();
+        fill(&g.maps, 1000);
+        let (ret, d) = g
+            .test_run_program("guard_bench_newflow_del", &frame, repeat)
+            .unwrap();
+        assert_eq!(ret, 0);
+        assert_eq!(g.maps.sessions().unwrap().len(), 1000);
+        println!(
+            "| new flow with session insert, warm (same TCP SYN repeated, session deleted after each run; delete included) | 1000 | {rules} | {:.1} |",
+            d.as_nanos() as f64
+        );
+    }
     drop(g);
     new_flows_with_insert(10_000);
+    new_flows_one_call(100_000);
 }
 
 /// New flows that do create a session: one BPF_PROG_TEST_RUN call (repeat 1) per distinct TCP

@@ -342,3 +342,39 @@ fn events_are_rate_limited_per_session() {
         50
     );
 }
+
+#[test]
+fn benchmark_entry_points_do_what_guard_bench_assumes() {
+    let Some(g) = guard() else { return };
+    let mut g = g.lock().unwrap();
+    g.install(&pol("default: allow\nrules: []\n")).unwrap();
+    clear_sessions(&g);
+    g.load_program("guard_bench_newflow").unwrap();
+    g.load_program("guard_bench_newflow_del").unwrap();
+    let mut f = Vec::new();
+    let s = FrameSpec::from_tuple(&FlowTuple {
+        src: v4("100.64.0.0"),
+        dst: v4("10.77.0.2"),
+        proto: 6,
+        dport: 5001,
+    });
+    build(&s, &mut f);
+    // one distinct new flow (source address + 1) per run
+    let (ret, _) = g.test_run_program("guard_bench_newflow", &f, 100).unwrap();
+    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(g.maps.sessions().unwrap().len(), 100);
+    clear_sessions(&g);
+    // the same flow every run, its session deleted afterwards
+    let before = g.maps.counters().unwrap();
+    let (ret, _) = g
+        .test_run_program("guard_bench_newflow_del", &f, 100)
+        .unwrap();
+    assert_eq!(ret, TC_ACT_OK);
+    assert!(g.maps.sessions().unwrap().is_empty());
+    let after = g.maps.counters().unwrap();
+    let d = |i| after.get(i) - before.get(i);
+    assert_eq!(
+        (d(c::GUARD_C_SESS_CREATED), d(c::GUARD_C_CACHE_MISS)),
+        (100, 100)
+    );
+}
