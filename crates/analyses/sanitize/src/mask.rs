@@ -731,6 +731,25 @@ impl Masker {
                             continue;
                         }
                     }
+                    // Header names likewise, up to ':' or the end of the line.
+                    if !start && !st.in_value {
+                        let end = data[i..]
+                            .iter()
+                            .position(|&b| b == b':' || b == b'\n' || b == b'\r')
+                            .map_or(data.len(), |p| i + p);
+                        let n = end - i;
+                        if n > 0 && st.block_len as usize + n <= MAX_HEADER_BLOCK as usize {
+                            let nl = st.name_len as usize;
+                            let m = (NAME_MAX - nl).min(n);
+                            st.name[nl..nl + m].copy_from_slice(&data[i..i + m]);
+                            st.name_len += m as u8;
+                            st.line_len += n as u32;
+                            st.block_len += n as u32;
+                            act.keep(n, Bucket::Http);
+                            i = end;
+                            continue;
+                        }
+                    }
                     let c = data[i];
                     st.block_len += 1;
                     if st.block_len > MAX_HEADER_BLOCK {
