@@ -96,7 +96,7 @@ flood() {
 
 declare -A R
 flood_sent() { R[$1,sent]=$(jq -r '(.pps // 0) / 1e6 | . * 1000 | round / 1000' "$WORK/replay.json" 2>/dev/null || echo "-"); }
-mem() { local tot=0 per="" b; for m in guard_config sessions dst_lpm rule_lpm exact nodes port_class counters events frags; do
+mem() { local tot=0 per="" b; for m in guard_config sessions dst_lpm rule_lpm exact nodes port_class counters events frags; do  # + clock_cache (not pinned, 16 B per CPU)
   b=$(bpftool map show pinned "/sys/fs/bpf/netspectra/$VB/$m" -j | jq '.bytes_memlock'); tot=$((tot + b)); per="$per $m=$((b / 1024))K"; done
   echo "$tot|$per"; }
 measure() {
@@ -212,8 +212,9 @@ done
 echo
 echo "### Map memory (bytes_memlock from bpftool map show)"
 echo
-echo "| policy | sessions (--max-sessions) | total MB | per map |"
+mib() { python3 -c "b=${1:-0}; print(f'{b/1048576:.2f} MiB ({b/1e6:.2f} MB)')"; }
+echo "| policy | sessions (--max-sessions) | total | per map (KiB) |"
 echo "|---|---:|---:|---|"
-echo "| 10k rules | 100k (131072) | $(python3 -c "print(f'{${R[guard,mem]:-0}/1048576:.1f}')") | ${R[guard,maps]} |"
-echo "| 100k rules | 100k (131072) | $(python3 -c "print(f'{${R[g100k,mem]:-0}/1048576:.1f}')") | ${R[g100k,maps]} |"
-echo "| 100k rules | 100k (110000) | $(python3 -c "print(f'{${R[g100ks,mem]:-0}/1048576:.1f}')") | ${R[g100ks,maps]} |"
+echo "| 10k rules | 100k (131072) | $(mib "${R[guard,mem]}") | ${R[guard,maps]} |"
+echo "| 100k rules | 100k (131072) | $(mib "${R[g100k,mem]}") | ${R[g100k,maps]} |"
+echo "| 100k rules | 100k (110000) | $(mib "${R[g100ks,mem]}") | ${R[g100ks,maps]} |"

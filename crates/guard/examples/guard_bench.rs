@@ -1,6 +1,9 @@
 //! Benchmark helper for the guard (run as root; see benches/guard/run.sh).
 //!
 //! `guard_bench testrun [REPEAT]`   per-packet cost with BPF_PROG_TEST_RUN (no network)
+//! `guard_bench newflows`           cold new flows, one BPF_PROG_TEST_RUN call per distinct SYN
+//! `guard_bench newflows1 [N]`      cold new flows, N distinct SYNs in one call (bench entry point)
+//! `guard_bench mem RULES SESSIONS MAX` bytes_memlock of every guard map (fdinfo + bpftool)
 //! `guard_bench policy RULES`       prints a policy with RULES deny rules that never match the
 //!                                  benchmark traffic (10.77.0.1 -> 10.77.0.2), default allow
 //! `guard_bench fill IFACE N`       adds N synthetic sessions to the running guard on IFACE
@@ -350,7 +353,7 @@ fn main() {
             eprintln!("added {n} sessions");
         }
         _ => {
-            eprintln!("usage: guard_bench testrun [REPEAT] | policy RULES | fill IFACE N");
+            eprintln!("usage: guard_bench testrun [REPEAT] | newflows | newflows1 [N] | mem RULES SESSIONS MAX | policy RULES | fill IFACE N | hit");
             std::process::exit(2);
         }
     }
