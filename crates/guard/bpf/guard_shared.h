@@ -124,7 +124,9 @@ struct rule_val {
 	__u32 action;
 };
 
-/* Destination node: parent in the CIDR tree and which shapes have entries here. */
+/* Destination node: the next node of the walk (the nearest ancestor in the CIDR tree that is not
+ * merged into this node and has rules of its own; GUARD_NODE_NONE ends the walk) and which shapes
+ * have entries here. */
 struct node_val {
 	__u32 parent;
 	__u32 shapes;
