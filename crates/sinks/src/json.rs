@@ -41,23 +41,29 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
-        if has_special(w) {
-            break;
+    let n = b.len();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"));
+    let half = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("four bytes"));
+    // Find whether anything needs escaping, a word at a time; the last partial word is tested
+    // as an overlapping load (no byte copies, which would stall the load).
+    let (clean, i) = if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n && !has_special(word(i)) {
+            i += 8;
         }
-        i += 8;
-    }
-    if i + 8 > b.len() {
-        // The last 0..7 bytes: test them as one word padded with a harmless letter.
-        let mut tail = [b'a'; 8];
-        tail[..b.len() - i].copy_from_slice(&b[i..]);
-        if !has_special(u64::from_le_bytes(tail)) {
-            out.extend_from_slice(b);
-            out.push(b'"');
-            return;
-        }
+        (i + 8 > n && (i == n || !has_special(word(n - 8))), i.min(n))
+    } else if n >= 4 {
+        (
+            !has_special(u64::from(half(0)) | u64::from(half(n - 4)) << 32),
+            0,
+        )
+    } else {
+        (b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\'), 0)
+    };
+    if clean {
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return;
     }
     let mut start = 0;
     for (j, &c) in b.iter().enumerate().skip(i) {
