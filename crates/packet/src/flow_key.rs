@@ -43,6 +43,23 @@ pub fn has_ports(proto: u8) -> bool {
 }
 
 impl FlowKey {
+    /// The key as three integers (addresses as bits, IPv4 in v4-mapped form, then ports,
+    /// protocol and VLAN): a table hash of this is about 3x cheaper than the derived `Hash`,
+    /// which feeds every enum tag and address byte separately. IPv4 and the v4-mapped IPv6
+    /// address pack the same; that only costs a key comparison in a table.
+    #[inline]
+    pub fn packed(&self) -> (u128, u128, u64) {
+        let bits = |a: IpAddr| match a {
+            IpAddr::V4(x) => 0xffff_0000_0000 | u32::from(x) as u128,
+            IpAddr::V6(x) => u128::from(x),
+        };
+        let rest = self.src_port as u64
+            | (self.dst_port as u64) << 16
+            | (self.proto as u64) << 32
+            | self.vlan.map_or(0x1_0000, |v| v as u64) << 40;
+        (bits(self.src), bits(self.dst), rest)
+    }
+
     /// The key of a decoded packet, or `None` when it has no IP layer.
     #[inline]
     pub fn from_view(v: &PacketView) -> Option<FlowKey> {
@@ -125,6 +142,47 @@ fn mix64(mut x: u64) -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn packed_keys_differ_when_fields_differ() {
+        let base = FlowKey {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "2001:db8::2".parse().unwrap(),
+            src_port: 1,
+            dst_port: 2,
+            proto: 6,
+            vlan: None,
+        };
+        let variants = [
+            FlowKey {
+                src: "10.0.0.2".parse().unwrap(),
+                ..base
+            },
+            FlowKey {
+                dst: "2001:db8::3".parse().unwrap(),
+                ..base
+            },
+            FlowKey {
+                src_port: 2,
+                dst_port: 1,
+                ..base
+            },
+            FlowKey { proto: 17, ..base },
+            FlowKey {
+                vlan: Some(0),
+                ..base
+            },
+            FlowKey {
+                vlan: Some(1),
+                ..base
+            },
+            base.reversed(),
+        ];
+        for v in variants {
+            assert_ne!(v.packed(), base.packed(), "{v:?}");
+        }
+        assert_eq!(base.packed(), { base }.packed());
+    }
 
     fn key(s: [u8; 4], d: [u8; 4], sp: u16, dp: u16) -> FlowKey {
         FlowKey {

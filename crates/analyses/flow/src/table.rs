@@ -321,7 +321,7 @@ impl FlowTable {
     /// (about 3x cheaper than the derived `Hash`, which feeds every enum tag and byte).
     #[inline]
     fn hash(&self, k: &FlowKey) -> u64 {
-        self.hasher.hash_one(pack(k))
+        self.hasher.hash_one(k.packed())
     }
 
     /// Accounts one decoded packet seen at `ts` with wire length `orig_len`.
@@ -532,7 +532,7 @@ impl FlowTable {
         let slab = &self.slab;
         let hasher = &self.hasher;
         self.index
-            .insert_unique(h, i, |&j| hasher.hash_one(pack(&slab[j as usize].key)));
+            .insert_unique(h, i, |&j| hasher.hash_one(slab[j as usize].key.packed()));
         self.push_tail(i);
         self.live += 1;
         self.counters.flows_started += 1;
@@ -736,25 +736,6 @@ impl FlowTable {
             + self.pending.capacity() * std::mem::size_of::<FlowDelta>()
             + self.ended.capacity() * std::mem::size_of::<EndedFlow>()
     }
-}
-
-/// Address bits; IPv4 takes the v4-mapped form (a collision with a real v4-mapped IPv6 address
-/// only costs a key comparison).
-#[inline]
-fn ip_bits(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(x) => 0xffff_0000_0000 | u32::from(x) as u128,
-        IpAddr::V6(x) => u128::from(x),
-    }
-}
-
-#[inline]
-fn pack(k: &FlowKey) -> (u128, u128, u64) {
-    let rest = k.src_port as u64
-        | (k.dst_port as u64) << 16
-        | (k.proto as u64) << 32
-        | k.vlan.map_or(0x1_0000, |v| v as u64) << 40;
-    (ip_bits(k.src), ip_bits(k.dst), rest)
 }
 
 fn delta_of(f: &Flow) -> FlowDelta {

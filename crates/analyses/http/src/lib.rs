@@ -284,7 +284,7 @@ impl HttpAnalyzer {
         }
         let (canon, swapped) = key.canonical();
         let d = swapped as usize;
-        let hash = self.hasher.hash_one(canon);
+        let hash = self.hasher.hash_one(canon.packed());
         let slots = &self.slots;
         let found = self.table.find(hash, |&i| {
             slots[i as usize]

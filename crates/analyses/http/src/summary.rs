@@ -1,8 +1,9 @@
 //! End-of-run summary: counts, top hosts and User-Agents, status mix, latency percentiles and
 //! malformed counts by reason. Mergeable across workers.
 
+use hashbrown::HashMap;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Why a message was counted as malformed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,6 +57,8 @@ impl Malformed {
 /// A count map that holds at most `cap` keys; counts for new keys beyond that go to `other`.
 #[derive(Clone, Debug, Default)]
 pub struct BoundedCounts {
+    /// foldhash (hashbrown's default, randomly seeded): keys are hosts and user agents seen
+    /// on the wire, counted for every record.
     map: HashMap<String, u64>,
     cap: usize,
     /// Counts of keys that did not fit.
