@@ -13,7 +13,8 @@
 # Env: NETSPECTRA (binary; default: release build of this tree), RATES (pps list; "top" = as fast
 # as the sender goes; "" skips the capture table), DUR (seconds per step, default 2), OUT_DIR
 # (capture files; default a tmpfs folder so the disk is not what is measured), TCPDUMP_B (tcpdump
-# -B KiB; default: its default), RTHREADS (replay --threads for the threaded replay row; default
+# -B KiB; default: its default), STHREADS (sender threads for the capture table, default 1; 2 puts
+# the capturers under CPU pressure from a faster sender), RTHREADS (replay --threads for the threaded replay row; default
 # the number of cores), RCPUS (its --cpus list; default none = not pinned).
 # The namespaces and veths are created with unique names and always removed.
 set -euo pipefail
@@ -28,6 +29,7 @@ fi
 B="$NETSPECTRA"
 RATES="${RATES-50000 100000 200000 300000 500000 750000 1000000 top}"
 RTHREADS="${RTHREADS:-$(nproc)}"
+STHREADS="${STHREADS:-1}"
 RCPUS="${RCPUS:-}"
 DUR="${DUR:-2}"
 OUT_DIR="${OUT_DIR:-/dev/shm/netspectra-capture-bench-$$}"
@@ -63,7 +65,7 @@ replay() {
   else
     loops=$(( (rate * DUR + NFILE - 1) / NFILE )); args=(--pps "$rate")
   fi
-  ip netns exec "$NSA" "$B" replay -i "$IFA" "$FILE" "${args[@]}" --loop "$loops" --json |
+  ip netns exec "$NSA" "$B" replay -i "$IFA" "$FILE" "${args[@]}" --loop "$loops" --threads "$STHREADS" --json |
     python3 -c 'import json,sys; v=json.load(sys.stdin); print(int(v["pps"]), v["packets"])'
 }
 
@@ -96,6 +98,21 @@ cap_tcpdump() {
   echo "${recv:-0} ${drop:-0}"
   echo "$r" >"$OUT_DIR/last_rate"
 }
+# tcpdump doing per-packet work: decoding and printing every packet (to /dev/null), the peer of
+# `flows -i`, which also analyses every packet.
+cap_tdprint() {
+  local bopt=(); [ -n "${TCPDUMP_B:-}" ] && bopt=(-B "$TCPDUMP_B")
+  ip netns exec "$NSB" tcpdump -i "$IFB" -n -s 262144 "${bopt[@]}" >/dev/null 2>"$OUT_DIR/td.err" &
+  local pid=$!; sleep 0.7
+  local c0; c0=$(cpu_of "$pid")
+  local r; r=$(replay "$1")
+  sleep 0.5; python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$c0" "$(cpu_of "$pid")" >"$OUT_DIR/last_cpu"; kill -INT "$pid"; wait "$pid" || true
+  local recv drop
+  recv=$(sed -n 's/^\([0-9]*\) packets\{0,1\} received by filter.*/\1/p' "$OUT_DIR/td.err")
+  drop=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel.*/\1/p' "$OUT_DIR/td.err")
+  echo "${recv:-0} ${drop:-0}"
+  echo "$r" >"$OUT_DIR/last_rate"
+}
 HAVE_FLOWS=0
 if "$B" flows --help 2>/dev/null | grep -q -- '--interface'; then HAVE_FLOWS=1; fi
 cap_flows() {
@@ -114,6 +131,7 @@ cap_flows() {
 }
 
 TOOLS=(netspectra tcpdump); [ "$HAVE_FLOWS" = 1 ] && TOOLS+=(flows)
+TOOLS+=(tdprint)
 declare -A ZERO TOPRATIO
 if [ -n "$RATES" ]; then
 printf "%-10s %-12s %-12s %14s %12s %10s %12s\n" rate tool sent_pps kernel_recv dropped drop_% cpu_ns/pkt
