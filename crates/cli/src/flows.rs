@@ -344,21 +344,54 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     // nothing and the merger never waits for the disk.
     let (otx, orx) = sync_channel::<Output>(8);
     let writer = std::thread::spawn(move || -> Result<u64> {
+        // Snapshot files are independent of each other and of the record file: two threads
+        // take them from one queue (per file, not per packet), so the final flush (every live
+        // flow's record plus every view's rows) uses both cores.
+        let (stx, srx) = sync_channel::<Output>(4);
+        let srx = std::sync::Arc::new(std::sync::Mutex::new(srx));
+        let format = outputs.format;
+        let snapshots: Vec<_> = (0..2)
+            .map(|_| {
+                let srx = std::sync::Arc::clone(&srx);
+                let out_dir = outputs.out_dir.clone();
+                std::thread::spawn(move || -> Result<()> {
+                    let mut err = None;
+                    loop {
+                        let next = srx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(o) = next else { break };
+                        if let (Output::Snapshot(s), Some(dir), None) = (&o, &out_dir, &err) {
+                            if let Err(e) = write_snapshot(dir, format, s) {
+                                err = Some(e);
+                            }
+                        }
+                    }
+                    err.map_or(Ok(()), Err)
+                })
+            })
+            .collect();
         let mut err: Option<anyhow::Error> = None;
         for o in orx {
-            if err.is_none() {
+            if matches!(o, Output::Snapshot(_)) {
+                // The snapshot thread only stops early after an error, reported below.
+                let _ = stx.send(o);
+            } else if err.is_none() {
                 if let Err(e) = outputs.handle(o) {
                     err = Some(e);
                 }
             }
         }
+        drop(stx);
+        let snap_result = snapshots
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Result<Vec<()>>>();
         let written = match outputs.records.take() {
             Some(w) => w.finish().context("writing flow records")?,
             None => 0,
         };
         match err {
             Some(e) => Err(e),
-            None => Ok(written),
+            None => snap_result.map(|_| written),
         }
     });
     let merger_thread = std::thread::spawn(move || -> Summary {

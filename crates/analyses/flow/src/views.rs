@@ -584,9 +584,7 @@ impl Merger {
             WorkerMsg::Deltas { epoch, deltas, .. } => {
                 if epoch == self.next_epoch {
                     // Every earlier interval is closed: apply now rather than hold the deltas.
-                    for d in &deltas {
-                        self.apply(d);
-                    }
+                    self.apply_all(&deltas);
                 } else if !deltas.is_empty() {
                     self.epoch(epoch).deltas.push(deltas);
                 }
@@ -644,9 +642,7 @@ impl Merger {
             entry.remove();
             self.next_epoch += 1;
             for batch in &ep.deltas {
-                for d in batch {
-                    self.apply(d);
-                }
+                self.apply_all(batch);
             }
             if complete {
                 self.tick(ep.at, out);
@@ -654,50 +650,59 @@ impl Merger {
         }
     }
 
-    fn apply(&mut self, d: &FlowDelta) {
-        self.min_ts = Some(self.min_ts.map_or(d.first, |m| m.min(d.first)));
-        let k = &d.key;
-        let fwd = Dir::new(k.src, k.dst, k.src_port, k.dst_port, k.proto, k.vlan);
-        let rev = Dir {
-            src: fwd.dst,
-            dst: fwd.src,
-            src_v6: fwd.dst_v6,
-            dst_v6: fwd.src_v6,
-            sp: fwd.dp,
-            dp: fwd.sp,
-            ..fwd
-        };
-        let nf = u64::from(d.new_flow);
-        for v in &mut self.views {
-            if d.packets[0] > 0 || nf > 0 {
-                v.add(&fwd, d.packets[0], d.bytes[0], nf);
+    /// Applies a batch of deltas. Views are independent, so a large batch (the final flush of
+    /// every live flow, or a busy interval) is split: every other view on a helper thread, the
+    /// rest and the summary here. Each view still sees the deltas in order.
+    fn apply_all(&mut self, ds: &[FlowDelta]) {
+        if ds.len() < PARALLEL_BATCH || self.views.len() < 2 {
+            for d in ds {
+                self.apply_views(d);
+                self.apply_summary(d);
             }
-            if d.packets[1] > 0 {
-                v.add(&rev, d.packets[1], d.bytes[1], 0);
-            }
+            return;
         }
-        let s = &mut self.summary;
-        let pk = d.packets[0] + d.packets[1];
-        let by = d.bytes[0] + d.bytes[1];
-        s.packets += pk;
-        s.bytes += by;
-        s.flows += nf;
-        let p = s.by_proto.entry(k.proto).or_default();
-        p[0] += nf;
-        p[1] += pk;
-        p[2] += by;
-        if by > 0 {
-            for a in [k.src, k.dst] {
-                self.talkers.add(&a, ip_hash(a), by);
-            }
-            let pair = if k.src <= k.dst {
-                (k.src, k.dst)
+        let (mut even, mut odd): (Vec<&mut ViewState>, Vec<&mut ViewState>) = (vec![], vec![]);
+        for (i, v) in self.views.iter_mut().enumerate() {
+            if i % 2 == 0 {
+                even.push(v);
             } else {
-                (k.dst, k.src)
-            };
-            self.convs
-                .add(&pair, ip_hash(pair.0) ^ ip_hash(pair.1).rotate_left(17), by);
+                odd.push(v);
+            }
         }
+        let summary = Summarizer {
+            min_ts: &mut self.min_ts,
+            summary: &mut self.summary,
+            talkers: &mut self.talkers,
+            convs: &mut self.convs,
+        };
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for d in ds {
+                    add_to_views(&mut even, d);
+                }
+            });
+            let mut summary = summary;
+            for d in ds {
+                add_to_views(&mut odd, d);
+                summary.add(d);
+            }
+        });
+    }
+
+    fn apply_views(&mut self, d: &FlowDelta) {
+        for v in self.views.iter_mut() {
+            add_delta(v, d);
+        }
+    }
+
+    fn apply_summary(&mut self, d: &FlowDelta) {
+        Summarizer {
+            min_ts: &mut self.min_ts,
+            summary: &mut self.summary,
+            talkers: &mut self.talkers,
+            convs: &mut self.convs,
+        }
+        .add(d);
     }
 
     fn tick(&mut self, at: i64, out: &mut dyn FnMut(Output)) {
@@ -740,6 +745,76 @@ impl Merger {
             .collect();
         s.top_max_overestimate = self.talkers.error_bound().max(self.convs.error_bound());
         s
+    }
+}
+
+/// Deltas in a batch from which the merger splits the views over two threads.
+const PARALLEL_BATCH: usize = 8192;
+
+fn add_to_views(views: &mut [&mut ViewState], d: &FlowDelta) {
+    for v in views.iter_mut() {
+        add_delta(v, d);
+    }
+}
+
+/// Rolls one delta into a view, in both directions: packets sent by A count under `src = A`;
+/// `flows` counts a record once, in its initiator orientation.
+fn add_delta(v: &mut ViewState, d: &FlowDelta) {
+    let k = &d.key;
+    let fwd = Dir::new(k.src, k.dst, k.src_port, k.dst_port, k.proto, k.vlan);
+    let nf = u64::from(d.new_flow);
+    if d.packets[0] > 0 || nf > 0 {
+        v.add(&fwd, d.packets[0], d.bytes[0], nf);
+    }
+    if d.packets[1] > 0 {
+        let rev = Dir {
+            src: fwd.dst,
+            dst: fwd.src,
+            src_v6: fwd.dst_v6,
+            dst_v6: fwd.src_v6,
+            sp: fwd.dp,
+            dp: fwd.sp,
+            ..fwd
+        };
+        v.add(&rev, d.packets[1], d.bytes[1], 0);
+    }
+}
+
+/// The merger's run totals and top lists, borrowed so that they can be updated beside the views.
+struct Summarizer<'a> {
+    min_ts: &'a mut Option<i64>,
+    summary: &'a mut Summary,
+    talkers: &'a mut TopK<IpAddr>,
+    convs: &'a mut TopK<(IpAddr, IpAddr)>,
+}
+
+impl Summarizer<'_> {
+    fn add(&mut self, d: &FlowDelta) {
+        *self.min_ts = Some(self.min_ts.map_or(d.first, |m| m.min(d.first)));
+        let k = &d.key;
+        let nf = u64::from(d.new_flow);
+        let s = &mut *self.summary;
+        let pk = d.packets[0] + d.packets[1];
+        let by = d.bytes[0] + d.bytes[1];
+        s.packets += pk;
+        s.bytes += by;
+        s.flows += nf;
+        let p = s.by_proto.entry(k.proto).or_default();
+        p[0] += nf;
+        p[1] += pk;
+        p[2] += by;
+        if by > 0 {
+            for a in [k.src, k.dst] {
+                self.talkers.add(&a, ip_hash(a), by);
+            }
+            let pair = if k.src <= k.dst {
+                (k.src, k.dst)
+            } else {
+                (k.dst, k.src)
+            };
+            self.convs
+                .add(&pair, ip_hash(pair.0) ^ ip_hash(pair.1).rotate_left(17), by);
+        }
     }
 }
 

@@ -281,3 +281,148 @@ fn projection_masks_both_families_like_mask_ip() {
     let keys = [Field::SrcIp(32, 128), Field::DstIp(32, 128)];
     assert_ne!(v4.project(&keys), v6.project(&keys));
 }
+
+/// The final flush of a big table arrives as one large batch, which the merger splits over two
+/// threads: the snapshots and the summary must equal feeding the same deltas in small batches.
+#[test]
+fn a_large_batch_split_over_threads_equals_small_batches() {
+    use crate::table::FlowDelta;
+    use netspectra_packet::FlowKey;
+    let specs = || {
+        let mut scan = ViewSpec::exact("scan", vec![Field::SrcIp(32, 128)]);
+        scan.metrics = vec![Metric::Flows, Metric::Distinct(Field::DstPort)];
+        let mut heavy = ViewSpec::exact("heavy", vec![Field::SrcIp(24, 64), Field::DstPort]);
+        heavy.mode = ViewMode::TopK {
+            k: 20,
+            eps: 0.001,
+            delta: 0.01,
+            rank: Metric::Bytes,
+        };
+        let mut v = vec![
+            ViewSpec::exact(
+                "five",
+                vec![
+                    Field::SrcIp(32, 128),
+                    Field::DstIp(32, 128),
+                    Field::SrcPort,
+                    Field::DstPort,
+                    Field::Proto,
+                ],
+            ),
+            ViewSpec::exact("src", vec![Field::SrcIp(32, 128)]),
+            ViewSpec::exact("dport", vec![Field::DstPort, Field::Proto]),
+            scan,
+            heavy,
+        ];
+        for s in &mut v {
+            s.interval = 1000 * SEC;
+        }
+        v
+    };
+    let deltas: Vec<FlowDelta> = (0..3 * PARALLEL_BATCH as u32)
+        .map(|i| {
+            let v6 = i % 5 == 0;
+            let (src, dst): (IpAddr, IpAddr) = if v6 {
+                (
+                    [0x2001, 0xdb8, 0, 0, 0, 0, (i % 97) as u16, 1].into(),
+                    [0x2001, 0xdb8, 0, 0, 0, 0, 0, (i % 13) as u16].into(),
+                )
+            } else {
+                (
+                    [10, 0, (i % 31) as u8, (i % 251) as u8].into(),
+                    [192, 0, 2, (i % 17) as u8].into(),
+                )
+            };
+            FlowDelta {
+                key: FlowKey {
+                    src,
+                    dst,
+                    src_port: 1024 + (i % 4000) as u16,
+                    dst_port: [53, 80, 443, 8080][(i % 4) as usize],
+                    proto: if i % 3 == 0 { 17 } else { 6 },
+                    vlan: (i % 7 == 0).then_some(10),
+                },
+                packets: [1 + (i % 9) as u64, (i % 4) as u64],
+                bytes: [60 + (i % 1400) as u64, (i % 4) as u64 * 1500],
+                new_flow: i % 2 == 0,
+                first: 1_000 * SEC + i as i64,
+            }
+        })
+        .collect();
+    let finish = |m: &mut Merger, snaps: &mut Vec<Snapshot>| {
+        m.handle(
+            WorkerMsg::Done {
+                worker: 0,
+                counters: Default::default(),
+                decode: Default::default(),
+                table_bytes: 0,
+            },
+            &mut |o| {
+                if let Output::Snapshot(s) = o {
+                    snaps.push(s)
+                }
+            },
+        );
+    };
+    let mut big = Merger::new(1, specs());
+    let mut big_snaps = Vec::new();
+    big.handle(
+        WorkerMsg::Deltas {
+            worker: 0,
+            epoch: 0,
+            deltas: deltas.clone(),
+        },
+        &mut |_| {},
+    );
+    finish(&mut big, &mut big_snaps);
+    let mut small = Merger::new(1, specs());
+    let mut small_snaps = Vec::new();
+    for c in deltas.chunks(100) {
+        small.handle(
+            WorkerMsg::Deltas {
+                worker: 0,
+                epoch: 0,
+                deltas: c.to_vec(),
+            },
+            &mut |_| {},
+        );
+    }
+    finish(&mut small, &mut small_snaps);
+    assert_eq!(big_snaps.len(), 5);
+    assert_eq!(big_snaps.len(), small_snaps.len());
+    for (a, b) in big_snaps.iter().zip(&small_snaps) {
+        assert_eq!(a.view, b.view);
+        let mut ra = a.rows.clone();
+        let mut rb = b.rows.clone();
+        ra.sort();
+        rb.sort();
+        assert_eq!(ra, rb, "view {}", a.view);
+        assert!(!ra.is_empty());
+    }
+    let (sa, sb) = (big.summary(10), small.summary(10));
+    assert_eq!(
+        (
+            sa.packets,
+            sa.bytes,
+            sa.flows,
+            &sa.by_proto,
+            &sa.top_talkers,
+            &sa.top_conversations
+        ),
+        (
+            sb.packets,
+            sb.bytes,
+            sb.flows,
+            &sb.by_proto,
+            &sb.top_talkers,
+            &sb.top_conversations
+        )
+    );
+    assert_eq!(
+        sa.packets,
+        deltas
+            .iter()
+            .map(|d| d.packets[0] + d.packets[1])
+            .sum::<u64>()
+    );
+}
