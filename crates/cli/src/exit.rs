@@ -31,17 +31,63 @@ pub fn is_bad_input(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The error and its causes joined with ": ", leaving out a cause whose text the message already
+/// ends with (library errors often print their source as part of their own message).
+pub fn message(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.is_empty() {
+            msg = text;
+        } else if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg
+}
+
 /// Prints an error chain on stderr and picks the exit code.
 pub fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("netspectra: error: {err:#}");
+            eprintln!("netspectra: error: {}", message(&err));
             if is_bad_input(&err) {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct WithSource {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "File exists");
+        let err = anyhow::Error::new(WithSource {
+            path: "/out/dir".into(),
+            source: io,
+        })
+        .context("creating /out/dir/v.jsonl");
+        assert_eq!(
+            message(&err),
+            "creating /out/dir/v.jsonl: /out/dir: File exists"
+        );
+        // Causes that add something are all kept.
+        let err = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(message(&err), "outer: middle: inner");
     }
 }
