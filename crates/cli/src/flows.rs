@@ -339,15 +339,15 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let (tx, rx) = sync_channel::<WorkerMsg>(256);
     let t0 = Instant::now();
 
-    // Two output threads: the merger folds worker deltas into the views and the summary; the
-    // writer serializes flow records and snapshots. They overlap, so views cost the workers
-    // nothing and the merger never waits for the disk.
+    // Output threads: the merger folds worker deltas into the views and the summary; the writer
+    // serializes flow records and hands snapshots to two snapshot writers. They overlap, so
+    // views cost the workers nothing and the merger never waits for the disk.
     let (otx, orx) = sync_channel::<Output>(8);
     let writer = std::thread::spawn(move || -> Result<u64> {
         // Snapshot files are independent of each other and of the record file: two threads
         // take them from one queue (per file, not per packet), so the final flush (every live
         // flow's record plus every view's rows) uses both cores.
-        let (stx, srx) = sync_channel::<Output>(4);
+        let (stx, srx) = sync_channel::<Snapshot>(4);
         let srx = std::sync::Arc::new(std::sync::Mutex::new(srx));
         let format = outputs.format;
         let snapshots: Vec<_> = (0..2)
@@ -358,9 +358,10 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                     let mut err = None;
                     loop {
                         let next = srx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok(o) = next else { break };
-                        if let (Output::Snapshot(s), Some(dir), None) = (&o, &out_dir, &err) {
-                            if let Err(e) = write_snapshot(dir, format, s) {
+                        let Ok(snap) = next else { break };
+                        // After an error, keep draining so that the sender never blocks.
+                        if let (Some(dir), None) = (&out_dir, &err) {
+                            if let Err(e) = write_snapshot(dir, format, &snap) {
                                 err = Some(e);
                             }
                         }
@@ -371,9 +372,9 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             .collect();
         let mut err: Option<anyhow::Error> = None;
         for o in orx {
-            if matches!(o, Output::Snapshot(_)) {
-                // The snapshot thread only stops early after an error, reported below.
-                let _ = stx.send(o);
+            if let Output::Snapshot(snap) = o {
+                // Snapshot writers drain until the queue closes; errors are reported below.
+                let _ = stx.send(snap);
             } else if err.is_none() {
                 if let Err(e) = outputs.handle(o) {
                     err = Some(e);
