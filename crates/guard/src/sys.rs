@@ -38,6 +38,11 @@ struct BatchAttr {
 }
 
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<()> {
+    bpf_ret(cmd, attr).map(|_| ())
+}
+
+/// bpf(2) returning the syscall's value (a new fd for the commands that open one).
+fn bpf_ret<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
     // SAFETY: attr points to a properly sized, initialised bpf_attr prefix for `cmd`.
     let r = unsafe {
         libc::syscall(
@@ -50,7 +55,7 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<()> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
-        Ok(())
+        Ok(r)
     }
 }
 
@@ -223,18 +228,7 @@ pub fn pinned_link_id(path: &std::path::Path) -> Option<u32> {
         pathname: c.as_ptr() as u64,
         ..Default::default()
     };
-    // SAFETY: valid attr; the returned fd is closed below.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET,
-            &mut a as *mut ObjGetAttr,
-            std::mem::size_of::<ObjGetAttr>() as u32,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
+    let fd = bpf_ret(BPF_OBJ_GET, &mut a).ok()?;
     // struct bpf_link_info starts with type (u32) and id (u32)
     let mut info = [0u32; 32];
     let mut ia = InfoAttr {
@@ -254,20 +248,12 @@ pub fn link_exists(id: u32) -> bool {
         id,
         ..Default::default()
     };
-    // SAFETY: valid attr; a returned fd is closed immediately.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_LINK_GET_FD_BY_ID,
-            &mut a as *mut IdAttr,
-            std::mem::size_of::<IdAttr>() as u32,
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: fd from the kernel.
-        unsafe { libc::close(fd as i32) };
-        true
-    } else {
-        false
+    match bpf_ret(BPF_LINK_GET_FD_BY_ID, &mut a) {
+        Ok(fd) => {
+            // SAFETY: fd from the kernel, closed once.
+            unsafe { libc::close(fd as i32) };
+            true
+        }
+        Err(_) => false,
     }
 }
