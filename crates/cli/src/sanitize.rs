@@ -762,7 +762,7 @@ impl BatchWriter {
             let start = m.offset as usize;
             let end = start.saturating_add(m.caplen as usize);
             let len = if end <= data.len() { end - start } else { 0 };
-            let hdr = pcap_record_header(m.ts, m.orig_len, len, nanos);
+            let hdr = netspectra_pcap::pcap_record_header(m.ts, m.orig_len, len, nanos);
             if start < 16 || end > data.len() {
                 // Not laid out as a pcap record (never produced by the reader): write it apart.
                 write_runs(w, data, runs)?;
@@ -788,26 +788,6 @@ impl BatchWriter {
             BatchWriter::Raw { mut w, .. } => w.flush(),
         }
     }
-}
-
-/// The 16-byte record header [`netspectra_pcap::PcapWriter`] writes for a frame.
-fn pcap_record_header(
-    ts: netspectra_packet::Timestamp,
-    orig_len: u32,
-    len: usize,
-    nanos: bool,
-) -> [u8; 16] {
-    let frac = if nanos {
-        ts.subsec_nanos()
-    } else {
-        ts.subsec_micros()
-    };
-    let mut h = [0u8; 16];
-    h[0..4].copy_from_slice(&(ts.secs() as u32).to_le_bytes());
-    h[4..8].copy_from_slice(&frac.to_le_bytes());
-    h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
-    h[12..16].copy_from_slice(&orig_len.max(len as u32).to_le_bytes());
-    h
 }
 
 /// Writes byte ranges of `data` in order with as few `writev` calls as the kernel allows.

@@ -12,4 +12,6 @@ pub mod reader;
 pub mod writer;
 
 pub use reader::{CaptureReader, FileFormat, ReadWarning, DEFAULT_CHUNK};
-pub use writer::{CaptureWriter, OutputFormat, PcapWriter, PcapngWriter, WriteError};
+pub use writer::{
+    pcap_record_header, CaptureWriter, OutputFormat, PcapWriter, PcapngWriter, WriteError,
+};

@@ -41,6 +41,24 @@ pub struct PcapWriter<W: Write> {
     link: LinkType,
 }
 
+/// The 16-byte little-endian pcap record header for `len` captured bytes of a frame `orig_len`
+/// bytes long (never less than `len`), with a nano- or microsecond fraction. For writers that
+/// write record bytes themselves (e.g. straight from a read buffer).
+#[inline]
+pub fn pcap_record_header(ts: Timestamp, orig_len: u32, len: usize, nanos: bool) -> [u8; 16] {
+    let frac = if nanos {
+        ts.subsec_nanos()
+    } else {
+        ts.subsec_micros()
+    };
+    let mut h = [0u8; 16];
+    h[0..4].copy_from_slice(&(ts.secs() as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&frac.to_le_bytes());
+    h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    h[12..16].copy_from_slice(&orig_len.max(len as u32).to_le_bytes());
+    h
+}
+
 impl<W: Write> PcapWriter<W> {
     /// Writes the file header for one link type and snapshot length.
     pub fn new(inner: W, link: LinkType, snaplen: u32, nanos: bool) -> io::Result<Self> {
@@ -59,17 +77,8 @@ impl<W: Write> PcapWriter<W> {
     /// Appends one record.
     #[inline]
     pub fn write_record(&mut self, ts: Timestamp, orig_len: u32, data: &[u8]) -> io::Result<()> {
-        let frac = if self.nanos {
-            ts.subsec_nanos()
-        } else {
-            ts.subsec_micros()
-        };
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&(ts.secs() as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&frac.to_le_bytes());
-        h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
-        self.w.write_all(&h)?;
+        self.w
+            .write_all(&pcap_record_header(ts, orig_len, data.len(), self.nanos))?;
         self.w.write_all(data)
     }
 
