@@ -7,15 +7,16 @@
 //! per-packet path never waits on output.
 
 use crate::exit::BadInput;
+use crate::record_format::RecordFormatArg;
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use netspectra_capture::{Filter, LiveConfig};
 use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
 use netspectra_flow::config::{default_views, parse_duration, DEFAULT_INTERVAL};
 use netspectra_flow::record::{dir_stamp, FlowRecord};
 use netspectra_flow::{
-    EndReason, FileConfig, FlowWorker, Merger, Output, Snapshot, Summary, TableConfig, ViewSpec,
-    WorkerMsg,
+    EndReason, EndedFlow, FileConfig, FlowWorker, Merger, Output, Snapshot, Summary, TableConfig,
+    ViewSpec, WorkerMsg,
 };
 use netspectra_packet::{Batch, LinkType, SourceStats, Timestamp};
 use netspectra_pcap::CaptureReader;
@@ -27,19 +28,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Output formats of records and snapshots.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum FormatArg {
-    /// JSON lines.
-    Jsonl,
-    /// CSV with a header row.
-    Csv,
-    /// TSV with a header row.
-    Tsv,
-    /// Apache Parquet (builds with the `parquet` feature).
-    Parquet,
-}
 
 /// Arguments of `netspectra flows`.
 #[derive(Args)]
@@ -71,7 +59,7 @@ pub struct FlowsArgs {
     no_records: bool,
     /// Format of records and snapshots.
     #[arg(long, value_enum, default_value = "jsonl")]
-    format: FormatArg,
+    format: RecordFormatArg,
     /// Default snapshot cadence of views (e.g. 60s, 5m); packet time for files.
     #[arg(long, value_parser = dur)]
     interval: Option<i64>,
@@ -169,32 +157,13 @@ impl Analysis for FlowsAnalysis {
     }
 }
 
-/// Everything the writer thread needs.
-struct Outputs {
-    format: RecordFormat,
-    records: Option<RecordWriter<FlowRecord>>,
-    out_dir: Option<PathBuf>,
-}
-
-impl Outputs {
-    fn handle(&mut self, o: Output) -> Result<()> {
-        match o {
-            Output::Ended(v) => {
-                if let Some(w) = &mut self.records {
-                    for f in &v {
-                        w.write(&FlowRecord::from_ended(f))
-                            .context("writing flow records")?;
-                    }
-                }
-            }
-            Output::Snapshot(s) => {
-                if let Some(dir) = &self.out_dir {
-                    write_snapshot(dir, self.format, &s)?;
-                }
-            }
-        }
-        Ok(())
+/// Writes finished flows as records.
+fn write_records(w: &mut RecordWriter<FlowRecord>, flows: &[EndedFlow]) -> Result<()> {
+    for f in flows {
+        w.write(&FlowRecord::from_ended(f))
+            .context("writing flow records")?;
     }
+    Ok(())
 }
 
 fn write_snapshot(dir: &Path, format: RecordFormat, s: &Snapshot) -> Result<()> {
@@ -293,12 +262,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     if a.threads == 0 {
         return Err(BadInput("--threads must be at least 1".into()).into());
     }
-    let format = match a.format {
-        FormatArg::Jsonl => RecordFormat::JsonLines,
-        FormatArg::Csv => RecordFormat::Csv,
-        FormatArg::Tsv => RecordFormat::Tsv,
-        FormatArg::Parquet => RecordFormat::Parquet,
-    };
+    let format = RecordFormat::from(a.format);
     let filter = a.filter.as_deref().map(str::trim).filter(|f| !f.is_empty());
     if let Some(f) = filter {
         Filter::compile(f, LinkType::ETHERNET, 0)
@@ -318,7 +282,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                 .map(|d| d.join(format!("flows.{}", format.extension())))
         })
     };
-    let records = match &records_path {
+    let mut records = match &records_path {
         Some(p) => Some(
             RecordWriter::<FlowRecord>::create(p, format).map_err(|e| BadInput(e.to_string()))?,
         ),
@@ -329,11 +293,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         .is_some_and(|p| p.as_os_str() == "-");
     let workers = a.threads;
     let base_tick = Merger::base_tick(&views);
-    let mut outputs = Outputs {
-        format,
-        records,
-        out_dir: a.out.clone(),
-    };
+    let out_dir = a.out.clone();
     let mut merger = Merger::new(workers, views);
     let top = a.top.min(64);
     let (tx, rx) = sync_channel::<WorkerMsg>(256);
@@ -349,11 +309,10 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         // flow's record plus every view's rows) uses both cores.
         let (stx, srx) = sync_channel::<Snapshot>(4);
         let srx = std::sync::Arc::new(std::sync::Mutex::new(srx));
-        let format = outputs.format;
         let snapshots: Vec<_> = (0..2)
             .map(|_| {
                 let srx = std::sync::Arc::clone(&srx);
-                let out_dir = outputs.out_dir.clone();
+                let out_dir = out_dir.clone();
                 std::thread::spawn(move || -> Result<()> {
                     let mut err = None;
                     loop {
@@ -372,12 +331,17 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             .collect();
         let mut err: Option<anyhow::Error> = None;
         for o in orx {
-            if let Output::Snapshot(snap) = o {
+            match o {
                 // Snapshot writers drain until the queue closes; errors are reported below.
-                let _ = stx.send(snap);
-            } else if err.is_none() {
-                if let Err(e) = outputs.handle(o) {
-                    err = Some(e);
+                Output::Snapshot(snap) => {
+                    let _ = stx.send(snap);
+                }
+                Output::Ended(flows) => {
+                    if let (Some(w), None) = (&mut records, &err) {
+                        if let Err(e) = write_records(w, &flows) {
+                            err = Some(e);
+                        }
+                    }
                 }
             }
         }
@@ -386,7 +350,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect::<Result<Vec<()>>>();
-        let written = match outputs.records.take() {
+        let written = match records.take() {
             Some(w) => w.finish().context("writing flow records")?,
             None => 0,
         };

@@ -6,6 +6,7 @@
 //! is shared between workers.
 
 use crate::exit::BadInput;
+use crate::record_format::RecordFormatArg;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use netspectra_capture::{Filter, LiveConfig};
@@ -23,19 +24,6 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
-
-/// Output format on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum FormatArg {
-    /// One JSON object per line.
-    Jsonl,
-    /// Comma-separated values with a header row.
-    Csv,
-    /// Tab-separated values with a header row.
-    Tsv,
-    /// Apache Parquet (needs a build with the `parquet` feature).
-    Parquet,
-}
 
 /// How the end-of-run summary is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -65,7 +53,7 @@ pub struct HttpArgs {
     output: PathBuf,
     /// Record format.
     #[arg(long, value_enum, default_value = "jsonl")]
-    format: FormatArg,
+    format: RecordFormatArg,
     /// Columns to write, comma-separated (record field names, or httpry names such as
     /// timestamp,source-ip,dest-ip,method,host,request-uri,status-code). `--list-fields` shows all.
     #[arg(short = 'F', long = "fields", value_delimiter = ',')]
@@ -305,12 +293,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
     if a.threads == 0 || a.threads > 256 {
         return Err(BadInput("--threads must be 1..=256".into()).into());
     }
-    let format = match a.format {
-        FormatArg::Jsonl => RecordFormat::JsonLines,
-        FormatArg::Csv => RecordFormat::Csv,
-        FormatArg::Tsv => RecordFormat::Tsv,
-        FormatArg::Parquet => RecordFormat::Parquet,
-    };
+    let format = RecordFormat::from(a.format);
     let fields = match &a.fields {
         Some(f) => Some(f.iter().map(|x| map_field(x)).collect::<Result<Vec<_>>>()?),
         None if matches!(
