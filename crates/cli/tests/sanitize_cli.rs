@@ -4,23 +4,10 @@
 use netspectra_pcap::CaptureReader;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_netspectra"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("spawn");
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
+mod common;
+use common::{bin, run};
 
 fn have(tool: &str) -> bool {
     Command::new(tool).arg("--version").output().is_ok()

@@ -3,23 +3,9 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_netspectra"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("spawn");
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
+mod common;
+use common::{bin, run};
 
 /// A generated capture (HTTP, TLS, DNS, ICMP, VLANs, IPv6, 5 % duplicates) of several 2 MiB
 /// chunks, so that chunks are recycled through the pipeline.

@@ -1,10 +1,11 @@
-//! Test support shared by the privileged CLI tests: a pair of network namespaces joined by a
-//! veth pair (always removed on drop), and helpers to run `netspectra` inside them.
+//! Test support shared by the CLI tests: running `netspectra` and other tools with failures that
+//! show stderr, and for the privileged tests a pair of network namespaces joined by a veth pair
+//! (always removed on drop) with helpers to run `netspectra` inside them.
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -166,17 +167,27 @@ pub fn generated_capture(path: &Path, cfg: &netspectra_gen::GenConfig) -> netspe
     truth
 }
 
+/// A `netspectra` command to add arguments to.
+pub fn bin() -> Command {
+    Command::new(BIN)
+}
+
+/// Runs a command to completion and fails the test, showing its stderr, on a non-zero exit.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn");
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
 /// Runs `netspectra ARGS` to completion and fails the test on a non-zero exit.
 pub fn run_ok(args: &[&std::ffi::OsStr]) {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run netspectra");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(bin().args(args));
 }
 
 impl Netns {
