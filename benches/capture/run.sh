@@ -74,60 +74,48 @@ cpu_of() {
   awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
-# Each capturer prints "received dropped" (kernel counters) after the run, and leaves in
-# $OUT_DIR/last_cpu the CPU seconds it used while the sender ran (startup excluded).
+# drive PID RATE: with the capturer PID started in the background, waits for it to settle,
+# replays at RATE, stops it with SIGINT; leaves the capturer's CPU seconds while the sender ran
+# (startup excluded) in $OUT_DIR/last_cpu and the replay's "pps packets" in $OUT_DIR/last_rate.
+drive() {
+  local pid=$1; sleep 0.7
+  local c0; c0=$(cpu_of "$pid")
+  replay "$2" >"$OUT_DIR/last_rate"
+  sleep 0.5; python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$c0" "$(cpu_of "$pid")" >"$OUT_DIR/last_cpu"; kill -INT "$pid"; wait "$pid" || true
+}
+
+# Each capturer prints "received dropped" (kernel counters) after the run.
 cap_netspectra() {
   ip netns exec "$NSB" "$B" capture -i "$IFB" -w "$OUT_DIR/ns.pcap" --json >"$OUT_DIR/ns.json" 2>/dev/null &
-  local pid=$!; sleep 0.7
-  local c0; c0=$(cpu_of "$pid")
-  local r; r=$(replay "$1")
-  sleep 0.5; python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$c0" "$(cpu_of "$pid")" >"$OUT_DIR/last_cpu"; kill -INT "$pid"; wait "$pid" || true
+  drive $! "$1"
   python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["kernel_received"], v["kernel_drops"])' "$OUT_DIR/ns.json"
-  echo "$r" >"$OUT_DIR/last_rate"
 }
-cap_tcpdump() {
+# run_tcpdump RATE [ARGS...]: tcpdump on b's interface with extra ARGS; its stdout is discarded.
+run_tcpdump() {
+  local rate=$1; shift
   local bopt=(); [ -n "${TCPDUMP_B:-}" ] && bopt=(-B "$TCPDUMP_B")
-  ip netns exec "$NSB" tcpdump -i "$IFB" -n -s 262144 "${bopt[@]}" -w "$OUT_DIR/td.pcap" 2>"$OUT_DIR/td.err" &
-  local pid=$!; sleep 0.7
-  local c0; c0=$(cpu_of "$pid")
-  local r; r=$(replay "$1")
-  sleep 0.5; python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$c0" "$(cpu_of "$pid")" >"$OUT_DIR/last_cpu"; kill -INT "$pid"; wait "$pid" || true
+  ip netns exec "$NSB" tcpdump -i "$IFB" -n -s 262144 "${bopt[@]}" "$@" >/dev/null 2>"$OUT_DIR/td.err" &
+  drive $! "$rate"
   local recv drop
   recv=$(sed -n 's/^\([0-9]*\) packets\{0,1\} received by filter.*/\1/p' "$OUT_DIR/td.err")
   drop=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel.*/\1/p' "$OUT_DIR/td.err")
   echo "${recv:-0} ${drop:-0}"
-  echo "$r" >"$OUT_DIR/last_rate"
 }
+cap_tcpdump() { run_tcpdump "$1" -w "$OUT_DIR/td.pcap"; }
 # tcpdump doing per-packet work: decoding and printing every packet (to /dev/null), the peer of
 # `flows -i`, which also analyses every packet.
-cap_tdprint() {
-  local bopt=(); [ -n "${TCPDUMP_B:-}" ] && bopt=(-B "$TCPDUMP_B")
-  ip netns exec "$NSB" tcpdump -i "$IFB" -n -s 262144 "${bopt[@]}" >/dev/null 2>"$OUT_DIR/td.err" &
-  local pid=$!; sleep 0.7
-  local c0; c0=$(cpu_of "$pid")
-  local r; r=$(replay "$1")
-  sleep 0.5; python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$c0" "$(cpu_of "$pid")" >"$OUT_DIR/last_cpu"; kill -INT "$pid"; wait "$pid" || true
-  local recv drop
-  recv=$(sed -n 's/^\([0-9]*\) packets\{0,1\} received by filter.*/\1/p' "$OUT_DIR/td.err")
-  drop=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel.*/\1/p' "$OUT_DIR/td.err")
-  echo "${recv:-0} ${drop:-0}"
-  echo "$r" >"$OUT_DIR/last_rate"
-}
+cap_tdprint() { run_tcpdump "$1"; }
 HAVE_FLOWS=0
 if "$B" flows --help 2>/dev/null | grep -q -- '--interface'; then HAVE_FLOWS=1; fi
 cap_flows() {
   rm -rf "$OUT_DIR/flows"
   ip netns exec "$NSB" "$B" flows -i "$IFB" -o "$OUT_DIR/flows" --json --quiet >"$OUT_DIR/fl.json" 2>/dev/null &
-  local pid=$!; sleep 0.7
-  local c0; c0=$(cpu_of "$pid")
-  local r; r=$(replay "$1")
-  sleep 0.5; python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$c0" "$(cpu_of "$pid")" >"$OUT_DIR/last_cpu"; kill -INT "$pid"; wait "$pid" || true
+  drive $! "$1"
   # flows reports packets processed; every frame sent reaches the socket (veth push-back makes
   # the sender retry), so drops = sent - processed.
   local got; got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["input_packets"])' "$OUT_DIR/fl.json" 2>/dev/null || echo "")
-  local sent=${r#* }
+  local sent; sent=$(cut -d' ' -f2 "$OUT_DIR/last_rate")
   if [ -z "$got" ]; then echo "NA NA"; else echo "$sent $(( sent > got ? sent - got : 0 ))"; fi
-  echo "$r" >"$OUT_DIR/last_rate"
 }
 
 TOOLS=(netspectra tcpdump); [ "$HAVE_FLOWS" = 1 ] && TOOLS+=(flows)
