@@ -17,3 +17,27 @@ measure() {
   MEASURE_SECS=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   MEASURE_RSS_KB=$rss
 }
+
+# Runs CMD RUNS times under /usr/bin/time and keeps the fastest run (2-core machines vary by up to
+# ±30 % between runs): its stdout goes to OUT and its stderr to ERR (either may be /dev/null), and
+# BEST_TIME is set to "wall_s user_s sys_s peak_rss_kb" (peak RSS: the largest of the runs).
+# Returns 1 as soon as a run fails, with that run's stderr in ERR.
+# usage: best_of RUNS OUT ERR -- CMD [ARGS...]
+best_of() {
+  local runs=$1 out=$2 err=$3; shift 4
+  local d; d=$(mktemp -d)
+  local maxrss=0 best="" w u s m _
+  BEST_TIME=""
+  for _ in $(seq "$runs"); do
+    if ! /usr/bin/time -f "%e %U %S %M" -o "$d/time" "$@" >"$d/out" 2>"$d/err"; then
+      cat "$d/err" >"$err"; rm -rf "$d"; return 1
+    fi
+    read -r w u s m < <(tail -1 "$d/time")
+    [ "$m" -gt "$maxrss" ] && maxrss=$m
+    if [ -z "$best" ] || awk -v a="$w" -v b="${best%% *}" 'BEGIN { exit !(a < b) }'; then
+      best="$w $u $s"; cat "$d/out" >"$out"; cat "$d/err" >"$err"
+    fi
+  done
+  rm -rf "$d"
+  BEST_TIME="$best $maxrss"
+}

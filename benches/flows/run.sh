@@ -15,6 +15,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
 BIN=${BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/netspectra}
 DATA=${BENCH_DIR:-/tmp/netspectra-bench-flows}
 SIZES=${SIZES:-"m1 g1"}
@@ -28,24 +30,17 @@ gen() { # name args...
 gen m1 --packets 1000000
 gen g1 --size 1G
 
-# measure LABEL PACKETS CMD... -> one table row; our --json summary (if any) goes to $DATA/last.json
+# measure LABEL PACKETS CMD... -> one table row (fastest of RUNS runs, default 3; tshark once);
+# the fastest run's stdout (our --json summary, if any) goes to $DATA/last.out
 measure() {
   local label=$1 pk=$2; shift 2
-  local log="$DATA/time.log" runs=${RUNS:-3} i w c r wall="" cpu rss
+  local runs=${RUNS:-3} wall user sys kb cpu rss
   case "$label" in tshark*) runs=1 ;; esac
-  for i in $(seq "$runs"); do
-    rm -rf "$DATA/out"
-    /usr/bin/time -v -o "$log" "$@" >"$DATA/last.out" 2>"$DATA/last.err" || {
-      echo "  $label: FAILED ($(tail -1 "$DATA/last.err"))"; return; }
-    w=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$log")
-    c=$(awk -F': ' '/User time/{u=$2} /System time/{s=$2} END{print u+s}' "$log")
-    r=$(awk -F': ' '/Maximum resident set size/{print $2/1024}' "$log")
-    # Keep the fastest run (2-core machines vary between runs); its CPU time and RSS go with it.
-    if [ -z "$wall" ] || awk -v a="$w" -v b="$wall" 'BEGIN { exit !(a < b) }'; then
-      wall=$w; cpu=$c; rss=$r; cp "$DATA/last.out" "$DATA/best.out"
-    fi
-  done
-  cp "$DATA/best.out" "$DATA/last.out"
+  best_of "$runs" "$DATA/last.out" "$DATA/last.err" -- "$@" || {
+    echo "  $label: FAILED ($(tail -1 "$DATA/last.err"))"; return; }
+  read -r wall user sys kb <<<"$BEST_TIME"
+  cpu=$(echo "$user + $sys" | bc -l)
+  rss=$(echo "$kb / 1024" | bc -l)
   printf "  %-34s %8.2f %8.2f %9.2f %9.2f %9.1f" "$label" "$wall" "$cpu" \
     "$(echo "$pk/$wall/1000000" | bc -l)" "$(echo "$pk/$cpu/1000000" | bc -l)" "$rss"
   if [ -n "${REF_CPU:-}" ]; then printf " %8.2fx" "$(echo "$cpu/$REF_CPU" | bc -l)"; fi

@@ -9,6 +9,8 @@
 # Prints, per tool and file: seconds (fastest of RUNS=3 runs; tshark runs once), MB/s, packets/s,
 # peak RSS, requests/responses found.
 set -euo pipefail
+# shellcheck source=../lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 SIZE=${1:-1G}
 SMALL=${2:-100M}
 BIN=${NETSPECTRA:-target/release/netspectra}
@@ -26,18 +28,16 @@ gen() { # name size
     cat "$f" > /dev/null # warm the page cache: every tool reads from memory
 }
 
-# Runs a command RUNS times (default 3) under /usr/bin/time; prints "seconds peak_kb" of the
-# fastest run (2-core machines vary by ±20 % between runs) and leaves stdout in $DIR/out.
+# Runs a command RUNS times (default 3) and prints "seconds peak_kb" of the fastest run, whose
+# stdout is left in $DIR/out (benches/lib.sh best_of); a failed run prints its time as 0.
 timed() {
-    local best="" i
-    for i in $(seq "${RUNS:-3}"); do
-        /usr/bin/time -f "%e %M" -o "$DIR/time" "$@" > "$DIR/out" 2> "$DIR/err" || true
-        local line; line=$(tail -1 "$DIR/time")
-        if [ -z "$best" ] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN { exit !(a < b) }'; then
-            best=$line
-        fi
-    done
-    echo "$best"
+    local s kb
+    if best_of "${RUNS:-3}" "$DIR/out" "$DIR/err" -- "$@"; then
+        read -r s _ _ kb <<<"$BEST_TIME"
+        echo "$s $kb"
+    else
+        echo "0 0"
+    fi
 }
 
 row() { # tool file seconds kb requests responses [note]
