@@ -2,12 +2,12 @@
 //! between two network namespaces created (and always removed) by each test.
 //! Run as root: `cargo test -p netspectra --test capture_cli`. Elsewhere they print SKIP.
 
-#[macro_use]
 mod common;
 
 use common::{finish, interrupt, Netns, BIN};
 use netspectra_packet::{LinkType, PacketSource, Timestamp};
 use netspectra_pcap::{CaptureReader, PcapWriter};
+use netspectra_testnet::require_root;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

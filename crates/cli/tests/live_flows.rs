@@ -3,10 +3,10 @@
 //! is replayed over a veth pair between two namespaces and captured on the other side.
 //! Privileged (root); prints SKIP otherwise.
 
-#[macro_use]
 mod common;
 
 use common::Netns;
+use netspectra_testnet::require_root;
 use std::collections::BTreeMap;
 use std::path::Path;
 

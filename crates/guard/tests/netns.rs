@@ -3,131 +3,50 @@
 //! Namespaces are removed by a Drop guard even when an assertion fails.
 
 use netspectra_guard::abi::{c, GuardEvent};
-use netspectra_guard::{is_root, Guard, Hook, Policy};
+use netspectra_guard::{Guard, Hook, Policy};
+use netspectra_testnet::{in_ns, require_root, Side, VethPair};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-const A4: &str = "10.77.0.1";
 const B4: &str = "10.77.0.2";
-const A6: &str = "fd77::1";
 const B6: &str = "fd77::2";
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
+/// Client namespace `a` and server namespace `b` (the guard's side) joined by veth.
+fn pair() -> VethPair {
+    VethPair::addressed(
+        "ng",
+        Side {
+            v4: "10.77.0.1/24",
+            v6: "fd77::1/64",
+        },
+        Side {
+            v4: "10.77.0.2/24",
+            v6: "fd77::2/64",
+        },
+    )
+}
+
+/// Pings `dst` from the client namespace; true when every reply came.
+fn ping(p: &VethPair, dst: &str, count: u32) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &p.a,
+            "ping",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            dst,
+        ])
         .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Two namespaces (client `a`, server `b`) joined by veth; removed on drop.
-struct Pair {
-    a: String,
-    b: String,
-    vb: String,
-}
-
-impl Pair {
-    fn new() -> Pair {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let id = format!("{}x{}", std::process::id(), n);
-        let p = Pair {
-            a: format!("ngA{id}"),
-            b: format!("ngB{id}"),
-            vb: format!("vB{id}"),
-        };
-        let va = format!("vA{id}");
-        sh(&["ip", "netns", "add", &p.a]);
-        sh(&["ip", "netns", "add", &p.b]);
-        sh(&[
-            "ip", "link", "add", &va, "netns", &p.a, "type", "veth", "peer", "name", &p.vb,
-            "netns", &p.b,
-        ]);
-        for (ns, dev, v4, v6) in [(&p.a, &va, A4, A6), (&p.b, &p.vb, B4, B6)] {
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            sh(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{v4}/24"),
-                "dev",
-                dev,
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                ns,
-                "-6",
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ]);
-            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
-        }
-        p
-    }
-
-    fn ping(&self, dst: &str, count: u32) -> bool {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.a,
-                "ping",
-                "-c",
-                &count.to_string(),
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                dst,
-            ])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
-    }
-}
-
-/// Runs `f` with this thread inside network namespace `ns`, then switches back.
-fn in_ns<R>(ns: &str, f: impl FnOnce() -> R) -> R {
-    let orig = std::fs::File::open("/proc/thread-self/ns/net").expect("own netns");
-    let target = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
-    // SAFETY: setns on valid namespace fds for the calling thread.
-    assert_eq!(
-        unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) },
-        0,
-        "setns"
-    );
-    let r = f();
-    // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::setns(orig.as_raw_fd(), libc::CLONE_NEWNET) },
-        0,
-        "setns back"
-    );
-    r
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// TCP and UDP echo servers in the server namespace on the given ports (v4 and v6).
@@ -170,7 +89,7 @@ fn servers(ns: &str, tcp: &[u16], udp: &[u16]) {
 }
 
 /// Connects from the client namespace and checks an echo round trip.
-fn tcp_echo(p: &Pair, host: &str, port: u16) -> bool {
+fn tcp_echo(p: &VethPair, host: &str, port: u16) -> bool {
     in_ns(&p.a, || {
         let addr = SocketAddr::new(host.parse().unwrap(), port);
         let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(1500)) else {
@@ -186,7 +105,7 @@ fn tcp_echo(p: &Pair, host: &str, port: u16) -> bool {
     })
 }
 
-fn udp_client(p: &Pair, host: &str) -> UdpSocket {
+fn udp_client(p: &VethPair, host: &str) -> UdpSocket {
     in_ns(&p.a, || {
         let bind = if host.contains(':') {
             "[::]:0"
@@ -207,13 +126,13 @@ fn udp_echo_on(s: &UdpSocket, host: &str, port: u16) -> bool {
     matches!(s.recv_from(&mut buf), Ok((8, _)))
 }
 
-fn attach(p: &Pair, policy: &str, hooks: &[Hook]) -> Guard {
+fn attach(p: &VethPair, policy: &str, hooks: &[Hook]) -> Guard {
     let policy = Policy::from_yaml(policy).unwrap();
     let mut g = Guard::load(65536).expect("load guard");
     g.install(&policy).unwrap();
     in_ns(&p.b, || {
         for h in hooks {
-            g.attach(&p.vb, *h).expect("attach");
+            g.attach(&p.b_if, *h).expect("attach");
         }
     });
     g
@@ -242,19 +161,10 @@ rules:
   - {name: icmp6, proto: icmpv6, action: allow}
 "#;
 
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipping: needs root (network namespaces, CAP_BPF, CAP_NET_ADMIN)");
-            return;
-        }
-    };
-}
-
 #[test]
 fn deny_blocks_allowed_and_replies_pass_v4_v6() {
     require_root!();
-    let p = Pair::new();
+    let p = pair();
     servers(&p.b, &[5001, 5004, 5005], &[5002, 5006]);
     // sanity: without the guard everything answers
     assert!(tcp_echo(&p, B4, 5004), "baseline tcp 5004");
@@ -270,8 +180,8 @@ fn deny_blocks_allowed_and_replies_pass_v4_v6() {
         assert!(!udp_echo_on(&u, host, 5006), "denied udp to {host}:5006");
         assert!(tcp_echo(&p, host, 5005), "logged tcp to {host}:5005 passes");
     }
-    assert!(p.ping(B4, 2), "ping v4");
-    assert!(p.ping(B6, 2), "ping v6");
+    assert!(ping(&p, B4, 2), "ping v4");
+    assert!(ping(&p, B6, 2), "ping v6");
     let cnt = g.maps.counters().unwrap();
     assert!(
         cnt.get(c::GUARD_C_CACHE_HIT) > 10,
@@ -307,7 +217,7 @@ fn deny_blocks_allowed_and_replies_pass_v4_v6() {
 #[test]
 fn audit_mode_drops_nothing_but_reports() {
     require_root!();
-    let p = Pair::new();
+    let p = pair();
     servers(&p.b, &[5001, 5004], &[5006]);
     let audit = format!("audit: true\n{POLICY}");
     let mut g = attach(&p, &audit, &[Hook::TcIngress, Hook::TcEgress]);
@@ -335,7 +245,7 @@ fn audit_mode_drops_nothing_but_reports() {
 #[test]
 fn reload_changes_verdict_of_existing_flows() {
     require_root!();
-    let p = Pair::new();
+    let p = pair();
     servers(&p.b, &[5001], &[5002]);
     let g = attach(&p, POLICY, &[Hook::TcIngress, Hook::TcEgress]);
     let u4 = udp_client(&p, B4);
@@ -398,7 +308,7 @@ fn reload_changes_verdict_of_existing_flows() {
 #[test]
 fn counters_match_traffic_sent() {
     require_root!();
-    let p = Pair::new();
+    let p = pair();
     servers(&p.b, &[], &[5002, 5006]);
     // ingress only: every packet the client sends is seen exactly once
     let g = attach(&p, POLICY, &[Hook::TcIngress]);
@@ -413,7 +323,7 @@ fn counters_match_traffic_sent() {
     for _ in 0..n_deny {
         u.send_to(&payload, (B4, 5006)).unwrap();
     }
-    assert!(p.ping(B4, n_ping as u32));
+    assert!(ping(&p, B4, n_ping as u32));
     std::thread::sleep(Duration::from_millis(200));
     let after = g.maps.counters().unwrap();
     let d = |i: u64| after.get(i) - before.get(i);
@@ -450,17 +360,17 @@ fn counters_match_traffic_sent() {
 #[test]
 fn xdp_hook_blocks_denied_and_passes_allowed() {
     require_root!();
-    let p = Pair::new();
+    let p = pair();
     servers(&p.b, &[5001, 5004], &[]);
     let policy = Policy::from_yaml(POLICY).unwrap();
     let mut g = Guard::load_for(65536, true).expect("load xdp guard");
     g.install(&policy).unwrap();
-    in_ns(&p.b, || g.attach(&p.vb, Hook::Xdp).expect("attach xdp"));
+    in_ns(&p.b, || g.attach(&p.b_if, Hook::Xdp).expect("attach xdp"));
     // XDP sees ingress only: the server's replies leave untouched, requests are filtered
     assert!(tcp_echo(&p, B4, 5001), "allowed tcp over XDP");
     assert!(tcp_echo(&p, B6, 5001), "allowed tcp6 over XDP");
     assert!(!tcp_echo(&p, B4, 5004), "denied tcp over XDP");
-    assert!(p.ping(B4, 1) && p.ping(B6, 1));
+    assert!(ping(&p, B4, 1) && ping(&p, B6, 1));
     let cnt = g.maps.counters().unwrap();
     assert!(
         cnt.get(c::GUARD_C_DROPPED) >= 1 && cnt.get(c::GUARD_C_CACHE_HIT) >= 3,

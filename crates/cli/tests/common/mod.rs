@@ -3,87 +3,28 @@
 //! (always removed on drop) with helpers to run `netspectra` inside them.
 #![allow(dead_code)] // each test file uses a different subset
 
+use netspectra_testnet::{ip, VethPair};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-/// Skips the calling test with a printed reason when it cannot create namespaces.
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if let Some(r) = common::skip_reason() {
-            eprintln!("SKIP: {r}");
-            return;
-        }
-    };
-}
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_netspectra");
 
-pub fn skip_reason() -> Option<&'static str> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root: network namespaces and AF_PACKET need root");
+/// Two quiet namespaces joined by a veth pair (see `netspectra_testnet::VethPair::quiet`), with
+/// helpers that run `netspectra` inside them; removed on drop.
+pub struct Netns(VethPair);
+
+impl std::ops::Deref for Netns {
+    type Target = VethPair;
+    fn deref(&self) -> &VethPair {
+        &self.0
     }
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("iproute2 `ip` not found (run scripts/setup.sh)");
-    }
-    None
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Two namespaces joined by a veth pair, IPv6 off (no stray solicitations); removed on drop.
-pub struct Netns {
-    /// Sender namespace.
-    pub a: String,
-    /// Receiver namespace.
-    pub b: String,
-    /// veth end in `a`.
-    pub a_if: String,
-    /// veth end in `b`.
-    pub b_if: String,
 }
 
 impl Netns {
     pub fn new() -> Self {
-        let id = format!(
-            "{}y{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let n = Netns {
-            a: format!("nscl{id}a"),
-            b: format!("nscl{id}b"),
-            a_if: format!("vl{id}a"),
-            b_if: format!("vl{id}b"),
-        };
-        for ns in [&n.a, &n.b] {
-            ip(&["netns", "add", ns]);
-            for k in ["all", "default"] {
-                let kv = format!("net.ipv6.conf.{k}.disable_ipv6=1");
-                ip(&["netns", "exec", ns, "sysctl", "-qw", &kv]);
-            }
-        }
-        ip(&[
-            "link", "add", &n.a_if, "netns", &n.a, "type", "veth", "peer", "name", &n.b_if,
-            "netns", &n.b,
-        ]);
-        ip(&["-n", &n.a, "link", "set", &n.a_if, "up"]);
-        ip(&["-n", &n.b, "link", "set", &n.b_if, "up"]);
-        n
+        Netns(VethPair::quiet("cl"))
     }
 
     /// Starts `netspectra capture` in namespace b and waits until it listens.
@@ -145,21 +86,6 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            // A test that failed half-way may leave a process in the namespace: end it first.
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).output();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
-/// Sends SIGINT to the capture and returns its JSON summary.
 /// Writes a generated capture to `path` and returns its truth.
 pub fn generated_capture(path: &Path, cfg: &netspectra_gen::GenConfig) -> netspectra_gen::Truth {
     let (bytes, truth) = netspectra_gen::generate_to_vec(cfg).expect("generate");
@@ -209,6 +135,7 @@ impl Netns {
     }
 }
 
+/// Sends SIGINT to the capture and returns its JSON summary.
 pub fn interrupt(mut c: Child) -> serde_json::Value {
     std::thread::sleep(Duration::from_millis(300));
     let st = Command::new("kill")

@@ -3,12 +3,12 @@
 
 mod common;
 
-use common::NetnsPair;
 use netspectra_capture::{
     open_fanout, open_live, Filter, LiveCompileError, LiveConfig, Sender, StopHandle,
     SKF_AD_VLAN_TAG, SKF_AD_VLAN_TAG_PRESENT,
 };
 use netspectra_packet::{decode, DecodeOptions, FlowKey, LinkType, Packet, PacketSource};
+use netspectra_testnet::{enter, require_root, VethPair as NetnsPair};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ fn run_with<T: Send + 'static>(
     let (b_ns, a_ns, a_if) = (p.b.clone(), p.a.clone(), p.a_if.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let cap = std::thread::spawn(move || {
-        NetnsPair::enter(&b_ns);
+        enter(&b_ns);
         let sources = open_fanout(&cfg).expect("open capture");
         let handles: Vec<_> = sources.iter().map(|s| s.stats_handle()).collect();
         tx.send(()).unwrap();
@@ -62,7 +62,7 @@ fn run_with<T: Send + 'static>(
     let owned = frames.to_vec();
     let sender = std::thread::spawn(move || {
         let refs: Vec<&[u8]> = owned.iter().map(|f| f.as_slice()).collect();
-        NetnsPair::enter(&a_ns);
+        enter(&a_ns);
         let mut s = Sender::open(&a_if, true).expect("open sender");
         for chunk in refs.chunks(256) {
             s.send_all(chunk).unwrap();
@@ -87,7 +87,7 @@ fn run_with<T: Send + 'static>(
 #[test]
 fn every_packet_sent_is_captured_byte_identical() {
     require_root!();
-    let p = NetnsPair::new();
+    let p = NetnsPair::quiet("ct");
     let frames = common::frames(20_000, 64);
     let (per, st) = run(&p, LiveConfig::new(""), &frames, frames.len());
     let got = &per[0];
@@ -106,7 +106,7 @@ fn every_packet_sent_is_captured_byte_identical() {
 #[test]
 fn fanout_never_splits_a_flow() {
     require_root!();
-    let p = NetnsPair::new();
+    let p = NetnsPair::quiet("ct");
     let frames = common::frames(20_000, 200);
     let mut cfg = LiveConfig::new("");
     cfg.threads = 2;
@@ -137,7 +137,7 @@ fn fanout_never_splits_a_flow() {
 #[test]
 fn kernel_filter_matches_libpcap_offline() {
     require_root!();
-    let p = NetnsPair::new();
+    let p = NetnsPair::quiet("ct");
     let frames = common::frames(5_000, 64);
     let expr = "(udp and dst port 5001) or (tcp and greater 700)";
     let prog = pcap::Capture::dead(pcap::Linktype(1))
@@ -167,11 +167,11 @@ fn kernel_filter_matches_libpcap_offline() {
 #[test]
 fn stop_without_traffic_ends_promptly_and_empty_batches_tick() {
     require_root!();
-    let p = NetnsPair::new();
+    let p = NetnsPair::quiet("ct");
     let b = p.b.clone();
     let i = p.b_if.clone();
     std::thread::spawn(move || {
-        NetnsPair::enter(&b);
+        enter(&b);
         let mut cfg = LiveConfig::new(i);
         cfg.poll_timeout = Duration::from_millis(20);
         let stop = cfg.stop.clone();
@@ -200,7 +200,7 @@ fn unknown_interface_is_a_clear_error() {
 #[test]
 fn stripped_vlan_tag_is_reported_in_the_metadata() {
     require_root!();
-    let p = NetnsPair::new();
+    let p = NetnsPair::quiet("ct");
     let frames: Vec<Vec<u8>> = common::frames(500, 8)
         .into_iter()
         .map(|f| {
@@ -213,7 +213,7 @@ fn stripped_vlan_tag_is_reported_in_the_metadata() {
     let (b_ns, b_if, a_ns, a_if) = (p.b.clone(), p.b_if.clone(), p.a.clone(), p.a_if.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let cap = std::thread::spawn(move || {
-        NetnsPair::enter(&b_ns);
+        enter(&b_ns);
         let cfg = LiveConfig::new(b_if);
         let stop = cfg.stop.clone();
         let mut s = open_live(&cfg).unwrap();
@@ -230,7 +230,7 @@ fn stripped_vlan_tag_is_reported_in_the_metadata() {
     let stop = rx.recv().unwrap();
     let sent = frames.clone();
     std::thread::spawn(move || {
-        NetnsPair::enter(&a_ns);
+        enter(&a_ns);
         let refs: Vec<&[u8]> = sent.iter().map(|f| f.as_slice()).collect();
         Sender::open(&a_if, true).unwrap().send_all(&refs).unwrap();
     })
@@ -354,7 +354,7 @@ fn compile_live_in(ns: &str, iface: &str, exprs: &[&str]) -> Vec<Filter> {
     let (ns, iface) = (ns.to_string(), iface.to_string());
     let exprs: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
     std::thread::spawn(move || {
-        NetnsPair::enter(&ns);
+        enter(&ns);
         exprs
             .iter()
             .map(|e| Filter::compile_live(&iface, e, 0).expect("live compile"))
@@ -367,7 +367,7 @@ fn compile_live_in(ns: &str, iface: &str, exprs: &[&str]) -> Vec<Filter> {
 #[test]
 fn live_compile_tests_the_stripped_tag_with_ancillary_loads() {
     require_root!();
-    let p = NetnsPair::new();
+    let p = NetnsPair::quiet("ct");
     let exprs = ["vlan 10", "vlan 10 and udp", "not vlan", "udp port 53"];
     let live = compile_live_in(&p.b, &p.b_if, &exprs);
     for (e, f) in exprs.iter().zip(&live) {
@@ -425,7 +425,7 @@ fn live_compile_tests_the_stripped_tag_with_ancillary_loads() {
 #[test]
 fn vlan_filters_select_exactly_the_tagged_frames_live() {
     require_root!();
-    let p = NetnsPair::new();
+    let p = NetnsPair::quiet("ct");
     // 3,000 frames (UDP and TCP): a third tagged VLAN 10 (half of them with PCP 3), a third
     // VLAN 20, a third untagged.
     let frames: Vec<Vec<u8>> = common::frames(3_000, 16)
@@ -514,7 +514,7 @@ fn vlan_filters_select_exactly_the_tagged_frames_live() {
 #[test]
 fn down_interface_falls_back_to_the_file_compile() {
     require_root!();
-    let p = NetnsPair::new();
+    let p = NetnsPair::quiet("ct");
     let out = std::process::Command::new("ip")
         .args(["-n", &p.b, "link", "set", &p.b_if, "down"])
         .output()
@@ -522,7 +522,7 @@ fn down_interface_falls_back_to_the_file_compile() {
     assert!(out.status.success());
     let (b, i) = (p.b.clone(), p.b_if.clone());
     std::thread::spawn(move || {
-        NetnsPair::enter(&b);
+        enter(&b);
         // libpcap refuses to activate on a down interface ("That device is not up") ...
         match Filter::compile_live(&i, "vlan 10", 0) {
             Err(LiveCompileError::Handle(m)) => println!("live compile: {m}"),
