@@ -2,14 +2,15 @@
 # Guard benchmarks (root; not a timed test). Prints markdown tables with ratios.
 #
 #   cargo build --release -p netspectra -p netspectra-guard --example guard_bench
-#   sudo benches/guard/run.sh            # DUR=5 seconds per measurement by default
+#   sudo benches/guard/run.sh            # DUR=5 seconds per measurement, ROUNDS=3 by default
 #
 # 1. BPF_PROG_TEST_RUN per-packet cost (guard_bench testrun, repeat 1e6).
 # 2. kernel.bpf_stats_enabled run_time_ns/run_cnt under real traffic (reset to 0 afterwards).
 # 3. End to end over a veth pair between two namespaces created here: iperf3 TCP throughput,
 #    sockperf UDP ping-pong p50 latency, 64-byte UDP flood sent with `netspectra replay
-#    --topspeed` (falls back to iperf3 -u -l 18 when replay is missing), for: no program, the
-#    guard (10k rules, 100k sessions), nftables 1000-rule netdev chain, nftables set-based.
+#    --topspeed` (falls back to iperf3 -u -l 18 when replay is missing), for: no program, an
+#    empty TC program (the hook's own cost), the guard (10k rules, 100k sessions) in ROUNDS
+#    alternating rounds (medians), then once each nftables 1000-rule netdev chain and set-based.
 # 4. Map memory (bpftool map show, bytes_memlock) with 100k sessions + 10k / 100k rules.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -74,7 +75,7 @@ tput() {
   inB iperf3 -s -1 >/dev/null 2>&1 & local s=$!; sleep 0.3
   inA iperf3 -c 10.77.0.2 -t "$DUR" -J > "$WORK/iperf.json" 2>/dev/null || true
   wait $s 2>/dev/null || true
-  jq -r '.end.sum_received.bits_per_second / 1e9' "$WORK/iperf.json" 2>/dev/null || echo 0
+  jq -r '.end.sum_received.bits_per_second / 1e7 | round / 100' "$WORK/iperf.json" 2>/dev/null || echo 0
 }
 lat() {
   inA sockperf ping-pong -i 10.77.0.2 -p 11111 -m 64 -t "$DUR" 2>&1 | awk '/percentile 50.000/ {print $NF}'
@@ -104,6 +105,7 @@ measure() {
   R[$name,tput]=$(tput); R[$name,lat]=$(lat); R[$name,flood]=$(flood); flood_sent "$name"
   echo "  $name: ${R[$name,tput]} Gbit/s, p50 ${R[$name,lat]} us, flood ${R[$name,flood]} Mpps delivered" >&2
 }
+median() { python3 -c "import statistics, sys; print(f'{statistics.median(map(float, sys.argv[1:])):.3f}')" "$@"; }
 
 start_guard() {
   local policy=$1 sessions=$2 max=${3:-131072}
@@ -115,6 +117,14 @@ start_guard() {
   return 0
 }
 stop_guard() { kill -INT "$GUARD_PID"; wait "$GUARD_PID" 2>/dev/null || true; }
+# The empty classifier (returns TC_ACT_OK) attached like the guard: what the TC hook itself costs.
+start_empty() {
+  nsenter --net=/var/run/netns/"$B" "$GB" empty "$VB" "$WORK/empty.o" 2>"$WORK/empty.err" & EMPTY_PID=$!
+  PIDS+=($EMPTY_PID)
+  for _ in $(seq 1 100); do grep -q attached "$WORK/empty.err" 2>/dev/null && return 0; sleep 0.1; done
+  cat "$WORK/empty.err" >&2; exit 1
+}
+stop_empty() { kill -INT "$EMPTY_PID"; wait "$EMPTY_PID" 2>/dev/null || true; }
 prog_stats() { bpftool prog show id "$1" -j | jq -r '"\(.run_time_ns // 0) \(.run_cnt // 0)"'; }
 guard_prog_id() {
   local sid; sid=$(bpftool map show pinned "/sys/fs/bpf/netspectra/$VB/sessions" -j | jq .id)
@@ -126,9 +136,9 @@ echo
 echo "### BPF_PROG_TEST_RUN (repeat $REPEAT; an empty TC program measures ~25 ns on this machine: harness overhead)"
 "$GB" testrun "$REPEAT" 2>"$WORK/testrun.err"
 cat "$WORK/testrun.err" | sed 's/^/    /'
-TRIV="$WORK/triv.o"
-printf '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nSEC("classifier") int triv(struct __sk_buff *s) { return 0; }\nchar LICENSE[] SEC("license") = "GPL";\n' > "$WORK/triv.c"
-clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c "$WORK/triv.c" -o "$TRIV"
+TRIV="$WORK/empty.o"
+printf '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nSEC("classifier") int empty(struct __sk_buff *s) { return 0; }\nchar LICENSE[] SEC("license") = "GPL";\n' > "$WORK/empty.c"
+clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c "$WORK/empty.c" -o "$TRIV"
 bpftool prog load "$TRIV" "/sys/fs/bpf/gbtriv$ID" type classifier
 head -c 64 /dev/zero > "$WORK/f64"
 echo
@@ -154,11 +164,27 @@ for n in 1000 100000; do
 done
 
 echo "## 3. end to end" >&2
-measure none
-start_guard "$WORK/p10k.yaml" 100000
-measure guard
-M=$(mem); R[guard,mem]=${M%%|*}; R[guard,maps]=${M#*|}
-stop_guard
+# Throughput, latency and the flood differ by a few percent between setups, about as much as the
+# machine drifts within a run, so no program, the empty program and the guard take turns in
+# ROUNDS rounds and the median of each is compared (nftables, far off, runs once).
+setup_on() { case $1 in empty) start_empty ;; guard) start_guard "$WORK/p10k.yaml" 100000 ;; esac; }
+setup_off() { case $1 in empty) stop_empty ;; guard) stop_guard ;; esac; }
+declare -A S
+for r in $(seq 1 "${ROUNDS:-3}"); do
+  for n in none empty guard; do
+    setup_on $n
+    S[$n,tput]+=" $(tput)"; S[$n,lat]+=" $(lat)"; S[$n,flood]+=" $(flood)"; flood_sent $n
+    if [ "$n" = guard ] && [ "$r" = 1 ]; then M=$(mem); R[guard,mem]=${M%%|*}; R[guard,maps]=${M#*|}; fi
+    setup_off $n
+    echo "  round $r $n: ${S[$n,tput]##* } Gbit/s, p50 ${S[$n,lat]##* } us, flood ${S[$n,flood]##* } Mpps" >&2
+  done
+done
+for n in none empty guard; do
+  for m in tput lat flood; do
+    # shellcheck disable=SC2086
+    R[$n,$m]=$(median ${S[$n,$m]}); R[$n,$m,all]=${S[$n,$m]# }
+  done
+done
 
 # nftables: 1000 rules that never match the benchmark traffic, evaluated in order
 {
@@ -199,16 +225,24 @@ start_guard "$WORK/p100k.yaml" 100000 110000
 M=$(mem); R[g100ks,mem]=${M%%|*}; R[g100ks,maps]=${M#*|}
 stop_guard
 
-ratio() { python3 -c "a,b=float('${1:-0}' or 0),float('${2:-0}' or 0); print(f'{a/b:.2f}' if b else '-')"; }
+ratio() { python3 -c "a,b=float('${1:-0}' or 0),float('${2:-0}' or 0); print(f'{a/b:.3f}' if b else '-')"; }
 echo
 echo "### End to end over veth (DUR=${DUR}s each; 2 cores shared by sender and receiver)"
 echo
 echo "| setup | iperf3 TCP Gbit/s | ratio | sockperf p50 us | delta us | 64 B flood delivered Mpps | ratio | flood sent Mpps |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-for n in none guard nft_chain nft_set; do
+for n in none empty guard nft_chain nft_set; do
   d=$(python3 -c "print(f'{float(\"${R[$n,lat]:-0}\") - float(\"${R[none,lat]:-0}\"):+.3f}')")
-  echo "| $n | ${R[$n,tput]} | $(ratio "${R[$n,tput]}" "${R[none,tput]}") | ${R[$n,lat]} | $d | ${R[$n,flood]} | $(ratio "${R[$n,flood]}" "${R[none,flood]}") | ${R[$n,sent]} |"
+  echo "| $n | ${R[$n,tput]} | $(ratio "${R[$n,tput]}" "${R[none,tput]}") | ${R[$n,lat]} | $d | ${R[$n,flood]} | $(ratio "${R[$n,flood]}" "${R[none,flood]}") | ${R[$n,sent]:--} |"
 done
+echo
+echo "none, empty and guard: medians of ${ROUNDS:-3} alternating rounds; every round:"
+echo
+for n in none empty guard; do
+  echo "- $n: TCP ${R[$n,tput,all]} Gbit/s; p50 ${R[$n,lat,all]} us; flood ${R[$n,flood,all]} Mpps"
+done
+echo
+echo "guard / empty program (the guard's own cost beyond the hook's): TCP $(ratio "${R[guard,tput]}" "${R[empty,tput]}"), flood $(ratio "${R[guard,flood]}" "${R[empty,flood]}")"
 echo
 echo "### Map memory (bytes_memlock from bpftool map show)"
 echo

@@ -7,6 +7,9 @@
 //! `guard_bench policy RULES`       prints a policy with RULES deny rules that never match the
 //!                                  benchmark traffic (10.77.0.1 -> 10.77.0.2), default allow
 //! `guard_bench fill IFACE N`       adds N synthetic sessions to the running guard on IFACE
+//! `guard_bench empty IFACE OBJ`    attaches the classifier `empty` of OBJ (a program that only
+//!                                  returns TC_ACT_OK) with TCX on IFACE's ingress and egress, as
+//!                                  the guard attaches, until SIGINT/SIGTERM: the cost of the hook
 
 use netspectra_guard::abi::{SessKey, SessVal};
 use netspectra_guard::frames::{build, FrameSpec, RST};
@@ -352,9 +355,43 @@ fn main() {
             fill(&maps, n);
             eprintln!("added {n} sessions");
         }
+        Some("empty") => {
+            let (Some(iface), Some(obj)) = (args.get(2), args.get(3)) else {
+                eprintln!("usage: guard_bench empty IFACE OBJ");
+                std::process::exit(2);
+            };
+            attach_empty_until_signal(iface, obj);
+        }
         _ => {
-            eprintln!("usage: guard_bench testrun [REPEAT] | newflows | newflows1 [N] | mem RULES SESSIONS MAX | policy RULES | fill IFACE N | hit");
+            eprintln!("usage: guard_bench testrun [REPEAT] | newflows | newflows1 [N] | mem RULES SESSIONS MAX | policy RULES | fill IFACE N | empty IFACE OBJ | hit");
             std::process::exit(2);
         }
     }
+}
+
+/// Attaches an empty classifier like the guard (TCX ingress + egress) and holds it until
+/// SIGINT/SIGTERM; the links go away with the process.
+fn attach_empty_until_signal(iface: &str, obj: &str) {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    // Block the signals first so that sigwait() receives them instead of the default action.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let mut ebpf = aya::Ebpf::load_file(obj).expect("load the empty program's object");
+    let p: &mut SchedClassifier = ebpf
+        .program_mut("empty")
+        .expect("program `empty` in the object")
+        .try_into()
+        .expect("a classifier");
+    p.load().expect("verify");
+    for t in [TcAttachType::Ingress, TcAttachType::Egress] {
+        p.attach(iface, t).expect("attach with TCX");
+    }
+    eprintln!("empty classifier attached to {iface} (TCX ingress + egress)");
+    let mut sig = 0;
+    unsafe { libc::sigwait(&set, &mut sig) };
 }
