@@ -284,13 +284,15 @@ impl ViewState {
             }
             ViewMode::Exact { max_keys } => {
                 let nd = self.distinct_fields.len();
-                let agg = if let Some(a) = self.exact.get_mut(&key) {
-                    a
-                } else if self.exact.len() < max_keys {
+                // Below the bound one `entry` finds or inserts the key with one hash and probe
+                // (most keys of a per-flow view are new); at the bound only known keys count.
+                let agg = if self.exact.len() < max_keys {
                     self.exact.entry(key).or_insert_with(|| Agg {
                         distinct: vec![Distinct::default(); nd],
                         ..Agg::default()
                     })
+                } else if let Some(a) = self.exact.get_mut(&key) {
+                    a
                 } else {
                     self.overflow_keys += 1;
                     self.overflow.get_or_insert_with(|| Agg {

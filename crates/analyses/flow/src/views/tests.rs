@@ -426,3 +426,21 @@ fn a_large_batch_split_over_threads_equals_small_batches() {
             .sum::<u64>()
     );
 }
+
+#[test]
+fn a_full_exact_view_counts_new_keys_in_one_overflow_row() {
+    // 12 source addresses (7 initiators, 5 responders) in one window, room for 4 keys.
+    let mut v = ViewSpec::exact("src", vec![Field::SrcIp(32, 128)]);
+    v.mode = ViewMode::Exact { max_keys: 4 };
+    v.interval = 1000 * SEC;
+    let (snaps, summary, _) = run(1, vec![v]);
+    assert_eq!(snaps.len(), 1);
+    let s = &snaps[0];
+    let keyed = s.rows.iter().filter(|(k, _)| k.is_some()).count();
+    let overflow = s.rows.iter().filter(|(k, _)| k.is_none()).count();
+    assert_eq!((keyed, overflow), (4, 1), "4 keys and one overflow row");
+    assert!(s.overflow_keys > 0);
+    // Nothing is lost: the overflow row carries what the dropped keys would have counted.
+    assert_eq!(sum(&snaps, "src", "packets"), summary.packets);
+    assert_eq!(sum(&snaps, "src", "flows"), summary.flows);
+}
