@@ -38,6 +38,10 @@ mkdir -p "$OUT_DIR"
 ID="$$"
 NSA="nsbench${ID}a"; NSB="nsbench${ID}b"; IFA="vbn${ID}a"; IFB="vbn${ID}b"
 cleanup() {
+  # A run stopped half-way may leave a capturer or sender inside: end it before the namespace.
+  for ns in "$NSA" "$NSB"; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  done
   ip netns del "$NSA" 2>/dev/null || true
   ip netns del "$NSB" 2>/dev/null || true
   rm -rf "$OUT_DIR"

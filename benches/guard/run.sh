@@ -30,6 +30,11 @@ WORK=$(mktemp -d /tmp/guard-bench.XXXXXX)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # `inB sockperf server &` records the subshell's pid, not the server's: end whatever still
+  # runs inside the namespaces, or the servers outlive the run and load later benchmarks.
+  for ns in "$A" "$B"; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  done
   sleep 0.3
   sysctl -qw kernel.bpf_stats_enabled=0 || true
   ip netns del "$A" 2>/dev/null || true
