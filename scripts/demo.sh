@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --locked -p netspectra
-bin=target/release/netspectra
+bin="${CARGO_TARGET_DIR:-target}/release/netspectra"
 sample=samples/sample.pcapng
 out=demo-out
 rm -rf "$out" && mkdir -p "$out"
