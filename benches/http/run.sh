@@ -2,7 +2,7 @@
 # Benchmark `netspectra http` against httpry and tshark on the same generated captures.
 #
 # Usage: benches/http/run.sh [SIZE] [SMALL_SIZE]     (defaults 1G and 100M)
-# Environment: NETSPECTRA (binary, default target/release/netspectra), BENCH_DIR (default
+# Environment: NETSPECTRA (binary, default ${CARGO_TARGET_DIR:-target}/release/netspectra), BENCH_DIR (default
 # /tmp/netspectra-bench-http), SEED (default 42), TSHARK_SLICE (MB of the big file tshark reads,
 # default 100: tshark is ~100x slower, its time is scaled up and the report says so).
 #
@@ -13,7 +13,7 @@ set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 SIZE=${1:-1G}
 SMALL=${2:-100M}
-BIN=${NETSPECTRA:-target/release/netspectra}
+BIN=${NETSPECTRA:-${CARGO_TARGET_DIR:-target}/release/netspectra}
 DIR=${BENCH_DIR:-/tmp/netspectra-bench-http}
 SEED=${SEED:-42}
 SLICE_MB=${TSHARK_SLICE:-100}

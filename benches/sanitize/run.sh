@@ -15,7 +15,7 @@ set -euo pipefail
 SIZE=${1:-1G}
 DATA=${2:-./bench-data/sanitize}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-NS=${NETSPECTRA:-$ROOT/target/release/netspectra}
+NS=${NETSPECTRA:-${CARGO_TARGET_DIR:-$ROOT/target}/release/netspectra}
 mkdir -p "$DATA"
 
 if [ ! -x "$NS" ]; then
