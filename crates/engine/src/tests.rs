@@ -33,32 +33,17 @@ impl Analysis for Seen {
     }
 }
 
-/// 4000 packets of 400 two-way flows between 40 hosts, 1 ms apart.
-fn capture() -> Vec<u8> {
+/// An in-memory nanosecond pcap of Ethernet `frames` with their timestamps.
+fn ethernet_pcap(frames: impl IntoIterator<Item = (Timestamp, Vec<u8>)>) -> Vec<u8> {
     let ifaces = [InterfaceInfo {
         link: LinkType::ETHERNET,
         ..Default::default()
     }];
     let mut w =
         CaptureWriter::new(Vec::new(), OutputFormat::Pcap { nanos: true }, &ifaces).unwrap();
-    let mut frame = Vec::new();
-    for i in 0..4000u32 {
-        let flow = (i * 7919) % 400;
-        let (a, b) = ([10, 0, 0, (flow % 40) as u8], [10, 1, 0, (flow / 40) as u8]);
-        let (sp, dp) = (10000 + flow as u16, 80);
-        frame.clear();
-        let bld = if i % 2 == 0 {
-            PacketBuilder::ethernet2([1; 6], [2; 6])
-                .ipv4(a, b, 64)
-                .tcp(sp, dp, i, 100)
-        } else {
-            PacketBuilder::ethernet2([2; 6], [1; 6])
-                .ipv4(b, a, 64)
-                .tcp(dp, sp, i, 100)
-        };
-        bld.write(&mut frame, &[0u8; 10]).unwrap();
+    for (ts, frame) in frames {
         let p = Packet {
-            ts: Timestamp(1_000_000_000 + i as i64 * 1_000_000),
+            ts,
             orig_len: frame.len() as u32,
             iface: 0,
             link: LinkType::ETHERNET,
@@ -70,10 +55,36 @@ fn capture() -> Vec<u8> {
     w.finish().unwrap()
 }
 
-fn run(workers: usize, tick: Option<i64>) -> RunOutcome<Seen> {
-    let mut r = CaptureReader::from_reader("mem", Box::new(Cursor::new(capture())), None)
+/// 4000 packets of 400 two-way flows between 40 hosts, 1 ms apart.
+fn capture() -> Vec<u8> {
+    ethernet_pcap((0..4000u32).map(|i| {
+        let flow = (i * 7919) % 400;
+        let (a, b) = ([10, 0, 0, (flow % 40) as u8], [10, 1, 0, (flow / 40) as u8]);
+        let (sp, dp) = (10000 + flow as u16, 80);
+        let bld = if i % 2 == 0 {
+            PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4(a, b, 64)
+                .tcp(sp, dp, i, 100)
+        } else {
+            PacketBuilder::ethernet2([2; 6], [1; 6])
+                .ipv4(b, a, 64)
+                .tcp(dp, sp, i, 100)
+        };
+        let mut frame = Vec::new();
+        bld.write(&mut frame, &[0u8; 10]).unwrap();
+        (Timestamp(1_000_000_000 + i as i64 * 1_000_000), frame)
+    }))
+}
+
+/// A reader over an in-memory capture, in 8 KiB chunks so that a run spans many batches.
+fn reader(bytes: Vec<u8>) -> CaptureReader {
+    CaptureReader::from_reader("mem", Box::new(Cursor::new(bytes)), None)
         .unwrap()
-        .with_chunk_size(8192);
+        .with_chunk_size(8192)
+}
+
+fn run(workers: usize, tick: Option<i64>) -> RunOutcome<Seen> {
+    let mut r = reader(capture());
     let cfg = EngineConfig {
         workers,
         tick_ns: tick,
@@ -140,9 +151,7 @@ fn ticks_cut_every_worker_at_the_same_packet_time() {
 
 #[test]
 fn stop_flag_ends_the_run() {
-    let mut r = CaptureReader::from_reader("mem", Box::new(Cursor::new(capture())), None)
-        .unwrap()
-        .with_chunk_size(8192);
+    let mut r = reader(capture());
     let stop = AtomicBool::new(true);
     let out = run_file(
         &mut r,
@@ -161,36 +170,20 @@ fn stop_flag_ends_the_run() {
 #[test]
 fn a_huge_timestamp_jump_costs_a_bounded_number_of_ticks() {
     // Packets 30 years apart with 1 ms ticks: 9.5e11 boundaries lie between them.
-    let ifaces = [InterfaceInfo {
-        link: LinkType::ETHERNET,
-        ..Default::default()
-    }];
-    let mut w =
-        CaptureWriter::new(Vec::new(), OutputFormat::Pcap { nanos: true }, &ifaces).unwrap();
     let mut frame = Vec::new();
     PacketBuilder::ethernet2([1; 6], [2; 6])
         .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
         .udp(1, 2)
         .write(&mut frame, b"x")
         .unwrap();
-    for (i, secs) in [1_000_000_000i64, 1_950_000_000, 1_950_000_000]
-        .iter()
-        .enumerate()
-    {
-        let p = Packet {
-            ts: Timestamp::from_parts(*secs, i as u32),
-            orig_len: frame.len() as u32,
-            iface: 0,
-            link: LinkType::ETHERNET,
-            vlan_tci: None,
-            data: &frame,
-        };
-        w.write_packet(&p, &ifaces).unwrap();
-    }
-    let bytes = w.finish().unwrap();
+    let bytes = ethernet_pcap(
+        [1_000_000_000i64, 1_950_000_000, 1_950_000_000]
+            .iter()
+            .enumerate()
+            .map(|(i, secs)| (Timestamp::from_parts(*secs, i as u32), frame.clone())),
+    );
     for workers in [1, 2] {
-        let mut r =
-            CaptureReader::from_reader("mem", Box::new(Cursor::new(bytes.clone())), None).unwrap();
+        let mut r = reader(bytes.clone());
         let cfg = EngineConfig {
             workers,
             tick_ns: Some(1_000_000),
@@ -225,9 +218,7 @@ fn a_corrupt_record_ends_the_run_after_everything_before_it() {
     let rec = 24 + 2000 * (16 + 64);
     bytes[rec + 8..rec + 12].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
     for workers in [1, 2] {
-        let mut r = CaptureReader::from_reader("mem", Box::new(Cursor::new(bytes.clone())), None)
-            .unwrap()
-            .with_chunk_size(8192);
+        let mut r = reader(bytes.clone());
         let cfg = EngineConfig {
             workers,
             tick_ns: None,
@@ -255,9 +246,7 @@ fn a_corrupt_record_ends_the_run_after_everything_before_it() {
 
 #[test]
 fn stop_flag_ends_a_single_worker_run_too() {
-    let mut r = CaptureReader::from_reader("mem", Box::new(Cursor::new(capture())), None)
-        .unwrap()
-        .with_chunk_size(8192);
+    let mut r = reader(capture());
     let out = run_file(
         &mut r,
         &EngineConfig::default(),
