@@ -149,16 +149,21 @@ impl std::fmt::Display for LiveCompileError {
 
 impl std::error::Error for LiveCompileError {}
 
+/// `snaplen`, or [`DEFAULT_SNAPLEN`] for 0.
+fn snaplen_or_default(snaplen: u32) -> u32 {
+    if snaplen == 0 {
+        DEFAULT_SNAPLEN
+    } else {
+        snaplen
+    }
+}
+
 impl Filter {
     /// Compiles a tcpdump expression (libpcap syntax, optimised) for frames of `link`.
     /// Accepted packets are cut to `snaplen` bytes when attached to a socket (0 = default).
     /// An empty or all-blank expression accepts everything.
     pub fn compile(expr: &str, link: LinkType, snaplen: u32) -> Result<Self, CaptureError> {
-        let snaplen = if snaplen == 0 {
-            DEFAULT_SNAPLEN
-        } else {
-            snaplen
-        };
+        let snaplen = snaplen_or_default(snaplen);
         if expr.trim().is_empty() {
             let mut f = Self::accept_all(link, snaplen);
             f.expr = expr.to_string();
@@ -179,14 +184,7 @@ impl Filter {
             .map_err(|e| err(e.to_string()))?;
             read_program(&prog, snaplen).map_err(err)?
         };
-        let f = Filter {
-            expr: expr.to_string(),
-            link,
-            insns,
-            live: false,
-        };
-        f.validate().map_err(|r| err(r.into()))?;
-        Ok(f)
+        Filter::checked(expr, link, insns, false)
     }
 
     /// Compiles a tcpdump expression the way libpcap does for a live capture on interface
@@ -204,11 +202,7 @@ impl Filter {
     /// [`Filter::matches`] evaluates the VLAN ancillary loads from the packet's `vlan_tci`;
     /// other ancillary loads reject in user space (see [`Filter::user_space_exact`]).
     pub fn compile_live(iface: &str, expr: &str, snaplen: u32) -> Result<Self, LiveCompileError> {
-        let snaplen = if snaplen == 0 {
-            DEFAULT_SNAPLEN
-        } else {
-            snaplen
-        };
+        let snaplen = snaplen_or_default(snaplen);
         let err = |reason: String| {
             LiveCompileError::Filter(CaptureError::Filter {
                 expr: expr.to_string(),
@@ -239,13 +233,26 @@ impl Filter {
             }
             // `cap` (and its socket) is closed here.
         };
+        Filter::checked(expr, link, insns, true).map_err(LiveCompileError::Filter)
+    }
+
+    /// The filter of a compiled program, after [`Filter::validate`]'s checks.
+    fn checked(
+        expr: &str,
+        link: LinkType,
+        insns: Vec<libc::sock_filter>,
+        live: bool,
+    ) -> Result<Self, CaptureError> {
         let f = Filter {
             expr: expr.to_string(),
             link,
             insns,
-            live: true,
+            live,
         };
-        f.validate().map_err(|r| err(r.into()))?;
+        f.validate().map_err(|r| CaptureError::Filter {
+            expr: expr.to_string(),
+            reason: r.into(),
+        })?;
         Ok(f)
     }
 
@@ -266,11 +273,7 @@ impl Filter {
 
     /// A program that accepts every packet, cut to `snaplen` bytes.
     pub fn accept_all(link: LinkType, snaplen: u32) -> Self {
-        let snaplen = if snaplen == 0 {
-            DEFAULT_SNAPLEN
-        } else {
-            snaplen
-        };
+        let snaplen = snaplen_or_default(snaplen);
         Filter {
             expr: String::new(),
             link,
