@@ -374,7 +374,9 @@ fn main() {
 fn attach_empty_until_signal(iface: &str, obj: &str) {
     use aya::programs::{SchedClassifier, TcAttachType};
     // Block the signals first so that sigwait() receives them instead of the default action.
+    // SAFETY: an all-zero sigset_t is a valid value, and sigemptyset initialises it before use.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t owned by this frame; the mask applies to this thread.
     unsafe {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
@@ -393,5 +395,6 @@ fn attach_empty_until_signal(iface: &str, obj: &str) {
     }
     eprintln!("empty classifier attached to {iface} (TCX ingress + egress)");
     let mut sig = 0;
+    // SAFETY: `set` and `sig` are valid for the call; the signals are blocked above.
     unsafe { libc::sigwait(&set, &mut sig) };
 }

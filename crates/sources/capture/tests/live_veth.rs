@@ -8,14 +8,14 @@ use netspectra_capture::{
     SKF_AD_VLAN_TAG, SKF_AD_VLAN_TAG_PRESENT,
 };
 use netspectra_packet::{decode, DecodeOptions, FlowKey, LinkType, Packet, PacketSource};
-use netspectra_testnet::{enter, require_root, VethPair as NetnsPair};
+use netspectra_testnet::{enter, require_root, VethPair};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Captures on `p.b_if` with `cfg` while `frames` are sent from `p.a_if`; returns per worker the
 /// captured frames (in ring order) and the summed stats.
 fn run(
-    p: &NetnsPair,
+    p: &VethPair,
     cfg: LiveConfig,
     frames: &[Vec<u8>],
     expect: usize,
@@ -25,7 +25,7 @@ fn run(
 
 /// [`run`] keeping what `keep` takes of every captured packet.
 fn run_with<T: Send + 'static>(
-    p: &NetnsPair,
+    p: &VethPair,
     mut cfg: LiveConfig,
     frames: &[Vec<u8>],
     expect: usize,
@@ -87,7 +87,7 @@ fn run_with<T: Send + 'static>(
 #[test]
 fn every_packet_sent_is_captured_byte_identical() {
     require_root!();
-    let p = NetnsPair::quiet("ct");
+    let p = VethPair::quiet("ct");
     let frames = common::frames(20_000, 64);
     let (per, st) = run(&p, LiveConfig::new(""), &frames, frames.len());
     let got = &per[0];
@@ -106,7 +106,7 @@ fn every_packet_sent_is_captured_byte_identical() {
 #[test]
 fn fanout_never_splits_a_flow() {
     require_root!();
-    let p = NetnsPair::quiet("ct");
+    let p = VethPair::quiet("ct");
     let frames = common::frames(20_000, 200);
     let mut cfg = LiveConfig::new("");
     cfg.threads = 2;
@@ -137,7 +137,7 @@ fn fanout_never_splits_a_flow() {
 #[test]
 fn kernel_filter_matches_libpcap_offline() {
     require_root!();
-    let p = NetnsPair::quiet("ct");
+    let p = VethPair::quiet("ct");
     let frames = common::frames(5_000, 64);
     let expr = "(udp and dst port 5001) or (tcp and greater 700)";
     let prog = pcap::Capture::dead(pcap::Linktype(1))
@@ -167,7 +167,7 @@ fn kernel_filter_matches_libpcap_offline() {
 #[test]
 fn stop_without_traffic_ends_promptly_and_empty_batches_tick() {
     require_root!();
-    let p = NetnsPair::quiet("ct");
+    let p = VethPair::quiet("ct");
     let b = p.b.clone();
     let i = p.b_if.clone();
     std::thread::spawn(move || {
@@ -200,7 +200,7 @@ fn unknown_interface_is_a_clear_error() {
 #[test]
 fn stripped_vlan_tag_is_reported_in_the_metadata() {
     require_root!();
-    let p = NetnsPair::quiet("ct");
+    let p = VethPair::quiet("ct");
     let frames: Vec<Vec<u8>> = common::frames(500, 8)
         .into_iter()
         .map(|f| {
@@ -367,7 +367,7 @@ fn compile_live_in(ns: &str, iface: &str, exprs: &[&str]) -> Vec<Filter> {
 #[test]
 fn live_compile_tests_the_stripped_tag_with_ancillary_loads() {
     require_root!();
-    let p = NetnsPair::quiet("ct");
+    let p = VethPair::quiet("ct");
     let exprs = ["vlan 10", "vlan 10 and udp", "not vlan", "udp port 53"];
     let live = compile_live_in(&p.b, &p.b_if, &exprs);
     for (e, f) in exprs.iter().zip(&live) {
@@ -425,7 +425,7 @@ fn live_compile_tests_the_stripped_tag_with_ancillary_loads() {
 #[test]
 fn vlan_filters_select_exactly_the_tagged_frames_live() {
     require_root!();
-    let p = NetnsPair::quiet("ct");
+    let p = VethPair::quiet("ct");
     // 3,000 frames (UDP and TCP): a third tagged VLAN 10 (half of them with PCP 3), a third
     // VLAN 20, a third untagged.
     let frames: Vec<Vec<u8>> = common::frames(3_000, 16)
@@ -514,7 +514,7 @@ fn vlan_filters_select_exactly_the_tagged_frames_live() {
 #[test]
 fn down_interface_falls_back_to_the_file_compile() {
     require_root!();
-    let p = NetnsPair::quiet("ct");
+    let p = VethPair::quiet("ct");
     let out = std::process::Command::new("ip")
         .args(["-n", &p.b, "link", "set", &p.b_if, "down"])
         .output()
