@@ -265,8 +265,8 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let format = RecordFormat::from(a.format);
     let filter = a.filter.as_deref().map(str::trim).filter(|f| !f.is_empty());
     if let Some(f) = filter {
-        Filter::compile(f, LinkType::ETHERNET, 0)
-            .map_err(|e| BadInput(format!("filter {f:?}: {e}")))?;
+        Filter::compile(f, LinkType::ETHERNET, 0).map_err(|e| BadInput(e.to_string()))?;
+        // names the expression
     }
     let (table_cfg, mut views) = configure(&a)?;
     if a.out.is_none() {

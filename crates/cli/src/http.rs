@@ -315,8 +315,8 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
     let filter = a.filter.as_deref().map(str::trim).filter(|f| !f.is_empty());
     if let Some(f) = filter {
         // Catch syntax errors before reading anything.
-        Filter::compile(f, LinkType::ETHERNET, 0)
-            .map_err(|e| BadInput(format!("filter {f:?}: {e}")))?;
+        Filter::compile(f, LinkType::ETHERNET, 0).map_err(|e| BadInput(e.to_string()))?;
+        // names the expression
     }
     let mut writer = RecordWriter::<HttpRecord>::create(&a.output, format)
         .map_err(|e| BadInput(e.to_string()))?;

@@ -1,6 +1,7 @@
 //! `netspectra http` on hostile TCP payloads: binary garbage after a method name, endless
 //! header lines, lines without colon, NUL bytes and a 1 MB header. No crash, exit 0, bounded
-//! memory (the header buffer is capped), every case counted as malformed with its reason.
+//! memory (the header buffer is capped), every case counted as malformed with its reason. A bad
+//! `--filter` is a usage error (exit 2) for http and flows.
 
 use etherparse::PacketBuilder;
 use netspectra_packet::{LinkType, Timestamp};
@@ -104,4 +105,25 @@ fn hostile_payloads_are_counted_not_fatal() {
     assert_eq!(uris, ["/nocolon", "/big", "/after"], "{recs:?}");
     assert!(recs[1]["partial"].as_bool().unwrap());
     assert_eq!(recs[1]["host"], "big");
+}
+
+#[test]
+fn a_bad_filter_is_a_usage_error_that_names_the_expression_once() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/sample.pcapng");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    for args in [
+        vec!["http", sample, "-o", out.to_str().unwrap()],
+        vec!["flows", sample, "-q", "--no-records"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_netspectra"))
+            .args(&args)
+            .args(["--filter", "tcp and and"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("syntax error"), "{err}");
+        assert_eq!(err.matches("tcp and and").count(), 1, "{err}");
+    }
 }
