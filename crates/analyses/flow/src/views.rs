@@ -7,15 +7,19 @@
 //! window at multiples of its own interval, so views with different cadences see every delta
 //! exactly once: nothing is counted twice or lost.
 
+mod exact;
+
 use crate::config::{Field, Metric, ViewMode, ViewSpec};
 use crate::hll::Distinct;
 use crate::table::{EndedFlow, FlowDelta, TableCounters};
 use crate::topk::TopK;
 use crate::worker::{DecodeCounters, WorkerMsg};
-use hashbrown::HashMap;
+use exact::ExactAggs;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// A view key: the projected fields of one flow direction (unused fields are zero). Addresses
@@ -222,7 +226,7 @@ struct Agg {
 struct ViewState {
     spec: ViewSpec,
     distinct_fields: Vec<Field>,
-    exact: HashMap<VKey, Agg>,
+    exact: ExactAggs,
     overflow: Option<Agg>,
     overflow_keys: u64,
     topk: Option<TopK<VKey>>,
@@ -243,7 +247,7 @@ impl ViewState {
         let mut v = ViewState {
             spec,
             distinct_fields,
-            exact: HashMap::new(),
+            exact: ExactAggs::with_capacity(0, foldhash::fast::RandomState::default()),
             overflow: None,
             overflow_keys: 0,
             topk: None,
@@ -256,8 +260,7 @@ impl ViewState {
 
     fn reset(&mut self) {
         // Start the next window at the size of the last one to avoid rehashing while it fills.
-        let cap = self.exact.len();
-        self.exact = HashMap::with_capacity(cap);
+        self.exact = ExactAggs::with_capacity(self.exact.len(), self.exact.hasher());
         self.overflow = None;
         self.overflow_keys = 0;
         self.any = false;
@@ -286,19 +289,19 @@ impl ViewState {
                 let nd = self.distinct_fields.len();
                 // Below the bound one `entry` finds or inserts the key with one hash and probe
                 // (most keys of a per-flow view are new); at the bound only known keys count.
-                let agg = if self.exact.len() < max_keys {
-                    self.exact.entry(key).or_insert_with(|| Agg {
-                        distinct: vec![Distinct::default(); nd],
-                        ..Agg::default()
-                    })
-                } else if let Some(a) = self.exact.get_mut(&key) {
-                    a
-                } else {
-                    self.overflow_keys += 1;
-                    self.overflow.get_or_insert_with(|| Agg {
-                        distinct: vec![Distinct::default(); nd],
-                        ..Agg::default()
-                    })
+                let fresh = || Agg {
+                    distinct: vec![Distinct::default(); nd],
+                    ..Agg::default()
+                };
+                let agg = match self
+                    .exact
+                    .get_or_insert(key, self.exact.len() < max_keys, fresh)
+                {
+                    Some(a) => a,
+                    None => {
+                        self.overflow_keys += 1;
+                        self.overflow.get_or_insert_with(fresh)
+                    }
                 };
                 agg.packets += packets;
                 agg.bytes += bytes;
@@ -349,9 +352,10 @@ impl ViewState {
         let mut rows = Vec::new();
         match self.spec.mode {
             ViewMode::Exact { .. } => {
-                // Rows in no particular order: sorting cost more than deriving the view.
+                // Rows in first-seen order (the same on every run): sorting cost more than
+                // deriving the view.
                 rows.reserve(self.exact.len() + 1);
-                for (k, a) in &self.exact {
+                for (k, a) in self.exact.iter() {
                     rows.push((Some(*k), self.agg_values(a)));
                 }
                 if let Some(a) = &self.overflow {
@@ -653,8 +657,10 @@ impl Merger {
     }
 
     /// Applies a batch of deltas. Views are independent, so a large batch (the final flush of
-    /// every live flow, or a busy interval) is split: every other view on a helper thread, the
-    /// rest and the summary here. Each view still sees the deltas in order.
+    /// every live flow, or a busy interval) is shared out: this thread and one helper each take
+    /// the next unclaimed task (the summary, or one view over the whole batch) until none is
+    /// left, so a thread that drew a cheap view takes more of them and neither waits long for
+    /// the other. Each view still sees the deltas in order.
     fn apply_all(&mut self, ds: &[FlowDelta]) {
         if ds.len() < PARALLEL_BATCH || self.views.len() < 2 {
             for d in ds {
@@ -663,31 +669,30 @@ impl Merger {
             }
             return;
         }
-        let (mut even, mut odd): (Vec<&mut ViewState>, Vec<&mut ViewState>) = (vec![], vec![]);
-        for (i, v) in self.views.iter_mut().enumerate() {
-            if i % 2 == 0 {
-                even.push(v);
-            } else {
-                odd.push(v);
-            }
-        }
-        let summary = Summarizer {
+        // The summary (three Count-Min updates per delta) is the largest task: first, so that
+        // the views balance around it.
+        let mut tasks: Vec<Mutex<Task<'_>>> = Vec::with_capacity(self.views.len() + 1);
+        tasks.push(Mutex::new(Task::Summary(Summarizer {
             min_ts: &mut self.min_ts,
             summary: &mut self.summary,
             talkers: &mut self.talkers,
             convs: &mut self.convs,
+        })));
+        tasks.extend(self.views.iter_mut().map(|v| Mutex::new(Task::View(v))));
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(task) = tasks.get(i) else { break };
+            // Each task is claimed by exactly one thread: the lock is never contended.
+            let mut task = task.lock().unwrap_or_else(|e| e.into_inner());
+            match &mut *task {
+                Task::Summary(s) => ds.iter().for_each(|d| s.add(d)),
+                Task::View(v) => ds.iter().for_each(|d| add_delta(v, d)),
+            }
         };
         std::thread::scope(|s| {
-            s.spawn(move || {
-                for d in ds {
-                    add_to_views(&mut even, d);
-                }
-            });
-            let mut summary = summary;
-            for d in ds {
-                add_to_views(&mut odd, d);
-                summary.add(d);
-            }
+            s.spawn(work);
+            work();
         });
     }
 
@@ -753,10 +758,10 @@ impl Merger {
 /// Deltas in a batch from which the merger splits the views over two threads.
 const PARALLEL_BATCH: usize = 8192;
 
-fn add_to_views(views: &mut [&mut ViewState], d: &FlowDelta) {
-    for v in views.iter_mut() {
-        add_delta(v, d);
-    }
+/// One share of a large batch: the summary, or one view.
+enum Task<'a> {
+    Summary(Summarizer<'a>),
+    View(&'a mut ViewState),
 }
 
 /// Rolls one delta into a view, in both directions: packets sent by A count under `src = A`;
