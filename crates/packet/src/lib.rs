@@ -18,6 +18,7 @@ pub use decode::{
 pub use flow_key::{FlowKey, IpPair};
 pub use link::LinkType;
 pub use source::{
-    Batch, InterfaceInfo, OwnedBatch, Packet, PacketMeta, PacketSource, SourceError, SourceStats,
+    prefetch_headers, prefetch_line, Batch, InterfaceInfo, OwnedBatch, Packet, PacketMeta,
+    PacketSource, SourceError, SourceStats,
 };
 pub use time::Timestamp;

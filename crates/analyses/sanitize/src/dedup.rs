@@ -141,7 +141,7 @@ impl Dedup {
     /// Hints the CPU to load the table line that frame hash `h` will probe.
     #[inline]
     pub fn prefetch(&self, h: u128) {
-        crate::prefetch(self.table.as_ptr().wrapping_add(self.home(h)).cast());
+        netspectra_packet::prefetch_line(self.table.as_ptr().wrapping_add(self.home(h)).cast());
     }
 
     /// The hash that the next [`Dedup::check_hashed`] will forget, if any (to prefetch).

@@ -258,9 +258,7 @@ impl Sanitizer {
             // few places ahead while this one is rewritten (the first touch of each frame was
             // the largest stall of the anonymize profile).
             if let (true, Some(a)) = (rewrite, metas.get(i + AHEAD)) {
-                let p = data.as_ptr().wrapping_add(a.offset as usize);
-                prefetch(p);
-                prefetch(p.wrapping_add(64));
+                netspectra_packet::prefetch_headers(data, a);
             }
             let frame: &mut [u8] = match data.get_mut(range(m)) {
                 Some(f) => f,
@@ -390,19 +388,6 @@ impl Inspector {
             violation: self.act.violation,
         }
     }
-}
-
-/// Hints the CPU to load the cache line at `p` (no effect where there is no prefetch hint).
-#[inline]
-pub(crate) fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and reads nothing architecturally, whatever `p` is.
-    #[allow(unused_unsafe)]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]
