@@ -214,12 +214,18 @@ fn vkey_hash(k: &VKey) -> u64 {
     xxh3_64(&b)
 }
 
-/// Per-key aggregate of an exact view.
-#[derive(Clone, Debug, Default)]
-struct Agg {
+/// Counters of one key of an exact view.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
     packets: u64,
     bytes: u64,
     flows: u64,
+}
+
+/// The overflow row of an exact view: its counters and distinct-count sketches.
+#[derive(Clone, Debug, Default)]
+struct Agg {
+    counts: Counts,
     distinct: Vec<Distinct>,
 }
 
@@ -247,7 +253,7 @@ impl ViewState {
         let mut v = ViewState {
             spec,
             distinct_fields,
-            exact: ExactAggs::with_capacity(0, foldhash::fast::RandomState::default()),
+            exact: ExactAggs::with_capacity(0, 0, foldhash::fast::RandomState::default()),
             overflow: None,
             overflow_keys: 0,
             topk: None,
@@ -260,7 +266,8 @@ impl ViewState {
 
     fn reset(&mut self) {
         // Start the next window at the size of the last one to avoid rehashing while it fills.
-        self.exact = ExactAggs::with_capacity(self.exact.len(), self.exact.hasher());
+        let nd = self.distinct_fields.len();
+        self.exact = ExactAggs::with_capacity(self.exact.len(), nd, self.exact.hasher());
         self.overflow = None;
         self.overflow_keys = 0;
         self.any = false;
@@ -286,28 +293,26 @@ impl ViewState {
                 }
             }
             ViewMode::Exact { max_keys } => {
-                let nd = self.distinct_fields.len();
-                // Below the bound one `entry` finds or inserts the key with one hash and probe
-                // (most keys of a per-flow view are new); at the bound only known keys count.
-                let fresh = || Agg {
-                    distinct: vec![Distinct::default(); nd],
-                    ..Agg::default()
-                };
-                let agg = match self
-                    .exact
-                    .get_or_insert(key, self.exact.len() < max_keys, fresh)
-                {
-                    Some(a) => a,
-                    None => {
-                        self.overflow_keys += 1;
-                        self.overflow.get_or_insert_with(fresh)
-                    }
-                };
-                agg.packets += packets;
-                agg.bytes += bytes;
-                agg.flows += flows;
-                for (i, f) in self.distinct_fields.iter().enumerate() {
-                    agg.distinct[i].add_hash(d.field_hash(*f), self.spec.hll_precision);
+                // Below the bound one probe finds or inserts the key (most keys of a per-flow
+                // view are new); at the bound only known keys count.
+                let (counts, distinct) =
+                    match self.exact.get_or_insert(key, self.exact.len() < max_keys) {
+                        Some(a) => a,
+                        None => {
+                            self.overflow_keys += 1;
+                            let nd = self.distinct_fields.len();
+                            let a = self.overflow.get_or_insert_with(|| Agg {
+                                counts: Counts::default(),
+                                distinct: vec![Distinct::default(); nd],
+                            });
+                            (&mut a.counts, &mut a.distinct[..])
+                        }
+                    };
+                counts.packets += packets;
+                counts.bytes += bytes;
+                counts.flows += flows;
+                for (sketch, f) in distinct.iter_mut().zip(&self.distinct_fields) {
+                    sketch.add_hash(d.field_hash(*f), self.spec.hll_precision);
                 }
             }
         }
@@ -326,18 +331,18 @@ impl ViewState {
         c
     }
 
-    fn agg_values(&self, a: &Agg) -> Vec<u64> {
+    fn agg_values(&self, c: &Counts, distinct: &[Distinct]) -> Vec<u64> {
         let mut di = 0;
         self.spec
             .metrics
             .iter()
             .map(|metric| match metric {
-                Metric::Packets => a.packets,
-                Metric::Bytes => a.bytes,
-                Metric::Flows => a.flows,
+                Metric::Packets => c.packets,
+                Metric::Bytes => c.bytes,
+                Metric::Flows => c.flows,
                 Metric::Distinct(_) => {
                     di += 1;
-                    a.distinct[di - 1].count()
+                    distinct.get(di - 1).map_or(0, Distinct::count)
                 }
             })
             .collect()
@@ -355,11 +360,11 @@ impl ViewState {
                 // Rows in first-seen order (the same on every run): sorting cost more than
                 // deriving the view.
                 rows.reserve(self.exact.len() + 1);
-                for (k, a) in self.exact.iter() {
-                    rows.push((Some(*k), self.agg_values(a)));
+                for (k, c, distinct) in self.exact.iter() {
+                    rows.push((Some(*k), self.agg_values(c, distinct)));
                 }
                 if let Some(a) = &self.overflow {
-                    rows.push((None, self.agg_values(a)));
+                    rows.push((None, self.agg_values(&a.counts, &a.distinct)));
                 }
             }
             ViewMode::TopK { .. } => {

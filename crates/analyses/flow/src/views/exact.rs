@@ -7,13 +7,25 @@
 //! (5 bytes per bucket) is probed at random. Snapshots walk the entries in order, so rows come
 //! out in first-seen order, the same on every run with the same input.
 
-use super::{Agg, VKey};
+use super::{Counts, Distinct, VKey};
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+/// One key and its counters: exactly one cache line, so a lookup of a known key costs at most
+/// one miss (an 88-byte entry straddled two lines on most keys).
+#[repr(C, align(64))]
+struct Entry {
+    key: VKey,
+    counts: Counts,
+}
+
 /// Keys and aggregates of one exact view window, in first-seen order.
 pub(super) struct ExactAggs {
-    entries: Vec<(VKey, Agg)>,
+    entries: Vec<Entry>,
+    /// `nd` distinct-count sketches per entry, in entry order (none when the view counts no
+    /// distinct values).
+    distinct: Vec<Distinct>,
+    nd: usize,
     index: HashTable<u32>,
     /// Keys are attacker-controlled: the index hash is seeded per process.
     hasher: foldhash::fast::RandomState,
@@ -21,10 +33,16 @@ pub(super) struct ExactAggs {
 
 impl ExactAggs {
     /// An empty window with room for `cap` keys (the size of the previous window, so a steady
-    /// view does not grow its index again each window).
-    pub(super) fn with_capacity(cap: usize, hasher: foldhash::fast::RandomState) -> Self {
+    /// view does not grow its index again each window), each with `nd` distinct counters.
+    pub(super) fn with_capacity(
+        cap: usize,
+        nd: usize,
+        hasher: foldhash::fast::RandomState,
+    ) -> Self {
         ExactAggs {
             entries: Vec::with_capacity(cap),
+            distinct: Vec::with_capacity(cap * nd),
+            nd,
             index: HashTable::with_capacity(cap),
             hasher,
         }
@@ -50,36 +68,51 @@ impl ExactAggs {
         self.hasher.clone()
     }
 
-    /// The aggregate of `key`: found, or inserted with `new()` when `insert` allows it; `None`
-    /// for an unknown key that may not be inserted (the view is at its key bound).
+    /// The counters and distinct counters of `key`: found, or inserted at zero when `insert`
+    /// allows it; `None` for an unknown key that may not be inserted (the view is at its key
+    /// bound).
     #[inline]
     pub(super) fn get_or_insert(
         &mut self,
         key: VKey,
         insert: bool,
-        new: impl FnOnce() -> Agg,
-    ) -> Option<&mut Agg> {
+    ) -> Option<(&mut Counts, &mut [Distinct])> {
         let h = Self::hash(&self.hasher, &key);
         let entries = &self.entries;
-        if let Some(&i) = self.index.find(h, |&i| entries[i as usize].0 == key) {
-            return Some(&mut self.entries[i as usize].1);
-        }
-        // Positions are u32: the index never holds more than u32::MAX keys, beyond that every
-        // new key counts as over the bound.
-        if !insert || self.entries.len() >= u32::MAX as usize {
-            return None;
-        }
-        let i = self.entries.len() as u32;
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.index
-            .insert_unique(h, i, |&j| Self::hash(hasher, &entries[j as usize].0));
-        self.entries.push((key, new()));
-        self.entries.last_mut().map(|e| &mut e.1)
+        let pos = match self.index.find(h, |&i| entries[i as usize].key == key) {
+            Some(&i) => i as usize,
+            // Positions are u32: the index never holds more than u32::MAX keys, beyond that
+            // every new key counts as over the bound.
+            None if !insert || self.entries.len() >= u32::MAX as usize => return None,
+            None => {
+                let i = self.entries.len();
+                let (entries, hasher) = (&self.entries, &self.hasher);
+                self.index.insert_unique(h, i as u32, |&j| {
+                    Self::hash(hasher, &entries[j as usize].key)
+                });
+                self.entries.push(Entry {
+                    key,
+                    counts: Counts::default(),
+                });
+                self.distinct
+                    .resize_with(self.distinct.len() + self.nd, Distinct::default);
+                i
+            }
+        };
+        let nd = self.nd;
+        Some((
+            &mut self.entries[pos].counts,
+            &mut self.distinct[pos * nd..pos * nd + nd],
+        ))
     }
 
-    /// Keys and aggregates in first-seen order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &(VKey, Agg)> {
-        self.entries.iter()
+    /// Keys, counters and distinct counters in first-seen order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&VKey, &Counts, &[Distinct])> {
+        let nd = self.nd;
+        self.entries
+            .iter()
+            .enumerate()
+            .map(move |(i, e)| (&e.key, &e.counts, &self.distinct[i * nd..i * nd + nd]))
     }
 }
 
@@ -99,8 +132,14 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+        assert_eq!(std::mem::align_of::<Entry>(), 64);
+    }
+
+    #[test]
     fn finds_inserts_and_keeps_first_seen_order() {
-        let mut t = ExactAggs::with_capacity(0, foldhash::fast::RandomState::default());
+        let mut t = ExactAggs::with_capacity(0, 1, foldhash::fast::RandomState::default());
         // 10 000 keys, each added 3 times in a scrambled order: each ends with 3 packets, and
         // the order of the entries is the order of first appearance.
         let order: Vec<u64> = (0..30_000u64).map(|i| (i * 7919) % 10_000).collect();
@@ -110,24 +149,25 @@ mod tests {
             if seen.insert(n) {
                 first_seen.push(n);
             }
-            let a = t.get_or_insert(key(n), true, Agg::default).unwrap();
-            a.packets += 1;
+            let (c, d) = t.get_or_insert(key(n), true).unwrap();
+            c.packets += 1;
+            // Each key's own sketch: it sees only that key's values.
+            d[0].add_hash(n, 12);
         }
         assert_eq!(t.len(), 10_000);
-        let got: Vec<u64> = t.iter().map(|(k, _)| k.src[0]).collect();
+        let got: Vec<u64> = t.iter().map(|(k, _, _)| k.src[0]).collect();
         assert_eq!(got, first_seen);
-        assert!(t.iter().all(|(_, a)| a.packets == 3));
+        assert!(t
+            .iter()
+            .all(|(_, c, d)| c.packets == 3 && d[0].count() == 1));
     }
 
     #[test]
     fn refuses_new_keys_when_not_allowed_but_finds_known_ones() {
-        let mut t = ExactAggs::with_capacity(4, foldhash::fast::RandomState::default());
-        t.get_or_insert(key(1), true, Agg::default).unwrap().bytes = 5;
-        assert!(t.get_or_insert(key(2), false, Agg::default).is_none());
-        assert_eq!(
-            t.get_or_insert(key(1), false, Agg::default).unwrap().bytes,
-            5
-        );
+        let mut t = ExactAggs::with_capacity(4, 0, foldhash::fast::RandomState::default());
+        t.get_or_insert(key(1), true).unwrap().0.bytes = 5;
+        assert!(t.get_or_insert(key(2), false).is_none());
+        assert_eq!(t.get_or_insert(key(1), false).unwrap().0.bytes, 5);
         assert_eq!(t.len(), 1);
     }
 }
