@@ -18,7 +18,6 @@ pub use decode::{
 pub use flow_key::{FlowKey, IpPair};
 pub use link::LinkType;
 pub use source::{
-    prefetch_headers, prefetch_line, Batch, InterfaceInfo, OwnedBatch, Packet, PacketMeta,
-    PacketSource, SourceError, SourceStats,
+    Batch, InterfaceInfo, OwnedBatch, Packet, PacketMeta, PacketSource, SourceError, SourceStats,
 };
 pub use time::Timestamp;

@@ -123,52 +123,12 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Iterates over the packets in capture order. Each step also hints the CPU to load the
-    /// headers of the packet [`PREFETCH_AHEAD`] places on: the batch was usually filled on
-    /// another core, and the first touch of every frame was the largest stall of the decoder.
+    /// Iterates over the packets in capture order.
     #[inline]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Packet<'a>> + '_ {
         let this = *self;
-        self.metas.iter().enumerate().map(move |(i, m)| {
-            this.prefetch_headers(i + PREFETCH_AHEAD);
-            this.packet(m)
-        })
+        self.metas.iter().map(move |m| this.packet(m))
     }
-
-    /// Hints the CPU to load the first two cache lines (the headers) of record `i`, if it exists.
-    #[inline]
-    pub fn prefetch_headers(&self, i: usize) {
-        if let Some(m) = self.metas.get(i) {
-            prefetch_headers(self.data, m);
-        }
-    }
-}
-
-/// How many packets ahead [`Batch::iter`] prefetches headers: enough to cover a memory access
-/// while the packets in between are processed.
-pub const PREFETCH_AHEAD: usize = 8;
-
-/// Hints the CPU to load the first two cache lines of the frame that `m` points to in `data`
-/// (no effect where there is no prefetch hint; never reads or faults, even if `m` is corrupt).
-#[inline]
-pub fn prefetch_headers(data: &[u8], m: &PacketMeta) {
-    let p = data.as_ptr().wrapping_add(m.offset as usize);
-    prefetch_line(p);
-    prefetch_line(p.wrapping_add(64));
-}
-
-/// Hints the CPU to load the cache line holding `p` (for batched lookups that know their next
-/// addresses early). No effect where there is no prefetch hint.
-#[inline]
-pub fn prefetch_line(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it never faults and changes no architectural state,
-    // whatever address it is given.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// A batch that owns its buffer, so it can be sent to worker threads (behind an `Arc`) and
@@ -328,27 +288,5 @@ mod tests {
         assert_eq!(v, vec![vec![1, 2], vec![3, 4, 5, 6], vec![]]);
         assert!(b.get(1).unwrap().is_snapped());
         assert!(b.get(3).is_none());
-    }
-
-    #[test]
-    fn iterating_prefetches_safely_past_corrupt_offsets() {
-        // More records than PREFETCH_AHEAD, some pointing far outside the buffer: iteration
-        // hints those addresses too and must still yield every packet, the bad ones empty.
-        let data = [7u8; 100];
-        let metas: Vec<PacketMeta> = (0..3 * PREFETCH_AHEAD as u32)
-            .map(|i| PacketMeta {
-                offset: if i % 3 == 0 { u32::MAX - i } else { i },
-                caplen: 1,
-                orig_len: 1,
-                ..Default::default()
-            })
-            .collect();
-        let b = Batch::new(&data, &metas);
-        let lens: Vec<usize> = b.iter().map(|p| p.data.len()).collect();
-        let want: Vec<usize> = (0..metas.len()).map(|i| usize::from(i % 3 != 0)).collect();
-        assert_eq!(lens, want);
-        for m in &metas {
-            prefetch_headers(&data, m);
-        }
     }
 }

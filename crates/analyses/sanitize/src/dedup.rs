@@ -141,7 +141,19 @@ impl Dedup {
     /// Hints the CPU to load the table line that frame hash `h` will probe.
     #[inline]
     pub fn prefetch(&self, h: u128) {
-        netspectra_packet::prefetch_line(self.table.as_ptr().wrapping_add(self.home(h)).cast());
+        #[cfg(target_arch = "x86_64")]
+        {
+            let p = self.table.as_ptr().wrapping_add(self.home(h));
+            // SAFETY: a prefetch never faults and reads nothing architecturally.
+            #[allow(unused_unsafe)]
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    p as *const i8,
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = h;
     }
 
     /// The hash that the next [`Dedup::check_hashed`] will forget, if any (to prefetch).

@@ -253,13 +253,7 @@ impl Sanitizer {
             keep.resize(metas.len(), true);
         }
         let rewrite = self.anon.is_some() || self.masker.is_some();
-        for (i, (m, &k)) in metas.iter().zip(keep.iter()).enumerate() {
-            // The reader filled this chunk on the other core: load the headers of a frame a
-            // few places ahead while this one is rewritten (the first touch of each frame was
-            // the largest stall of the anonymize profile).
-            if let (true, Some(a)) = (rewrite, metas.get(i + AHEAD)) {
-                netspectra_packet::prefetch_headers(data, a);
-            }
+        for (m, &k) in metas.iter().zip(keep.iter()) {
             let frame: &mut [u8] = match data.get_mut(range(m)) {
                 Some(f) => f,
                 None => &mut [],
