@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Flow benchmark: netspectra flows vs softflowd, argus, nfpcapd and tshark -z conv,ip on the
-# same generated captures (~1M packets and ~1 GB), page cache warm, in one run.
+# same generated captures, page cache warm, in one run: m1 (~1M packets) and g1 (~1 GB) with the
+# generator's default mix (many short flows: ~14 packets per flow), and b1 (~1M packets, mostly
+# long bulk transfers: ~66 packets per flow, bulk-gen.yaml).
 #
-#   benches/flows/run.sh                 # both files
+#   benches/flows/run.sh                 # all three files
 #   SIZES=m1 benches/flows/run.sh        # only the 1M-packet file
 #   SKIP_TSHARK=1 benches/flows/run.sh   # tshark takes ~30 s per GB
 #
@@ -19,7 +21,7 @@ repo=$(cd "$here/../.." && pwd)
 . "$here/../lib.sh"
 BIN=${BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/netspectra}
 DATA=${BENCH_DIR:-/tmp/netspectra-bench-flows}
-SIZES=${SIZES:-"m1 g1"}
+SIZES=${SIZES:-"m1 g1 b1"}
 mkdir -p "$DATA"
 [ -x "$BIN" ] || (cd "$repo" && cargo build --release -p netspectra)
 
@@ -29,6 +31,7 @@ gen() { # name args...
 }
 gen m1 --packets 1000000
 gen g1 --size 1G
+gen b1 --packets 1000000 --config "$here/bulk-gen.yaml"
 
 # measure LABEL PACKETS CMD... -> one table row (fastest of RUNS runs, default 3; tshark once);
 # the fastest run's stdout (our --json summary, if any) goes to $DATA/last.out
