@@ -66,21 +66,21 @@ pub fn community_id_v1(key: &FlowKey, seed: u16) -> String {
     }
     // RustCrypto's SHA-1 uses the CPU's SHA extensions when present (~3x sha1_smol here).
     let mut h = Sha1::new();
-    h.update(&seed.to_be_bytes());
+    h.update(seed.to_be_bytes());
     match (sa, da) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            h.update(&s.octets());
-            h.update(&d.octets());
+            h.update(s.octets());
+            h.update(d.octets());
         }
         (s, d) => {
-            h.update(&to_v6(s));
-            h.update(&to_v6(d));
+            h.update(to_v6(s));
+            h.update(to_v6(d));
         }
     }
-    h.update(&[key.proto, 0]);
+    h.update([key.proto, 0]);
     if ports {
-        h.update(&sp.to_be_bytes());
-        h.update(&dp.to_be_bytes());
+        h.update(sp.to_be_bytes());
+        h.update(dp.to_be_bytes());
     }
     let digest: [u8; 20] = h.finalize().into();
     let mut out = String::with_capacity(30);
