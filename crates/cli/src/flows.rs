@@ -20,8 +20,8 @@ use netspectra_flow::{
 };
 use netspectra_packet::{Batch, LinkType, SourceStats, Timestamp};
 use netspectra_pcap::CaptureReader;
-use netspectra_sinks::{RecordFormat, RecordWriter};
-use std::io::IsTerminal;
+use netspectra_sinks::{create_output, RecordFormat, RecordWriter};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -170,6 +170,17 @@ fn write_snapshot(dir: &Path, format: RecordFormat, s: &Snapshot) -> Result<()> 
     let path = dir
         .join(dir_stamp(s.start))
         .join(format!("{}.{}", s.view, format.extension()));
+    if format == RecordFormat::JsonLines {
+        // The common case: one pass over the rows, no serde per row.
+        let mut out = BufWriter::with_capacity(
+            256 << 10,
+            create_output(&path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        s.write_jsonl(&mut out)
+            .and_then(|()| out.flush())
+            .with_context(|| format!("writing {}", path.display()))?;
+        return Ok(());
+    }
     let mut w = RecordWriter::<netspectra_flow::views::SnapRow<'_>>::create(&path, format)
         .with_context(|| format!("creating {}", path.display()))?;
     for i in 0..s.rows.len() {

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod flow_key;
 pub mod link;
 pub mod source;
+pub mod text;
 pub mod time;
 
 pub use community_id::community_id_v1;

@@ -96,6 +96,24 @@ pub enum SinkError {
     },
 }
 
+/// Creates (truncates) an output file, making its parent folders; `-` is standard output.
+pub fn create_output(path: &Path) -> Result<Box<dyn Write + Send>, SinkError> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(io::stdout()));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| SinkError::Io {
+            path: parent.to_path_buf(),
+            source: e,
+        })?;
+    }
+    let f = File::create(path).map_err(|e| SinkError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    Ok(Box::new(f))
+}
+
 /// A buffered writer of records of type `T`.
 pub struct RecordWriter<T: Serialize> {
     out: BufWriter<Box<dyn Write + Send>>,
@@ -119,21 +137,7 @@ impl<T: Serialize> RecordWriter<T> {
         if format == RecordFormat::Parquet && !cfg!(feature = "parquet") {
             return Err(SinkError::ParquetDisabled);
         }
-        let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
-            Box::new(io::stdout())
-        } else {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| SinkError::Io {
-                    path: parent.to_path_buf(),
-                    source: e,
-                })?;
-            }
-            Box::new(File::create(path).map_err(|e| SinkError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            })?)
-        };
-        Ok(Self::to_writer(path, out, format))
+        Ok(Self::to_writer(path, create_output(path)?, format))
     }
 
     /// Writes to any byte stream; `name` is used in error messages.
