@@ -331,21 +331,18 @@ impl ViewState {
         c
     }
 
-    fn agg_values(&self, c: &Counts, distinct: &[Distinct]) -> Vec<u64> {
+    /// Appends one row's metric values, in column order.
+    fn push_values(&self, c: &Counts, distinct: &[Distinct], out: &mut Vec<u64>) {
         let mut di = 0;
-        self.spec
-            .metrics
-            .iter()
-            .map(|metric| match metric {
-                Metric::Packets => c.packets,
-                Metric::Bytes => c.bytes,
-                Metric::Flows => c.flows,
-                Metric::Distinct(_) => {
-                    di += 1;
-                    distinct.get(di - 1).map_or(0, Distinct::count)
-                }
-            })
-            .collect()
+        out.extend(self.spec.metrics.iter().map(|metric| match metric {
+            Metric::Packets => c.packets,
+            Metric::Bytes => c.bytes,
+            Metric::Flows => c.flows,
+            Metric::Distinct(_) => {
+                di += 1;
+                distinct.get(di - 1).map_or(0, Distinct::count)
+            }
+        }));
     }
 
     /// Emits the window `[start, end)` and resets.
@@ -354,24 +351,28 @@ impl ViewState {
             self.reset();
             return None;
         }
-        let mut rows = Vec::new();
+        let (mut rows, mut values) = (Vec::new(), Vec::new());
         match self.spec.mode {
             ViewMode::Exact { .. } => {
                 // Rows in first-seen order (the same on every run): sorting cost more than
                 // deriving the view.
                 rows.reserve(self.exact.len() + 1);
+                values.reserve((self.exact.len() + 1) * self.spec.metrics.len());
                 for (k, c, distinct) in self.exact.iter() {
-                    rows.push((Some(*k), self.agg_values(c, distinct)));
+                    rows.push(Some(*k));
+                    self.push_values(c, distinct, &mut values);
                 }
                 if let Some(a) = &self.overflow {
-                    rows.push((None, self.agg_values(&a.counts, &a.distinct)));
+                    rows.push(None);
+                    self.push_values(&a.counts, &a.distinct, &mut values);
                 }
             }
             ViewMode::TopK { .. } => {
                 if let Some(t) = &self.topk {
                     let bound = t.error_bound();
                     for (k, est) in t.top() {
-                        rows.push((Some(k), vec![est, bound]));
+                        rows.push(Some(k));
+                        values.extend([est, bound]);
                     }
                 }
             }
@@ -383,6 +384,7 @@ impl ViewState {
             keys: self.spec.keys.clone(),
             columns: self.columns(),
             rows,
+            values,
             overflow_keys: self.overflow_keys,
             start_text: crate::record::rfc3339(start),
             end_text: crate::record::rfc3339(end),
@@ -405,9 +407,12 @@ pub struct Snapshot {
     pub keys: Vec<Field>,
     /// Column names in order: interval_start, interval_end, key columns, metric columns.
     pub columns: Vec<String>,
-    /// Rows: the key (`None` for the overflow row of an exact view whose key bound was hit)
-    /// and the metric values in column order.
-    pub rows: Vec<(Option<VKey>, Vec<u64>)>,
+    /// The key of each row (`None` for the overflow row of an exact view whose key bound was
+    /// hit).
+    pub rows: Vec<Option<VKey>>,
+    /// The metric values of every row, row after row, each in column order (one flat vector
+    /// rather than a vector per row: views have about one row per key).
+    pub values: Vec<u64>,
     /// Deltas that went to the overflow row because the key bound was reached.
     pub overflow_keys: u64,
     /// `start` as RFC 3339.
@@ -417,9 +422,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Number of metric columns, i.e. values per row.
+    pub fn width(&self) -> usize {
+        self.columns.len() - 2 - self.keys.len()
+    }
+
+    /// The metric values of row `i`, in column order.
+    pub fn row_values(&self, i: usize) -> &[u64] {
+        let w = self.width();
+        &self.values[i * w..i * w + w]
+    }
+
     /// Row `i` as a JSON object with every column (for record writers).
     pub fn row_map(&self, i: usize) -> Map<String, Value> {
-        let (key, vals) = &self.rows[i];
+        let (key, vals) = (&self.rows[i], self.row_values(i));
         let mut m = Map::new();
         m.insert(
             "interval_start".into(),
@@ -476,7 +492,8 @@ impl Snapshot {
         let (key_names, metric_names) = names.split_at(self.keys.len());
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
         let mut num = itoa::Buffer::new();
-        for (key, vals) in &self.rows {
+        for (i, key) in self.rows.iter().enumerate() {
+            let vals = self.row_values(i);
             buf.extend_from_slice(head.as_bytes());
             for (f, name) in self.keys.iter().zip(key_names) {
                 buf.extend_from_slice(name.as_bytes());
@@ -526,7 +543,7 @@ impl Snapshot {
     pub fn value(&self, i: usize, col: &str) -> Option<u64> {
         let first_metric = 2 + self.keys.len();
         let j = self.columns[first_metric..].iter().position(|c| c == col)?;
-        self.rows[i].1.get(j).copied()
+        self.row_values(i).get(j).copied()
     }
 }
 
@@ -540,7 +557,7 @@ impl serde::Serialize for SnapRow<'_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let s = self.snap;
-        let (key, vals) = &s.rows[self.i];
+        let (key, vals) = (&s.rows[self.i], s.row_values(self.i));
         let mut m = ser.serialize_map(Some(s.columns.len()))?;
         m.serialize_entry(&s.columns[0], &s.start_text)?;
         m.serialize_entry(&s.columns[1], &s.end_text)?;

@@ -392,8 +392,13 @@ fn a_large_batch_split_over_threads_equals_small_batches() {
     assert_eq!(big_snaps.len(), small_snaps.len());
     for (a, b) in big_snaps.iter().zip(&small_snaps) {
         assert_eq!(a.view, b.view);
-        let mut ra = a.rows.clone();
-        let mut rb = b.rows.clone();
+        let pairs = |s: &Snapshot| -> Vec<(Option<VKey>, Vec<u64>)> {
+            (0..s.rows.len())
+                .map(|i| (s.rows[i], s.row_values(i).to_vec()))
+                .collect()
+        };
+        let mut ra = pairs(a);
+        let mut rb = pairs(b);
         ra.sort();
         rb.sort();
         assert_eq!(ra, rb, "view {}", a.view);
@@ -436,8 +441,8 @@ fn a_full_exact_view_counts_new_keys_in_one_overflow_row() {
     let (snaps, summary, _) = run(1, vec![v]);
     assert_eq!(snaps.len(), 1);
     let s = &snaps[0];
-    let keyed = s.rows.iter().filter(|(k, _)| k.is_some()).count();
-    let overflow = s.rows.iter().filter(|(k, _)| k.is_none()).count();
+    let keyed = s.rows.iter().filter(|k| k.is_some()).count();
+    let overflow = s.rows.iter().filter(|k| k.is_none()).count();
     assert_eq!((keyed, overflow), (4, 1), "4 keys and one overflow row");
     assert!(s.overflow_keys > 0);
     // Nothing is lost: the overflow row carries what the dropped keys would have counted.
@@ -490,7 +495,8 @@ mod jsonl {
             prop::collection::vec((key(), prop::collection::vec(any::<u64>(), 3)), 0..40),
             any::<i64>(),
         )
-            .prop_map(|(keys, rows, start)| {
+            .prop_map(|(keys, pairs, start)| {
+                let (rows, values): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
                 let mut columns = vec!["interval_start".to_string(), "interval_end".to_string()];
                 columns.extend(keys.iter().map(|k| k.column()));
                 columns.extend(["packets", "bytes", "distinct_dst_port"].map(String::from));
@@ -501,6 +507,7 @@ mod jsonl {
                     keys,
                     columns,
                     rows,
+                    values: values.concat(),
                     overflow_keys: 0,
                     start_text: crate::record::rfc3339(start),
                     end_text: crate::record::rfc3339(start.saturating_add(60 * SEC)),
@@ -532,9 +539,7 @@ mod jsonl {
             1,
             vec![full, ViewSpec::exact("nets", vec![Field::DstIp(24, 64)])],
         );
-        assert!(snaps
-            .iter()
-            .any(|s| s.rows.iter().any(|(k, _)| k.is_none())));
+        assert!(snaps.iter().any(|s| s.rows.iter().any(|k| k.is_none())));
         for s in &snaps {
             let mut fast = Vec::new();
             s.write_jsonl(&mut fast).unwrap();
