@@ -1,11 +1,12 @@
 //! The keys of one exact view window and their aggregates.
 //!
 //! Entries live in one vector in insertion order, found through a hash index of their positions
-//! (`hashbrown::HashTable<u32>`, like the flow table's). A new key, the common case when a view
-//! is about as fine as the flows (five-tuple, address pairs), is appended where the previous one
-//! was written instead of landing on a random cache line of a large map: only the small index
-//! (5 bytes per bucket) is probed at random. Snapshots walk the entries in order, so rows come
-//! out in first-seen order, the same on every run with the same input.
+//! (`hashbrown::HashTable<u64>`: position and 32 bits of the key's hash). A new key, the common
+//! case when a view is about as fine as the flows (five-tuple, address pairs), is appended where
+//! the previous one was written instead of landing on a random cache line of a large map: only
+//! the small index (9 bytes per bucket) is probed at random, and growing it rehashes from the
+//! stored hash bits without touching the entries. Snapshots walk the entries in order, so rows
+//! come out in first-seen order, the same on every run with the same input.
 
 use super::{Counts, Distinct, VKey};
 use hashbrown::HashTable;
@@ -26,7 +27,8 @@ pub(super) struct ExactAggs {
     /// distinct values).
     distinct: Vec<Distinct>,
     nd: usize,
-    index: HashTable<u32>,
+    /// `position | hash32 << 32` per key; the table hash is rebuilt from `hash32` alone.
+    index: HashTable<u64>,
     /// Keys are attacker-controlled: the index hash is seeded per process.
     hasher: foldhash::fast::RandomState,
 }
@@ -48,14 +50,21 @@ impl ExactAggs {
         }
     }
 
-    /// The seeded hash of a key: its five words, one `write_u64` each.
+    /// 32 bits of the seeded hash of a key (its five words, one `write_u64` each).
     #[inline]
-    fn hash(hasher: &foldhash::fast::RandomState, k: &VKey) -> u64 {
+    fn hash32(hasher: &foldhash::fast::RandomState, k: &VKey) -> u32 {
         let tail = u64::from(k.ports)
             | u64::from(k.vlan) << 32
             | u64::from(k.proto) << 48
             | u64::from(k.fam) << 56;
-        hasher.hash_one((k.src[0], k.src[1], k.dst[0], k.dst[1], tail))
+        (hasher.hash_one((k.src[0], k.src[1], k.dst[0], k.dst[1], tail)) >> 32) as u32
+    }
+
+    /// The index's hash of a key from its 32 stored bits: the low bits pick the bucket and the
+    /// top bits make the control tag, as the index wants.
+    #[inline]
+    fn table_hash(h32: u32) -> u64 {
+        u64::from(h32) << 32 | u64::from(h32)
     }
 
     /// Number of keys.
@@ -77,19 +86,23 @@ impl ExactAggs {
         key: VKey,
         insert: bool,
     ) -> Option<(&mut Counts, &mut [Distinct])> {
-        let h = Self::hash(&self.hasher, &key);
+        let h32 = Self::hash32(&self.hasher, &key);
         let entries = &self.entries;
-        let pos = match self.index.find(h, |&i| entries[i as usize].key == key) {
-            Some(&i) => i as usize,
+        let found = self.index.find(Self::table_hash(h32), |&v| {
+            (v >> 32) as u32 == h32 && entries[v as u32 as usize].key == key
+        });
+        let pos = match found {
+            Some(&v) => v as u32 as usize,
             // Positions are u32: the index never holds more than u32::MAX keys, beyond that
             // every new key counts as over the bound.
             None if !insert || self.entries.len() >= u32::MAX as usize => return None,
             None => {
                 let i = self.entries.len();
-                let (entries, hasher) = (&self.entries, &self.hasher);
-                self.index.insert_unique(h, i as u32, |&j| {
-                    Self::hash(hasher, &entries[j as usize].key)
-                });
+                self.index.insert_unique(
+                    Self::table_hash(h32),
+                    i as u64 | u64::from(h32) << 32,
+                    |&v| Self::table_hash((v >> 32) as u32),
+                );
                 self.entries.push(Entry {
                     key,
                     counts: Counts::default(),
