@@ -474,8 +474,8 @@ impl Snapshot {
     /// Writes every row as JSON lines, byte for byte what a JSON serializer makes of
     /// [`Snapshot::row`] (tested against `serde_json`), but without going through serde per
     /// row: the constant part of each line (window bounds and column names) is rendered once,
-    /// and addresses skip `Display`. View files hold about one row per key, so this is most of
-    /// the cost of writing them.
+    /// and addresses skip `Display`. View files hold about one row per key, and those per-row
+    /// serde calls were most of the user-space time of writing them.
     pub fn write_jsonl(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         let quoted = |s: &str| serde_json::to_string(s).expect("a string always serializes");
         let head = format!(
