@@ -598,7 +598,7 @@ struct Work {
 /// queued (slack for jitter). With the reader's own buffer that is 5 chunk buffers, allocated
 /// once; the reader waits for a free one, so memory does not depend on timing.
 const POOL: usize = 4;
-/// Chunk size of the pipeline (the single-threaded path keeps the reader's 2 MiB): 5 MiB of
+/// Chunk size of the pipeline (the reader's default too): 5 MiB of
 /// buffers in all. Batch boundaries do not change the output.
 const PIPE_CHUNK: usize = 1 << 20;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 mod common;
 use common::{bin, run};
 
-/// A generated capture (HTTP, TLS, DNS, ICMP, VLANs, IPv6, 5 % duplicates) of several 2 MiB
+/// A generated capture (HTTP, TLS, DNS, ICMP, VLANs, IPv6, 5 % duplicates) of several 1 MiB
 /// chunks, so that chunks are recycled through the pipeline.
 fn gen(dir: &Path, name: &str, format: &str) -> PathBuf {
     let cap = dir.join(name);

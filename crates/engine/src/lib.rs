@@ -150,7 +150,7 @@ fn mix(mut x: u64) -> u64 {
 /// from costing more than this many ticks.
 pub const MAX_CATCHUP_TICKS: u32 = 100_000;
 
-/// Chunks the reader thread may hold ready for a single worker (2 MiB each).
+/// Chunks the reader thread may hold ready for a single worker (`DEFAULT_CHUNK`, 1 MiB each).
 const READ_AHEAD: usize = 2;
 
 /// Tracks the next interval boundary.

@@ -14,8 +14,11 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-/// Default size of one read chunk; a batch holds the whole records found in one chunk.
-pub const DEFAULT_CHUNK: usize = 2 << 20;
+/// Default size of one read chunk; a batch holds the whole records found in one chunk. 1 MiB:
+/// with the read-ahead buffers in flight the working set stays near the L2/L3 sizes of small
+/// machines; 2 MiB chunks were slower in every reader-bound command measured here (flows,
+/// http, info; see BENCHMARKS.md).
+pub const DEFAULT_CHUNK: usize = 1 << 20;
 /// Largest pcapng block accepted (Wireshark uses the same bound).
 pub const MAX_BLOCK: u32 = 16 << 20;
 /// At most this many warnings are kept (the count keeps going).
