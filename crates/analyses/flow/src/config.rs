@@ -88,6 +88,17 @@ pub enum Field {
 }
 
 impl Field {
+    /// The full 5-tuple: addresses, ports and protocol.
+    pub fn five_tuple() -> Vec<Field> {
+        vec![
+            Field::SrcIp(32, 128),
+            Field::DstIp(32, 128),
+            Field::SrcPort,
+            Field::DstPort,
+            Field::Proto,
+        ]
+    }
+
     /// Parses `src_ip`, `dst_ip[/v4[/v6]]`, `src_port`, `dst_port`, `proto`, `vlan`. A single
     /// prefix up to 32 masks IPv4 addresses only, above 32 IPv6 addresses only.
     pub fn parse(s: &str) -> Result<Field, String> {
@@ -309,16 +320,7 @@ pub fn default_views(interval: i64) -> Vec<ViewSpec> {
         ViewSpec::exact("src_port", vec![Field::SrcPort]),
         ViewSpec::exact("dst_port", vec![Field::DstPort]),
         ViewSpec::exact("proto", vec![Field::Proto]),
-        ViewSpec::exact(
-            "five_tuple",
-            vec![
-                Field::SrcIp(32, 128),
-                Field::DstIp(32, 128),
-                Field::SrcPort,
-                Field::DstPort,
-                Field::Proto,
-            ],
-        ),
+        ViewSpec::exact("five_tuple", Field::five_tuple()),
     ];
     for x in &mut v {
         x.interval = interval;

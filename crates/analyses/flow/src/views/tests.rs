@@ -299,16 +299,7 @@ fn a_large_batch_split_over_threads_equals_small_batches() {
             rank: Metric::Bytes,
         };
         let mut v = vec![
-            ViewSpec::exact(
-                "five",
-                vec![
-                    Field::SrcIp(32, 128),
-                    Field::DstIp(32, 128),
-                    Field::SrcPort,
-                    Field::DstPort,
-                    Field::Proto,
-                ],
-            ),
+            ViewSpec::exact("five", Field::five_tuple()),
             ViewSpec::exact("src", vec![Field::SrcIp(32, 128)]),
             ViewSpec::exact("dport", vec![Field::DstPort, Field::Proto]),
             scan,
