@@ -137,14 +137,8 @@ fn community_id_matches_tshark() {
     .unwrap();
     let mut ours = Vec::new();
     for (i, f) in fr.iter().enumerate() {
-        let p = Packet {
-            ts: Timestamp::from_parts(1_700_000_000 + i as i64, 0),
-            orig_len: f.len() as u32,
-            iface: 0,
-            link: LinkType::ETHERNET,
-            vlan_tci: None,
-            data: f,
-        };
+        let ts = Timestamp::from_parts(1_700_000_000 + i as i64, 0);
+        let p = Packet::whole(ts, LinkType::ETHERNET, f);
         w.write_packet(&p, &ifaces).unwrap();
         let v = decode(f, LinkType::ETHERNET, None, &DecodeOptions::default());
         ours.push(

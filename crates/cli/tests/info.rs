@@ -37,14 +37,8 @@ fn capture(fmt: OutputFormat, n: u32) -> Vec<u8> {
                 .write(&mut f, b""),
         }
         .unwrap();
-        let p = Packet {
-            ts: Timestamp::from_parts(1_700_000_000 + i as i64, 5_000),
-            orig_len: f.len() as u32,
-            iface: 0,
-            link: LinkType::ETHERNET,
-            vlan_tci: None,
-            data: &f,
-        };
+        let ts = Timestamp::from_parts(1_700_000_000 + i as i64, 5_000);
+        let p = Packet::whole(ts, LinkType::ETHERNET, &f);
         w.write_packet(&p, &ifaces).unwrap();
     }
     w.finish().unwrap()

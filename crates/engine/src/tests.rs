@@ -42,15 +42,8 @@ fn ethernet_pcap(frames: impl IntoIterator<Item = (Timestamp, Vec<u8>)>) -> Vec<
     let mut w =
         CaptureWriter::new(Vec::new(), OutputFormat::Pcap { nanos: true }, &ifaces).unwrap();
     for (ts, frame) in frames {
-        let p = Packet {
-            ts,
-            orig_len: frame.len() as u32,
-            iface: 0,
-            link: LinkType::ETHERNET,
-            vlan_tci: None,
-            data: &frame,
-        };
-        w.write_packet(&p, &ifaces).unwrap();
+        w.write_packet(&Packet::whole(ts, LinkType::ETHERNET, &frame), &ifaces)
+            .unwrap();
     }
     w.finish().unwrap()
 }

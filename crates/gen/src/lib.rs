@@ -662,15 +662,7 @@ pub fn generate_into<W: Write>(
 ) -> Result<Truth, GenError> {
     let ifaces = [interface()];
     let truth = generate_frames(cfg, |ts, data| {
-        let p = Packet {
-            ts,
-            orig_len: data.len() as u32,
-            iface: 0,
-            link: LinkType::ETHERNET,
-            vlan_tci: None,
-            data,
-        };
-        writer.write_packet(&p, &ifaces)?;
+        writer.write_packet(&Packet::whole(ts, LinkType::ETHERNET, data), &ifaces)?;
         Ok(())
     })?;
     writer.flush()?;

@@ -46,7 +46,21 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
 }
 
-impl Packet<'_> {
+impl<'a> Packet<'a> {
+    /// A whole frame (nothing snapped, no stripped tag) from interface 0: what generators and
+    /// tests write.
+    #[inline]
+    pub fn whole(ts: Timestamp, link: LinkType, data: &'a [u8]) -> Self {
+        Packet {
+            ts,
+            orig_len: data.len() as u32,
+            iface: 0,
+            link,
+            vlan_tci: None,
+            data,
+        }
+    }
+
     /// Number of captured bytes.
     #[inline]
     pub fn caplen(&self) -> u32 {

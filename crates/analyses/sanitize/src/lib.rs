@@ -403,14 +403,7 @@ mod tests {
     }
 
     fn pkt(data: &[u8], link: LinkType) -> Packet<'_> {
-        Packet {
-            ts: Timestamp(1),
-            orig_len: data.len() as u32,
-            iface: 0,
-            link,
-            vlan_tci: None,
-            data,
-        }
+        Packet::whole(Timestamp(1), link, data)
     }
 
     /// Checksum kinds that do not verify, as the inspector sees them.

@@ -157,14 +157,7 @@ fn matches_needs_the_same_link_type() {
     let f = Filter::compile("ip", LinkType::ETHERNET, 0).unwrap();
     let mut fr = vec![0u8; 60];
     fr[12] = 8;
-    let p = |link| netspectra_packet::Packet {
-        ts: Default::default(),
-        orig_len: 60,
-        iface: 0,
-        link,
-        vlan_tci: None,
-        data: &fr,
-    };
+    let p = |link| netspectra_packet::Packet::whole(Default::default(), link, &fr);
     assert!(f.matches(&p(LinkType::ETHERNET)));
     assert!(!f.matches(&p(LinkType::RAW)));
     // Raw IP files compile through the LINKTYPE -> DLT mapping.
