@@ -340,7 +340,21 @@ fn a_large_batch_split_over_threads_equals_small_batches() {
             }
         })
         .collect();
-    let finish = |m: &mut Merger, snaps: &mut Vec<Snapshot>| {
+    // Feeds the deltas in batches of `chunk`, then ends the run; returns the merger and its
+    // snapshots.
+    let merge = |chunk: usize| {
+        let mut m = Merger::new(1, specs());
+        let mut snaps = Vec::new();
+        for c in deltas.chunks(chunk) {
+            m.handle(
+                WorkerMsg::Deltas {
+                    worker: 0,
+                    epoch: 0,
+                    deltas: c.to_vec(),
+                },
+                &mut |_| {},
+            );
+        }
         m.handle(
             WorkerMsg::Done {
                 worker: 0,
@@ -354,31 +368,10 @@ fn a_large_batch_split_over_threads_equals_small_batches() {
                 }
             },
         );
+        (m, snaps)
     };
-    let mut big = Merger::new(1, specs());
-    let mut big_snaps = Vec::new();
-    big.handle(
-        WorkerMsg::Deltas {
-            worker: 0,
-            epoch: 0,
-            deltas: deltas.clone(),
-        },
-        &mut |_| {},
-    );
-    finish(&mut big, &mut big_snaps);
-    let mut small = Merger::new(1, specs());
-    let mut small_snaps = Vec::new();
-    for c in deltas.chunks(100) {
-        small.handle(
-            WorkerMsg::Deltas {
-                worker: 0,
-                epoch: 0,
-                deltas: c.to_vec(),
-            },
-            &mut |_| {},
-        );
-    }
-    finish(&mut small, &mut small_snaps);
+    let (big, big_snaps) = merge(deltas.len());
+    let (small, small_snaps) = merge(100);
     assert_eq!(big_snaps.len(), 5);
     assert_eq!(big_snaps.len(), small_snaps.len());
     for (a, b) in big_snaps.iter().zip(&small_snaps) {
