@@ -10,7 +10,7 @@ use crate::exit::BadInput;
 use crate::record_format::RecordFormatArg;
 use anyhow::{Context, Result};
 use clap::Args;
-use netspectra_capture::{Filter, LiveConfig};
+use netspectra_capture::{FileFilter, LiveConfig};
 use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
 use netspectra_flow::config::{default_views, parse_duration, DEFAULT_INTERVAL};
 use netspectra_flow::record::{dir_stamp, FlowRecord};
@@ -18,7 +18,7 @@ use netspectra_flow::{
     EndReason, EndedFlow, FileConfig, FlowWorker, Merger, Output, Snapshot, Summary, TableConfig,
     ViewSpec, WorkerMsg,
 };
-use netspectra_packet::{Batch, LinkType, SourceStats, Timestamp};
+use netspectra_packet::{Batch, SourceStats, Timestamp};
 use netspectra_pcap::CaptureReader;
 use netspectra_sinks::{create_output, RecordFormat, RecordWriter};
 use std::io::{BufWriter, IsTerminal, Write};
@@ -111,41 +111,20 @@ fn dur(s: &str) -> Result<i64, String> {
     parse_duration(s)
 }
 
-/// A filter expression and its programs compiled per link type (`None`: libpcap rejected it
-/// for that link type, so nothing of that type matches).
-type FilterCache = (String, Vec<(LinkType, Option<Filter>)>);
-
 /// The engine-facing wrapper: a flow worker plus an optional user-space filter.
 struct FlowsAnalysis {
     worker: FlowWorker,
-    filter: Option<FilterCache>,
-}
-
-impl FlowsAnalysis {
-    fn accepts(&mut self, p: &netspectra_packet::Packet<'_>) -> bool {
-        let Some((expr, cache)) = &mut self.filter else {
-            return true;
-        };
-        let f = match cache.iter().position(|(l, _)| *l == p.link) {
-            Some(i) => &cache[i].1,
-            None => {
-                // Compiled once per link type; a link type libpcap rejects matches nothing.
-                cache.push((p.link, Filter::compile(expr, p.link, 0).ok()));
-                &cache[cache.len() - 1].1
-            }
-        };
-        f.as_ref().is_some_and(|f| f.matches(p))
-    }
+    filter: Option<FileFilter>,
 }
 
 impl Analysis for FlowsAnalysis {
     fn on_batch(&mut self, batch: &Batch<'_>) {
-        if self.filter.is_none() {
+        let Some(filter) = &mut self.filter else {
             self.worker.on_batch(batch);
             return;
-        }
+        };
         for p in batch.iter() {
-            if self.accepts(&p) {
+            if filter.matches(&p) {
                 self.worker.on_packet(&p);
             }
         }
@@ -274,11 +253,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         return Err(BadInput("--threads must be at least 1".into()).into());
     }
     let format = RecordFormat::from(a.format);
-    let filter = a.filter.as_deref().map(str::trim).filter(|f| !f.is_empty());
-    if let Some(f) = filter {
-        Filter::compile(f, LinkType::ETHERNET, 0).map_err(|e| BadInput(e.to_string()))?;
-        // names the expression
-    }
+    let filter = crate::live::user_filter(a.filter.as_deref())?;
     let (table_cfg, mut views) = configure(&a)?;
     if a.out.is_none() {
         // Views are only written under --out: without it, do not compute them.
@@ -440,7 +415,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         };
         let make_filtered = |i: usize| {
             let mut w = make(i);
-            w.filter = filter.map(|f| (f.to_string(), Vec::new()));
+            w.filter = filter.map(FileFilter::new);
             w
         };
         let out = run_file(&mut reader, &ecfg, &stop, make_filtered, &mut progress);

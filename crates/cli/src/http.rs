@@ -9,11 +9,11 @@ use crate::exit::BadInput;
 use crate::record_format::RecordFormatArg;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use netspectra_capture::{Filter, LiveConfig};
+use netspectra_capture::{FileFilter, LiveConfig};
 use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
 use netspectra_http::parse::ExtractOptions;
 use netspectra_http::{HeaderSelect, HttpAnalyzer, HttpConfig, HttpRecord, Stats, Summary, FIELDS};
-use netspectra_packet::{Batch, LinkType, PacketMeta, Timestamp};
+use netspectra_packet::{Batch, PacketMeta, Timestamp};
 use netspectra_pcap::CaptureReader;
 use netspectra_sinks::{RecordFormat, RecordWriter};
 use std::io::IsTerminal;
@@ -184,9 +184,6 @@ fn config(a: &HttpArgs) -> HttpConfig {
 /// Records are handed to the writer thread in batches of this many.
 const SEND_BATCH: usize = 512;
 
-/// A filter expression and its programs compiled per link type (`None`: does not apply).
-type UserFilter = (String, Vec<(LinkType, Option<Filter>)>);
-
 /// A batch of records from worker `.0`.
 type Shipment = (usize, Vec<HttpRecord>);
 
@@ -196,7 +193,7 @@ type Shipment = (usize, Vec<HttpRecord>);
 struct Worker<'a> {
     id: usize,
     an: HttpAnalyzer,
-    filter: Option<UserFilter>,
+    filter: Option<FileFilter>,
     kept: Vec<PacketMeta>,
     pending: Vec<HttpRecord>,
     tx: SyncSender<Shipment>,
@@ -214,7 +211,7 @@ impl<'a> Worker<'a> {
         Worker {
             id,
             an: HttpAnalyzer::new(cfg.clone()),
-            filter: filter.map(|f| (f.to_string(), Vec::new())),
+            filter: filter.map(FileFilter::new),
             kept: Vec::new(),
             pending: Vec::with_capacity(SEND_BATCH),
             tx,
@@ -252,20 +249,10 @@ impl Analysis for Worker<'_> {
     fn on_batch(&mut self, batch: &Batch<'_>) {
         match &mut self.filter {
             None => self.an.on_batch(batch),
-            Some((expr, progs)) => {
+            Some(filter) => {
                 self.kept.clear();
                 for m in batch.metas() {
-                    let p = batch.packet(m);
-                    let prog = match progs.iter().find(|(l, _)| *l == p.link) {
-                        Some((_, f)) => f,
-                        None => {
-                            // Compiled per link type on first sight; an expression that
-                            // cannot apply to this link type rejects its packets.
-                            progs.push((p.link, Filter::compile(expr, p.link, 0).ok()));
-                            &progs.last().expect("pushed").1
-                        }
-                    };
-                    if prog.as_ref().is_some_and(|f| f.matches(&p)) {
+                    if filter.matches(&batch.packet(m)) {
                         self.kept.push(*m);
                     }
                 }
@@ -312,12 +299,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let filter = a.filter.as_deref().map(str::trim).filter(|f| !f.is_empty());
-    if let Some(f) = filter {
-        // Catch syntax errors before reading anything.
-        Filter::compile(f, LinkType::ETHERNET, 0).map_err(|e| BadInput(e.to_string()))?;
-        // names the expression
-    }
+    let filter = crate::live::user_filter(a.filter.as_deref())?;
     let mut writer = RecordWriter::<HttpRecord>::create(&a.output, format)
         .map_err(|e| BadInput(e.to_string()))?;
     if let Some(f) = fields {

@@ -1,9 +1,21 @@
 //! Opening a live capture for a subcommand (`capture`, `flows -i`, `http -i`): SIGINT/SIGTERM
-//! handling that drains the rings, the fanout group, and which failures are the user's input.
+//! handling that drains the rings, the fanout group, and which failures are the user's input;
+//! and the `--filter` check that `flows` and `http` make for files and interfaces alike.
 
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
-use netspectra_capture::{open_fanout, CaptureError, LiveConfig, LiveSource, StopHandle};
+use netspectra_capture::{open_fanout, CaptureError, Filter, LiveConfig, LiveSource, StopHandle};
+use netspectra_packet::LinkType;
+
+/// The `--filter` expression, trimmed (blank means none), with its syntax checked before any
+/// input is read: a bad one is bad input, and the error names the expression.
+pub fn user_filter(arg: Option<&str>) -> Result<Option<&str>> {
+    let filter = arg.map(str::trim).filter(|f| !f.is_empty());
+    if let Some(f) = filter {
+        Filter::compile(f, LinkType::ETHERNET, 0).map_err(|e| BadInput(e.to_string()))?;
+    }
+    Ok(filter)
+}
 
 /// Installs signal handlers and opens `cfg.threads` sockets of one fanout group. A bad filter,
 /// configuration or interface name is bad input (exit code 2).

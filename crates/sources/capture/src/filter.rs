@@ -591,6 +591,38 @@ fn run_bpf<B: Bytes + ?Sized>(insns: &[libc::sock_filter], data: &B, meta: Meta)
     0
 }
 
+/// One expression for offline packets of any link type: compiled for each link type on first
+/// sight (a pcapng file may mix them) and kept. A link type libpcap rejects the expression for
+/// matches nothing, as tcpdump reading such a file would show nothing of it.
+#[derive(Debug)]
+pub struct FileFilter {
+    expr: String,
+    programs: Vec<(LinkType, Option<Filter>)>,
+}
+
+impl FileFilter {
+    /// A filter for `expr` (checked for syntax with [`Filter::compile`] by the caller).
+    pub fn new(expr: &str) -> Self {
+        FileFilter {
+            expr: expr.to_string(),
+            programs: Vec::new(),
+        }
+    }
+
+    /// True when the packet passes the expression compiled for its link type.
+    pub fn matches(&mut self, p: &Packet<'_>) -> bool {
+        let i = match self.programs.iter().position(|(l, _)| *l == p.link) {
+            Some(i) => i,
+            None => {
+                let f = Filter::compile(&self.expr, p.link, 0).ok();
+                self.programs.push((p.link, f));
+                self.programs.len() - 1
+            }
+        };
+        self.programs[i].1.as_ref().is_some_and(|f| f.matches(p))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

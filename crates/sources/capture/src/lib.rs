@@ -52,7 +52,8 @@ mod tx;
 
 pub use error::CaptureError;
 pub use filter::{
-    Filter, LiveCompileError, DEFAULT_SNAPLEN, SKF_AD_OFF, SKF_AD_VLAN_TAG, SKF_AD_VLAN_TAG_PRESENT,
+    FileFilter, Filter, LiveCompileError, DEFAULT_SNAPLEN, SKF_AD_OFF, SKF_AD_VLAN_TAG,
+    SKF_AD_VLAN_TAG_PRESENT,
 };
 pub use live::{
     group_stats, open_fanout, open_live, FanoutMode, LiveConfig, LiveSource, LiveStats,

@@ -163,3 +163,28 @@ fn matches_needs_the_same_link_type() {
     // Raw IP files compile through the LINKTYPE -> DLT mapping.
     assert!(Filter::compile("tcp port 80", LinkType::RAW, 0).is_ok());
 }
+
+#[test]
+fn a_file_filter_compiles_per_link_type() {
+    use netspectra_capture::FileFilter;
+    use netspectra_packet::{Packet, Timestamp};
+    // The same IPv4/UDP packet as an Ethernet frame and as a raw IP packet.
+    let mut ip = vec![0u8; 28];
+    ip[0] = 0x45;
+    ip[3] = 28;
+    ip[8] = 64;
+    ip[9] = 17;
+    let mut eth = vec![0u8; 12];
+    eth.extend_from_slice(&[8, 0]);
+    eth.extend_from_slice(&ip);
+    let ts = Timestamp::default();
+    let mut f = FileFilter::new("udp");
+    assert!(f.matches(&Packet::whole(ts, LinkType::ETHERNET, &eth)));
+    assert!(f.matches(&Packet::whole(ts, LinkType::RAW, &ip)));
+    // Ethernet bytes read as raw IP are no UDP packet: each link type has its own program.
+    assert!(!f.matches(&Packet::whole(ts, LinkType::RAW, &eth)));
+    // An expression libpcap rejects for a link type matches nothing of that type.
+    let mut v = FileFilter::new("vlan");
+    assert!(!v.matches(&Packet::whole(ts, LinkType::RAW, &ip)));
+    assert!(Filter::compile("vlan", LinkType::RAW, 0).is_err());
+}
