@@ -446,16 +446,10 @@ impl Snapshot {
             crate::record::rfc3339(self.end).into(),
         );
         for f in &self.keys {
-            let v = match key {
-                None => Value::Null,
-                Some(k) => match f {
-                    Field::SrcIp(..) => Value::String(k.src().to_string()),
-                    Field::DstIp(..) => Value::String(k.dst().to_string()),
-                    Field::SrcPort => k.src_port().into(),
-                    Field::DstPort => k.dst_port().into(),
-                    Field::Proto => k.proto().into(),
-                    Field::Vlan => k.vlan().map(Value::from).unwrap_or(Value::Null),
-                },
+            let v = match key_value(key.as_ref(), *f) {
+                KeyValue::Ip(a) => Value::String(a.to_string()),
+                KeyValue::Num(n) => n.into(),
+                KeyValue::Null => Value::Null,
             };
             m.insert(f.column(), v);
         }
@@ -497,34 +491,15 @@ impl Snapshot {
             buf.extend_from_slice(head.as_bytes());
             for (f, name) in self.keys.iter().zip(key_names) {
                 buf.extend_from_slice(name.as_bytes());
-                let Some(k) = key else {
-                    buf.extend_from_slice(b"null");
-                    continue;
-                };
-                let n = match f {
-                    Field::SrcIp(..) | Field::DstIp(..) => {
-                        let a = if matches!(f, Field::SrcIp(..)) {
-                            k.src()
-                        } else {
-                            k.dst()
-                        };
+                match key_value(key.as_ref(), *f) {
+                    KeyValue::Ip(a) => {
                         buf.push(b'"');
                         netspectra_packet::text::push_ip(&mut buf, a);
                         buf.push(b'"');
-                        continue;
                     }
-                    Field::SrcPort => u64::from(k.src_port()),
-                    Field::DstPort => u64::from(k.dst_port()),
-                    Field::Proto => u64::from(k.proto()),
-                    Field::Vlan => match k.vlan() {
-                        Some(v) => u64::from(v),
-                        None => {
-                            buf.extend_from_slice(b"null");
-                            continue;
-                        }
-                    },
-                };
-                buf.extend_from_slice(num.format(n).as_bytes());
+                    KeyValue::Num(n) => buf.extend_from_slice(num.format(n).as_bytes()),
+                    KeyValue::Null => buf.extend_from_slice(b"null"),
+                }
             }
             for (name, v) in metric_names.iter().zip(vals) {
                 buf.extend_from_slice(name.as_bytes());
@@ -547,6 +522,29 @@ impl Snapshot {
     }
 }
 
+/// The value of one key column of a row: an address, a number, or null (the overflow row, or
+/// an untagged flow in a `vlan` column).
+enum KeyValue {
+    Ip(IpAddr),
+    Num(u64),
+    Null,
+}
+
+/// Key column `f` of a row whose key is `key` (`None`: the overflow row), for every writer.
+fn key_value(key: Option<&VKey>, f: Field) -> KeyValue {
+    let Some(k) = key else {
+        return KeyValue::Null;
+    };
+    match f {
+        Field::SrcIp(..) => KeyValue::Ip(k.src()),
+        Field::DstIp(..) => KeyValue::Ip(k.dst()),
+        Field::SrcPort => KeyValue::Num(k.src_port().into()),
+        Field::DstPort => KeyValue::Num(k.dst_port().into()),
+        Field::Proto => KeyValue::Num(k.proto().into()),
+        Field::Vlan => k.vlan().map_or(KeyValue::Null, |v| KeyValue::Num(v.into())),
+    }
+}
+
 /// One row of a [`Snapshot`], serialized as a map in column order.
 pub struct SnapRow<'a> {
     snap: &'a Snapshot,
@@ -562,16 +560,10 @@ impl serde::Serialize for SnapRow<'_> {
         m.serialize_entry(&s.columns[0], &s.start_text)?;
         m.serialize_entry(&s.columns[1], &s.end_text)?;
         for (f, col) in s.keys.iter().zip(&s.columns[2..]) {
-            match key {
-                None => m.serialize_entry(col, &Option::<u8>::None)?,
-                Some(k) => match f {
-                    Field::SrcIp(..) => m.serialize_entry(col, &k.src())?,
-                    Field::DstIp(..) => m.serialize_entry(col, &k.dst())?,
-                    Field::SrcPort => m.serialize_entry(col, &k.src_port())?,
-                    Field::DstPort => m.serialize_entry(col, &k.dst_port())?,
-                    Field::Proto => m.serialize_entry(col, &k.proto())?,
-                    Field::Vlan => m.serialize_entry(col, &k.vlan())?,
-                },
+            match key_value(key.as_ref(), *f) {
+                KeyValue::Ip(a) => m.serialize_entry(col, &a)?,
+                KeyValue::Num(n) => m.serialize_entry(col, &n)?,
+                KeyValue::Null => m.serialize_entry(col, &Option::<u8>::None)?,
             }
         }
         for (col, v) in s.columns[2 + s.keys.len()..].iter().zip(vals) {
