@@ -598,8 +598,8 @@ struct Work {
 /// queued (slack for jitter). With the reader's own buffer that is 5 chunk buffers, allocated
 /// once; the reader waits for a free one, so memory does not depend on timing.
 const POOL: usize = 4;
-/// Chunk size of the pipeline (the reader's default too): 5 MiB of
-/// buffers in all. Batch boundaries do not change the output.
+/// Chunk size of the pipeline: 5 MiB of buffers in all. Batch boundaries do not change the
+/// output.
 const PIPE_CHUNK: usize = 1 << 20;
 
 /// Reads, sanitizes and writes on three threads that hand whole chunks to each other through
