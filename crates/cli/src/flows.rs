@@ -139,8 +139,11 @@ impl Analysis for FlowsAnalysis {
 /// Writes finished flows as records.
 fn write_records(w: &mut RecordWriter<FlowRecord>, flows: &[EndedFlow]) -> Result<()> {
     for f in flows {
-        w.write(&FlowRecord::from_ended(f))
-            .context("writing flow records")?;
+        w.write_rendered(
+            |line| netspectra_flow::record::write_jsonl(f, line),
+            || FlowRecord::from_ended(f),
+        )
+        .context("writing flow records")?;
     }
     Ok(())
 }

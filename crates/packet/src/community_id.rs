@@ -48,6 +48,15 @@ fn icmp_ports(proto: u8, ty: u16, code: u16) -> (u16, u16, bool) {
 ///
 /// For ICMP keys, `src_port`/`dst_port` must hold the ICMP type and code, as [`FlowKey`] does.
 pub fn community_id_v1(key: &FlowKey, seed: u16) -> String {
+    let mut out = Vec::with_capacity(30);
+    push_community_id_v1(&mut out, key, seed);
+    // Base64 text is ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the Community ID v1 text of a flow key to `out` (28 base64 characters after `1:`),
+/// for writers that build a record line without a `String` per field.
+pub fn push_community_id_v1(out: &mut Vec<u8>, key: &FlowKey, seed: u16) {
     let (mut sa, mut da) = (key.src, key.dst);
     let (mut sp, mut dp) = (key.src_port, key.dst_port);
     let icmp = matches!(key.proto, ip_proto::ICMP | ip_proto::ICMPV6);
@@ -83,10 +92,8 @@ pub fn community_id_v1(key: &FlowKey, seed: u16) -> String {
         h.update(dp.to_be_bytes());
     }
     let digest: [u8; 20] = h.finalize().into();
-    let mut out = String::with_capacity(30);
-    out.push_str("1:");
-    base64_into(&digest, &mut out);
-    out
+    out.extend_from_slice(b"1:");
+    base64_into(&digest, out);
 }
 
 fn to_v6(a: IpAddr) -> [u8; 16] {
@@ -97,23 +104,23 @@ fn to_v6(a: IpAddr) -> [u8; 16] {
 }
 
 /// Standard base64 with padding (RFC 4648 section 4).
-fn base64_into(bytes: &[u8], out: &mut String) {
+fn base64_into(bytes: &[u8], out: &mut Vec<u8>) {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for c in bytes.chunks(3) {
         let n = (c[0] as u32) << 16
             | (*c.get(1).unwrap_or(&0) as u32) << 8
             | *c.get(2).unwrap_or(&0) as u32;
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(T[(n >> 18) as usize & 63]);
+        out.push(T[(n >> 12) as usize & 63]);
         out.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
+            T[(n >> 6) as usize & 63]
         } else {
-            '='
+            b'='
         });
         out.push(if c.len() > 2 {
-            T[n as usize & 63] as char
+            T[n as usize & 63]
         } else {
-            '='
+            b'='
         });
     }
 }
@@ -142,9 +149,9 @@ mod tests {
             ("foo", "Zm9v"),
             ("foobar", "Zm9vYmFy"),
         ] {
-            let mut s = String::new();
+            let mut s = Vec::new();
             base64_into(i.as_bytes(), &mut s);
-            assert_eq!(s, o);
+            assert_eq!(s, o.as_bytes());
         }
     }
 

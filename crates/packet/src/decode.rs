@@ -155,20 +155,25 @@ impl TcpFlags {
 
     /// Flags as the letters tcpdump/Zeek use, in the order `CEUAPRSF`.
     pub fn letters(self) -> String {
-        const L: [(u8, char); 8] = [
-            (TcpFlags::CWR, 'C'),
-            (TcpFlags::ECE, 'E'),
-            (TcpFlags::URG, 'U'),
-            (TcpFlags::ACK, 'A'),
-            (TcpFlags::PSH, 'P'),
-            (TcpFlags::RST, 'R'),
-            (TcpFlags::SYN, 'S'),
-            (TcpFlags::FIN, 'F'),
+        let mut out = Vec::with_capacity(8);
+        self.push_letters(&mut out);
+        // The letters are ASCII.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the letters of [`TcpFlags::letters`] to `out`, without a `String`.
+    pub fn push_letters(self, out: &mut Vec<u8>) {
+        const L: [(u8, u8); 8] = [
+            (TcpFlags::CWR, b'C'),
+            (TcpFlags::ECE, b'E'),
+            (TcpFlags::URG, b'U'),
+            (TcpFlags::ACK, b'A'),
+            (TcpFlags::PSH, b'P'),
+            (TcpFlags::RST, b'R'),
+            (TcpFlags::SYN, b'S'),
+            (TcpFlags::FIN, b'F'),
         ];
-        L.iter()
-            .filter(|(b, _)| self.0 & b != 0)
-            .map(|(_, c)| *c)
-            .collect()
+        out.extend(L.iter().filter(|(b, _)| self.0 & b != 0).map(|(_, c)| *c));
     }
 }
 

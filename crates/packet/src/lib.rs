@@ -12,7 +12,7 @@ pub mod source;
 pub mod text;
 pub mod time;
 
-pub use community_id::community_id_v1;
+pub use community_id::{community_id_v1, push_community_id_v1};
 pub use decode::{
     decode, DecodeOptions, DecodeStatus, Fragment, L3Proto, Layer, PacketView, TcpFlags, Tunnel,
 };

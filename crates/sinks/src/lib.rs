@@ -175,6 +175,28 @@ impl<T: Serialize> RecordWriter<T> {
         }
     }
 
+    /// Writes one record whose type can render its own JSON line: JSON lines without a field
+    /// selection take `render` (which must append the bytes `serde_json` would write for the
+    /// record, and the newline), every other format serializes `make()`. Lets a hot record
+    /// type skip serde and the strings it would build only for serde.
+    pub fn write_rendered(
+        &mut self,
+        render: impl FnOnce(&mut Vec<u8>),
+        make: impl FnOnce() -> T,
+    ) -> Result<(), SinkError> {
+        if self.format != RecordFormat::JsonLines || self.fields.is_some() {
+            return self.write(&make());
+        }
+        self.buf.clear();
+        render(&mut self.buf);
+        let buf = std::mem::take(&mut self.buf);
+        let r = self.out.write_all(&buf).map_err(|e| self.io(e));
+        self.buf = buf;
+        r?;
+        self.records += 1;
+        Ok(())
+    }
+
     /// Writes one record.
     pub fn write(&mut self, rec: &T) -> Result<(), SinkError> {
         if self.format == RecordFormat::JsonLines && self.fields.is_none() {
@@ -450,6 +472,39 @@ mod tests {
         assert_eq!(j, "{\"id\":1}\n{\"id\":2}\n");
         let e = render(RecordFormat::Csv, Some(vec!["nope"])).unwrap_err();
         assert!(e.to_string().contains("unknown field 'nope'"), "{e}");
+    }
+
+    /// A pre-rendered line is used only where it stands for the whole record: JSON lines
+    /// without a field selection. Other formats and field selections serialize the record.
+    #[test]
+    fn rendered_lines_only_for_whole_json_lines() {
+        let write = |format, fields: Option<Vec<&str>>| {
+            let sink = Sink::default();
+            let mut w = RecordWriter::<Rec>::to_writer("mem", Box::new(sink.clone()), format);
+            if let Some(f) = fields {
+                w = w.with_fields(f.into_iter().map(String::from).collect());
+            }
+            for r in recs() {
+                let id = r.id;
+                w.write_rendered(
+                    |out| out.extend_from_slice(format!("R{id}\n").as_bytes()),
+                    || r,
+                )
+                .unwrap();
+            }
+            assert_eq!(w.finish().unwrap(), 2);
+            let bytes = sink.0.lock().unwrap().clone();
+            String::from_utf8(bytes).unwrap()
+        };
+        assert_eq!(write(RecordFormat::JsonLines, None), "R1\nR2\n");
+        assert_eq!(
+            write(RecordFormat::Csv, None),
+            render(RecordFormat::Csv, None).unwrap()
+        );
+        assert_eq!(
+            write(RecordFormat::JsonLines, Some(vec!["id"])),
+            "{\"id\":1}\n{\"id\":2}\n"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Flow records as written to files: one per ended flow, Zeek conn.log / NetFlow style.
 
 use crate::table::EndedFlow;
-use netspectra_packet::{community_id_v1, TcpFlags};
+use netspectra_packet::text::push_ip;
+use netspectra_packet::{community_id_v1, push_community_id_v1, TcpFlags};
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -73,6 +74,55 @@ impl FlowRecord {
             end_reason: f.reason.name(),
         }
     }
+}
+
+/// Appends the JSON line of an ended flow's record (with its `\n`) to `out`: the same bytes
+/// as `serde_json` writes for [`FlowRecord::from_ended`], without building the record's
+/// strings. The final flush of a large capture ends hundreds of thousands of flows at once,
+/// and their records are the tail of the run.
+pub fn write_jsonl(f: &EndedFlow, out: &mut Vec<u8>) {
+    let mut int = itoa::Buffer::new();
+    let mut num = |out: &mut Vec<u8>, name: &[u8], v: u64| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(int.format(v).as_bytes());
+    };
+    out.extend_from_slice(b"{\"start\":\"");
+    out.extend_from_slice(&Stamp::new(f.first).buf);
+    out.extend_from_slice(b"\",\"end\":\"");
+    out.extend_from_slice(&Stamp::new(f.last).buf);
+    out.extend_from_slice(b"\",\"duration\":");
+    let duration = (f.last - f.first) as f64 / 1e9;
+    if duration.is_finite() {
+        out.extend_from_slice(zmij::Buffer::new().format_finite(duration).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(b",\"src_ip\":\"");
+    push_ip(out, f.key.src);
+    num(out, b"\",\"src_port\":", f.key.src_port.into());
+    out.extend_from_slice(b",\"dst_ip\":\"");
+    push_ip(out, f.key.dst);
+    num(out, b"\",\"dst_port\":", f.key.dst_port.into());
+    num(out, b",\"proto\":", f.key.proto.into());
+    match f.key.vlan {
+        Some(v) => num(out, b",\"vlan\":", v.into()),
+        None => out.extend_from_slice(b",\"vlan\":null"),
+    }
+    out.extend_from_slice(b",\"community_id\":\"");
+    push_community_id_v1(out, &f.key, 0);
+    num(out, b"\",\"fwd_packets\":", f.packets[0]);
+    num(out, b",\"fwd_bytes\":", f.bytes[0]);
+    num(out, b",\"fwd_ip_bytes\":", f.ip_bytes[0]);
+    num(out, b",\"rev_packets\":", f.packets[1]);
+    num(out, b",\"rev_bytes\":", f.bytes[1]);
+    num(out, b",\"rev_ip_bytes\":", f.ip_bytes[1]);
+    out.extend_from_slice(b",\"fwd_tcp_flags\":\"");
+    TcpFlags(f.tcp_flags[0]).push_letters(out);
+    out.extend_from_slice(b"\",\"rev_tcp_flags\":\"");
+    TcpFlags(f.tcp_flags[1]).push_letters(out);
+    out.extend_from_slice(b"\",\"end_reason\":\"");
+    out.extend_from_slice(f.reason.name().as_bytes());
+    out.extend_from_slice(b"\"}\n");
 }
 
 /// Civil date from days since 1970-01-01 (proleptic Gregorian).
@@ -179,6 +229,82 @@ pub fn dir_stamp(ns: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table::EndReason;
+    use netspectra_packet::FlowKey;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+            any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+            // Runs of zero groups and IPv4-mapped addresses have their own text forms.
+            (any::<u16>(), any::<u16>(), 0usize..8).prop_map(|(a, b, at)| {
+                let mut g = [0u16; 8];
+                g[at] = a;
+                g[7 - at] = b;
+                IpAddr::V6(Ipv6Addr::from(g))
+            }),
+            any::<u32>().prop_map(|a| IpAddr::V6(Ipv4Addr::from(a).to_ipv6_mapped())),
+        ]
+    }
+
+    fn ended() -> impl Strategy<Value = EndedFlow> {
+        let key = (
+            ip(),
+            ip(),
+            any::<u16>(),
+            any::<u16>(),
+            prop_oneof![Just(1u8), Just(6), Just(17), Just(58), any::<u8>()],
+            proptest::option::of(0u16..4096),
+        )
+            .prop_map(|(src, dst, src_port, dst_port, proto, vlan)| FlowKey {
+                src,
+                dst,
+                src_port,
+                dst_port,
+                proto,
+                vlan,
+            });
+        let reason = prop_oneof![
+            Just(EndReason::Fin),
+            Just(EndReason::Rst),
+            Just(EndReason::Idle),
+            Just(EndReason::Active),
+            Just(EndReason::TableFull),
+            Just(EndReason::EndOfInput),
+        ];
+        (
+            key,
+            -(1i64 << 61)..(1i64 << 61),
+            prop_oneof![Just(0i64), 0i64..1_000_000_000, 0i64..(1i64 << 61)],
+            any::<[u64; 6]>(),
+            any::<[u8; 2]>(),
+            reason,
+        )
+            .prop_map(|(key, first, len, n, tcp_flags, reason)| EndedFlow {
+                key,
+                first,
+                last: first + len,
+                packets: [n[0], n[1]],
+                bytes: [n[2], n[3] % 100_000],
+                ip_bytes: [n[4], n[5]],
+                tcp_flags,
+                reason,
+            })
+    }
+
+    proptest! {
+        /// The direct JSON-lines writer and serde_json give the same bytes for any record.
+        #[test]
+        fn jsonl_line_is_serdes_line(f in ended()) {
+            let mut fast = Vec::new();
+            write_jsonl(&f, &mut fast);
+            let mut serde = serde_json::to_vec(&FlowRecord::from_ended(&f)).unwrap();
+            serde.push(b'\n');
+            prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(serde).unwrap());
+        }
+    }
 
     #[test]
     fn time_formats() {
