@@ -84,16 +84,18 @@ impl CountMin {
     }
 }
 
-/// The `k` heaviest keys by Count-Min estimate.
+/// The `k` heaviest keys by Count-Min estimate. Ties are broken by key, not by the order of the
+/// candidate map (which is seeded per instance): the same input in the same order gives the
+/// same list on every run.
 #[derive(Clone, Debug)]
-pub struct TopK<K: Eq + Hash + Clone> {
+pub struct TopK<K: Eq + Hash + Ord + Clone> {
     k: usize,
     cms: CountMin,
     cand: HashMap<K, u64>,
     min: u64,
 }
 
-impl<K: Eq + Hash + Clone> TopK<K> {
+impl<K: Eq + Hash + Ord + Clone> TopK<K> {
     /// Keeps `k` candidates over a Count-Min sketch with the given error parameters.
     pub fn new(k: usize, eps: f64, delta: f64) -> Self {
         TopK {
@@ -120,10 +122,11 @@ impl<K: Eq + Hash + Clone> TopK<K> {
         }
         if est > self.min {
             // Evict the smallest candidate (O(k), only when a key overtakes it).
+            // Among equal estimates the largest key goes, whatever the map's order.
             if let Some(victim) = self
                 .cand
                 .iter()
-                .min_by_key(|(_, &v)| v)
+                .min_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
                 .map(|(k, _)| k.clone())
             {
                 self.cand.remove(&victim);
@@ -140,7 +143,7 @@ impl<K: Eq + Hash + Clone> TopK<K> {
     /// Candidates sorted by estimate, largest first.
     pub fn top(&self) -> Vec<(K, u64)> {
         let mut v: Vec<(K, u64)> = self.cand.iter().map(|(k, &c)| (k.clone(), c)).collect();
-        v.sort_by_key(|x| std::cmp::Reverse(x.1));
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     }
 
@@ -230,5 +233,34 @@ mod tests {
             let hit50 = want50.iter().filter(|k| got.contains(k)).count();
             assert!(hit50 >= 45, "s={s}: top-50 recall {hit50}/50");
         }
+    }
+
+    /// Many keys of equal weight compete for few places: which ones stay and the order they
+    /// are listed in follow the keys, not the seeded order of each instance's map.
+    #[test]
+    fn ties_resolve_the_same_in_every_instance() {
+        let run = || {
+            let mut tk = TopK::new(5, 0.0001, 0.01);
+            for round in 0..3u64 {
+                for k in 0..40u64 {
+                    // Keys 0..20 get one unit per round, keys 20..40 two in the last round.
+                    let w = if k < 20 { 1 } else { u64::from(round == 2) * 2 };
+                    if w > 0 {
+                        tk.add(&k, xxh3_64(&k.to_le_bytes()), w);
+                    }
+                }
+            }
+            tk.top()
+        };
+        let first = run();
+        for _ in 0..20 {
+            assert_eq!(run(), first);
+        }
+        let counts: Vec<u64> = first.iter().map(|x| x.1).collect();
+        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{first:?}");
+        assert!(
+            first.windows(2).all(|w| w[0].1 > w[1].1 || w[0].0 < w[1].0),
+            "{first:?}"
+        );
     }
 }
