@@ -277,33 +277,18 @@ impl ViewState {
         }
     }
 
-    fn add(&mut self, d: &Dir, packets: u64, bytes: u64, flows: u64) {
+    /// Adds one direction's weight to a top-K view's sketch and candidates.
+    fn add_topk(&mut self, d: &Dir, rank: Metric, packets: u64, bytes: u64, flows: u64) {
         self.any = true;
-        let key = d.project(&self.spec.keys);
-        match self.spec.mode {
-            ViewMode::TopK { rank, .. } => {
-                let w = match rank {
-                    Metric::Packets => packets,
-                    Metric::Flows => flows,
-                    _ => bytes,
-                };
-                if w > 0 {
-                    if let Some(t) = &mut self.topk {
-                        t.add(&key, vkey_hash(&key), w);
-                    }
-                }
-            }
-            ViewMode::Exact { max_keys } => {
-                let h32 = self.exact.hash32(&key);
-                let p = Pending {
-                    dir: *d,
-                    key,
-                    h32,
-                    packets,
-                    bytes,
-                    flows,
-                };
-                self.add_exact(&p, max_keys);
+        let w = match rank {
+            Metric::Packets => packets,
+            Metric::Flows => flows,
+            _ => bytes,
+        };
+        if w > 0 {
+            if let Some(t) = &mut self.topk {
+                let key = d.project(&self.spec.keys);
+                t.add(&key, vkey_hash(&key), w);
             }
         }
     }
@@ -335,15 +320,22 @@ impl ViewState {
         }
     }
 
-    /// Adds a batch of deltas in order. An exact view looks `AHEAD` directions ahead: it
-    /// projects and hashes each key early and prefetches its index slot, then, halfway, the
-    /// entry that slot points to, so that by the time a key is added both are usually in cache
-    /// (a large flush otherwise waits on two misses per key).
+    /// Adds a batch of deltas in order, each direction that carries something. An exact view
+    /// looks `AHEAD` directions ahead: it projects and hashes each key early and prefetches its
+    /// index slot, then, halfway, the entry that slot points to, so that by the time a key is
+    /// added both are usually in cache (a large flush otherwise waits on two misses per key).
     fn add_deltas(&mut self, ds: &[FlowDelta]) {
         const AHEAD: usize = 16;
-        let ViewMode::Exact { max_keys } = self.spec.mode else {
-            ds.iter().for_each(|d| add_delta(self, d));
-            return;
+        let max_keys = match self.spec.mode {
+            ViewMode::Exact { max_keys } => max_keys,
+            ViewMode::TopK { rank, .. } => {
+                for d in ds {
+                    for (dir, packets, bytes, flows) in directions(d).into_iter().flatten() {
+                        self.add_topk(&dir, rank, packets, bytes, flows);
+                    }
+                }
+                return;
+            }
         };
         let mut ring = [Pending::default(); AHEAD];
         let mut queued = 0usize;
@@ -903,12 +895,6 @@ enum Task<'a> {
 
 /// Rolls one delta into a view, in both directions: packets sent by A count under `src = A`;
 /// `flows` counts a record once, in its initiator orientation.
-fn add_delta(v: &mut ViewState, d: &FlowDelta) {
-    for (dir, packets, bytes, flows) in directions(d).into_iter().flatten() {
-        v.add(&dir, packets, bytes, flows);
-    }
-}
-
 /// The directions of a delta that carry something, with their packets, bytes and new flows:
 /// forward when it has packets or starts the flow (the flow is counted there), reverse when it
 /// has packets.
