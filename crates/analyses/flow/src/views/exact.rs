@@ -37,7 +37,9 @@ impl Index {
         } else {
             (keys + keys / 3 + 1).next_power_of_two().max(16)
         };
-        Index { slots: vec![0; n] }
+        Index {
+            slots: zeroed_by_writing(n),
+        }
     }
 
     #[inline]
@@ -48,7 +50,7 @@ impl Index {
     /// Doubles the table, re-placing every slot from its stored hash bits.
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
-        self.slots = vec![0; (old.len() * 2).max(16)];
+        self.slots = zeroed_by_writing((old.len() * 2).max(16));
         let mask = self.mask();
         for s in old.into_iter().filter(|&s| s != 0) {
             let mut i = (s >> 32) as usize & mask;
@@ -58,6 +60,17 @@ impl Index {
             self.slots[i] = s;
         }
     }
+}
+
+/// `n` zero slots, written rather than taken zeroed from the allocator: a large zeroed
+/// allocation maps the shared zero page, so the index's first lookups would read it and each
+/// first insert into a page would fault again to copy it, flushing the TLBs of every CPU the
+/// process runs on (seen in perf as IPIs under `ViewState::add_exact`).
+#[allow(clippy::slow_vector_initialization)] // writing the zeros is the point
+fn zeroed_by_writing(n: usize) -> Vec<u64> {
+    let mut v = Vec::with_capacity(n);
+    v.resize(n, 0);
+    v
 }
 
 /// Asks the CPU to start loading the cache line at `p`; no effect on program state.
