@@ -8,6 +8,7 @@
 pub mod config;
 pub mod hll;
 pub mod record;
+mod slots;
 pub mod table;
 pub mod topk;
 pub mod views;

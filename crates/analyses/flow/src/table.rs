@@ -1,15 +1,18 @@
 //! The per-worker flow table: one hash lookup and a few adds per packet, bounded size, and
 //! expiry by per-class LRU lists (never a scan of the whole table).
 //!
-//! Layout: flows live in a slab (`Vec<Flow>`) with an intrusive free list; a
-//! `hashbrown::HashTable<u32>` maps the seeded hash of the canonical key to slab indices. Each
+//! Layout: flows live in a slab (`Vec<Flow>`) with an intrusive free list; a slot index
+//! (`crate::slots`: slab index and 32 hash bits in one `u64` per slot) maps the seeded hash of
+//! the canonical key to slab indices. A lookup reads one slot (a `hashbrown` table read a
+//! control group and a separate bucket), and growing the index re-places slots from their hash
+//! bits instead of reading every flow's key from the slab again. Each
 //! protocol class (TCP, closed TCP, UDP, ICMP, other) has its own doubly linked list ordered by
 //! the time a flow was last moved to its tail. A flow is moved at most once per second of
 //! packet time, so busy flows do not pay the list update on every packet; the sweep refreshes
 //! entries whose real last-seen time is newer than their list position says.
 
 use crate::config::{TableConfig, Timeouts};
-use hashbrown::HashTable;
+use crate::slots::SlotIndex;
 use netspectra_packet::{decode::ip_proto, DecodeStatus, FlowKey, Fragment, PacketView, TcpFlags};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -205,7 +208,7 @@ struct FragSlot {
 pub struct FlowTable {
     cfg: TableConfig,
     hasher: foldhash::quality::FixedState,
-    index: HashTable<u32>,
+    index: SlotIndex,
     slab: Vec<Flow>,
     free: u32,
     live: usize,
@@ -243,7 +246,7 @@ impl FlowTable {
         let frag_slots = cfg.frag_slots.max(1).next_power_of_two();
         FlowTable {
             hasher: foldhash::quality::FixedState::with_seed(cfg.seed),
-            index: HashTable::new(),
+            index: SlotIndex::default(),
             slab: Vec::new(),
             free: NIL,
             live: 0,
@@ -318,10 +321,11 @@ impl FlowTable {
     }
 
     /// The table hash of a key: the key packed into three integers, then one seeded foldhash
-    /// (about 3x cheaper than the derived `Hash`, which feeds every enum tag and byte).
+    /// (about 3x cheaper than the derived `Hash`, which feeds every enum tag and byte); the
+    /// index keeps its top 32 bits.
     #[inline]
-    fn hash(&self, k: &FlowKey) -> u64 {
-        self.hasher.hash_one(k.packed())
+    fn hash(&self, k: &FlowKey) -> u32 {
+        (self.hasher.hash_one(k.packed()) >> 32) as u32
     }
 
     /// Accounts one decoded packet seen at `ts` with wire length `orig_len`.
@@ -359,7 +363,7 @@ impl FlowTable {
                     let (ck, swapped) = key.canonical();
                     let h = self.hash(&ck);
                     let slab = &self.slab;
-                    if let Some(&i) = self.index.find(h, |&i| slab[i as usize].key == ck) {
+                    if let Some(i) = self.index.find(h, |i| slab[i as usize].key == ck) {
                         self.counters.fragments_attributed += 1;
                         self.account(i, swapped as usize, ts, orig_len, v, 0);
                         return;
@@ -413,7 +417,7 @@ impl FlowTable {
         let dir = swapped as usize;
         let h = self.hash(&ck);
         let slab = &self.slab;
-        let found = self.index.find(h, |&i| slab[i as usize].key == ck).copied();
+        let found = self.index.find(h, |i| slab[i as usize].key == ck);
         let idx = match found {
             Some(i) => {
                 let f = &self.slab[i as usize];
@@ -500,7 +504,7 @@ impl FlowTable {
         (h as usize) & (self.frags.len() - 1)
     }
 
-    fn insert(&mut self, h: u64, ck: FlowKey, ts: i64) -> u32 {
+    fn insert(&mut self, h: u32, ck: FlowKey, ts: i64) -> u32 {
         if self.live >= self.cfg.max_flows {
             self.evict_oldest();
         }
@@ -529,10 +533,7 @@ impl FlowTable {
             self.slab.push(flow);
             (self.slab.len() - 1) as u32
         };
-        let slab = &self.slab;
-        let hasher = &self.hasher;
-        self.index
-            .insert_unique(h, i, |&j| hasher.hash_one(slab[j as usize].key.packed()));
+        self.index.insert(h, i);
         self.push_tail(i);
         self.live += 1;
         self.counters.flows_started += 1;
@@ -600,9 +601,7 @@ impl FlowTable {
         self.export(i, reason);
         self.unlink(i);
         let h = self.hash(&self.slab[i as usize].key);
-        if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
-            e.remove();
-        }
+        self.index.remove(h, i);
         let f = &mut self.slab[i as usize];
         f.state = 0;
         f.next = self.free;
@@ -730,7 +729,7 @@ impl FlowTable {
     /// Bytes of memory held by the table's allocations (slab, index, caches, buffers).
     pub fn memory_bytes(&self) -> usize {
         self.slab.capacity() * std::mem::size_of::<Flow>()
-            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.index.memory_bytes()
             + self.frags.len() * std::mem::size_of::<Option<FragSlot>>()
             + self.dirty.capacity() * 4
             + self.pending.capacity() * std::mem::size_of::<FlowDelta>()

@@ -11,6 +11,7 @@
 //! first-seen order, the same on every run with the same input.
 
 use super::{Counts, Distinct, VKey};
+use crate::slots::{prefetch, SlotIndex};
 use std::hash::BuildHasher;
 
 /// One key and its counters: exactly one cache line, so a lookup of a known key costs at most
@@ -21,72 +22,6 @@ struct Entry {
     counts: Counts,
 }
 
-/// Linear-probing index of entry positions. A slot holds `(position + 1) | hash32 << 32`, 0 when
-/// empty; the table is a power of two at most three quarters full, and the 32 stored hash bits
-/// settle almost every mismatch without an entry read.
-#[derive(Default)]
-struct Index {
-    slots: Vec<u64>,
-}
-
-impl Index {
-    /// Room for `keys` keys without growing.
-    fn with_capacity(keys: usize) -> Index {
-        let n = if keys == 0 {
-            0
-        } else {
-            (keys + keys / 3 + 1).next_power_of_two().max(16)
-        };
-        Index {
-            slots: zeroed_by_writing(n),
-        }
-    }
-
-    #[inline]
-    fn mask(&self) -> usize {
-        self.slots.len().wrapping_sub(1)
-    }
-
-    /// Doubles the table, re-placing every slot from its stored hash bits.
-    fn grow(&mut self) {
-        let old = std::mem::take(&mut self.slots);
-        self.slots = zeroed_by_writing((old.len() * 2).max(16));
-        let mask = self.mask();
-        for s in old.into_iter().filter(|&s| s != 0) {
-            let mut i = (s >> 32) as usize & mask;
-            while self.slots[i] != 0 {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = s;
-        }
-    }
-}
-
-/// `n` zero slots, written rather than taken zeroed from the allocator: a large zeroed
-/// allocation maps the shared zero page, so the index's first lookups would read it and each
-/// first insert into a page would fault again to copy it, flushing the TLBs of every CPU the
-/// process runs on (seen in perf as IPIs under `ViewState::add_exact`).
-#[allow(clippy::slow_vector_initialization)] // writing the zeros is the point
-fn zeroed_by_writing(n: usize) -> Vec<u64> {
-    let mut v = Vec::with_capacity(n);
-    v.resize(n, 0);
-    v
-}
-
-/// Asks the CPU to start loading the cache line at `p`; no effect on program state.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it never faults, even for an invalid address, and
-    // reads nothing into the program.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// Keys and aggregates of one exact view window, in first-seen order.
 pub(super) struct ExactAggs {
     entries: Vec<Entry>,
@@ -94,7 +29,7 @@ pub(super) struct ExactAggs {
     /// distinct values).
     distinct: Vec<Distinct>,
     nd: usize,
-    index: Index,
+    index: SlotIndex,
     /// Keys are attacker-controlled: the index hash is seeded per process.
     hasher: foldhash::fast::RandomState,
 }
@@ -111,7 +46,7 @@ impl ExactAggs {
             entries: Vec::with_capacity(cap),
             distinct: Vec::with_capacity(cap * nd),
             nd,
-            index: Index::with_capacity(cap),
+            index: SlotIndex::with_capacity(cap),
             hasher,
         }
     }
@@ -133,21 +68,19 @@ impl ExactAggs {
     /// Starts loading the index slot where a key of hash `h32` is looked up first.
     #[inline]
     pub(super) fn prefetch_slot(&self, h32: u32) {
-        if !self.index.slots.is_empty() {
-            prefetch(&self.index.slots[h32 as usize & self.index.mask()]);
-        }
+        self.index.prefetch(h32);
     }
 
-    /// Starts loading the entry that the first slot of `h32` points to, when its stored hash
+    /// Starts loading the entry that the home slot of `h32` points to, when its stored hash
     /// bits match (a key seen before); call once the slot itself is likely in cache.
     #[inline]
     pub(super) fn prefetch_entry(&self, h32: u32) {
-        if let Some(&s) = self.index.slots.get(h32 as usize & self.index.mask()) {
-            if s != 0 && (s >> 32) as u32 == h32 {
-                if let Some(e) = self.entries.get((s as u32 - 1) as usize) {
-                    prefetch(e);
-                }
-            }
+        if let Some(e) = self
+            .index
+            .likely(h32)
+            .and_then(|pos| self.entries.get(pos as usize))
+        {
+            prefetch(e);
         }
     }
 
@@ -171,18 +104,18 @@ impl ExactAggs {
         h32: u32,
         insert: bool,
     ) -> Option<(&mut Counts, &mut [Distinct])> {
-        let pos = match self.find(&key, h32) {
-            Ok(pos) => pos,
-            // Slots store position + 1 in 32 bits: the index never holds more than
-            // u32::MAX - 1 keys, beyond that every new key counts as over the bound.
-            Err(_) if !insert || self.entries.len() >= (u32::MAX - 1) as usize => return None,
-            Err(mut slot) => {
-                if (self.entries.len() + 1) * 4 > self.index.slots.len() * 3 {
-                    self.index.grow();
-                    slot = self.free_slot(h32);
-                }
+        let entries = &self.entries;
+        let found = self
+            .index
+            .find(h32, |pos| entries[pos as usize].key == key);
+        let pos = match found {
+            Some(pos) => pos as usize,
+            // Positions are u32: beyond SlotIndex::MAX_POS keys every new key counts as over
+            // the bound.
+            None if !insert || self.entries.len() > SlotIndex::MAX_POS as usize => return None,
+            None => {
                 let i = self.entries.len();
-                self.index.slots[slot] = (i as u64 + 1) | u64::from(h32) << 32;
+                self.index.insert(h32, i as u32);
                 self.entries.push(Entry {
                     key,
                     counts: Counts::default(),
@@ -197,41 +130,6 @@ impl ExactAggs {
             &mut self.entries[pos].counts,
             &mut self.distinct[pos * nd..pos * nd + nd],
         ))
-    }
-
-    /// The entry position of `key`, or the empty slot where it would go (any slot when the
-    /// index has none yet: the caller grows it before inserting).
-    #[inline]
-    fn find(&self, key: &VKey, h32: u32) -> Result<usize, usize> {
-        let slots = &self.index.slots;
-        if slots.is_empty() {
-            return Err(0);
-        }
-        let mask = self.index.mask();
-        let mut i = h32 as usize & mask;
-        loop {
-            let s = slots[i];
-            if s == 0 {
-                return Err(i);
-            }
-            if (s >> 32) as u32 == h32 {
-                let pos = (s as u32 - 1) as usize;
-                if self.entries[pos].key == *key {
-                    return Ok(pos);
-                }
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// The first empty slot on the probe path of `h32`.
-    fn free_slot(&self, h32: u32) -> usize {
-        let mask = self.index.mask();
-        let mut i = h32 as usize & mask;
-        while self.index.slots[i] != 0 {
-            i = (i + 1) & mask;
-        }
-        i
     }
 
     /// Keys, counters and distinct counters in first-seen order.
