@@ -105,9 +105,7 @@ impl ExactAggs {
         insert: bool,
     ) -> Option<(&mut Counts, &mut [Distinct])> {
         let entries = &self.entries;
-        let found = self
-            .index
-            .find(h32, |pos| entries[pos as usize].key == key);
+        let found = self.index.find(h32, |pos| entries[pos as usize].key == key);
         let pos = match found {
             Some(pos) => pos as usize,
             // Positions are u32: beyond SlotIndex::MAX_POS keys every new key counts as over
