@@ -53,7 +53,9 @@ pub struct TableConfig {
     pub frag_timeout: i64,
     /// Decode inside tunnels (GRE, VXLAN, GENEVE, IP-in-IP) and key flows on the inner packet.
     pub inner: bool,
-    /// Seed of the table's hash function (keys are attacker-controlled).
+    /// Seed of the table's hash function. Keys are attacker-controlled, so the default is drawn
+    /// per process: with a known seed a crafted capture could pile its flows onto one run of
+    /// index slots. Output does not depend on it.
     pub seed: u64,
 }
 
@@ -65,7 +67,10 @@ impl Default for TableConfig {
             frag_slots: 1 << 14,
             frag_timeout: 30 * SEC,
             inner: false,
-            seed: 0x5eed_f10e_5eed_f10e,
+            seed: std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                0x5eed_f10e_5eed_f10e_u64,
+            ),
         }
     }
 }
