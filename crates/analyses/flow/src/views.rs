@@ -672,6 +672,14 @@ pub struct Merger {
     workers: usize,
     views: Vec<ViewState>,
     pending: BTreeMap<u64, Epoch>,
+    /// Deltas of the open interval not yet applied, in arrival order (at most about
+    /// `STAGE_DELTAS`): applied together so that a large flush is shared out between two
+    /// threads in a few long runs rather than one short run per worker message.
+    stage: Vec<Vec<FlowDelta>>,
+    staged: usize,
+    /// Staged deltas that trigger applying them: `STAGE_DELTAS`, 0 in tests that want every
+    /// message applied on arrival.
+    stage_limit: usize,
     next_epoch: u64,
     done: usize,
     min_ts: Option<i64>,
@@ -687,6 +695,9 @@ impl Merger {
             workers: workers.max(1),
             views: views.into_iter().map(ViewState::new).collect(),
             pending: BTreeMap::new(),
+            stage: Vec::new(),
+            staged: 0,
+            stage_limit: STAGE_DELTAS,
             next_epoch: 0,
             done: 0,
             min_ts: None,
@@ -722,13 +733,20 @@ impl Merger {
         match msg {
             WorkerMsg::Deltas { epoch, deltas, .. } => {
                 if epoch == self.next_epoch {
-                    // Every earlier interval is closed: apply now rather than hold the deltas.
-                    self.apply_all(&deltas);
+                    // Every earlier interval is closed: stage them to apply soon, rather than
+                    // hold them until the interval closes.
+                    self.staged += deltas.len();
+                    self.stage.push(deltas);
+                    if self.staged >= self.stage_limit {
+                        self.apply_stage();
+                    }
                 } else if !deltas.is_empty() {
                     self.epoch(epoch).deltas.push(deltas);
                 }
             }
             WorkerMsg::Tick { epoch, at, .. } => {
+                // Staged deltas belong to the open interval: in before it can close.
+                self.apply_stage();
                 let e = self.epoch(epoch);
                 e.ticks += 1;
                 e.at = at;
@@ -745,6 +763,7 @@ impl Merger {
                 self.summary.decode.merge(&decode);
                 self.summary.table_bytes += table_bytes;
                 self.done += 1;
+                self.apply_stage();
                 if self.finished() {
                     self.drain(true, out);
                     self.final_snapshots(out);
@@ -780,26 +799,35 @@ impl Merger {
             );
             entry.remove();
             self.next_epoch += 1;
-            for batch in &ep.deltas {
-                self.apply_all(batch);
-            }
+            self.apply_all(&ep.deltas);
             if complete {
                 self.tick(ep.at, out);
             }
         }
     }
 
-    /// Applies a batch of deltas. Views are independent, so a large batch (the final flush of
-    /// every live flow, or a busy interval) is shared out: this thread and one helper each take
-    /// the next unclaimed task (the summary, or one view over the whole batch) until none is
-    /// left, so a thread that drew a cheap view takes more of them and neither waits long for
-    /// the other. Each view still sees the deltas in order.
-    fn apply_all(&mut self, ds: &[FlowDelta]) {
-        if ds.len() < PARALLEL_BATCH || self.views.len() < 2 {
+    /// Applies the staged deltas of the open interval.
+    fn apply_stage(&mut self) {
+        if self.stage.is_empty() {
+            return;
+        }
+        let stage = std::mem::take(&mut self.stage);
+        self.apply_all(&stage);
+        self.staged = 0;
+    }
+
+    /// Applies runs of deltas, in order. Views are independent, so a large amount (the final
+    /// flush of every live flow, or a busy interval) is shared out: this thread and one helper
+    /// each take the next unclaimed task (the summary, or one view over all the runs) until
+    /// none is left, so a thread that drew a cheap view takes more of them and neither waits
+    /// long for the other. Each view still sees the deltas in order.
+    fn apply_all(&mut self, runs: &[Vec<FlowDelta>]) {
+        let total: usize = runs.iter().map(Vec::len).sum();
+        if total < PARALLEL_BATCH || self.views.len() < 2 {
             for v in &mut self.views {
-                v.add_deltas(ds);
+                runs.iter().for_each(|ds| v.add_deltas(ds));
             }
-            for d in ds {
+            for d in runs.iter().flatten() {
                 self.apply_summary(d);
             }
             return;
@@ -821,8 +849,8 @@ impl Merger {
             // Each task is claimed by exactly one thread: the lock is never contended.
             let mut task = task.lock().unwrap_or_else(|e| e.into_inner());
             match &mut *task {
-                Task::Summary(s) => ds.iter().for_each(|d| s.add(d)),
-                Task::View(v) => v.add_deltas(ds),
+                Task::Summary(s) => runs.iter().flatten().for_each(|d| s.add(d)),
+                Task::View(v) => runs.iter().for_each(|ds| v.add_deltas(ds)),
             }
         };
         std::thread::scope(|s| {
@@ -886,6 +914,9 @@ impl Merger {
 
 /// Deltas in a batch from which the merger splits the views over two threads.
 const PARALLEL_BATCH: usize = 8192;
+
+/// Staged deltas of the open interval that trigger applying them (about 12 MB of deltas).
+const STAGE_DELTAS: usize = 131_072;
 
 /// One share of a large batch: the summary, or one view.
 enum Task<'a> {

@@ -340,10 +340,12 @@ fn a_large_batch_split_over_threads_equals_small_batches() {
             }
         })
         .collect();
-    // Feeds the deltas in batches of `chunk`, then ends the run; returns the merger and its
-    // snapshots.
-    let merge = |chunk: usize| {
+    // Feeds the deltas in batches of `chunk` (staged until `stage_limit` deltas are waiting;
+    // 0 applies each batch on arrival, a small one on this thread alone), then ends the run;
+    // returns the merger and its snapshots.
+    let merge = |chunk: usize, stage_limit: usize| {
         let mut m = Merger::new(1, specs());
+        m.stage_limit = stage_limit;
         let mut snaps = Vec::new();
         for c in deltas.chunks(chunk) {
             m.handle(
@@ -370,11 +372,15 @@ fn a_large_batch_split_over_threads_equals_small_batches() {
         );
         (m, snaps)
     };
-    let (big, big_snaps) = merge(deltas.len());
-    let (small, small_snaps) = merge(100);
+    let (big, big_snaps) = merge(deltas.len(), 0);
+    let (small, small_snaps) = merge(100, 0);
+    // Small batches staged and applied together in runs of about 5000 (the last at the end).
+    let (staged, staged_snaps) = merge(100, 5000);
     assert_eq!(big_snaps.len(), 5);
     assert_eq!(big_snaps.len(), small_snaps.len());
-    for (a, b) in big_snaps.iter().zip(&small_snaps) {
+    assert_eq!(big_snaps.len(), staged_snaps.len());
+    let other = small_snaps.iter().zip(&staged_snaps);
+    for (a, b) in big_snaps.iter().zip(&small_snaps).chain(other) {
         assert_eq!(a.view, b.view);
         let pairs = |s: &Snapshot| -> Vec<(Option<VKey>, Vec<u64>)> {
             (0..s.rows.len())
@@ -388,25 +394,19 @@ fn a_large_batch_split_over_threads_equals_small_batches() {
         assert_eq!(ra, rb, "view {}", a.view);
         assert!(!ra.is_empty());
     }
-    let (sa, sb) = (big.summary(10), small.summary(10));
-    assert_eq!(
+    let key = |s: &Summary| {
         (
-            sa.packets,
-            sa.bytes,
-            sa.flows,
-            &sa.by_proto,
-            &sa.top_talkers,
-            &sa.top_conversations
-        ),
-        (
-            sb.packets,
-            sb.bytes,
-            sb.flows,
-            &sb.by_proto,
-            &sb.top_talkers,
-            &sb.top_conversations
+            s.packets,
+            s.bytes,
+            s.flows,
+            s.by_proto.clone(),
+            s.top_talkers.clone(),
+            s.top_conversations.clone(),
         )
-    );
+    };
+    let sa = big.summary(10);
+    assert_eq!(key(&sa), key(&small.summary(10)));
+    assert_eq!(key(&sa), key(&staged.summary(10)));
     assert_eq!(
         sa.packets,
         deltas
