@@ -55,7 +55,7 @@ impl FlowRecord {
         FlowRecord {
             start: Stamp::new(f.first),
             end: Stamp::new(f.last),
-            duration: (f.last - f.first) as f64 / 1e9,
+            duration: duration_secs(f),
             src_ip: f.key.src,
             src_port: f.key.src_port,
             dst_ip: f.key.dst,
@@ -76,6 +76,11 @@ impl FlowRecord {
     }
 }
 
+/// Seconds between a flow's first and last packet (always finite: an `i64` span over 1e9).
+fn duration_secs(f: &EndedFlow) -> f64 {
+    (f.last - f.first) as f64 / 1e9
+}
+
 /// Appends the JSON line of an ended flow's record (with its `\n`) to `out`: the same bytes
 /// as `serde_json` writes for [`FlowRecord::from_ended`], without building the record's
 /// strings. The final flush of a large capture ends hundreds of thousands of flows at once,
@@ -91,12 +96,11 @@ pub fn write_jsonl(f: &EndedFlow, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\",\"end\":\"");
     out.extend_from_slice(&Stamp::new(f.last).buf);
     out.extend_from_slice(b"\",\"duration\":");
-    let duration = (f.last - f.first) as f64 / 1e9;
-    if duration.is_finite() {
-        out.extend_from_slice(zmij::Buffer::new().format_finite(duration).as_bytes());
-    } else {
-        out.extend_from_slice(b"null");
-    }
+    out.extend_from_slice(
+        zmij::Buffer::new()
+            .format_finite(duration_secs(f))
+            .as_bytes(),
+    );
     out.extend_from_slice(b",\"src_ip\":\"");
     push_ip(out, f.key.src);
     num(out, b"\",\"src_port\":", f.key.src_port.into());

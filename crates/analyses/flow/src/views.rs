@@ -677,7 +677,6 @@ pub struct Merger {
     /// shared out between two threads in a few long runs rather than one short run per worker
     /// message.
     stage: Vec<Vec<FlowDelta>>,
-    staged: usize,
     /// Staged deltas that trigger applying them: `STAGE_DELTAS`, or 0 (every message applied
     /// on arrival) with fewer than two views and in tests that want that.
     stage_limit: usize,
@@ -699,7 +698,6 @@ impl Merger {
             views: views.into_iter().map(ViewState::new).collect(),
             pending: BTreeMap::new(),
             stage: Vec::new(),
-            staged: 0,
             stage_limit,
             next_epoch: 0,
             done: 0,
@@ -738,9 +736,8 @@ impl Merger {
                 if epoch == self.next_epoch {
                     // Every earlier interval is closed: stage them to apply soon, rather than
                     // hold them until the interval closes.
-                    self.staged += deltas.len();
                     self.stage.push(deltas);
-                    if self.staged >= self.stage_limit {
+                    if self.stage.iter().map(Vec::len).sum::<usize>() >= self.stage_limit {
                         self.apply_stage();
                     }
                 } else if !deltas.is_empty() {
@@ -816,25 +813,17 @@ impl Merger {
         }
         let stage = std::mem::take(&mut self.stage);
         self.apply_all(&stage);
-        self.staged = 0;
     }
 
     /// Applies runs of deltas, in order. Views are independent, so a large amount (the final
     /// flush of every live flow, or a busy interval) is shared out: this thread and one helper
     /// each take the next unclaimed task (the summary, or one view over all the runs) until
     /// none is left, so a thread that drew a cheap view takes more of them and neither waits
-    /// long for the other. Each view still sees the deltas in order.
+    /// long for the other; a small amount, this thread alone. Each view still sees the deltas
+    /// in order.
     fn apply_all(&mut self, runs: &[Vec<FlowDelta>]) {
         let total: usize = runs.iter().map(Vec::len).sum();
-        if total < PARALLEL_BATCH || self.views.len() < 2 {
-            for v in &mut self.views {
-                runs.iter().for_each(|ds| v.add_deltas(ds));
-            }
-            for d in runs.iter().flatten() {
-                self.apply_summary(d);
-            }
-            return;
-        }
+        let share = total >= PARALLEL_BATCH && self.views.len() >= 2;
         // The summary (three Count-Min updates per delta) is the largest task: first, so that
         // the views balance around it.
         let mut tasks: Vec<Mutex<Task<'_>>> = Vec::with_capacity(self.views.len() + 1);
@@ -856,20 +845,14 @@ impl Merger {
                 Task::View(v) => runs.iter().for_each(|ds| v.add_deltas(ds)),
             }
         };
+        if !share {
+            work();
+            return;
+        }
         std::thread::scope(|s| {
             s.spawn(work);
             work();
         });
-    }
-
-    fn apply_summary(&mut self, d: &FlowDelta) {
-        Summarizer {
-            min_ts: &mut self.min_ts,
-            summary: &mut self.summary,
-            talkers: &mut self.talkers,
-            convs: &mut self.convs,
-        }
-        .add(d);
     }
 
     fn tick(&mut self, at: i64, out: &mut dyn FnMut(Output)) {
@@ -929,11 +912,9 @@ enum Task<'a> {
     View(&'a mut ViewState),
 }
 
-/// Rolls one delta into a view, in both directions: packets sent by A count under `src = A`;
-/// `flows` counts a record once, in its initiator orientation.
 /// The directions of a delta that carry something, with their packets, bytes and new flows:
-/// forward when it has packets or starts the flow (the flow is counted there), reverse when it
-/// has packets.
+/// packets sent by A count under `src = A`, so forward when it has packets or starts the flow
+/// (a record counts once, in its initiator orientation) and reverse when it has packets.
 #[inline]
 fn directions(d: &FlowDelta) -> [Option<(Dir, u64, u64, u64)>; 2] {
     let k = &d.key;
