@@ -184,11 +184,30 @@ impl<T: Serialize> RecordWriter<T> {
         render: impl FnOnce(&mut Vec<u8>),
         make: impl FnOnce() -> T,
     ) -> Result<(), SinkError> {
-        if self.format != RecordFormat::JsonLines || self.fields.is_some() {
+        if !self.whole_json_lines() {
             return self.write(&make());
         }
+        self.put_line(|buf| {
+            render(buf);
+            Ok(())
+        })
+    }
+
+    /// True when each record is one whole JSON line (no field selection).
+    fn whole_json_lines(&self) -> bool {
+        self.format == RecordFormat::JsonLines && self.fields.is_none()
+    }
+
+    /// Renders one line into the reused buffer and writes it as the next record.
+    fn put_line(
+        &mut self,
+        render: impl FnOnce(&mut Vec<u8>) -> Result<(), json::Error>,
+    ) -> Result<(), SinkError> {
         self.buf.clear();
-        render(&mut self.buf);
+        render(&mut self.buf).map_err(|e| SinkError::Serialize {
+            path: self.path.clone(),
+            source: e,
+        })?;
         let buf = std::mem::take(&mut self.buf);
         let r = self.out.write_all(&buf).map_err(|e| self.io(e));
         self.buf = buf;
@@ -199,19 +218,12 @@ impl<T: Serialize> RecordWriter<T> {
 
     /// Writes one record.
     pub fn write(&mut self, rec: &T) -> Result<(), SinkError> {
-        if self.format == RecordFormat::JsonLines && self.fields.is_none() {
-            self.buf.clear();
-            json::to_vec(&mut self.buf, rec).map_err(|e| SinkError::Serialize {
-                path: self.path.clone(),
-                source: e,
-            })?;
-            self.buf.push(b'\n');
-            let buf = std::mem::take(&mut self.buf);
-            let r = self.out.write_all(&buf).map_err(|e| self.io(e));
-            self.buf = buf;
-            r?;
-            self.records += 1;
-            return Ok(());
+        if self.whole_json_lines() {
+            return self.put_line(|buf| {
+                json::to_vec(buf, rec)?;
+                buf.push(b'\n');
+                Ok(())
+            });
         }
         let v = serde_json::to_value(rec).map_err(|e| SinkError::Serialize {
             path: self.path.clone(),
