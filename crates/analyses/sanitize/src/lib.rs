@@ -497,6 +497,164 @@ mod tests {
         assert_eq!(pay, b"GET / HTTP/1.1\r\nCookie: \0\0\0\0\0\r\n\r\n");
     }
 
+    /// An IPv6 address 2001:db8::`n` (documentation range, so it is encrypted, not kept).
+    fn v6(n: u8) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[0x20, 1, 0xd, 0xb8]);
+        a[15] = n;
+        a
+    }
+
+    /// UDP over IPv6 with the given extension headers (`next` = type of the first) whose
+    /// checksum is computed here, independently of the sanitizer, over the pseudo-header with
+    /// `final_dst` (RFC 8200 8.1).
+    fn udp6(next: u8, exts: &[u8], final_dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
+        let (src, dst) = (v6(1), v6(2));
+        let ulen = 8 + payload.len();
+        let mut f = vec![2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 0x86, 0xdd];
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&((exts.len() + ulen) as u16).to_be_bytes());
+        f.extend_from_slice(&[next, 64]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(exts);
+        let u = f.len();
+        f.extend_from_slice(&[0x13, 0x88, 0x00, 0x35]);
+        f.extend_from_slice(&(ulen as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
+        let ck = udp6_checksum(&f[22..38], &final_dst, &f[u..]);
+        f[u + 6..u + 8].copy_from_slice(&ck.to_be_bytes());
+        f
+    }
+
+    /// Plain one's complement UDP checksum over an IPv6 pseudo-header (test oracle).
+    fn udp6_checksum(src: &[u8], dst: &[u8], udp: &[u8]) -> u16 {
+        let mut words: Vec<u8> = Vec::new();
+        words.extend_from_slice(src);
+        words.extend_from_slice(dst);
+        words.extend_from_slice(&(udp.len() as u32).to_be_bytes());
+        words.extend_from_slice(&[0, 0, 0, 17]);
+        words.extend_from_slice(&udp[..6]);
+        words.extend_from_slice(&[0, 0]);
+        words.extend_from_slice(&udp[8..]);
+        if words.len() % 2 == 1 {
+            words.push(0);
+        }
+        let mut acc: u32 = 0;
+        for w in words.chunks(2) {
+            acc += u16::from_be_bytes([w[0], w[1]]) as u32;
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        match !(acc as u16) {
+            0 => 0xffff,
+            c => c,
+        }
+    }
+
+    /// How the sanitizer maps `a`, taken from a frame where it is the plain IPv6 source.
+    fn mapped(s: &mut Sanitizer, a: [u8; 16]) -> [u8; 16] {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv6(a, v6(99), 64)
+            .udp(1, 2);
+        let mut f = Vec::new();
+        b.write(&mut f, b"x").unwrap();
+        let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap();
+        out[22..38].try_into().unwrap()
+    }
+
+    fn anon_only() -> SanitizeConfig {
+        SanitizeConfig {
+            dedup: None,
+            anonymize: Some(AnonPolicy::default()),
+            mask: None,
+        }
+    }
+
+    #[test]
+    fn ipv6_routing_header_addresses_are_mapped_and_checksums_follow_the_final_destination() {
+        // Type 0 routing header, two addresses, both segments left: the final destination is
+        // the last address, so the UDP checksum is computed over it, not over the IPv6 dst.
+        let mut rh = vec![17, 4, 0, 2, 0, 0, 0, 0];
+        rh.extend_from_slice(&v6(10));
+        rh.extend_from_slice(&v6(11));
+        let f = udp6(43, &rh, v6(11), b"hello");
+        assert_eq!(bad(&f), (0, 1 << CkKind::Udp as u8), "input verifies");
+        let mut s = Sanitizer::new(&anon_only(), &[4u8; 32]);
+        let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap().to_vec();
+        let (a10, a11) = (mapped(&mut s, v6(10)), mapped(&mut s, v6(11)));
+        assert_eq!(
+            &out[62..78],
+            &a10,
+            "first routing address mapped like elsewhere"
+        );
+        assert_eq!(
+            &out[78..94],
+            &a11,
+            "final destination mapped like elsewhere"
+        );
+        for n in [1, 2, 10, 11] {
+            assert!(
+                !out.windows(16).any(|w| w == v6(n)),
+                "2001:db8::{n} still in the output"
+            );
+        }
+        let u = 94;
+        let ck = u16::from_be_bytes([out[u + 6], out[u + 7]]);
+        assert_eq!(ck, udp6_checksum(&out[22..38], &a11, &out[u..]));
+        assert_eq!(bad(&out), (0, 1 << CkKind::Udp as u8));
+
+        // A wrong checksum stays wrong.
+        let mut wrong = f.clone();
+        wrong[u + 6] ^= 0x21;
+        let mut s = Sanitizer::new(&anon_only(), &[4u8; 32]);
+        let out = s
+            .process(&pkt(&wrong, LinkType::ETHERNET))
+            .unwrap()
+            .to_vec();
+        assert_eq!(bad(&out).0, 1 << CkKind::Udp as u8);
+    }
+
+    #[test]
+    fn segment_lists_home_addresses_and_unknown_routing_types_do_not_leak() {
+        // Segment routing header (type 4), segments left 1, segment list [final, next hop]:
+        // the final destination is entry 0.
+        let mut srh = vec![60, 4, 4, 1, 1, 0, 0, 0];
+        srh.extend_from_slice(&v6(20));
+        srh.extend_from_slice(&v6(21));
+        // Destination options: PadN (2 bytes), home address option, Pad1 x2.
+        let mut dopt = vec![17, 2, 1, 0, 0xc9, 16];
+        dopt.extend_from_slice(&v6(30));
+        dopt.extend_from_slice(&[0, 0]);
+        let mut exts = srh.clone();
+        exts.extend_from_slice(&dopt);
+        let f = udp6(43, &exts, v6(20), b"segment routed");
+        assert_eq!(bad(&f).0, 0, "input verifies");
+        let mut s = Sanitizer::new(&anon_only(), &[6u8; 32]);
+        let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap().to_vec();
+        assert_eq!(&out[62..78], &mapped(&mut s, v6(20)));
+        assert_eq!(&out[78..94], &mapped(&mut s, v6(21)));
+        assert_eq!(&out[94 + 6..94 + 22], &mapped(&mut s, v6(30)));
+        for n in [20, 21, 30] {
+            assert!(!out.windows(16).any(|w| w == v6(n)), "2001:db8::{n} leaked");
+        }
+        assert_eq!(bad(&out).0, 0, "checksum still verifies");
+
+        // RPL source route (type 3, compressed addresses): not understood, so zero-filled
+        // beyond its fixed part, and the frame's checksum is still exactly as right.
+        let mut rpl = vec![17, 2, 3, 0, 0x88, 0, 0, 0];
+        rpl.extend_from_slice(&[0xab; 16]);
+        let f = udp6(43, &rpl, v6(2), b"rpl");
+        assert_eq!(bad(&f).0, 0);
+        let mut s = Sanitizer::new(&anon_only(), &[6u8; 32]);
+        let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap().to_vec();
+        assert_eq!(&out[54..62], &rpl[..8]);
+        assert_eq!(&out[62..78], &[0u8; 16]);
+        assert_eq!(bad(&out).0, 0);
+    }
+
     proptest! {
         /// Arbitrary bytes of any link type: no panic, same length, and a frame sanitized twice
         /// with the same key is sanitized identically (deterministic).
@@ -511,6 +669,44 @@ mod tests {
             prop_assert_eq!(x.len(), data.len());
             prop_assert_eq!(&x, &y);
             let _ = Inspector::new().inspect(&pkt(&x, link));
+        }
+
+        /// IPv6 with arbitrary extension-header chains (routing, options, fragment; lengths and
+        /// contents random, possibly truncated): no panic, same length, and every checksum
+        /// verdict (over whatever final destination the chain names) is the same after.
+        #[test]
+        fn arbitrary_ipv6_extension_chains(
+            kinds in proptest::collection::vec(prop_oneof![Just(0u8), Just(43), Just(60), Just(44)], 1..7),
+            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 6..40), 7),
+            cut in 0usize..400,
+        ) {
+            let mut exts = Vec::new();
+            for (i, k) in kinds.iter().enumerate() {
+                let next = kinds.get(i + 1).copied().unwrap_or(17);
+                let mut b = bodies[i].clone();
+                if *k == 44 {
+                    b.truncate(6);
+                    b[0] = 0;
+                    b[1] = 0; // first fragment, offset 0, so the UDP header follows
+                    exts.extend_from_slice(&[next, 0]);
+                    exts.extend_from_slice(&b);
+                    continue;
+                }
+                let len8 = b.len().div_ceil(8) * 8;
+                b.resize(len8 + 6, 0);
+                exts.extend_from_slice(&[next, (len8 / 8) as u8]);
+                exts.extend_from_slice(&b);
+            }
+            // The checksum's pseudo-header destination, as our walk defines it.
+            let mut f = udp6(kinds[0], &exts, v6(2), b"data");
+            let mut s = Sanitizer::new(&anon_only(), &[8u8; 32]);
+            let whole = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap().to_vec();
+            prop_assert_eq!(whole.len(), f.len());
+            prop_assert_eq!(bad(&whole), bad(&f));
+            f.truncate(cut.min(f.len()));
+            let mut s = Sanitizer::new(&SanitizeConfig { dedup: None, ..all() }, &[8u8; 32]);
+            let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap().to_vec();
+            prop_assert_eq!(out.len(), f.len());
         }
 
         /// Well-formed TCP/IPv4 frames with any payload keep valid checksums.

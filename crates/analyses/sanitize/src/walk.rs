@@ -12,6 +12,32 @@ use netspectra_packet::LinkType;
 const MAX_DEPTH: u8 = 6;
 /// Checksums tracked per frame.
 const MAX_SCOPES: usize = 24;
+/// IPv6 extension headers that may carry addresses (routing, hop-by-hop and destination
+/// options) rewritten per IPv6 header; from a further one on, the rest is not understood.
+const MAX_ADDR_EXTS: usize = 4;
+/// IPv6 destination option carrying a Mobile IPv6 home address (RFC 6275).
+const OPT_HOME_ADDRESS: u8 = 0xc9;
+
+/// Offset of the final destination inside the routing header at `p` (`l` bytes, captured up to
+/// `ip_end`) while segments are left: the last address of a type 0 or 2 header, the first
+/// entry of a segment list (type 4); `None` when the IPv6 destination is the final one.
+fn final_destination(buf: &[u8], p: usize, l: usize, ip_end: usize) -> Option<usize> {
+    if buf[p + 3] == 0 {
+        return None;
+    }
+    let at = match buf[p + 2] {
+        0 | 2 => {
+            let n = buf[p + 1] as usize / 2;
+            if n == 0 {
+                return None;
+            }
+            p + 8 + 16 * (n - 1)
+        }
+        4 => p + 8,
+        _ => return None,
+    };
+    (at + 16 <= (p + l).min(ip_end)).then_some(at)
+}
 
 /// Kinds of checksums, for counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -565,9 +591,15 @@ impl<'a> Walker<'a> {
         };
         ip.src.copy_from_slice(&buf[off + 8..off + 24]);
         ip.dst.copy_from_slice(&buf[off + 24..off + 40]);
-        // Extension headers.
+        // Extension headers. Those that can carry addresses (routing headers, hop-by-hop and
+        // destination options with a home address) are noted and rewritten once the checksum
+        // scopes are registered.
         let mut next = buf[off + 6];
         let mut p = off + 40;
+        let mut exts = [(0u8, 0usize, 0usize); MAX_ADDR_EXTS];
+        let mut nexts = 0;
+        // Start of a header beyond the ones noted (its addresses are not understood).
+        let mut overflow = None;
         loop {
             match next {
                 0 | 43 | 60 | 135 | 139 | 140 => {
@@ -575,6 +607,21 @@ impl<'a> Walker<'a> {
                         break;
                     }
                     let l = (buf[p + 1] as usize + 1) * 8;
+                    if matches!(next, 0 | 43 | 60) {
+                        if nexts == MAX_ADDR_EXTS {
+                            overflow = Some(p);
+                            break;
+                        }
+                        exts[nexts] = (next, p, p + l);
+                        nexts += 1;
+                        if next == 43 {
+                            if let Some(d) = final_destination(buf, p, l, ip_end) {
+                                // The transport pseudo-header uses the final destination
+                                // (RFC 8200 8.1).
+                                ip.dst_off = d;
+                            }
+                        }
+                    }
                     next = buf[p];
                     p += l;
                 }
@@ -602,8 +649,13 @@ impl<'a> Walker<'a> {
                 break;
             }
         }
-        if p > ip_end {
+        if p > ip_end || overflow.is_some() {
             self.anon_v6(buf, off);
+            self.anon_exts(buf, &exts[..nexts], ip_end);
+            if let (Some(at), true) = (overflow, self.anon.is_some()) {
+                // Addresses that are not understood are not passed through.
+                self.wipe(buf, at, ip_end);
+            }
             self.unparsed(buf, off + 40, ip_end);
             if !quoted {
                 self.trailer(buf, ip_end, end);
@@ -616,6 +668,7 @@ impl<'a> Walker<'a> {
             self.l4_scope(buf, next, p, ip_end, l4_complete, &ip, l4len);
         }
         self.anon_v6(buf, off);
+        self.anon_exts(buf, &exts[..nexts], ip_end);
         self.l4(buf, next, p, ip_end, depth, &ip);
         if !quoted {
             self.trailer(buf, ip_end, end);
@@ -627,6 +680,77 @@ impl<'a> Walker<'a> {
             self.addr(buf, off + 8, AddrKind::V6);
             self.addr(buf, off + 24, AddrKind::V6);
         }
+    }
+
+    /// Rewrites the addresses of the noted extension headers (`(type, start, end)`, captured up
+    /// to `ip_end`): routing header addresses and segment lists, and home address options.
+    fn anon_exts(&mut self, buf: &mut [u8], exts: &[(u8, usize, usize)], ip_end: usize) {
+        if self.anon.is_none() {
+            return;
+        }
+        for &(kind, p, hend) in exts {
+            let hend = hend.min(ip_end);
+            if kind == 43 {
+                match buf[p + 2] {
+                    // Source route (type 0, deprecated), Mobile IPv6 (type 2), segment
+                    // routing (type 4, only its segment list): 16-byte addresses from byte 8.
+                    0 | 2 | 4 => {
+                        let n = if buf[p + 2] == 4 {
+                            buf[p + 4] as usize + 1
+                        } else {
+                            buf[p + 1] as usize / 2
+                        };
+                        for k in 0..n {
+                            let a = p + 8 + 16 * k;
+                            if a >= hend {
+                                break;
+                            }
+                            if a + 16 <= hend {
+                                self.addr(buf, a, AddrKind::V6);
+                            } else {
+                                self.wipe(buf, a, hend);
+                            }
+                        }
+                    }
+                    // Other routing types (RPL's compressed addresses, ...): not understood.
+                    _ => self.wipe(buf, (p + 8).min(hend), hend),
+                }
+                continue;
+            }
+            // Options: Pad1 is one byte, every other option is type, length, data.
+            let mut q = p + 2;
+            while q < hend {
+                let t = buf[q];
+                if t == 0 {
+                    q += 1;
+                    continue;
+                }
+                if q + 2 > hend {
+                    break;
+                }
+                let len = buf[q + 1] as usize;
+                if t == OPT_HOME_ADDRESS {
+                    let a = q + 2;
+                    if len == 16 && a + 16 <= hend {
+                        self.addr(buf, a, AddrKind::V6);
+                    } else {
+                        self.wipe(buf, a.min(hend), (a + len).min(hend));
+                    }
+                }
+                q += 2 + len;
+            }
+        }
+    }
+
+    /// Zero-fills `buf[from..to]` whatever the masking rules say (addresses that cannot be
+    /// rewritten), accounting for checksums.
+    fn wipe(&mut self, buf: &mut [u8], from: usize, to: usize) {
+        if from >= to {
+            return;
+        }
+        let old = checksum::sum(&buf[from..to], false);
+        buf[from..to].fill(0);
+        self.changed(from, old, 0);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -698,6 +822,8 @@ impl<'a> Walker<'a> {
             4 if !ip.quoted => self.ipv4(buf, l4, end, depth + 1, false),
             41 if !ip.quoted => self.ipv6(buf, l4, end, depth + 1, false),
             47 if !ip.quoted => self.gre(buf, l4, end, depth),
+            // An Ethernet frame carried directly over IP (SRv6 L2 services, RFC 8986).
+            143 if !ip.quoted => self.ether(buf, l4, end, depth + 1),
             _ => self.unparsed(buf, l4, end),
         }
     }
