@@ -655,6 +655,67 @@ mod tests {
         assert_eq!(bad(&out).0, 0);
     }
 
+    /// A DNS response for example.com: one A and one AAAA answer (compressed names) and an
+    /// OPT record with an EDNS client subnet of 198.51.100.0/22 (3 address bytes).
+    fn dns_response() -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 1];
+        m.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 80]);
+        m.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+        m.extend_from_slice(&v6(77));
+        m.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 11]);
+        m.extend_from_slice(&[0, 8, 0, 7, 0, 1, 22, 0, 198, 51, 103]);
+        m
+    }
+
+    fn mapped_v4(s: &mut Sanitizer, a: [u8; 4]) -> [u8; 4] {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(a, [192, 0, 2, 99], 64)
+            .udp(1, 2);
+        let mut f = Vec::new();
+        b.write(&mut f, b"x").unwrap();
+        let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap();
+        out[26..30].try_into().unwrap()
+    }
+
+    #[test]
+    fn kept_dns_answers_and_client_subnets_are_anonymized() {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([192, 0, 2, 53], [192, 0, 2, 7], 64)
+            .udp(53, 40000);
+        let msg = dns_response();
+        let mut f = Vec::new();
+        b.write(&mut f, &msg).unwrap();
+        assert_eq!(bad(&f), (0, 0b101), "input verifies (IPv4 and UDP)");
+        let pay = f.len() - msg.len();
+        let (a_at, aaaa_at, ecs_at) = (pay + 41, pay + 57, pay + msg.len() - 3);
+        let keep = SanitizeConfig {
+            dedup: None,
+            anonymize: Some(AnonPolicy::default()),
+            mask: Some(MaskConfig {
+                keep_dns: true,
+                ..Default::default()
+            }),
+        };
+        for cfg in [anon_only(), keep] {
+            let mut s = Sanitizer::new(&cfg, &[7u8; 32]);
+            let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap().to_vec();
+            assert_eq!(bad(&out).0, 0, "checksums still verify");
+            assert_eq!(&out[pay..a_at], &f[pay..a_at], "names and header kept");
+            assert_eq!(&out[a_at..a_at + 4], &mapped_v4(&mut s, [203, 0, 113, 80]));
+            assert_eq!(&out[aaaa_at..aaaa_at + 16], &mapped(&mut s, v6(77)));
+            // The client subnet maps like the /22 of a whole address.
+            let net = mapped_v4(&mut s, [198, 51, 103, 0]);
+            assert_eq!(&out[ecs_at..ecs_at + 2], &net[..2]);
+            assert_eq!(out[ecs_at + 2], net[2] & 0xfc);
+            assert_ne!(&out[ecs_at..ecs_at + 3], &[198, 51, 103]);
+        }
+        // Masked DNS (the default with masking) is zero-filled instead.
+        let mut s = Sanitizer::new(&all(), &[7u8; 32]);
+        let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap().to_vec();
+        assert!(out[pay..].iter().all(|&b| b == 0));
+    }
+
     proptest! {
         /// Arbitrary bytes of any link type: no panic, same length, and a frame sanitized twice
         /// with the same key is sanitized identically (deterministic).
@@ -707,6 +768,29 @@ mod tests {
             let mut s = Sanitizer::new(&SanitizeConfig { dedup: None, ..all() }, &[8u8; 32]);
             let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap().to_vec();
             prop_assert_eq!(out.len(), f.len());
+        }
+
+        /// Arbitrary DNS payloads (random counts, names, pointers and lengths, with the real
+        /// response's bytes as a start) with addresses rewritten: no panic, and the UDP
+        /// checksum stays right.
+        #[test]
+        fn arbitrary_dns_messages(tail in proptest::collection::vec(any::<u8>(), 0..120), cut in 0usize..90, flip in any::<(usize, u8)>()) {
+            let mut msg = dns_response();
+            msg.truncate(cut.min(msg.len()));
+            msg.extend_from_slice(&tail);
+            if !msg.is_empty() {
+                let i = flip.0 % msg.len();
+                msg[i] ^= flip.1;
+            }
+            let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4([192, 0, 2, 53], [192, 0, 2, 7], 64)
+                .udp(53, 40000);
+            let mut f = Vec::new();
+            b.write(&mut f, &msg).unwrap();
+            let mut s = Sanitizer::new(&anon_only(), &[7u8; 32]);
+            let out = s.process(&pkt(&f, LinkType::ETHERNET)).unwrap().to_vec();
+            prop_assert_eq!(out.len(), f.len());
+            prop_assert_eq!(bad(&out).0, 0);
         }
 
         /// Well-formed TCP/IPv4 frames with any payload keep valid checksums.

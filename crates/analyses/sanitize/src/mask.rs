@@ -409,6 +409,11 @@ impl Masker {
         act.mask(&mut data[k..], at + k, Bucket::Other, None);
     }
 
+    /// True when DNS payloads are kept (so their addresses must be anonymized).
+    pub fn keeps_dns(&self) -> bool {
+        self.cfg.keep_dns
+    }
+
     /// DNS payload (kept or masked by configuration).
     pub fn dns(&self, act: &mut Act, data: &mut [u8], at: usize) {
         if self.cfg.keep_dns {

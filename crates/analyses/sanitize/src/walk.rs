@@ -18,6 +18,19 @@ const MAX_ADDR_EXTS: usize = 4;
 /// IPv6 destination option carrying a Mobile IPv6 home address (RFC 6275).
 const OPT_HOME_ADDRESS: u8 = 0xc9;
 
+/// End of the (possibly compressed) DNS name at `p`, or `None` when it runs past `end`.
+fn skip_dns_name(buf: &[u8], mut p: usize, end: usize) -> Option<usize> {
+    loop {
+        let l = *buf.get(p).filter(|_| p < end)? as usize;
+        match l {
+            0 => return Some(p + 1),
+            l if l & 0xc0 == 0xc0 => return (p + 2 <= end).then_some(p + 2),
+            l if l & 0xc0 == 0 => p += 1 + l,
+            _ => return None,
+        }
+    }
+}
+
 /// Offset of the final destination inside the routing header at `p` (`l` bytes, captured up to
 /// `ip_end`) while segments are left: the last address of a type 0 or 2 header, the first
 /// entry of a segment list (type 4); `None` when the IPv6 destination is the final one.
@@ -828,6 +841,94 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// True when addresses are rewritten and DNS payloads stay (no masking, or `keep_dns`).
+    fn keeps_dns(&self) -> bool {
+        self.anon.is_some() && self.masker.as_deref().is_none_or(|m| m.keeps_dns())
+    }
+
+    /// Rewrites the addresses a kept DNS message in `buf[msg..end]` carries: A and AAAA
+    /// records of every section, and the client subnet of an EDNS option (RFC 7871, mapped
+    /// like a whole address, then cut to its source prefix). Parsing stops at the first thing
+    /// out of bounds; what was rewritten stays rewritten.
+    fn dns_addresses(&mut self, buf: &mut [u8], msg: usize, end: usize) {
+        if msg + 12 > end {
+            return;
+        }
+        let count = |i: usize| be16(buf, msg + 4 + 2 * i) as usize;
+        let (qd, rrs) = (count(0), count(1) + count(2) + count(3));
+        let mut p = msg + 12;
+        for _ in 0..qd {
+            let Some(q) = skip_dns_name(buf, p, end) else {
+                return;
+            };
+            p = q + 4;
+        }
+        for _ in 0..rrs {
+            let Some(q) = skip_dns_name(buf, p, end) else {
+                return;
+            };
+            if q + 10 > end {
+                return;
+            }
+            let (rtype, rdlen) = (be16(buf, q), be16(buf, q + 8) as usize);
+            let rdata = q + 10;
+            if rdata + rdlen > end {
+                return;
+            }
+            match (rtype, rdlen) {
+                (1, 4) => self.addr(buf, rdata, AddrKind::V4),
+                (28, 16) => self.addr(buf, rdata, AddrKind::V6),
+                (41, _) => self.dns_client_subnet(buf, rdata, rdata + rdlen),
+                _ => {}
+            }
+            p = rdata + rdlen;
+        }
+    }
+
+    /// Maps the address of an EDNS client-subnet option among the options in `buf[p..end]`.
+    fn dns_client_subnet(&mut self, buf: &mut [u8], mut p: usize, end: usize) {
+        while p + 4 <= end {
+            let (code, len) = (be16(buf, p), be16(buf, p + 2) as usize);
+            let data = p + 4;
+            if data + len > end {
+                return;
+            }
+            if code == 8 && len >= 4 {
+                let (family, bits) = (be16(buf, data), buf[data + 2] as usize);
+                let alen = match family {
+                    1 => 4,
+                    2 => 16,
+                    _ => 0,
+                };
+                let n = len - 4;
+                if alen > 0 && n <= alen {
+                    // Prefix-preserving: the first `bits` of the mapped whole address depend
+                    // only on the first `bits` of the original.
+                    let mut whole = [0u8; 16];
+                    whole[..n].copy_from_slice(&buf[data + 4..data + 4 + n]);
+                    if let Some(a) = self.anon.as_deref_mut() {
+                        if alen == 4 {
+                            a.rewrite_v4(&mut whole[..4]);
+                        } else {
+                            a.rewrite_v6(&mut whole);
+                        }
+                    }
+                    let bits = bits.min(8 * n);
+                    for (i, b) in whole.iter_mut().enumerate().take(n) {
+                        let keep = bits.saturating_sub(8 * i).min(8);
+                        *b &= !(0xffu8.checked_shr(keep as u32).unwrap_or(0));
+                    }
+                    let field = data + 4;
+                    let old = checksum::sum(&buf[field..field + n], false);
+                    buf[field..field + n].copy_from_slice(&whole[..n]);
+                    let new = checksum::sum(&buf[field..field + n], false);
+                    self.changed(field, old, new);
+                }
+            }
+            p = data + len;
+        }
+    }
+
     /// Masks what follows the first 8 transport bytes of a quoted packet.
     fn quoted_rest(&mut self, buf: &mut [u8], l4: usize, end: usize) {
         if self.masking() && l4 + 8 < end {
@@ -847,13 +948,19 @@ impl<'a> Walker<'a> {
             self.unparsed(buf, l4 + 20, end);
             return;
         }
-        if self.masker.is_none() {
-            return;
-        }
         let (sp, dp) = (be16(buf, l4), be16(buf, l4 + 2));
         let pay = l4 + doff;
         let data_end = end;
-        if is_dns_port(sp) || is_dns_port(dp) {
+        let dns = is_dns_port(sp) || is_dns_port(dp);
+        if dns && self.keeps_dns() && pay + 2 < end {
+            // DNS over TCP: a 2-byte length, then the message (the first one of the segment).
+            let msg_end = (pay + 2 + be16(buf, pay) as usize).min(end);
+            self.dns_addresses(buf, pay + 2, msg_end);
+        }
+        if self.masker.is_none() {
+            return;
+        }
+        if dns {
             let before = self.act.zeroed;
             let m = self.masker.as_deref().unwrap();
             m.dns(self.act, &mut buf[pay..data_end], pay);
@@ -904,11 +1011,15 @@ impl<'a> Walker<'a> {
                 return;
             }
         }
+        let dns = is_dns_port(sp) || is_dns_port(dp);
+        if dns && self.keeps_dns() {
+            self.dns_addresses(buf, pay, end);
+        }
         let Some(m) = self.masker.as_deref() else {
             return;
         };
         let before = self.act.zeroed;
-        if is_dns_port(sp) || is_dns_port(dp) {
+        if dns {
             m.dns(self.act, &mut buf[pay..end], pay);
         } else {
             m.other(self.act, &mut buf[pay..end], pay);
