@@ -18,6 +18,7 @@ use netspectra_flow::{
     EndReason, EndedFlow, FileConfig, FlowWorker, Merger, Output, Snapshot, Summary, TableConfig,
     ViewSpec, WorkerMsg,
 };
+use netspectra_ipfix::{EncoderConfig, ExportStats, ExporterConfig, IpfixExporter};
 use netspectra_packet::{Batch, SourceStats, Timestamp};
 use netspectra_pcap::CaptureReader;
 use netspectra_sinks::{create_output, RecordFormat, RecordWriter};
@@ -57,6 +58,17 @@ pub struct FlowsArgs {
     /// Do not write flow records (views and summary only).
     #[arg(long)]
     no_records: bool,
+    /// Also send flow records to an IPFIX collector over UDP: `ipfix://HOST:PORT` (or
+    /// `ipfix+udp://HOST:PORT`); one record per direction with packets, as softflowd does.
+    #[arg(long, value_name = "URL")]
+    export: Option<String>,
+    /// IPFIX observation domain ID of the exported messages.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "export")]
+    export_domain: u32,
+    /// Send at most this many IPFIX datagrams per second (default: unpaced), so that a burst
+    /// does not overflow the socket buffer of a collector that reads slower than we send.
+    #[arg(long, value_name = "N", requires = "export")]
+    export_rate: Option<u32>,
     /// Format of records and snapshots.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: RecordFormatArg,
@@ -280,6 +292,10 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let to_stdout = records_path
         .as_deref()
         .is_some_and(|p| p.as_os_str() == "-");
+    let mut exporter = match &a.export {
+        Some(url) => Some(open_exporter(url, a.export_domain, a.export_rate)?),
+        None => None,
+    };
     let workers = a.threads;
     let base_tick = Merger::base_tick(&views);
     let out_dir = a.out.clone();
@@ -292,7 +308,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     // serializes flow records and hands snapshots to two snapshot writers. They overlap, so
     // views cost the workers nothing and the merger never waits for the disk.
     let (otx, orx) = sync_channel::<Output>(8);
-    let writer = std::thread::spawn(move || -> Result<u64> {
+    let writer = std::thread::spawn(move || -> Result<(u64, Option<ExportStats>)> {
         // Snapshot files are independent of each other and of the record file: two threads
         // take them from one queue (per file, not per packet), so the final flush (every live
         // flow's record plus every view's rows) uses both cores.
@@ -331,6 +347,12 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                             err = Some(e);
                         }
                     }
+                    // A batch's records are sent whole (partial last message included): in
+                    // a live capture no record waits for the next batch of ended flows.
+                    if let Some(x) = &mut exporter {
+                        x.export(&flows);
+                        x.flush();
+                    }
                 }
             }
         }
@@ -339,13 +361,17 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect::<Result<Vec<()>>>();
+        let exported = exporter.as_mut().map(|x| {
+            x.flush();
+            x.stats()
+        });
         let written = match records.take() {
             Some(w) => w.finish().context("writing flow records")?,
             None => 0,
         };
         match err {
             Some(e) => Err(e),
-            None => snap_result.map(|_| written),
+            None => snap_result.map(|_| (written, exported)),
         }
     });
     let merger_thread = std::thread::spawn(move || -> Summary {
@@ -443,21 +469,44 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let summary = merger_thread
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p));
-    let written = writer
+    let (written, exported) = writer
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
     let secs = t0.elapsed().as_secs_f64();
+    if let Some(x) = &exported {
+        if x.send_errors > 0 {
+            warnings.push(format!(
+                "IPFIX export to {}: {} of {} datagrams not sent ({} records; last error: {})",
+                a.export.as_deref().unwrap_or_default(),
+                x.send_errors,
+                x.send_errors + x.messages,
+                x.records_lost,
+                x.last_error.map_or_else(String::new, io_kind),
+            ));
+        }
+    }
     let text = if a.json {
         let mut v = serde_json::to_value(&summary)?;
         v["input_packets"] = stats.packets.into();
         v["input_bytes"] = stats.bytes.into();
         v["records_written"] = written.into();
+        if let Some(x) = &exported {
+            v["ipfix"] = serde_json::json!({
+                "collector": a.export,
+                "messages": x.messages,
+                "records": x.records,
+                "bytes": x.bytes,
+                "send_errors": x.send_errors,
+                "records_lost": x.records_lost,
+            });
+        }
         v["seconds"] = secs.into();
         v["stopped"] = stopped.into();
         v["warnings"] = warnings.clone().into();
         serde_json::to_string(&v)?
     } else {
-        render(&summary, &stats, written, secs, a.top, &warnings)
+        let export = a.export.as_deref().zip(exported.as_ref());
+        render(&summary, &stats, written, secs, a.top, export, &warnings)
     };
     if to_stdout {
         eprintln!("{text}");
@@ -466,6 +515,28 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     }
     run_result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the IPFIX exporter of `--export URL` (a bad URL is bad input, naming the flag).
+fn open_exporter(url: &str, domain: u32, rate: Option<u32>) -> Result<IpfixExporter> {
+    let peer = netspectra_ipfix::resolve_collector(url)
+        .map_err(|e| BadInput(format!("--export {url:?}: {e}")))?;
+    if rate == Some(0) {
+        return Err(BadInput("--export-rate must be at least 1".into()).into());
+    }
+    let cfg = ExporterConfig {
+        encoder: EncoderConfig {
+            observation_domain: domain,
+            ..EncoderConfig::default()
+        },
+        max_rate: rate,
+    };
+    IpfixExporter::connect(peer, cfg).with_context(|| format!("--export {url}"))
+}
+
+/// An I/O error kind as words ("connection refused").
+fn io_kind(k: std::io::ErrorKind) -> String {
+    std::io::Error::from(k).to_string()
 }
 
 fn progress_bar(total: Option<u64>, enabled: bool) -> Option<indicatif::ProgressBar> {
@@ -516,6 +587,7 @@ fn render(
     written: u64,
     secs: f64,
     top: usize,
+    export: Option<(&str, &ExportStats)>,
     warnings: &[String],
 ) -> String {
     use std::fmt::Write;
@@ -564,6 +636,16 @@ fn render(
         s.decode.undecoded,
         s.snapshots
     );
+    if let Some((url, x)) = export {
+        let _ = writeln!(
+            o,
+            "  IPFIX export to {url}: {} messages, {} records, {} sent, {} send errors",
+            x.messages,
+            x.records,
+            human(x.bytes),
+            x.send_errors
+        );
+    }
     let _ = writeln!(o, "\nBy protocol:          flows      packets        bytes");
     for (p, v) in &s.by_proto {
         let _ = writeln!(
