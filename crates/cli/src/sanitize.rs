@@ -109,6 +109,10 @@ pub struct SanitizeArgs {
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// No progress bar and no summary (errors, warnings and a generated key are still shown;
+    /// --json and --report still write the report).
+    #[arg(short = 'q', long)]
+    quiet: bool,
     /// Re-read a sanitized capture (the input) and fail if a TLS application-data byte, HTTP body
     /// byte or secret header value is non-zero, or (with --original) a checksum is newly wrong.
     #[arg(long)]
@@ -185,7 +189,7 @@ pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
     let (report_json, interrupted, failed) = if a.input.is_dir() {
         run_dir(&a, &cfg, format, &key, &output, &stop)?
     } else {
-        let progress = progress_bar(&a.input, !to_stdout);
+        let progress = progress_bar(&a.input, !to_stdout && !a.quiet);
         let (rep, err, interrupted) = sanitize_file(
             &a.input,
             &output,
@@ -223,7 +227,7 @@ pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
     };
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report_json)?)?;
-    } else {
+    } else if !a.quiet {
         print_summary(&mut out, &report_json)?;
     }
     if !failed.is_empty() {
@@ -1076,6 +1080,8 @@ fn verify(a: &SanitizeArgs) -> Result<ExitCode> {
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&j)?);
+    } else if a.quiet {
+        // The exit status says it.
     } else if a.original.is_some() {
         println!(
             "verify ok: {}: {n} packets; no TLS application-data, HTTP body or secret header byte left; no checksum newly wrong",

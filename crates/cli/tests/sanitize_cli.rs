@@ -453,3 +453,39 @@ fn dns_answers_and_client_subnets_are_anonymized_with_checksums_kept() {
         ],
     );
 }
+
+#[test]
+fn quiet_prints_nothing_but_still_writes_the_same_capture_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cap, _) = gen(dir.path(), "q.pcap", 300, 5, "pcap");
+    let (loud, quiet) = (dir.path().join("loud.pcap"), dir.path().join("quiet.pcap"));
+    let report = dir.path().join("report.json");
+    let l = run(bin()
+        .arg("sanitize")
+        .arg(&cap)
+        .arg("-o")
+        .arg(&loud)
+        .args(["--passphrase", "q"]));
+    let q = run(bin()
+        .arg("sanitize")
+        .arg(&cap)
+        .arg("-o")
+        .arg(&quiet)
+        .args(["--passphrase", "q", "-q", "--report"])
+        .arg(&report));
+    assert!(!l.stdout.is_empty(), "the summary is printed without -q");
+    assert!(
+        q.stdout.is_empty(),
+        "-q printed {:?}",
+        String::from_utf8_lossy(&q.stdout)
+    );
+    assert_eq!(
+        std::fs::read(&loud).unwrap(),
+        std::fs::read(&quiet).unwrap()
+    );
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let n = frames(&cap).len() as u64;
+    assert_eq!(r["report"]["frames"]["packets_in"].as_u64(), Some(n), "{r}");
+    let v = run(bin().args(["sanitize", "--verify", "-q"]).arg(&quiet));
+    assert!(v.stdout.is_empty());
+}
