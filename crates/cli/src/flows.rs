@@ -19,13 +19,14 @@ use netspectra_flow::{
     ViewSpec, WorkerMsg,
 };
 use netspectra_ipfix::{EncoderConfig, ExportStats, ExporterConfig, IpfixExporter};
+use netspectra_metrics::{Exposition, Kind, MetricsServer};
 use netspectra_packet::{Batch, SourceStats, Timestamp};
 use netspectra_pcap::CaptureReader;
 use netspectra_sinks::{create_output, RecordFormat, RecordWriter};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
@@ -117,6 +118,155 @@ pub struct FlowsArgs {
     /// No progress display.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Serve Prometheus metrics of the run (packets, flows by end reason, live flows, records,
+    /// IPFIX export) on this address, e.g. 127.0.0.1:9464, at GET /metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+}
+
+/// What one worker has counted so far, published once per batch for `--metrics` (written only
+/// by its worker; read by scrapes).
+#[derive(Default)]
+struct WorkerMetrics {
+    bytes: AtomicU64,
+    packets: AtomicU64,
+    flow_packets: AtomicU64,
+    not_flowable: AtomicU64,
+    flows_started: AtomicU64,
+    ended: [AtomicU64; 6],
+    live: AtomicU64,
+    truncated: AtomicU64,
+    malformed: AtomicU64,
+    undecoded: AtomicU64,
+}
+
+/// Live counters of a flows run for `--metrics`: one set per worker plus the writer's.
+#[derive(Default)]
+struct FlowsMetrics {
+    workers: Vec<WorkerMetrics>,
+    records_written: AtomicU64,
+    snapshots_written: AtomicU64,
+    ipfix_messages: AtomicU64,
+    ipfix_records: AtomicU64,
+    ipfix_send_errors: AtomicU64,
+}
+
+impl FlowsMetrics {
+    /// Publishes worker `i`'s counters after a batch of `packets` read (`bytes` on the wire).
+    fn publish(&self, i: usize, w: &FlowWorker, packets: u64, bytes: u64) {
+        let m = &self.workers[i];
+        let c = w.table().counters();
+        let d = w.decode_counters();
+        m.bytes.fetch_add(bytes, Ordering::Relaxed);
+        m.packets.fetch_add(packets, Ordering::Relaxed);
+        m.flow_packets.store(c.flow_packets, Ordering::Relaxed);
+        m.not_flowable.store(
+            c.no_ip + c.l4_missing + c.orphan_fragments,
+            Ordering::Relaxed,
+        );
+        m.flows_started.store(c.flows_started, Ordering::Relaxed);
+        for (a, v) in m.ended.iter().zip(c.ended) {
+            a.store(v, Ordering::Relaxed);
+        }
+        m.live.store(w.table().live() as u64, Ordering::Relaxed);
+        m.truncated.store(d.truncated, Ordering::Relaxed);
+        m.malformed.store(d.malformed, Ordering::Relaxed);
+        m.undecoded.store(d.undecoded, Ordering::Relaxed);
+    }
+
+    fn render(&self, e: &mut Exposition) {
+        let sum = |f: fn(&WorkerMetrics) -> &AtomicU64| -> u64 {
+            self.workers
+                .iter()
+                .map(|w| f(w).load(Ordering::Relaxed))
+                .sum()
+        };
+        e.counter(
+            "netspectra_flows_packets_total",
+            "Packets read (before a user-space filter).",
+            sum(|w| &w.packets),
+        );
+        e.counter(
+            "netspectra_flows_bytes_total",
+            "Bytes on the wire of the packets read.",
+            sum(|w| &w.bytes),
+        );
+        e.counter(
+            "netspectra_flows_flow_packets_total",
+            "Packets counted in a flow.",
+            sum(|w| &w.flow_packets),
+        );
+        e.counter(
+            "netspectra_flows_not_flowable_packets_total",
+            "Packets without a flow (no IP layer, missing transport header, orphan fragment).",
+            sum(|w| &w.not_flowable),
+        );
+        for (name, f) in [
+            (
+                "truncated",
+                (|w| &w.truncated) as fn(&WorkerMetrics) -> &AtomicU64,
+            ),
+            ("malformed", |w| &w.malformed),
+            ("undecoded", |w| &w.undecoded),
+        ] {
+            e.sample(
+                "netspectra_flows_decode_problems_total",
+                Kind::Counter,
+                "Packets that did not decode completely, by reason.",
+                &[("reason", name)],
+                sum(f) as f64,
+            );
+        }
+        e.counter(
+            "netspectra_flows_started_total",
+            "Flow records started.",
+            sum(|w| &w.flows_started),
+        );
+        for (i, r) in EndReason::ALL.iter().enumerate() {
+            let n: u64 = self
+                .workers
+                .iter()
+                .map(|w| w.ended[i].load(Ordering::Relaxed))
+                .sum();
+            e.sample(
+                "netspectra_flows_ended_total",
+                Kind::Counter,
+                "Flow records ended, by reason.",
+                &[("reason", r.name())],
+                n as f64,
+            );
+        }
+        e.gauge(
+            "netspectra_flows_live",
+            "Flows in the tables now.",
+            sum(|w| &w.live) as f64,
+        );
+        e.counter(
+            "netspectra_flows_records_written_total",
+            "Flow records written to the record file.",
+            self.records_written.load(Ordering::Relaxed),
+        );
+        e.counter(
+            "netspectra_flows_snapshots_total",
+            "View snapshots handed to the snapshot writers.",
+            self.snapshots_written.load(Ordering::Relaxed),
+        );
+        e.counter(
+            "netspectra_flows_ipfix_messages_total",
+            "IPFIX datagrams sent to the collector.",
+            self.ipfix_messages.load(Ordering::Relaxed),
+        );
+        e.counter(
+            "netspectra_flows_ipfix_records_total",
+            "IPFIX data records sent to the collector.",
+            self.ipfix_records.load(Ordering::Relaxed),
+        );
+        e.counter(
+            "netspectra_flows_ipfix_send_errors_total",
+            "IPFIX datagrams whose send failed.",
+            self.ipfix_send_errors.load(Ordering::Relaxed),
+        );
+    }
 }
 
 fn dur(s: &str) -> Result<i64, String> {
@@ -127,20 +277,27 @@ fn dur(s: &str) -> Result<i64, String> {
 struct FlowsAnalysis {
     worker: FlowWorker,
     filter: Option<FileFilter>,
+    /// Where to publish counters after each batch (`--metrics`), and this worker's index.
+    metrics: Option<(Arc<FlowsMetrics>, usize)>,
 }
 
 impl Analysis for FlowsAnalysis {
     fn on_batch(&mut self, batch: &Batch<'_>) {
-        let Some(filter) = &mut self.filter else {
-            self.worker.on_batch(batch);
-            return;
-        };
-        for p in batch.iter() {
-            if filter.matches(&p) {
-                self.worker.on_packet(&p);
+        match &mut self.filter {
+            None => self.worker.on_batch(batch),
+            Some(filter) => {
+                for p in batch.iter() {
+                    if filter.matches(&p) {
+                        self.worker.on_packet(&p);
+                    }
+                }
+                self.worker.end_batch();
             }
         }
-        self.worker.end_batch();
+        if let Some((m, i)) = &self.metrics {
+            let bytes = batch.iter().map(|p| p.orig_len as u64).sum();
+            m.publish(*i, &self.worker, batch.len() as u64, bytes);
+        }
     }
 
     fn on_tick(&mut self, at: Timestamp) {
@@ -297,6 +454,25 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         None => None,
     };
     let workers = a.threads;
+    let metrics = a.metrics.as_ref().map(|_| {
+        Arc::new(FlowsMetrics {
+            workers: (0..workers).map(|_| WorkerMetrics::default()).collect(),
+            ..FlowsMetrics::default()
+        })
+    });
+    let _metrics_server = match (&a.metrics, &metrics) {
+        (Some(addr), Some(m)) => {
+            let m = Arc::clone(m);
+            let srv = MetricsServer::start(addr.as_str(), move |e| m.render(e))
+                .with_context(|| format!("--metrics {addr}"))?;
+            if !a.quiet {
+                eprintln!("flows: metrics on http://{}/metrics", srv.local_addr());
+            }
+            Some(srv)
+        }
+        _ => None,
+    };
+    let writer_metrics = metrics.clone();
     let base_tick = Merger::base_tick(&views);
     let out_dir = a.out.clone();
     let mut merger = Merger::new(workers, views);
@@ -340,6 +516,9 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                 // Snapshot writers drain until the queue closes; errors are reported below.
                 Output::Snapshot(snap) => {
                     let _ = stx.send(snap);
+                    if let Some(m) = &writer_metrics {
+                        m.snapshots_written.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Output::Ended(flows) => {
                     if let (Some(w), None) = (&mut records, &err) {
@@ -352,6 +531,17 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                     if let Some(x) = &mut exporter {
                         x.export(&flows);
                         x.flush();
+                    }
+                    if let Some(m) = &writer_metrics {
+                        if let Some(w) = &records {
+                            m.records_written.store(w.records(), Ordering::Relaxed);
+                        }
+                        if let Some(x) = &exporter {
+                            let st = x.stats();
+                            m.ipfix_messages.store(st.messages, Ordering::Relaxed);
+                            m.ipfix_records.store(st.records, Ordering::Relaxed);
+                            m.ipfix_send_errors.store(st.send_errors, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -396,6 +586,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                 }),
             ),
             filter: None,
+            metrics: metrics.as_ref().map(|m| (Arc::clone(m), i)),
         }
     };
     let ecfg = EngineConfig {

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use netspectra_guard::abi::{c, GuardEvent, SessKey, SessVal};
 use netspectra_guard::policy::{rule_name, u128_to_ip};
 use netspectra_guard::{compile, Guard, GuardError, Hook, Maps, Policy, Rule};
+use netspectra_metrics::{Exposition, Kind, MetricsServer};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -73,6 +74,10 @@ struct RunArgs {
     /// Print deny/log events as JSON lines on stdout (otherwise `guard events` reads them).
     #[arg(long)]
     events: bool,
+    /// Serve Prometheus metrics (counters, map fill, policy generation) on this address,
+    /// e.g. 127.0.0.1:9464, at GET /metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 #[derive(Args)]
@@ -354,6 +359,18 @@ fn cmd_run(r: RunArgs) -> Result<ExitCode> {
         dir.display()
     );
 
+    // Scrapes read the pinned maps on the metrics thread: the loop below never waits for them.
+    let _metrics = match &r.metrics {
+        Some(addr) => {
+            let maps = Maps::open_pinned(&r.iface).map_err(lib_err)?;
+            let iface = r.iface.clone();
+            let srv = MetricsServer::start(addr.as_str(), move |e| guard_metrics(e, &iface, &maps))
+                .with_context(|| format!("--metrics {addr}"))?;
+            eprintln!("guard: metrics on http://{}/metrics", srv.local_addr());
+            Some(srv)
+        }
+        None => None,
+    };
     let term = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -443,6 +460,78 @@ fn open(iface: &str) -> Result<Maps> {
     netspectra_guard::check_capabilities().map_err(lib_err)?;
     netspectra_guard::ensure_bpffs().map_err(lib_err)?;
     Maps::open_pinned(iface).map_err(lib_err)
+}
+
+/// Renders the guard's Prometheus metrics from its maps: every per-CPU counter (summed) as a
+/// counter, map fill, policy generation and audit mode as gauges; `netspectra_guard_up` is 0
+/// when the maps cannot be read.
+fn guard_metrics(e: &mut Exposition, iface: &str, maps: &Maps) {
+    let l = [("interface", iface)];
+    let read = maps
+        .counters()
+        .and_then(|c| Ok((c, maps.usage()?, maps.config()?)));
+    let Ok((counters, usage, cfg)) = read else {
+        e.sample(
+            "netspectra_guard_up",
+            Kind::Gauge,
+            "1 when the guard's maps could be read.",
+            &l,
+            0.0,
+        );
+        return;
+    };
+    e.sample(
+        "netspectra_guard_up",
+        Kind::Gauge,
+        "1 when the guard's maps could be read.",
+        &l,
+        1.0,
+    );
+    let mut name = String::new();
+    for (i, n) in netspectra_guard::abi::COUNTER_NAMES.iter().enumerate() {
+        name.clear();
+        name.push_str("netspectra_guard_");
+        name.push_str(n);
+        name.push_str("_total");
+        let help = format!("Guard counter {n}, summed over CPUs (see `guard status`).");
+        e.sample(&name, Kind::Counter, &help, &l, counters.0[i] as f64);
+    }
+    for u in &usage {
+        if let Some(n) = u.entries {
+            let lm = [("interface", iface), ("map", u.name)];
+            e.sample(
+                "netspectra_guard_map_entries",
+                Kind::Gauge,
+                "Entries in a BPF map.",
+                &lm,
+                n as f64,
+            );
+        }
+    }
+    for u in &usage {
+        let lm = [("interface", iface), ("map", u.name)];
+        e.sample(
+            "netspectra_guard_map_max_entries",
+            Kind::Gauge,
+            "Capacity of a BPF map.",
+            &lm,
+            u.max_entries as f64,
+        );
+    }
+    e.sample(
+        "netspectra_guard_policy_generation",
+        Kind::Gauge,
+        "Generation of the installed policy (grows by one per reload).",
+        &l,
+        cfg.generation as f64,
+    );
+    e.sample(
+        "netspectra_guard_audit_mode",
+        Kind::Gauge,
+        "1 when the policy only reports what it would deny.",
+        &l,
+        (cfg.audit != 0) as u8 as f64,
+    );
 }
 
 fn cmd_status(s: StatusArgs) -> Result<ExitCode> {

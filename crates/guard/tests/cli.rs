@@ -175,6 +175,54 @@ fn json(b: &PathBuf, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Scrapes `http://127.0.0.1:PORT/metrics` inside namespace `ns` and parses it with the
+/// Prometheus project's own Python parser (an independent check of the format): samples keyed
+/// `name{label=value,...}` (labels sorted). None (with a message) when the parser is missing.
+fn scrape(ns: &str, port: u16) -> Option<std::collections::HashMap<String, f64>> {
+    const PY: &str = r#"
+import sys, urllib.request
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    print("NO_PARSER"); sys.exit(0)
+r = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10)
+assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4"), r.headers["Content-Type"]
+for fam in text_string_to_metric_families(r.read().decode()):
+    for s in fam.samples:
+        labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
+        print("%s{%s}\t%r" % (s.name, labels, s.value))
+"#;
+    // Debian's interpreter, where the apt package installs the parser (a pyenv `python3` first
+    // in PATH would not see it).
+    let py = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, py, "-c", PY, &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scrape failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    if text.trim() == "NO_PARSER" {
+        eprintln!("skipping the metrics checks: python3-prometheus-client not installed (scripts/setup.sh installs it)");
+        return None;
+    }
+    Some(
+        text.lines()
+            .map(|l| {
+                let (k, v) = l.split_once('\t').unwrap();
+                (k.to_string(), v.parse().unwrap())
+            })
+            .collect(),
+    )
+}
+
 #[test]
 fn run_status_events_sessions_reload_in_a_namespace() {
     let Some(b) = privileged_bin() else {
@@ -193,10 +241,20 @@ fn run_status_events_sessions_reload_in_a_namespace() {
         "deny.yaml",
         "default: deny\nrules:\n  - {name: nopings, proto: icmp, action: deny}\n",
     );
+    // Metrics are served on the namespace's loopback.
+    sh(&["ip", "-n", &s, "link", "set", "lo", "up"]);
     let child = Command::new("nsenter")
         .arg(format!("--net=/var/run/netns/{s}"))
         .arg(&b)
-        .args(["guard", "run", "-i", &vb, "--policy"])
+        .args([
+            "guard",
+            "run",
+            "-i",
+            &vb,
+            "--metrics",
+            "127.0.0.1:9464",
+            "--policy",
+        ])
         .arg(&allow)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -241,6 +299,24 @@ fn run_status_events_sessions_reload_in_a_namespace() {
         st["maps"]["sessions"]["entries"].as_u64().unwrap() >= 1,
         "{st}"
     );
+    if let Some(m) = scrape(&s, 9464) {
+        let status = json(&b, &["guard", "status", "-i", &vb, "--json"]);
+        let logged = m[&format!("netspectra_guard_logged_total{{interface={vb}}}")];
+        assert!(logged >= 6.0, "{m:?}");
+        // Counters only grow: the scrape lies between the two status readings.
+        assert!(logged <= status["counters"]["logged"].as_f64().unwrap());
+        assert!(logged >= st["counters"]["logged"].as_f64().unwrap());
+        assert_eq!(
+            m[&format!("netspectra_guard_policy_generation{{interface={vb}}}")],
+            1.0
+        );
+        assert_eq!(m[&format!("netspectra_guard_up{{interface={vb}}}")], 1.0);
+        assert!(m[&format!("netspectra_guard_map_entries{{interface={vb},map=sessions}}")] >= 1.0);
+        assert_eq!(
+            m[&format!("netspectra_guard_map_max_entries{{interface={vb},map=sessions}}")],
+            st["maps"]["sessions"]["max_entries"].as_f64().unwrap()
+        );
+    }
     let out = Command::new(&b)
         .args(["guard", "events", "-i", &vb, "--duration", "1.5"])
         .output()
@@ -282,6 +358,12 @@ fn run_status_events_sessions_reload_in_a_namespace() {
     assert!(!ping("1"), "ping denied after reload");
     let st = json(&b, &["guard", "status", "-i", &vb, "--json"]);
     assert_eq!(st["generation"], 2);
+    if let Some(m) = scrape(&s, 9464) {
+        assert_eq!(
+            m[&format!("netspectra_guard_policy_generation{{interface={vb}}}")],
+            2.0
+        );
+    }
     assert!(st["counters"]["dropped"].as_u64().unwrap() >= 1);
     // a bad reload keeps the running generation and exits 2
     let bad = write(&d, "bad.yaml", "rules:\n  - {proto: bogus, action: deny}\n");

@@ -180,4 +180,9 @@ impl FlowWorker {
     pub fn table(&self) -> &FlowTable {
         &self.table
     }
+
+    /// Packets that did not decode completely so far, by reason.
+    pub fn decode_counters(&self) -> &DecodeCounters {
+        &self.decode
+    }
 }

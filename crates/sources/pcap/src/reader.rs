@@ -357,8 +357,15 @@ impl CaptureReader {
             return Ok(());
         }
         let want = self.chunk.max(self.buf.len() + 1);
-        let got = fill_to(&mut *self.input, &mut self.buf, want)
-            .map_err(|e| io_err(&self.path, "read error", e))?;
+        let got = if self.total_size.is_some() {
+            fill_to(&mut *self.input, &mut self.buf, want)
+        } else {
+            // A pipe or socket (`tcpdump -U -w - | netspectra ...`): hand out what has arrived
+            // instead of waiting for a whole chunk, so packets are not held back while the
+            // writer is quiet.
+            fill_available(&mut *self.input, &mut self.buf, want)
+        }
+        .map_err(|e| io_err(&self.path, "read error", e))?;
         if !got {
             self.eof = true;
         }
@@ -464,6 +471,31 @@ fn rd32(be: bool, b: &[u8], o: usize) -> u32 {
 
 /// Reads until `buf` holds `want` bytes (`Ok(true)`) or the input ends (`Ok(false)`), without
 /// zero-filling the buffer first.
+/// Appends to `buf` up to `want` bytes in all, stopping after a read that returned less than it
+/// asked for (nothing more is available right now); false at end of input. Blocks only while
+/// nothing at all has arrived.
+fn fill_available(input: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
+    let mut piece = [0u8; 64 * 1024];
+    let mut any = false;
+    while buf.len() < want {
+        let ask = piece.len().min(want - buf.len());
+        let n = match input.read(&mut piece[..ask]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(any);
+        }
+        buf.extend_from_slice(&piece[..n]);
+        any = true;
+        if n < ask {
+            break;
+        }
+    }
+    Ok(true)
+}
+
 fn fill_to(input: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
     while buf.len() < want {
         let n = input.take((want - buf.len()) as u64).read_to_end(buf)?;
