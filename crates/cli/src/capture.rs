@@ -71,6 +71,10 @@ pub struct CaptureArgs {
     /// Print kernel and user-space counters on stderr at this interval (e.g. 10s, 500ms).
     #[arg(long, value_parser = parse_duration)]
     pub stats: Option<Duration>,
+    /// Serve the same counters as Prometheus metrics on this address (e.g. 127.0.0.1:9464),
+    /// at GET /metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Bytes kept per packet (0 = 262144).
     #[arg(short = 's', long, default_value_t = 0)]
     pub snaplen: u32,
@@ -437,6 +441,21 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     let ifaces = sources[0].interfaces().to_vec();
     let (bs, bc) = sources[0].ring_size();
     let handles: Vec<LiveStatsHandle> = sources.iter().map(|s| s.stats_handle()).collect();
+    let _metrics = match &args.metrics {
+        Some(addr) => {
+            let (h, iface) = (handles.clone(), args.interface.clone());
+            let srv = netspectra_metrics::MetricsServer::start(addr.as_str(), move |e| {
+                crate::live::capture_metrics(e, &iface, &h)
+            })
+            .with_context(|| format!("--metrics {addr}"))?;
+            eprintln!(
+                "netspectra capture: metrics on http://{}/metrics",
+                srv.local_addr()
+            );
+            Some(srv)
+        }
+        None => None,
+    };
     let mut rot = Rotator::new(&args, ifaces)?;
     eprintln!(
         "netspectra capture: listening on {} ({} thread{}, fanout {:?}, ring {} x {} KiB a \

@@ -149,6 +149,8 @@ struct FlowsMetrics {
     ipfix_messages: AtomicU64,
     ipfix_records: AtomicU64,
     ipfix_send_errors: AtomicU64,
+    /// The live capture's interface and counters, once it is open (`-i`).
+    live: std::sync::OnceLock<(String, Vec<netspectra_capture::LiveStatsHandle>)>,
 }
 
 impl FlowsMetrics {
@@ -266,6 +268,9 @@ impl FlowsMetrics {
             "IPFIX datagrams whose send failed.",
             self.ipfix_send_errors.load(Ordering::Relaxed),
         );
+        if let Some((iface, handles)) = self.live.get() {
+            crate::live::capture_metrics(e, iface, handles);
+        }
     }
 }
 
@@ -603,6 +608,10 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             lc.threads = workers;
             lc.filter = filter.map(str::to_string);
             let (sources, _stop) = crate::live::open(&mut lc)?;
+            if let Some(m) = &metrics {
+                let handles = sources.iter().map(|s| s.stats_handle()).collect();
+                let _ = m.live.set((iface.clone(), handles));
+            }
             if !a.quiet {
                 crate::live::announce("flows", iface, workers);
             }

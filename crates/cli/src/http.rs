@@ -113,6 +113,31 @@ pub struct HttpArgs {
     /// No progress display.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Serve Prometheus metrics (records written; with -i, the capture's counters) on this
+    /// address, e.g. 127.0.0.1:9464, at GET /metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+}
+
+/// Live counters of an http run for `--metrics`.
+#[derive(Default)]
+struct HttpMetrics {
+    records: std::sync::atomic::AtomicU64,
+    /// The live capture's interface and counters, once it is open (`-i`).
+    live: std::sync::OnceLock<(String, Vec<netspectra_capture::LiveStatsHandle>)>,
+}
+
+impl HttpMetrics {
+    fn render(&self, e: &mut netspectra_metrics::Exposition) {
+        e.counter(
+            "netspectra_http_records_written_total",
+            "HTTP records written.",
+            self.records.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        if let Some((iface, handles)) = self.live.get() {
+            crate::live::capture_metrics(e, iface, handles);
+        }
+    }
 }
 
 /// httpry's field names mapped to ours.
@@ -314,10 +339,31 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     let to_stdout = a.output.as_os_str() == "-";
 
+    let metrics = a
+        .metrics
+        .as_ref()
+        .map(|_| std::sync::Arc::new(HttpMetrics::default()));
+    let _metrics_server = match (&a.metrics, &metrics) {
+        (Some(addr), Some(m)) => {
+            let m = std::sync::Arc::clone(m);
+            let srv = netspectra_metrics::MetricsServer::start(addr.as_str(), move |e| m.render(e))
+                .with_context(|| format!("--metrics {addr}"))?;
+            if !a.quiet {
+                eprintln!("http: metrics on http://{}/metrics", srv.local_addr());
+            }
+            Some(srv)
+        }
+        _ => None,
+    };
+    let writer_metrics = metrics.clone();
     let writer_thread = std::thread::spawn(move || -> Result<u64> {
         for (id, batch) in rx {
             for r in &batch {
                 writer.write(r).context("writing records")?;
+            }
+            if let Some(m) = &writer_metrics {
+                m.records
+                    .store(writer.records(), std::sync::atomic::Ordering::Relaxed);
             }
             // A worker that is gone no longer needs its batches back.
             let _ = back_txs[id].send(batch);
@@ -335,6 +381,10 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             lc.threads = a.threads;
             lc.filter = filter.map(str::to_string);
             let (sources, _stop) = crate::live::open(&mut lc)?;
+            if let Some(m) = &metrics {
+                let handles = sources.iter().map(|s| s.stats_handle()).collect();
+                let _ = m.live.set((iface.clone(), handles));
+            }
             if !a.quiet {
                 crate::live::announce("http", iface, a.threads);
             }

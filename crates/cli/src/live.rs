@@ -4,7 +4,11 @@
 
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
-use netspectra_capture::{open_fanout, CaptureError, Filter, LiveConfig, LiveSource, StopHandle};
+use netspectra_capture::{
+    group_stats, open_fanout, CaptureError, Filter, LiveConfig, LiveSource, LiveStatsHandle,
+    StopHandle,
+};
+use netspectra_metrics::Exposition;
 use netspectra_packet::LinkType;
 
 /// The `--filter` expression, trimmed (blank means none), with its syntax checked before any
@@ -39,4 +43,61 @@ pub fn announce(command: &str, iface: &str, threads: usize) {
         "netspectra {command}: listening on {iface} ({threads} thread{}); Ctrl-C to stop",
         if threads == 1 { "" } else { "s" }
     );
+}
+
+/// Adds the live capture's counters (summed over the fanout group's sockets) to a metrics
+/// exposition: what reached user space, and what the kernel and user space dropped.
+pub fn capture_metrics(e: &mut Exposition, iface: &str, handles: &[LiveStatsHandle]) {
+    let s = group_stats(handles);
+    let l = [("interface", iface)];
+    let kind = netspectra_metrics::Kind::Counter;
+    for (name, help, v) in [
+        (
+            "netspectra_capture_packets_total",
+            "Packets handed to user space.",
+            s.packets,
+        ),
+        (
+            "netspectra_capture_bytes_total",
+            "Captured bytes handed to user space.",
+            s.bytes,
+        ),
+        (
+            "netspectra_capture_wire_bytes_total",
+            "Wire bytes of the packets handed to user space.",
+            s.wire_bytes,
+        ),
+        (
+            "netspectra_capture_snapped_total",
+            "Packets cut by the snaplen.",
+            s.snapped,
+        ),
+        (
+            "netspectra_capture_kernel_received_total",
+            "Packets the kernel passed to the sockets (PACKET_STATISTICS, drops included).",
+            s.kernel_received,
+        ),
+        (
+            "netspectra_capture_kernel_drops_total",
+            "Packets the kernel dropped: ring full.",
+            s.kernel_drops,
+        ),
+        (
+            "netspectra_capture_freezes_total",
+            "Times the kernel froze a ring queue.",
+            s.freezes,
+        ),
+        (
+            "netspectra_capture_user_drops_total",
+            "Packets dropped in user space by a consumer that fell behind.",
+            s.user_drops,
+        ),
+        (
+            "netspectra_capture_blocks_total",
+            "Ring blocks handed to user space.",
+            s.blocks,
+        ),
+    ] {
+        e.sample(name, kind, help, &l, v as f64);
+    }
 }

@@ -501,3 +501,36 @@ fn replay_with_threads_paces_against_one_clock() {
         "--loop 3 at 10 kpps took {el:?}"
     );
 }
+
+#[test]
+fn metrics_count_what_was_captured() {
+    require_root!();
+    let ns = Netns::new();
+    netspectra_testnet::ip(&["-n", &ns.b, "link", "set", "lo", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sent = frames(3000, 31);
+    let input = dir.path().join("in.pcap");
+    write_pcap(&input, &sent);
+    let out = dir.path().join("out.pcap");
+    let cap = ns.capture(&["-w", out.to_str().unwrap(), "--metrics", "127.0.0.1:9464"]);
+    assert_eq!(ns.replay(&input, &["--pps", "40000"]), 3000);
+    let iface = &ns.b_if;
+    let m = common::scrape_until(
+        &ns.b,
+        9464,
+        &format!("netspectra_capture_packets_total{{interface={iface}}}"),
+        3000.0,
+    );
+    let sum = interrupt(cap);
+    let Some(m) = m else { return };
+    let wire: u64 = sent.iter().map(|f| f.len() as u64).sum();
+    assert_eq!(
+        m[&format!("netspectra_capture_wire_bytes_total{{interface={iface}}}")],
+        wire as f64
+    );
+    assert_eq!(
+        m[&format!("netspectra_capture_kernel_drops_total{{interface={iface}}}")],
+        sum["kernel_drops"].as_f64().unwrap()
+    );
+    assert_eq!(sum["written_packets"], 3000);
+}

@@ -99,3 +99,51 @@ fn live_flows_equal_offline_flows() {
         );
     }
 }
+
+#[test]
+fn live_metrics_agree_with_the_summary() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gen.pcap");
+    let cfg = netspectra_gen::GenConfig {
+        seed: 12,
+        packets: Some(2000),
+        ..Default::default()
+    };
+    let truth = common::generated_capture(&file, &cfg);
+    let n = Netns::new();
+    netspectra_testnet::ip(&["-n", &n.b, "link", "set", "lo", "up"]);
+    // Room for tagged 1514-byte frames, as in `replay_through`.
+    for (ns, dev) in [(&n.a, &n.a_if), (&n.b, &n.b_if)] {
+        netspectra_testnet::ip(&["-n", ns, "link", "set", dev, "mtu", "9000"]);
+    }
+    let child = n.spawn_b(&[
+        "flows",
+        "-i",
+        &n.b_if,
+        "--json",
+        "--no-records",
+        "--metrics",
+        "127.0.0.1:9464",
+    ]);
+    assert_eq!(n.replay(&file, &["--pps", "20000"]), truth.packets);
+    let m = common::scrape_until(
+        &n.b,
+        9464,
+        "netspectra_flows_packets_total{}",
+        truth.packets as f64,
+    );
+    let sum = common::interrupt(child);
+    let Some(m) = m else { return };
+    let iface = &n.b_if;
+    assert_eq!(
+        m[&format!("netspectra_capture_packets_total{{interface={iface}}}")],
+        truth.packets as f64
+    );
+    assert_eq!(m["netspectra_flows_bytes_total{}"], truth.bytes as f64);
+    assert_eq!(sum["input_packets"].as_u64(), Some(truth.packets));
+    assert_eq!(
+        m["netspectra_flows_started_total{}"],
+        sum["flows"].as_f64().unwrap()
+    );
+}
