@@ -224,26 +224,49 @@ fn serve(
         }
         head.extend_from_slice(&buf[..n]);
     }
+    match route(&head) {
+        Route::NotAllowed => respond(&mut conn, "405 Method Not Allowed", "", b""),
+        Route::NotFound => respond(&mut conn, "404 Not Found", "", b""),
+        Route::Metrics { head_only } => {
+            page.clear();
+            render(page);
+            let body = if head_only {
+                &b""[..]
+            } else {
+                page.as_str().as_bytes()
+            };
+            respond(&mut conn, "200 OK", CONTENT_TYPE, body)
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    /// The exposition (`GET`), or only its headers (`HEAD`).
+    Metrics { head_only: bool },
+    /// Another path.
+    NotFound,
+    /// Another method.
+    NotAllowed,
+}
+
+/// Routes a request by its first line (`METHOD TARGET VERSION`); any bytes are accepted.
+fn route(head: &[u8]) -> Route {
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     if method != "GET" && method != "HEAD" {
-        return respond(&mut conn, "405 Method Not Allowed", "", b"");
-    }
-    if path != "/metrics" && path != "/" {
-        return respond(&mut conn, "404 Not Found", "", b"");
-    }
-    page.clear();
-    render(page);
-    let body = if method == "HEAD" {
-        &b""[..]
+        Route::NotAllowed
+    } else if path != "/metrics" && path != "/" {
+        Route::NotFound
     } else {
-        page.as_str().as_bytes()
-    };
-    let len = page.as_str().len();
-    respond(&mut conn, "200 OK", CONTENT_TYPE, body).map(|_| debug_assert!(body.len() <= len))
+        Route::Metrics {
+            head_only: method == "HEAD",
+        }
+    }
 }
 
 fn respond(conn: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> io::Result<()> {
@@ -305,6 +328,31 @@ mod tests {
 # HELP x_map_entries Entries.\\nSecond line\n# TYPE x_map_entries gauge\nx_map_entries{map=\"a\\\"b\\\\c\\nd\"} 7\n\
 x_map_entries{map=\"s\"} 1.5\n# HELP x_ratio Ratio.\n# TYPE x_ratio gauge\nx_ratio NaN\n";
         assert_eq!(e.as_str(), want);
+    }
+
+    #[test]
+    fn requests_are_routed_by_method_and_path() {
+        let m = |h: bool| Route::Metrics { head_only: h };
+        assert_eq!(route(b"GET /metrics HTTP/1.1\r\n\r\n"), m(false));
+        assert_eq!(route(b"GET /?a=b HTTP/1.0\n\n"), m(false));
+        assert_eq!(route(b"HEAD /metrics HTTP/1.1\r\n"), m(true));
+        assert_eq!(route(b"GET /metricsx HTTP/1.1\r\n"), Route::NotFound);
+        assert_eq!(route(b"PUT /metrics HTTP/1.1\r\n"), Route::NotAllowed);
+        assert_eq!(route(b""), Route::NotAllowed);
+        assert_eq!(route(b"\xff\xfe GET"), Route::NotAllowed);
+    }
+
+    proptest::proptest! {
+        /// Any request bytes route somewhere without panicking, and only a GET or HEAD line
+        /// reaches the exposition.
+        #[test]
+        fn any_bytes_route_without_panic(head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Route::Metrics { .. } = route(&head) {
+                let line = head.split(|&b| b == b'\n').next().unwrap();
+                let l = String::from_utf8_lossy(line);
+                proptest::prop_assert!(l.trim_start().starts_with("GET") || l.trim_start().starts_with("HEAD"));
+            }
+        }
     }
 
     #[test]
