@@ -8,12 +8,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # Oracles and peers (tshark/capinfos/editcap, tcpdump, softflowd, httpry, tcprewrite, nfpcapd),
 # build dependencies (libpcap for BPF filter compilation, clang + libbpf headers for the guard),
 # namespace/network tools for the privileged integration tests, and the Prometheus project's
-# Python parser that checks our metrics output.
+# Python parser that checks our metrics output, and clickhouse-server for the flow export test.
 PKGS=(
   build-essential pkg-config libpcap-dev clang llvm libbpf-dev linux-libc-dev bpftool
   tshark tcpdump wireshark-common softflowd httpry tcpreplay nfdump argus-client argus-server
   iproute2 iperf3 nftables ethtool hyperfine time python3-dpkt gzip iputils-ping sockperf pktanon
-  python3-prometheus-client
+  python3-prometheus-client clickhouse-server
 )
 
 missing=()

@@ -11,6 +11,7 @@ use crate::record_format::RecordFormatArg;
 use anyhow::{Context, Result};
 use clap::Args;
 use netspectra_capture::{FileFilter, LiveConfig};
+use netspectra_clickhouse::ClickHouseSink;
 use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
 use netspectra_flow::config::{default_views, parse_duration, DEFAULT_INTERVAL};
 use netspectra_flow::record::{dir_stamp, FlowRecord};
@@ -60,7 +61,9 @@ pub struct FlowsArgs {
     #[arg(long)]
     no_records: bool,
     /// Also send flow records to an IPFIX collector over UDP: `ipfix://HOST:PORT` (or
-    /// `ipfix+udp://HOST:PORT`); one record per direction with packets, as softflowd does.
+    /// `ipfix+udp://HOST:PORT`; one record per direction with packets, as softflowd does), or
+    /// insert them into a ClickHouse table: `clickhouse://HOST[:8123]/[DB.]TABLE` (HTTP
+    /// interface; database and table created when missing).
     #[arg(long, value_name = "URL")]
     export: Option<String>,
     /// IPFIX observation domain ID of the exported messages.
@@ -149,6 +152,7 @@ struct FlowsMetrics {
     ipfix_messages: AtomicU64,
     ipfix_records: AtomicU64,
     ipfix_send_errors: AtomicU64,
+    clickhouse_rows: AtomicU64,
     /// The live capture's interface and counters, once it is open (`-i`).
     live: std::sync::OnceLock<(String, Vec<netspectra_capture::LiveStatsHandle>)>,
 }
@@ -267,6 +271,11 @@ impl FlowsMetrics {
             "netspectra_flows_ipfix_send_errors_total",
             "IPFIX datagrams whose send failed.",
             self.ipfix_send_errors.load(Ordering::Relaxed),
+        );
+        e.counter(
+            "netspectra_flows_clickhouse_rows_total",
+            "Flow records inserted into ClickHouse.",
+            self.clickhouse_rows.load(Ordering::Relaxed),
         );
         if let Some((iface, handles)) = self.live.get() {
             crate::live::capture_metrics(e, iface, handles);
@@ -454,9 +463,18 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let to_stdout = records_path
         .as_deref()
         .is_some_and(|p| p.as_os_str() == "-");
-    let mut exporter = match &a.export {
-        Some(url) => Some(open_exporter(url, a.export_domain, a.export_rate)?),
-        None => None,
+    let (mut exporter, mut clickhouse) = match a.export.as_deref() {
+        Some(url) if url.starts_with("clickhouse://") => {
+            netspectra_clickhouse::parse_url(url)
+                .map_err(|e| BadInput(format!("--export: {e}")))?;
+            let sink = ClickHouseSink::connect(url).with_context(|| format!("--export {url}"))?;
+            (None, Some(sink))
+        }
+        Some(url) => (
+            Some(open_exporter(url, a.export_domain, a.export_rate)?),
+            None,
+        ),
+        None => (None, None),
     };
     let workers = a.threads;
     let metrics = a.metrics.as_ref().map(|_| {
@@ -489,7 +507,11 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     // serializes flow records and hands snapshots to two snapshot writers. They overlap, so
     // views cost the workers nothing and the merger never waits for the disk.
     let (otx, orx) = sync_channel::<Output>(8);
-    let writer = std::thread::spawn(move || -> Result<(u64, Option<ExportStats>)> {
+    type Inserted = Option<(
+        netspectra_clickhouse::Target,
+        netspectra_clickhouse::SinkStats,
+    )>;
+    let writer = std::thread::spawn(move || -> Result<(u64, Option<ExportStats>, Inserted)> {
         // Snapshot files are independent of each other and of the record file: two threads
         // take them from one queue (per file, not per packet), so the final flush (every live
         // flow's record plus every view's rows) uses both cores.
@@ -537,7 +559,18 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                         x.export(&flows);
                         x.flush();
                     }
+                    // Inserts gather batches (up to 16 MiB or 1 s); a refused insert stops the
+                    // export (reported), never drops rows silently.
+                    if let (Some(ch), None) = (&mut clickhouse, &err) {
+                        ch.add(&flows);
+                        if let Err(e) = ch.maybe_flush() {
+                            err = Some(anyhow::Error::new(e).context("inserting flow records"));
+                        }
+                    }
                     if let Some(m) = &writer_metrics {
+                        if let Some(ch) = &clickhouse {
+                            m.clickhouse_rows.store(ch.stats().rows, Ordering::Relaxed);
+                        }
                         if let Some(w) = &records {
                             m.records_written.store(w.records(), Ordering::Relaxed);
                         }
@@ -560,13 +593,19 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             x.flush();
             x.stats()
         });
+        if let (Some(ch), None) = (&mut clickhouse, &err) {
+            if let Err(e) = ch.flush() {
+                err = Some(anyhow::Error::new(e).context("inserting flow records"));
+            }
+        }
+        let inserted = clickhouse.as_ref().map(|c| (c.target().clone(), c.stats()));
         let written = match records.take() {
             Some(w) => w.finish().context("writing flow records")?,
             None => 0,
         };
         match err {
             Some(e) => Err(e),
-            None => snap_result.map(|_| (written, exported)),
+            None => snap_result.map(|_| (written, exported, inserted)),
         }
     });
     let merger_thread = std::thread::spawn(move || -> Summary {
@@ -669,7 +708,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let summary = merger_thread
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p));
-    let (written, exported) = writer
+    let (written, exported, inserted) = writer
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
     let secs = t0.elapsed().as_secs_f64();
@@ -700,13 +739,34 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                 "records_lost": x.records_lost,
             });
         }
+        if let Some((t, c)) = &inserted {
+            v["clickhouse"] = serde_json::json!({
+                "server": t.host,
+                "table": format!("{}.{}", t.database, t.table),
+                "rows": c.rows,
+                "inserts": c.inserts,
+                "bytes": c.bytes,
+            });
+        }
         v["seconds"] = secs.into();
         v["stopped"] = stopped.into();
         v["warnings"] = warnings.clone().into();
         serde_json::to_string(&v)?
     } else {
         let export = a.export.as_deref().zip(exported.as_ref());
-        render(&summary, &stats, written, secs, a.top, export, &warnings)
+        let mut text = render(&summary, &stats, written, secs, a.top, export, &warnings);
+        if let Some((t, c)) = &inserted {
+            text.push_str(&format!(
+                "\nClickHouse {}.{} at {}: {} rows in {} inserts ({})",
+                t.database,
+                t.table,
+                t.host,
+                c.rows,
+                c.inserts,
+                human(c.bytes)
+            ));
+        }
+        text
     };
     if to_stdout {
         eprintln!("{text}");
