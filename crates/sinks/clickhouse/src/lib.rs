@@ -157,7 +157,7 @@ impl ClickHouseSink {
             "/?input_format_skip_unknown_fields=1&query={}",
             url_encode(&format!("INSERT INTO {full} FORMAT JSONEachRow"))
         );
-        let mut sink = ClickHouseSink {
+        let sink = ClickHouseSink {
             target,
             addr,
             insert_path,
@@ -205,16 +205,14 @@ impl ClickHouseSink {
         if self.pending == 0 {
             return Ok(());
         }
-        let body = std::mem::take(&mut self.body);
-        let path = self.insert_path.clone();
-        let r = self.post(&path, "INSERT", &body);
+        let r = self.post(&self.insert_path, "INSERT", &self.body);
+        let (rows, bytes) = (std::mem::take(&mut self.pending), self.body.len() as u64);
         // The buffer is reused whatever happened; failed rows are reported, not retried.
-        self.body = body;
         self.body.clear();
-        let rows = std::mem::take(&mut self.pending);
         r?;
         self.stats.rows += rows;
         self.stats.inserts += 1;
+        self.stats.bytes += bytes;
         Ok(())
     }
 
@@ -224,7 +222,7 @@ impl ClickHouseSink {
     }
 
     /// Sends one POST and checks for status 200.
-    fn post(&mut self, path: &str, what: &'static str, body: &[u8]) -> Result<(), ClickHouseError> {
+    fn post(&self, path: &str, what: &'static str, body: &[u8]) -> Result<(), ClickHouseError> {
         let io_err = |source| ClickHouseError::Io {
             addr: self.target.host.clone(),
             source,
@@ -264,9 +262,6 @@ impl ClickHouseSink {
                 status,
                 message,
             });
-        }
-        if what == "INSERT" {
-            self.stats.bytes += body.len() as u64;
         }
         Ok(())
     }
