@@ -7,51 +7,9 @@
 #[path = "flows_common.rs"]
 mod common;
 use common::*;
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const PY: &str = r#"
-import sys, urllib.request
-try:
-    from prometheus_client.parser import text_string_to_metric_families
-except ImportError:
-    print("NO_PARSER"); sys.exit(0)
-r = urllib.request.urlopen(sys.argv[1], timeout=10)
-assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4"), r.headers["Content-Type"]
-for fam in text_string_to_metric_families(r.read().decode()):
-    for s in fam.samples:
-        labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
-        print("%s{%s}\t%r" % (s.name, labels, s.value))
-"#;
-
-/// One scrape, parsed: samples keyed `name{label=value,...}`; None when the parser is missing.
-fn scrape(url: &str) -> Option<HashMap<String, f64>> {
-    let py = if std::path::Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let out = Command::new(py).args(["-c", PY, url]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    if text.trim() == "NO_PARSER" {
-        return None;
-    }
-    Some(
-        text.lines()
-            .map(|l| {
-                let (k, v) = l.split_once('\t').unwrap();
-                (k.to_string(), v.parse().unwrap())
-            })
-            .collect(),
-    )
-}
 
 #[test]
 fn metrics_follow_a_run_in_progress_and_agree_with_the_summary() {
@@ -91,10 +49,8 @@ fn metrics_follow_a_run_in_progress_and_agree_with_the_summary() {
     // Input is in, but the pipe is open: the run goes on, and its packets show up.
     let t0 = Instant::now();
     let m = loop {
-        let Some(m) = scrape(&url) else {
-            eprintln!(
-                "SKIP: python3-prometheus-client not installed (scripts/setup.sh installs it)"
-            );
+        // None (with a SKIP line) without the parser.
+        let Some(m) = netspectra_testnet::scrape_metrics(None, &url) else {
             drop(stdin);
             let _ = child.wait();
             return;

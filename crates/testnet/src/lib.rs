@@ -158,3 +158,61 @@ pub fn in_ns<R>(ns: &str, f: impl FnOnce() -> R) -> R {
     assert_eq!(back, 0, "setns back: {}", std::io::Error::last_os_error());
     r
 }
+
+/// Scrapes a Prometheus endpoint (`url`, e.g. `http://127.0.0.1:9464/metrics`), inside network
+/// namespace `ns` when given, and parses it with the Prometheus project's own Python parser (an
+/// independent check of the format and of the content type): samples keyed
+/// `name{label=value,...}`, labels sorted. None, with a SKIP line, when the parser
+/// (python3-prometheus-client) is missing; panics when the scrape itself fails.
+pub fn scrape_metrics(
+    ns: Option<&str>,
+    url: &str,
+) -> Option<std::collections::HashMap<String, f64>> {
+    const PY: &str = r#"
+import sys, urllib.request
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    print("NO_PARSER"); sys.exit(0)
+r = urllib.request.urlopen(sys.argv[1], timeout=10)
+assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4"), r.headers["Content-Type"]
+for fam in text_string_to_metric_families(r.read().decode()):
+    for s in fam.samples:
+        labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
+        print("%s{%s}\t%r" % (s.name, labels, s.value))
+"#;
+    // Debian's interpreter, where the apt package installs the parser (a pyenv `python3` first
+    // in PATH would not see it).
+    let py = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, py]);
+            c
+        }
+        None => Command::new(py),
+    };
+    let out = cmd.args(["-c", PY, url]).output().expect("run python3");
+    assert!(
+        out.status.success(),
+        "scrape of {url} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8 scrape");
+    if text.trim() == "NO_PARSER" {
+        eprintln!("SKIP: python3-prometheus-client not installed (scripts/setup.sh installs it)");
+        return None;
+    }
+    Some(
+        text.lines()
+            .map(|l| {
+                let (k, v) = l.split_once('\t').expect("name\tvalue");
+                (k.to_string(), v.parse().expect("a number"))
+            })
+            .collect(),
+    )
+}

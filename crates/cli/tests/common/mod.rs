@@ -171,51 +171,10 @@ pub fn finish(c: &mut Child) -> serde_json::Value {
     serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("summary {s:?}: {e}"))
 }
 
-/// Scrapes `http://127.0.0.1:PORT/metrics` inside namespace `ns` (its loopback brought up) and
-/// parses it with the Prometheus project's Python parser, an independent check of the format:
-/// samples keyed `name{label=value,...}` with labels sorted. None, with a SKIP line, when the
-/// parser (python3-prometheus-client) is missing.
+/// Scrapes `http://127.0.0.1:PORT/metrics` inside namespace `ns` (its loopback brought up);
+/// see [`netspectra_testnet::scrape_metrics`].
 pub fn scrape_in(ns: &str, port: u16) -> Option<std::collections::HashMap<String, f64>> {
-    const PY: &str = r#"
-import sys, urllib.request
-try:
-    from prometheus_client.parser import text_string_to_metric_families
-except ImportError:
-    print("NO_PARSER"); sys.exit(0)
-r = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10)
-assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4"), r.headers["Content-Type"]
-for fam in text_string_to_metric_families(r.read().decode()):
-    for s in fam.samples:
-        labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
-        print("%s{%s}\t%r" % (s.name, labels, s.value))
-"#;
-    let py = if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, py, "-c", PY, &port.to_string()])
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "scrape failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    if text.trim() == "NO_PARSER" {
-        eprintln!("SKIP: python3-prometheus-client not installed (scripts/setup.sh installs it)");
-        return None;
-    }
-    Some(
-        text.lines()
-            .map(|l| {
-                let (k, v) = l.split_once('\t').unwrap();
-                (k.to_string(), v.parse().unwrap())
-            })
-            .collect(),
-    )
+    netspectra_testnet::scrape_metrics(Some(ns), &format!("http://127.0.0.1:{port}/metrics"))
 }
 
 /// Scrapes until `name` reaches `want` (the wait only bounds a hang) and returns that scrape.
