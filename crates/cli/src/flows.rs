@@ -28,7 +28,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -538,16 +538,32 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             })
             .collect();
         let mut err: Option<anyhow::Error> = None;
-        for o in orx {
+        // With a ClickHouse sink, wake up twice per batch age even when nothing arrives, so
+        // that rows gathered in a quiet live capture are inserted about that soon.
+        let wake = netspectra_clickhouse::BATCH_AGE / 2;
+        loop {
+            let o = if clickhouse.is_some() {
+                match orx.recv_timeout(wake) {
+                    Ok(o) => Some(o),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match orx.recv() {
+                    Ok(o) => Some(o),
+                    Err(_) => break,
+                }
+            };
             match o {
+                None => {}
                 // Snapshot writers drain until the queue closes; errors are reported below.
-                Output::Snapshot(snap) => {
+                Some(Output::Snapshot(snap)) => {
                     let _ = stx.send(snap);
                     if let Some(m) = &writer_metrics {
                         m.snapshots_written.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Output::Ended(flows) => {
+                Some(Output::Ended(flows)) => {
                     if let (Some(w), None) = (&mut records, &err) {
                         if let Err(e) = write_records(w, &flows) {
                             err = Some(e);
@@ -559,18 +575,10 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                         x.export(&flows);
                         x.flush();
                     }
-                    // Inserts gather batches (up to 16 MiB or 1 s); a refused insert stops the
-                    // export (reported), never drops rows silently.
                     if let (Some(ch), None) = (&mut clickhouse, &err) {
                         ch.add(&flows);
-                        if let Err(e) = ch.maybe_flush() {
-                            err = Some(anyhow::Error::new(e).context("inserting flow records"));
-                        }
                     }
                     if let Some(m) = &writer_metrics {
-                        if let Some(ch) = &clickhouse {
-                            m.clickhouse_rows.store(ch.stats().rows, Ordering::Relaxed);
-                        }
                         if let Some(w) = &records {
                             m.records_written.store(w.records(), Ordering::Relaxed);
                         }
@@ -581,6 +589,16 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                             m.ipfix_send_errors.store(st.send_errors, Ordering::Relaxed);
                         }
                     }
+                }
+            }
+            // Inserts gather batches (up to 16 MiB or 1 s); a refused insert stops the export
+            // (reported), never drops rows silently.
+            if let (Some(ch), None) = (&mut clickhouse, &err) {
+                if let Err(e) = ch.maybe_flush() {
+                    err = Some(anyhow::Error::new(e).context("inserting flow records"));
+                }
+                if let Some(m) = &writer_metrics {
+                    m.clickhouse_rows.store(ch.stats().rows, Ordering::Relaxed);
                 }
             }
         }

@@ -135,7 +135,8 @@ pub struct ClickHouseSink {
     body: Vec<u8>,
     pending: u64,
     stats: SinkStats,
-    last: Instant,
+    /// When the oldest row waiting for an insert was added.
+    oldest: Option<Instant>,
 }
 
 impl ClickHouseSink {
@@ -164,7 +165,7 @@ impl ClickHouseSink {
             body: Vec::new(),
             pending: 0,
             stats: SinkStats::default(),
-            last: Instant::now(),
+            oldest: None,
         };
         let db = format!("CREATE DATABASE IF NOT EXISTS {}", sink.target.database);
         sink.post("/", "CREATE DATABASE", db.as_bytes())?;
@@ -183,6 +184,9 @@ impl ClickHouseSink {
 
     /// Adds the records of `flows` to the next insert.
     pub fn add(&mut self, flows: &[EndedFlow]) {
+        if self.pending == 0 && !flows.is_empty() {
+            self.oldest = Some(Instant::now());
+        }
         for f in flows {
             write_jsonl(f, &mut self.body);
         }
@@ -190,10 +194,11 @@ impl ClickHouseSink {
     }
 
     /// Inserts the rows added so far once they are worth an insert: at least
-    /// [`BATCH_BYTES`] of them, or [`BATCH_AGE`] since the last insert (so that a live
-    /// capture's rows do not wait long); call [`ClickHouseSink::flush`] at the end.
+    /// [`BATCH_BYTES`] of them, or the oldest waiting for [`BATCH_AGE`]. Call it at least that
+    /// often while rows wait (a quiet live capture), and [`ClickHouseSink::flush`] at the end.
     pub fn maybe_flush(&mut self) -> Result<(), ClickHouseError> {
-        if self.body.len() >= BATCH_BYTES || self.last.elapsed() >= BATCH_AGE {
+        let old = self.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
+        if self.body.len() >= BATCH_BYTES || old {
             self.flush()?;
         }
         Ok(())
@@ -201,7 +206,7 @@ impl ClickHouseSink {
 
     /// Inserts the rows added since the last call (nothing when there are none).
     pub fn flush(&mut self) -> Result<(), ClickHouseError> {
-        self.last = Instant::now();
+        self.oldest = None;
         if self.pending == 0 {
             return Ok(());
         }
