@@ -11,7 +11,7 @@ use crate::record_format::RecordFormatArg;
 use anyhow::{Context, Result};
 use clap::Args;
 use netspectra_capture::{FileFilter, LiveConfig};
-use netspectra_clickhouse::ClickHouseSink;
+use netspectra_clickhouse::{ClickHouseError, ClickHouseSink};
 use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
 use netspectra_flow::config::{default_views, parse_duration, DEFAULT_INTERVAL};
 use netspectra_flow::record::{dir_stamp, FlowRecord};
@@ -465,9 +465,11 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         .is_some_and(|p| p.as_os_str() == "-");
     let (mut exporter, mut clickhouse) = match a.export.as_deref() {
         Some(url) if url.starts_with("clickhouse://") => {
-            netspectra_clickhouse::parse_url(url)
-                .map_err(|e| BadInput(format!("--export: {e}")))?;
-            let sink = ClickHouseSink::connect(url).with_context(|| format!("--export {url}"))?;
+            // A bad URL is the user's input (exit 2); a server that fails is not.
+            let sink = ClickHouseSink::connect(url).map_err(|e| match e {
+                ClickHouseError::Url { .. } => BadInput(format!("--export: {e}")).into(),
+                e => anyhow::Error::new(e).context(format!("--export {url}")),
+            })?;
             (None, Some(sink))
         }
         Some(url) => (
