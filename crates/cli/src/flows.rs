@@ -154,7 +154,7 @@ struct FlowsMetrics {
     ipfix_send_errors: AtomicU64,
     clickhouse_rows: AtomicU64,
     /// The live capture's interface and counters, once it is open (`-i`).
-    live: std::sync::OnceLock<(String, Vec<netspectra_capture::LiveStatsHandle>)>,
+    live: crate::live::LiveCounters,
 }
 
 impl FlowsMetrics {
@@ -277,9 +277,7 @@ impl FlowsMetrics {
             "Flow records inserted into ClickHouse.",
             self.clickhouse_rows.load(Ordering::Relaxed),
         );
-        if let Some((iface, handles)) = self.live.get() {
-            crate::live::capture_metrics(e, iface, handles);
-        }
+        self.live.render(e);
     }
 }
 
@@ -668,8 +666,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             lc.filter = filter.map(str::to_string);
             let (sources, _stop) = crate::live::open(&mut lc)?;
             if let Some(m) = &metrics {
-                let handles = sources.iter().map(|s| s.stats_handle()).collect();
-                let _ = m.live.set((iface.clone(), handles));
+                m.live.set(iface, &sources);
             }
             if !a.quiet {
                 crate::live::announce("flows", iface, workers);

@@ -124,7 +124,7 @@ pub struct HttpArgs {
 struct HttpMetrics {
     records: std::sync::atomic::AtomicU64,
     /// The live capture's interface and counters, once it is open (`-i`).
-    live: std::sync::OnceLock<(String, Vec<netspectra_capture::LiveStatsHandle>)>,
+    live: crate::live::LiveCounters,
 }
 
 impl HttpMetrics {
@@ -134,9 +134,7 @@ impl HttpMetrics {
             "HTTP records written.",
             self.records.load(std::sync::atomic::Ordering::Relaxed),
         );
-        if let Some((iface, handles)) = self.live.get() {
-            crate::live::capture_metrics(e, iface, handles);
-        }
+        self.live.render(e);
     }
 }
 
@@ -382,8 +380,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             lc.filter = filter.map(str::to_string);
             let (sources, _stop) = crate::live::open(&mut lc)?;
             if let Some(m) = &metrics {
-                let handles = sources.iter().map(|s| s.stats_handle()).collect();
-                let _ = m.live.set((iface.clone(), handles));
+                m.live.set(iface, &sources);
             }
             if !a.quiet {
                 crate::live::announce("http", iface, a.threads);

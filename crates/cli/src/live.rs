@@ -101,3 +101,23 @@ pub fn capture_metrics(e: &mut Exposition, iface: &str, handles: &[LiveStatsHand
         e.sample(name, kind, help, &l, v as f64);
     }
 }
+
+/// The capture counters a live command's metrics show once its sockets are open (`-i`); empty
+/// for file input.
+#[derive(Default)]
+pub struct LiveCounters(std::sync::OnceLock<(String, Vec<LiveStatsHandle>)>);
+
+impl LiveCounters {
+    /// Remembers the interface and the stats handles of its fanout group's sockets.
+    pub fn set(&self, iface: &str, sources: &[LiveSource]) {
+        let handles = sources.iter().map(LiveSource::stats_handle).collect();
+        let _ = self.0.set((iface.to_string(), handles));
+    }
+
+    /// Adds the capture's counters (see [`capture_metrics`]) once they are set.
+    pub fn render(&self, e: &mut Exposition) {
+        if let Some((iface, handles)) = self.0.get() {
+            capture_metrics(e, iface, handles);
+        }
+    }
+}
