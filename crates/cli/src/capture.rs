@@ -444,15 +444,12 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     let _metrics = match &args.metrics {
         Some(addr) => {
             let (h, iface) = (handles.clone(), args.interface.clone());
-            let srv = netspectra_metrics::MetricsServer::start(addr.as_str(), move |e| {
-                crate::live::capture_metrics(e, &iface, &h)
-            })
-            .with_context(|| format!("--metrics {addr}"))?;
-            eprintln!(
-                "netspectra capture: metrics on http://{}/metrics",
-                srv.local_addr()
-            );
-            Some(srv)
+            Some(crate::metrics::serve(
+                "netspectra capture",
+                addr,
+                false,
+                move |e| crate::metrics::capture_metrics(e, &iface, &h),
+            )?)
         }
         None => None,
     };

@@ -20,7 +20,7 @@ use netspectra_flow::{
     ViewSpec, WorkerMsg,
 };
 use netspectra_ipfix::{EncoderConfig, ExportStats, ExporterConfig, IpfixExporter};
-use netspectra_metrics::{Exposition, Kind, MetricsServer};
+use netspectra_metrics::{Exposition, Kind};
 use netspectra_packet::{Batch, SourceStats, Timestamp};
 use netspectra_pcap::CaptureReader;
 use netspectra_sinks::{create_output, RecordFormat, RecordWriter};
@@ -154,7 +154,7 @@ struct FlowsMetrics {
     ipfix_send_errors: AtomicU64,
     clickhouse_rows: AtomicU64,
     /// The live capture's interface and counters, once it is open (`-i`).
-    live: crate::live::LiveCounters,
+    live: crate::metrics::LiveCounters,
 }
 
 impl FlowsMetrics {
@@ -486,12 +486,9 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let _metrics_server = match (&a.metrics, &metrics) {
         (Some(addr), Some(m)) => {
             let m = Arc::clone(m);
-            let srv = MetricsServer::start(addr.as_str(), move |e| m.render(e))
-                .with_context(|| format!("--metrics {addr}"))?;
-            if !a.quiet {
-                eprintln!("flows: metrics on http://{}/metrics", srv.local_addr());
-            }
-            Some(srv)
+            Some(crate::metrics::serve("flows", addr, a.quiet, move |e| {
+                m.render(e)
+            })?)
         }
         _ => None,
     };

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use netspectra_guard::abi::{c, GuardEvent, SessKey, SessVal};
 use netspectra_guard::policy::{rule_name, u128_to_ip};
 use netspectra_guard::{compile, Guard, GuardError, Hook, Maps, Policy, Rule};
-use netspectra_metrics::{Exposition, Kind, MetricsServer};
+use netspectra_metrics::{Exposition, Kind};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -364,10 +364,9 @@ fn cmd_run(r: RunArgs) -> Result<ExitCode> {
         Some(addr) => {
             let maps = Maps::open_pinned(&r.iface).map_err(lib_err)?;
             let iface = r.iface.clone();
-            let srv = MetricsServer::start(addr.as_str(), move |e| guard_metrics(e, &iface, &maps))
-                .with_context(|| format!("--metrics {addr}"))?;
-            eprintln!("guard: metrics on http://{}/metrics", srv.local_addr());
-            Some(srv)
+            Some(crate::metrics::serve("guard", addr, false, move |e| {
+                guard_metrics(e, &iface, &maps)
+            })?)
         }
         None => None,
     };

@@ -124,7 +124,7 @@ pub struct HttpArgs {
 struct HttpMetrics {
     records: std::sync::atomic::AtomicU64,
     /// The live capture's interface and counters, once it is open (`-i`).
-    live: crate::live::LiveCounters,
+    live: crate::metrics::LiveCounters,
 }
 
 impl HttpMetrics {
@@ -344,12 +344,9 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
     let _metrics_server = match (&a.metrics, &metrics) {
         (Some(addr), Some(m)) => {
             let m = std::sync::Arc::clone(m);
-            let srv = netspectra_metrics::MetricsServer::start(addr.as_str(), move |e| m.render(e))
-                .with_context(|| format!("--metrics {addr}"))?;
-            if !a.quiet {
-                eprintln!("http: metrics on http://{}/metrics", srv.local_addr());
-            }
-            Some(srv)
+            Some(crate::metrics::serve("http", addr, a.quiet, move |e| {
+                m.render(e)
+            })?)
         }
         _ => None,
     };

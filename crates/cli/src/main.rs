@@ -10,6 +10,7 @@ mod guard;
 mod http;
 mod info;
 mod live;
+mod metrics;
 mod record_format;
 mod replay;
 mod sanitize;
