@@ -10,6 +10,9 @@
 use hashbrown::HashMap;
 use std::hash::Hash;
 
+/// Rows of a sketch at most: `ln(1 / delta)` for the smallest `delta` accepted (1e-9) is 21.
+const MAX_DEPTH: usize = 24;
+
 /// A Count-Min sketch over 64-bit key hashes.
 #[derive(Clone, Debug)]
 pub struct CountMin {
@@ -26,7 +29,7 @@ impl CountMin {
         let eps = eps.clamp(1e-7, 1.0);
         let delta = delta.clamp(1e-9, 0.5);
         let width = (std::f64::consts::E / eps).ceil() as usize;
-        let depth = (1.0 / delta).ln().ceil().max(1.0) as usize;
+        let depth = ((1.0 / delta).ln().ceil().max(1.0) as usize).min(MAX_DEPTH);
         CountMin {
             width,
             depth,
@@ -38,20 +41,29 @@ impl CountMin {
 
     #[inline]
     fn cell(&self, row: usize, h: u64) -> usize {
-        // Row hashes derived from one 64-bit hash (Kirsch-Mitzenmacher double hashing).
-        let h1 = h as u32 as u64;
-        let h2 = (h >> 32) | 1;
-        let x = h1.wrapping_add((row as u64).wrapping_mul(h2));
-        row * self.width + (x % self.width as u64) as usize
+        // Row hashes derived from one 64-bit hash (Kirsch-Mitzenmacher double hashing), mapped
+        // onto the row by multiply-shift instead of a division (a summary update takes 30 of
+        // them, and the final snapshot of a short-flow capture makes millions).
+        let h1 = h as u32;
+        let h2 = ((h >> 32) as u32) | 1;
+        let x = h1.wrapping_add((row as u32).wrapping_mul(h2));
+        row * self.width + ((u64::from(x) * self.width as u64) >> 32) as usize
     }
 
     /// Adds `w` to the key with hash `h` (conservative update) and returns its new estimate.
     #[inline]
     pub fn add(&mut self, h: u64, w: u64) -> u64 {
         self.total += w;
-        let est = self.estimate(h) + w;
-        for r in 0..self.depth {
-            let i = self.cell(r, h);
+        // Each row's cell is found once, for the estimate and for the update.
+        let mut at = [0usize; MAX_DEPTH];
+        let depth = self.depth;
+        let mut est = u64::MAX;
+        for (r, slot) in at.iter_mut().enumerate().take(depth) {
+            *slot = self.cell(r, h);
+            est = est.min(self.cells[*slot]);
+        }
+        let est = est.saturating_add(w);
+        for &i in &at[..depth] {
             if self.cells[i] < est {
                 self.cells[i] = est;
             }

@@ -970,16 +970,15 @@ impl Summarizer<'_> {
         p[1] += pk;
         p[2] += by;
         if by > 0 {
-            for a in [k.src, k.dst] {
-                self.talkers.add(&a, ip_hash(a), by);
-            }
-            let pair = if k.src <= k.dst {
-                (k.src, k.dst)
+            let (hs, hd) = (ip_hash(k.src), ip_hash(k.dst));
+            self.talkers.add(&k.src, hs, by);
+            self.talkers.add(&k.dst, hd, by);
+            let (pair, h) = if k.src <= k.dst {
+                ((k.src, k.dst), hs ^ hd.rotate_left(17))
             } else {
-                (k.dst, k.src)
+                ((k.dst, k.src), hd ^ hs.rotate_left(17))
             };
-            self.convs
-                .add(&pair, ip_hash(pair.0) ^ ip_hash(pair.1).rotate_left(17), by);
+            self.convs.add(&pair, h, by);
         }
     }
 }
