@@ -4,18 +4,31 @@
 # sets MEASURE_SECS (median wall seconds) and MEASURE_RSS_KB (max peak RSS in KiB)
 measure() {
   local runs=$1 label=$2; shift 3
-  local times=() rss=0 t m f
+  local times=() rss=0 f
   f=$(mktemp)
   for _ in $(seq "$runs"); do
     /usr/bin/time -v "$@" >/dev/null 2>"$f" || { echo "FAILED: $label" >&2; tail -5 "$f" >&2; }
-    t=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$f" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-    m=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$f")
-    times+=("$t")
-    [ "$m" -gt "$rss" ] && rss=$m
+    time_v_report "$f"
+    times+=("$TIME_WALL")
+    [ "$TIME_RSS_KB" -gt "$rss" ] && rss=$TIME_RSS_KB
   done
   rm -f "$f"
-  MEASURE_SECS=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  MEASURE_SECS=$(median "${times[@]}")
   MEASURE_RSS_KB=$rss
+}
+
+# Reads the report /usr/bin/time -v wrote to FILE: sets TIME_WALL (wall seconds, from
+# "h:mm:ss" or "m:ss.cc") and TIME_RSS_KB (peak RSS in KiB).
+# usage: time_v_report FILE
+time_v_report() {
+  TIME_WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$1" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  TIME_RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$1")
+}
+
+# Prints the median of its numeric arguments (the lower middle one of an even count).
+# usage: median N...
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
 
 # Runs CMD RUNS times under /usr/bin/time and keeps the fastest run (2-core machines vary by up to

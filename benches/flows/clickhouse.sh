@@ -9,6 +9,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
 BIN=${BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/netspectra}
 FILE=${1:-/tmp/netspectra-bench-flows/m1.pcap}
 RUNS=${RUNS:-3}
@@ -34,15 +36,14 @@ cat "$FILE" >/dev/null
 # measure LABEL CMD... -> wall seconds (median) and peak RSS
 measure() {
   local label=$1; shift
-  local walls=() rss=0 w m
+  local walls=() rss=0
   for r in $(seq "$RUNS"); do
     q "TRUNCATE TABLE IF EXISTS bench.flows" >/dev/null 2>&1 || true
     /usr/bin/time -v bash -c "$*" >"$work/out" 2>"$work/err" || { echo "FAILED: $label"; tail -5 "$work/err"; exit 1; }
-    w=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/err" | awk -F: '{print $1*60+$2}')
-    m=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/err")
-    walls+=("$w"); [ "$m" -gt "$rss" ] && rss=$m
+    time_v_report "$work/err"
+    walls+=("$TIME_WALL"); [ "$TIME_RSS_KB" -gt "$rss" ] && rss=$TIME_RSS_KB
   done
-  WALL=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  WALL=$(median "${walls[@]}")
   ROWS=$(q "SELECT count() FROM bench.flows")
   printf "  %-44s %7.2f s %8.1f MB  rows %s\n" "$label" "$WALL" "$(echo "$rss/1024" | bc -l)" "$ROWS"
 }

@@ -20,6 +20,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
 BIN=${BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/netspectra}
 FILE=${1:-/tmp/netspectra-bench-flows/m1.pcap}
 RUNS=${RUNS:-3}
@@ -68,7 +70,7 @@ stored() { # DIR -> flow records nfcapd stored
 # bench LABEL KIND CMD... ; KIND is softflowd or netspectra; the port goes where CMD says @PORT@
 bench() {
   local label=$1 kind=$2; shift 2
-  local walls=() rss=0 sent stored_n port dir m w args
+  local walls=() rss=0 sent stored_n port dir args
   for r in $(seq "$RUNS"); do
     port=$(free_port); dir="$work/$kind-$r-$RANDOM"
     args=("${@//@PORT@/$port}")
@@ -76,18 +78,17 @@ bench() {
     /usr/bin/time -v "${args[@]}" >"$dir.out" 2>"$dir.err" || { echo "FAILED: $label"; tail -5 "$dir.err"; exit 1; }
     stop_collector "$port"
     stored_n=$(stored "$dir")
-    w=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$dir.err" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-    m=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$dir.err")
+    time_v_report "$dir.err"
     if [ "$kind" = softflowd ]; then
       sent=$(sed -n 's/^Flows exported: .*(\([0-9]*\) records).*/\1/p' "$dir.out")
     else
       sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ipfix"]["records"])' "$dir.out")
     fi
-    walls+=("$w"); [ "$m" -gt "$rss" ] && rss=$m
+    walls+=("$TIME_WALL"); [ "$TIME_RSS_KB" -gt "$rss" ] && rss=$TIME_RSS_KB
     printf "  %-30s run %d: %6.2f s %7.1f MB  sent %8s records, collector stored %8s, socket drops %s\n" \
-      "$label" "$r" "$w" "$(echo "$m / 1024" | bc -l)" "$sent" "$stored_n" "$DROPS"
+      "$label" "$r" "$TIME_WALL" "$(echo "$TIME_RSS_KB / 1024" | bc -l)" "$sent" "$stored_n" "$DROPS"
   done
-  WALL=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  WALL=$(median "${walls[@]}")
   RSS_MB=$(echo "$rss / 1024" | bc -l)
 }
 
