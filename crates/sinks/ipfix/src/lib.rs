@@ -538,12 +538,9 @@ pub struct ExporterConfig {
 /// errors are counted, never returned, so a collector that is down does not stop a flow run.
 #[derive(Debug)]
 pub struct IpfixExporter {
-    socket: UdpSocket,
     peer: SocketAddr,
     encoder: IpfixEncoder,
-    stats: ExportStats,
-    gap: Option<Duration>,
-    next_send: Instant,
+    sender: Sender,
 }
 
 impl IpfixExporter {
@@ -558,15 +555,17 @@ impl IpfixExporter {
         let socket = UdpSocket::bind(local).map_err(socket_err)?;
         socket.connect(peer).map_err(socket_err)?;
         Ok(IpfixExporter {
-            socket,
             peer,
             encoder,
-            stats: ExportStats::default(),
-            gap: cfg
-                .max_rate
-                .filter(|&r| r > 0)
-                .map(|r| Duration::from_secs(1) / r),
-            next_send: Instant::now(),
+            sender: Sender {
+                socket,
+                stats: ExportStats::default(),
+                gap: cfg
+                    .max_rate
+                    .filter(|&r| r > 0)
+                    .map(|r| Duration::from_secs(1) / r),
+                next_send: Instant::now(),
+            },
         })
     }
 
@@ -577,74 +576,65 @@ impl IpfixExporter {
 
     /// The local address of the export socket (the source of the datagrams).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        self.sender.socket.local_addr()
     }
 
     /// Encodes a batch of ended flows and sends every message it fills; the last, partial
     /// message waits for the next batch or [`IpfixExporter::flush`].
     pub fn export(&mut self, flows: &[EndedFlow]) {
-        let Self {
-            socket,
-            encoder,
-            stats,
-            gap,
-            next_send,
-            ..
-        } = self;
-        encoder.encode(flows, SystemTime::now(), &mut |m| {
-            send(socket, stats, *gap, next_send, m)
-        });
+        let sender = &mut self.sender;
+        self.encoder
+            .encode(flows, SystemTime::now(), &mut |m| sender.send(m));
     }
 
     /// Sends the partial message, if any.
     pub fn flush(&mut self) {
-        let Self {
-            socket,
-            encoder,
-            stats,
-            gap,
-            next_send,
-            ..
-        } = self;
-        encoder.flush(SystemTime::now(), &mut |m| {
-            send(socket, stats, *gap, next_send, m)
-        });
+        let sender = &mut self.sender;
+        self.encoder
+            .flush(SystemTime::now(), &mut |m| sender.send(m));
     }
 
     /// What was sent and what failed so far.
     pub fn stats(&self) -> ExportStats {
-        self.stats
+        self.sender.stats
     }
 }
 
-/// Sends one datagram (after waiting for its slot when paced) and counts the outcome.
-fn send(
-    socket: &UdpSocket,
-    stats: &mut ExportStats,
+/// The exporter's socket side: paces datagrams and counts what was sent and what failed.
+#[derive(Debug)]
+struct Sender {
+    socket: UdpSocket,
+    stats: ExportStats,
+    /// Time between datagrams when `--export-rate` paces them.
     gap: Option<Duration>,
-    next_send: &mut Instant,
-    m: Message<'_>,
-) {
-    if let Some(gap) = gap {
-        let now = Instant::now();
-        if *next_send > now {
-            std::thread::sleep(*next_send - now);
-        } else if now.duration_since(*next_send) > 10 * gap {
-            // Idle for a while: start a new schedule instead of bursting to catch up.
-            *next_send = now;
+    next_send: Instant,
+}
+
+impl Sender {
+    /// Sends one datagram (after waiting for its slot when paced) and counts the outcome.
+    fn send(&mut self, m: Message<'_>) {
+        if let Some(gap) = self.gap {
+            let now = Instant::now();
+            if self.next_send > now {
+                std::thread::sleep(self.next_send - now);
+            } else if now.duration_since(self.next_send) > 10 * gap {
+                // Idle for a while: start a new schedule instead of bursting to catch up.
+                self.next_send = now;
+            }
+            self.next_send += gap;
         }
-        *next_send += gap;
-    }
-    match socket.send(m.bytes) {
-        Ok(_) => {
-            stats.messages += 1;
-            stats.records += u64::from(m.records);
-            stats.bytes += m.bytes.len() as u64;
-        }
-        Err(e) => {
-            stats.send_errors += 1;
-            stats.records_lost += u64::from(m.records);
-            stats.last_error = Some(e.kind());
+        let stats = &mut self.stats;
+        match self.socket.send(m.bytes) {
+            Ok(_) => {
+                stats.messages += 1;
+                stats.records += u64::from(m.records);
+                stats.bytes += m.bytes.len() as u64;
+            }
+            Err(e) => {
+                stats.send_errors += 1;
+                stats.records_lost += u64::from(m.records);
+                stats.last_error = Some(e.kind());
+            }
         }
     }
 }
