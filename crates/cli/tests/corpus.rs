@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::have;
+
 fn corpus() -> Option<Vec<PathBuf>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/tcpdump-tests");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -14,15 +17,6 @@ fn corpus() -> Option<Vec<PathBuf>> {
         .collect();
     files.sort();
     Some(files)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
 }
 
 /// Runs a command with a deadline; returns (exit code, stdout) or panics on a hang.
@@ -73,7 +67,7 @@ fn every_corpus_file_survives_info_and_matches_capinfos() {
         eprintln!("SKIP: ../shared/corpus/tcpdump-tests not present");
         return;
     };
-    let oracle = have("capinfos");
+    let oracle = have("capinfos", "-v");
     if !oracle {
         eprintln!(
             "NOTE: capinfos not installed (scripts/setup.sh); checking only for panics and hangs"

@@ -6,22 +6,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "common/tool.rs"]
+mod tool;
+#[allow(unused_imports)] // not every test file compares with a tool
+pub use tool::have;
+
 /// The binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_netspectra")
-}
-
-/// True when a tool is installed (prints a SKIP line otherwise).
-pub fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("-v")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("SKIP: {tool} not installed");
-    }
-    ok
 }
 
 /// Runs the binary with arguments.

@@ -103,7 +103,7 @@ fn check_file(f: &std::path::Path, tmp: &std::path::Path, with_tshark: bool) -> 
 #[test]
 fn corpus_files_never_crash_and_match_tshark_conversations() {
     let Some(files) = corpus() else { return };
-    let with_tshark = have("tshark");
+    let with_tshark = have("tshark", "-v");
     let tmp = tempfile::tempdir().unwrap();
     let chunks: Vec<Vec<PathBuf>> = files
         .chunks(files.len().div_ceil(2))
@@ -206,7 +206,7 @@ const EXPECTED: &[(&str, Rule)] = &[
 #[test]
 fn inner_mode_counts_the_tunnelled_conversation_like_tshark() {
     let Some(files) = corpus() else { return };
-    if !have("tshark") {
+    if !have("tshark", "-v") {
         return;
     }
     let f = files

@@ -13,20 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// True when `tool -V` works (nfcapd's `-v` would start a collector); prints a SKIP line
-/// otherwise.
-fn have_nf(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("-V")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("SKIP: {tool} not installed (apt-get install nfdump)");
-    }
-    ok
-}
-
 /// A UDP port on 127.0.0.1 that nothing listens on (just now).
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -246,7 +232,7 @@ fn their_uniflows(records: &[serde_json::Value]) -> BTreeMap<Key, Vec<Counts>> {
 
 #[test]
 fn nfcapd_stores_every_direction_with_our_counts() {
-    if !have_nf("nfcapd") || !have_nf("nfdump") {
+    if !have("nfcapd", "-V") || !have("nfdump", "-V") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

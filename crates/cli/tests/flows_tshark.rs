@@ -76,7 +76,7 @@ fn conversations_equal_tshark_and_flows_equal_truth() {
             .iter()
             .all(|r| r["community_id"].as_str().unwrap().starts_with("1:")));
 
-        if !have("tshark") {
+        if !have("tshark", "-v") {
             return;
         }
         let text = tshark_conv(&cap);

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::have;
+
 /// Files with HTTP on a link type our decoder does not read, and why.
 const UNDECODED: &[(&str, &str)] = &[
     ("arcnet-rfc1201-arp-icmp-http.pcap", "ARCNET link type"),
@@ -67,15 +70,6 @@ fn run(cmd: &mut Command, what: &str) -> (Option<i32>, String) {
     (status.code(), String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn have_tshark() -> bool {
-    Command::new("tshark")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 fn field(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -94,10 +88,7 @@ fn corpus_agrees_with_tshark() {
         eprintln!("SKIP: corpus ../shared/corpus/tcpdump-tests not found");
         return;
     };
-    let tshark = have_tshark();
-    if !tshark {
-        eprintln!("SKIP (tshark part): tshark not installed");
-    }
+    let tshark = have("tshark", "-v");
     let mut compared = 0;
     let mut failures = Vec::new();
     for f in &files {

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod common;
+use common::have;
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_netspectra")
 }
@@ -273,21 +276,11 @@ fn csv_with_httpry_field_names() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
-fn have_tshark() -> bool {
-    Command::new("tshark")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 /// The same generated file through tshark, told to decode HTTP on every server port the
 /// generator used: requests (method, host, URI, User-Agent) and response codes agree.
 #[test]
 fn agrees_with_tshark_on_generated_capture() {
-    if !have_tshark() {
-        eprintln!("SKIP: tshark not installed");
+    if !have("tshark", "-v") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -7,11 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{bin, run};
-
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok()
-}
+use common::{bin, have, run};
 
 /// Generates a capture with duplicates and its truth file.
 fn gen(dir: &Path, name: &str, packets: u32, seed: u32, format: &str) -> (PathBuf, Value) {
@@ -61,8 +57,7 @@ fn sanitize_json(args: &[&str], input: &Path, output: &Path) -> Value {
 
 #[test]
 fn dedup_removes_exactly_what_editcap_removes() {
-    if !have("editcap") {
-        eprintln!("SKIP: editcap not installed");
+    if !have("editcap", "-v") {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -161,8 +156,7 @@ fn tshark_problems(p: &Path) -> Vec<(String, usize)> {
 
 #[test]
 fn tshark_sees_no_new_problems_and_verify_passes() {
-    if !have("tshark") {
-        eprintln!("SKIP: tshark not installed");
+    if !have("tshark", "-v") {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -273,8 +267,7 @@ fn same_key_same_mapping_in_directory_mode() {
 
 #[test]
 fn pcapng_metadata_is_not_carried_over() {
-    if !have("editcap") {
-        eprintln!("SKIP: editcap not installed");
+    if !have("editcap", "-v") {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -376,8 +369,7 @@ fn tshark_addrs(p: &Path, fields: &[&str]) -> (Vec<String>, Vec<String>) {
 /// Sanitizes corpus `files` with `--anonymize` only and checks with tshark that every address
 /// it decodes in `fields` changed, none went missing, and no checksum verdict changed.
 fn anonymized_per_tshark(files: &[&str], fields: &[&str]) {
-    if !have("tshark") {
-        eprintln!("SKIP: tshark not installed");
+    if !have("tshark", "-v") {
         return;
     }
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/tcpdump-tests");

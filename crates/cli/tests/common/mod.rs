@@ -3,6 +3,10 @@
 //! (always removed on drop) with helpers to run `netspectra` inside them.
 #![allow(dead_code)] // each test file uses a different subset
 
+mod tool;
+#[allow(unused_imports)] // not every test file compares with a tool
+pub use tool::have;
+
 use netspectra_testnet::{ip, VethPair};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
