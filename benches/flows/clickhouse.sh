@@ -31,7 +31,7 @@ CH=$!
 trap 'kill $CH 2>/dev/null || true; wait $CH 2>/dev/null || true; rm -rf "$work"' EXIT
 q() { clickhouse-client --port "$TCP" --query "$1"; }
 for _ in $(seq 300); do q "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
-cat "$FILE" >/dev/null
+warm_from_disk "$FILE"
 
 # measure LABEL CMD... -> wall seconds (median) and peak RSS
 measure() {

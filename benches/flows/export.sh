@@ -92,7 +92,7 @@ bench() {
   RSS_MB=$(echo "$rss / 1024" | bc -l)
 }
 
-cat "$FILE" >/dev/null
+warm_from_disk "$FILE"
 echo "== IPFIX export: $FILE ($(stat -c %s "$FILE") bytes), $RUNS runs each, $(date -u +%FT%TZ)"
 bench "softflowd -v 10" softflowd softflowd -r "$FILE" -n 127.0.0.1:@PORT@ -v 10 -m 1000000 -d -c none -p "$work/sf.pid"
 SF_WALL=$WALL SF_RSS=$RSS_MB

@@ -25,7 +25,7 @@ gen() { # name size
     if [ ! -s "$f" ]; then
         "$BIN" gen -o "$f" --size "$2" --seed "$SEED" --truth "$DIR/$1.json" >&2
     fi
-    cat "$f" > /dev/null # warm the page cache: every tool reads from memory
+    warm_from_disk "$f" # every tool reads from memory, in the state of a file read from disk
 }
 
 # Runs a command RUNS times (default 3) and prints "seconds peak_kb" of the fastest run, whose

@@ -14,7 +14,7 @@ bin=${CARGO_TARGET_DIR:-target}/release/netspectra
 [ -s "$f" ] || $bin gen -o "$f" --size "$SIZE" --seed 42 >/dev/null
 bytes=$(stat -c %s "$f")
 packets=$(capinfos -c -M -T -r "$f" | awk -F'\t' '{print $2}')
-cat "$f" >/dev/null # warm the page cache
+warm_from_disk "$f" # page cache warm, in the state of a file read from disk
 
 printf '%s: %d bytes, %d packets\n\n' "$f" "$bytes" "$packets"
 printf '%-34s %9s %10s %12s %9s %8s\n' tool seconds MB/s packets/s RSS_MB vs_ours
