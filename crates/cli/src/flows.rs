@@ -19,7 +19,7 @@ use netspectra_flow::{
     EndReason, EndedFlow, FileConfig, FlowWorker, Merger, Output, Snapshot, Summary, TableConfig,
     ViewSpec, WorkerMsg,
 };
-use netspectra_ipfix::{EncoderConfig, ExportStats, ExporterConfig, IpfixExporter};
+use netspectra_ipfix::{EncoderConfig, ExportStats, ExporterConfig, IpfixError, IpfixExporter};
 use netspectra_metrics::{Exposition, Kind};
 use netspectra_packet::{Batch, SourceStats, Timestamp};
 use netspectra_pcap::CaptureReader;
@@ -166,10 +166,7 @@ impl FlowsMetrics {
         m.bytes.fetch_add(bytes, Ordering::Relaxed);
         m.packets.fetch_add(packets, Ordering::Relaxed);
         m.flow_packets.store(c.flow_packets, Ordering::Relaxed);
-        m.not_flowable.store(
-            c.no_ip + c.l4_missing + c.orphan_fragments,
-            Ordering::Relaxed,
-        );
+        m.not_flowable.store(c.not_flowable(), Ordering::Relaxed);
         m.flows_started.store(c.flows_started, Ordering::Relaxed);
         for (a, v) in m.ended.iter().zip(c.ended) {
             a.store(v, Ordering::Relaxed);
@@ -793,8 +790,14 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
 
 /// Opens the IPFIX exporter of `--export URL` (a bad URL is bad input, naming the flag).
 fn open_exporter(url: &str, domain: u32, rate: Option<u32>) -> Result<IpfixExporter> {
-    let peer = netspectra_ipfix::resolve_collector(url)
-        .map_err(|e| BadInput(format!("--export {url:?}: {e}")))?;
+    let peer = netspectra_ipfix::resolve_collector(url).map_err(|e| match e {
+        // --export also takes ClickHouse URLs, which the IPFIX crate does not know about.
+        IpfixError::Scheme(s) => BadInput(format!(
+            "--export {url:?}: unsupported scheme {s:?} (use ipfix://HOST:PORT, \
+             ipfix+udp://HOST:PORT or clickhouse://HOST[:PORT]/[DB.]TABLE)"
+        )),
+        e => BadInput(format!("--export {url:?}: {e}")),
+    })?;
     if rate == Some(0) {
         return Err(BadInput("--export-rate must be at least 1".into()).into());
     }

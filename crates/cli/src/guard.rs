@@ -469,23 +469,16 @@ fn guard_metrics(e: &mut Exposition, iface: &str, maps: &Maps) {
     let read = maps
         .counters()
         .and_then(|c| Ok((c, maps.usage()?, maps.config()?)));
-    let Ok((counters, usage, cfg)) = read else {
-        e.sample(
-            "netspectra_guard_up",
-            Kind::Gauge,
-            "1 when the guard's maps could be read.",
-            &l,
-            0.0,
-        );
-        return;
-    };
     e.sample(
         "netspectra_guard_up",
         Kind::Gauge,
         "1 when the guard's maps could be read.",
         &l,
-        1.0,
+        if read.is_ok() { 1.0 } else { 0.0 },
     );
+    let Ok((counters, usage, cfg)) = read else {
+        return;
+    };
     let mut name = String::new();
     for (i, n) in netspectra_guard::abi::COUNTER_NAMES.iter().enumerate() {
         name.clear();

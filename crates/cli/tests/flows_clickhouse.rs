@@ -75,7 +75,6 @@ fn start(dir: &Path) -> Option<Server> {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    s.http = http;
     Some(s)
 }
 

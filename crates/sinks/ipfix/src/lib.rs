@@ -148,7 +148,7 @@ pub fn end_reason_code(r: EndReason) -> u8 {
 #[derive(Debug, thiserror::Error)]
 pub enum IpfixError {
     /// The collector URL has a scheme other than `ipfix` or `ipfix+udp`.
-    #[error("unsupported scheme {0:?} (use ipfix://HOST:PORT, ipfix+udp://HOST:PORT or clickhouse://HOST[:PORT]/[DB.]TABLE)")]
+    #[error("unsupported scheme {0:?} (use ipfix://HOST:PORT or ipfix+udp://HOST:PORT)")]
     Scheme(String),
     /// The collector URL is not `SCHEME://HOST:PORT`.
     #[error("{0:?} is not a collector URL of the form ipfix://HOST:PORT")]

@@ -171,7 +171,7 @@ impl MetricsServer {
                             // A client that misbehaves only ends its own connection.
                             let _ = serve(conn, &mut page, &mut render);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
+                        // Nothing waiting (or a failed accept): look again shortly.
                         Err(_) => std::thread::sleep(POLL),
                     }
                 }

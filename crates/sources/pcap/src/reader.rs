@@ -469,8 +469,6 @@ fn rd32(be: bool, b: &[u8], o: usize) -> u32 {
     }
 }
 
-/// Reads until `buf` holds `want` bytes (`Ok(true)`) or the input ends (`Ok(false)`), without
-/// zero-filling the buffer first.
 /// Appends to `buf` up to `want` bytes in all, stopping after a read that returned less than it
 /// asked for (nothing more is available right now); false at end of input. Blocks only while
 /// nothing at all has arrived.
@@ -496,6 +494,8 @@ fn fill_available(input: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::R
     Ok(true)
 }
 
+/// Reads until `buf` holds `want` bytes (`Ok(true)`) or the input ends (`Ok(false)`), without
+/// zero-filling the buffer first.
 fn fill_to(input: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
     while buf.len() < want {
         let n = input.take((want - buf.len()) as u64).read_to_end(buf)?;
