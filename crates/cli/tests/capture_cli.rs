@@ -203,7 +203,7 @@ fn ring_of_files_keeps_w_files() {
 fn without_cap_net_raw_the_error_names_the_capability() {
     require_root!();
     if Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("SKIP: setpriv not found");
+        netspectra_testnet::skip("capture without CAP_NET_RAW", "setpriv not found");
         return;
     }
     let out = Command::new("setpriv")

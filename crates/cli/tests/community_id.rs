@@ -119,7 +119,10 @@ fn frames() -> Vec<Vec<u8>> {
 #[test]
 fn community_id_matches_tshark() {
     if Command::new("tshark").arg("-v").output().is_err() {
-        eprintln!("SKIP: tshark not installed (scripts/setup.sh installs it)");
+        netspectra_testnet::skip(
+            "community_id_matches_tshark",
+            "tshark not installed (scripts/setup.sh installs it)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -64,7 +64,7 @@ fn capinfos_count(f: &Path) -> Option<u64> {
 #[test]
 fn every_corpus_file_survives_info_and_matches_capinfos() {
     let Some(files) = corpus() else {
-        eprintln!("SKIP: ../shared/corpus/tcpdump-tests not present");
+        netspectra_testnet::skip("info corpus", "../shared/corpus/tcpdump-tests not present");
         return;
     };
     let oracle = have("capinfos", "-v");

@@ -35,7 +35,10 @@ fn free_port() -> u16 {
 fn start(dir: &Path) -> Option<Server> {
     let exe = "/usr/sbin/clickhouse-server";
     if !Path::new(exe).exists() {
-        eprintln!("SKIP: clickhouse-server not installed (scripts/setup.sh installs it)");
+        netspectra_testnet::skip(
+            "clickhouse",
+            "clickhouse-server not installed (scripts/setup.sh installs it)",
+        );
         return None;
     }
     let (http, tcp, inter) = (free_port(), free_port(), free_port());

@@ -14,7 +14,7 @@ fn corpus() -> Option<Vec<PathBuf>> {
         "/../../../shared/corpus/tcpdump-tests"
     );
     let Ok(rd) = std::fs::read_dir(dir) else {
-        eprintln!("SKIP: corpus {dir} not present");
+        netspectra_testnet::skip("flows corpus", &format!("corpus {dir} not present"));
         return None;
     };
     let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();

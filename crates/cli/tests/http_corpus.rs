@@ -85,7 +85,10 @@ fn add(m: &mut BTreeMap<String, i64>, k: String) {
 #[test]
 fn corpus_agrees_with_tshark() {
     let Some(files) = corpus() else {
-        eprintln!("SKIP: corpus ../shared/corpus/tcpdump-tests not found");
+        netspectra_testnet::skip(
+            "http corpus",
+            "corpus ../shared/corpus/tcpdump-tests not found",
+        );
         return;
     };
     let tshark = have("tshark", "-v");

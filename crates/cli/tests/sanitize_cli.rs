@@ -374,7 +374,10 @@ fn anonymized_per_tshark(files: &[&str], fields: &[&str]) {
     }
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/tcpdump-tests");
     if !corpus.join(files[0]).exists() {
-        eprintln!("SKIP: ../shared/corpus/tcpdump-tests not present");
+        netspectra_testnet::skip(
+            "sanitize corpus files",
+            "../shared/corpus/tcpdump-tests not present",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

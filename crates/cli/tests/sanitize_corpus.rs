@@ -101,7 +101,10 @@ fn run_file(path: &Path, cfg: &SanitizeConfig) -> Outcome {
 #[test]
 fn every_corpus_file_survives_all_stages() {
     let Some(files) = corpus() else {
-        eprintln!("SKIP: ../shared/corpus/tcpdump-tests not present");
+        netspectra_testnet::skip(
+            "sanitize corpus",
+            "../shared/corpus/tcpdump-tests not present",
+        );
         return;
     };
     let all = SanitizeConfig {

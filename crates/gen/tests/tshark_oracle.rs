@@ -68,7 +68,10 @@ fn capinfos_count(file: &Path) -> u64 {
 #[test]
 fn tshark_capinfos_and_editcap_agree_with_the_truth() {
     if !(have("tshark") && have("capinfos") && have("editcap")) {
-        eprintln!("SKIPPED: tshark/capinfos/editcap not installed (run scripts/setup.sh)");
+        netspectra_testnet::skip(
+            "tshark oracle",
+            "tshark/capinfos/editcap not installed (run scripts/setup.sh)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -20,12 +20,24 @@ pub fn skip_reason() -> Option<&'static str> {
     None
 }
 
-/// Returns from the calling test with a printed reason when it cannot create namespaces.
+/// Reports a test (or part of one) that cannot run here: prints `SKIP what: why` for a developer,
+/// and panics when `CI=true`, because in CI a skipped test is a failure (every tool, server,
+/// privilege and corpus a test needs is provided there by `scripts/setup.sh` and `.ci/run`).
+#[track_caller]
+pub fn skip(what: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{what}: cannot run in CI: {why}");
+    }
+    eprintln!("SKIP {what}: {why}");
+}
+
+/// Returns from the calling test with a printed reason when it cannot create namespaces (and
+/// fails it under `CI=true`, see [`skip`]).
 #[macro_export]
 macro_rules! require_root {
     () => {
         if let Some(r) = $crate::skip_reason() {
-            eprintln!("SKIP {}: {r}", module_path!());
+            $crate::skip(module_path!(), r);
             return;
         }
     };
@@ -204,7 +216,10 @@ for fam in text_string_to_metric_families(r.read().decode()):
     );
     let text = String::from_utf8(out.stdout).expect("UTF-8 scrape");
     if text.trim() == "NO_PARSER" {
-        eprintln!("SKIP: python3-prometheus-client not installed (scripts/setup.sh installs it)");
+        skip(
+            "prometheus scrape check",
+            "python3-prometheus-client not installed (scripts/setup.sh installs it)",
+        );
         return None;
     }
     Some(

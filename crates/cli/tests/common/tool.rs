@@ -15,7 +15,10 @@ pub fn have(tool: &str, version_flag: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIP: {tool} not installed (scripts/setup.sh installs it); comparisons with it are left out");
+        netspectra_testnet::skip(
+            tool,
+            "not installed (scripts/setup.sh installs it); comparisons with it are left out",
+        );
     }
     ok
 }

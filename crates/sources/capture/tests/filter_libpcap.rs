@@ -123,7 +123,10 @@ fn compare(path: &Path) -> (usize, Vec<String>) {
 fn same_packets_as_libpcap_on_the_tcpdump_corpus() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/corpus/tcpdump-tests");
     let Ok(rd) = std::fs::read_dir(&dir) else {
-        eprintln!("SKIP: {} not found", dir.display());
+        netspectra_testnet::skip(
+            "libpcap filter corpus",
+            &format!("{} not found", dir.display()),
+        );
         return;
     };
     let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
