@@ -279,6 +279,12 @@ impl Rotator {
     fn open_next(&mut self) -> Result<()> {
         self.close(false)?;
         let name = self.name();
+        // Like the other commands, make the output folder (tcpdump's strftime names may name
+        // a new one each -G period).
+        if let Some(dir) = name.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating folder {}", dir.display()))?;
+        }
         let f = File::create(&name).with_context(|| format!("creating {}", name.display()))?;
         let w = CaptureWriter::new(f, self.format, &self.ifaces)
             .with_context(|| format!("writing header of {}", name.display()))?;
@@ -421,8 +427,12 @@ struct Summary {
 
 /// Runs `netspectra capture`.
 pub fn run(args: CaptureArgs) -> Result<ExitCode> {
-    if args.threads == 0 || args.threads > 64 {
-        return Err(BadInput("--threads must be 1..=64".into()).into());
+    if args.threads == 0 || args.threads > netspectra_engine::MAX_THREADS {
+        return Err(BadInput(format!(
+            "--threads must be 1..={}",
+            netspectra_engine::MAX_THREADS
+        ))
+        .into());
     }
     let mut cfg = LiveConfig::new(&args.interface);
     cfg.threads = args.threads;
@@ -434,7 +444,17 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     cfg.block_count = args.blocks.unwrap_or(0);
     cfg.retire_timeout = Duration::from_millis(args.retire_ms.max(1));
     cfg.cpus = args.cpus.clone();
-    let (sources, stop) = crate::live::open(&mut cfg)?;
+    if args.count == Some(0) {
+        return Err(BadInput(
+            "-c must be at least 1 (leave it out to capture until stopped)".into(),
+        )
+        .into());
+    }
+    let signals = crate::stop::Stop::new();
+    let sources = crate::live::open(&mut cfg, &signals)?;
+    // Handlers only now: a signal during the filter compilation ends the process at once.
+    signals.arm()?;
+    let stop = signals.handle().clone();
     if let Some(u) = &args.user {
         drop_privileges(u)?;
     }

@@ -47,12 +47,19 @@ pub fn message(err: &anyhow::Error) -> String {
     msg
 }
 
-/// Prints an error chain on stderr and picks the exit code.
+/// Prints an error chain on stderr and picks the exit code: 2 for bad input, 128 + signal for a
+/// file run a signal interrupted, 141 (quietly) when standard output was closed, else 1.
 pub fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
+        Err(err) if crate::stdout::is_closed_pipe(&err) => {
+            ExitCode::from(crate::stdout::CLOSED_STATUS)
+        }
         Err(err) => {
             eprintln!("netspectra: error: {}", message(&err));
+            if let Some(i) = err.downcast_ref::<crate::stop::Interrupted>() {
+                return ExitCode::from(i.exit_code());
+            }
             if is_bad_input(&err) {
                 ExitCode::from(2)
             } else {

@@ -27,6 +27,11 @@ use netspectra_sinks::{create_output, RecordFormat, RecordWriter};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use crate::stdout::outln;
+use crate::stop::Stop;
+use netspectra_engine::MAX_THREADS;
+use netspectra_sinks::outputs::OutputPlan;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -339,6 +344,10 @@ fn write_snapshot(dir: &Path, format: RecordFormat, s: &Snapshot) -> Result<()> 
         s.write_jsonl(&mut out)
             .and_then(|()| out.flush())
             .with_context(|| format!("writing {}", path.display()))?;
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|d| d.complete())
+            .with_context(|| format!("writing {}", path.display()))?;
         return Ok(());
     }
     let mut w = RecordWriter::<netspectra_flow::views::SnapRow<'_>>::create(&path, format)
@@ -422,6 +431,57 @@ fn configure(a: &FlowsArgs) -> Result<(TableConfig, Vec<ViewSpec>)> {
     Ok((table, views))
 }
 
+/// Checks that no output of the run is one of its inputs or another output: `-o DIR` is not
+/// an input tree or a file, and `--records` does not name the input or a view file under DIR.
+fn plan_outputs(
+    input: Option<&Path>,
+    out: Option<&Path>,
+    records: Option<&Path>,
+    views: &[ViewSpec],
+    format: RecordFormat,
+) -> Result<()> {
+    let mut plan = OutputPlan::new();
+    if let Some(i) = input {
+        plan.input(i);
+    }
+    if let Some(d) = out {
+        plan.output_dir(d)
+            .map_err(|e| BadInput(format!("-o: {e}")))?;
+    }
+    if let Some(r) = records {
+        plan.output(r)
+            .map_err(|e| BadInput(format!("--records: {e}")))?;
+        // View snapshots go to DIR/<interval start>/<view>.<ext>: a records file there would
+        // be replaced by (or replace) a snapshot.
+        if let (Some(d), Some(name)) = (out, r.file_name().and_then(|n| n.to_str())) {
+            let inside = r
+                .parent()
+                .and_then(|p| p.parent())
+                .is_some_and(|gp| same_dir(gp, d));
+            let is_view = views
+                .iter()
+                .any(|v| name == format!("{}.{}", v.name, format.extension()));
+            if inside && is_view {
+                return Err(BadInput(format!(
+                    "--records {}: that is where a snapshot of view {name:?} is written; choose \
+                     another name",
+                    r.display()
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True when two directory spellings name the same place (both need not exist yet).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// Runs `netspectra flows`.
 pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let input = a.file.clone().or_else(|| a.read.clone());
@@ -430,8 +490,11 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             BadInput("give a capture file (-r FILE) or an interface (-i IFACE)".into()).into(),
         );
     }
-    if a.threads == 0 {
-        return Err(BadInput("--threads must be at least 1".into()).into());
+    if a.threads == 0 || a.threads > MAX_THREADS {
+        return Err(BadInput(format!("--threads must be 1..={MAX_THREADS}")).into());
+    }
+    if a.export_rate == Some(0) {
+        return Err(BadInput("--export-rate must be at least 1".into()).into());
     }
     let format = RecordFormat::from(a.format);
     let filter = crate::live::user_filter(a.filter.as_deref())?;
@@ -449,12 +512,13 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                 .map(|d| d.join(format!("flows.{}", format.extension())))
         })
     };
-    let mut records = match &records_path {
-        Some(p) => Some(
-            RecordWriter::<FlowRecord>::create(p, format).map_err(|e| BadInput(e.to_string()))?,
-        ),
-        None => None,
-    };
+    plan_outputs(
+        input.as_deref(),
+        a.out.as_deref(),
+        records_path.as_deref(),
+        &views,
+        format,
+    )?;
     let to_stdout = records_path
         .as_deref()
         .is_some_and(|p| p.as_os_str() == "-");
@@ -489,6 +553,22 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
+    // Open the input before anything is written: a missing or unreadable file is reported
+    // alone, with no summary and no output touched. (After the metrics endpoint: reading a
+    // pipe's header waits for its writer, who may be waiting for the endpoint.)
+    let reader = match (&input, &a.interface) {
+        (Some(file), None) => Some(CaptureReader::open(file)?),
+        _ => None,
+    };
+    // Outputs last: every check above can fail without touching an older result. Files
+    // appear under their names only when complete.
+    let mut records = match &records_path {
+        Some(p) => Some(
+            RecordWriter::<FlowRecord>::create(p, format).map_err(|e| BadInput(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let stop = Stop::new();
     let writer_metrics = metrics.clone();
     let base_tick = Merger::base_tick(&views);
     let out_dir = a.out.clone();
@@ -505,121 +585,131 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         netspectra_clickhouse::Target,
         netspectra_clickhouse::SinkStats,
     )>;
-    let writer = std::thread::spawn(move || -> Result<(u64, Option<ExportStats>, Inserted)> {
-        // Snapshot files are independent of each other and of the record file: two threads
-        // take them from one queue (per file, not per packet), so the final flush (every live
-        // flow's record plus every view's rows) uses both cores.
-        let (stx, srx) = sync_channel::<Snapshot>(4);
-        let srx = std::sync::Arc::new(std::sync::Mutex::new(srx));
-        let snapshots: Vec<_> = (0..2)
-            .map(|_| {
-                let srx = std::sync::Arc::clone(&srx);
-                let out_dir = out_dir.clone();
-                std::thread::spawn(move || -> Result<()> {
-                    let mut err = None;
-                    loop {
-                        let next = srx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok(snap) = next else { break };
-                        // After an error, keep draining so that the sender never blocks.
-                        if let (Some(dir), None) = (&out_dir, &err) {
-                            if let Err(e) = write_snapshot(dir, format, &snap) {
+    let partial = Arc::new(AtomicBool::new(false));
+    let writer_partial = Arc::clone(&partial);
+    let writer = std::thread::spawn(
+        move || -> Result<(u64, Option<PathBuf>, Option<ExportStats>, Inserted)> {
+            // Snapshot files are independent of each other and of the record file: two threads
+            // take them from one queue (per file, not per packet), so the final flush (every live
+            // flow's record plus every view's rows) uses both cores.
+            let (stx, srx) = sync_channel::<Snapshot>(4);
+            let srx = std::sync::Arc::new(std::sync::Mutex::new(srx));
+            let snapshots: Vec<_> = (0..2)
+                .map(|_| {
+                    let srx = std::sync::Arc::clone(&srx);
+                    let out_dir = out_dir.clone();
+                    std::thread::spawn(move || -> Result<()> {
+                        let mut err = None;
+                        loop {
+                            let next = srx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                            let Ok(snap) = next else { break };
+                            // After an error, keep draining so that the sender never blocks.
+                            if let (Some(dir), None) = (&out_dir, &err) {
+                                if let Err(e) = write_snapshot(dir, format, &snap) {
+                                    err = Some(e);
+                                }
+                            }
+                        }
+                        err.map_or(Ok(()), Err)
+                    })
+                })
+                .collect();
+            let mut err: Option<anyhow::Error> = None;
+            // With a ClickHouse sink, wake up twice per batch age even when nothing arrives, so
+            // that rows gathered in a quiet live capture are inserted about that soon.
+            let wake = netspectra_clickhouse::BATCH_AGE / 2;
+            loop {
+                let o = if clickhouse.is_some() {
+                    match orx.recv_timeout(wake) {
+                        Ok(o) => Some(o),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                } else {
+                    match orx.recv() {
+                        Ok(o) => Some(o),
+                        Err(_) => break,
+                    }
+                };
+                match o {
+                    None => {}
+                    // Snapshot writers drain until the queue closes; errors are reported below.
+                    Some(Output::Snapshot(snap)) => {
+                        let _ = stx.send(snap);
+                        if let Some(m) = &writer_metrics {
+                            m.snapshots_written.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Some(Output::Ended(flows)) => {
+                        if let (Some(w), None) = (&mut records, &err) {
+                            if let Err(e) = write_records(w, &flows) {
                                 err = Some(e);
                             }
                         }
-                    }
-                    err.map_or(Ok(()), Err)
-                })
-            })
-            .collect();
-        let mut err: Option<anyhow::Error> = None;
-        // With a ClickHouse sink, wake up twice per batch age even when nothing arrives, so
-        // that rows gathered in a quiet live capture are inserted about that soon.
-        let wake = netspectra_clickhouse::BATCH_AGE / 2;
-        loop {
-            let o = if clickhouse.is_some() {
-                match orx.recv_timeout(wake) {
-                    Ok(o) => Some(o),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match orx.recv() {
-                    Ok(o) => Some(o),
-                    Err(_) => break,
-                }
-            };
-            match o {
-                None => {}
-                // Snapshot writers drain until the queue closes; errors are reported below.
-                Some(Output::Snapshot(snap)) => {
-                    let _ = stx.send(snap);
-                    if let Some(m) = &writer_metrics {
-                        m.snapshots_written.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Some(Output::Ended(flows)) => {
-                    if let (Some(w), None) = (&mut records, &err) {
-                        if let Err(e) = write_records(w, &flows) {
-                            err = Some(e);
+                        // A batch's records are sent whole (partial last message included): in
+                        // a live capture no record waits for the next batch of ended flows.
+                        if let Some(x) = &mut exporter {
+                            x.export(&flows);
+                            x.flush();
+                        }
+                        if let (Some(ch), None) = (&mut clickhouse, &err) {
+                            ch.add(&flows);
+                        }
+                        if let Some(m) = &writer_metrics {
+                            if let Some(w) = &records {
+                                m.records_written.store(w.records(), Ordering::Relaxed);
+                            }
+                            if let Some(x) = &exporter {
+                                let st = x.stats();
+                                m.ipfix_messages.store(st.messages, Ordering::Relaxed);
+                                m.ipfix_records.store(st.records, Ordering::Relaxed);
+                                m.ipfix_send_errors.store(st.send_errors, Ordering::Relaxed);
+                            }
                         }
                     }
-                    // A batch's records are sent whole (partial last message included): in
-                    // a live capture no record waits for the next batch of ended flows.
-                    if let Some(x) = &mut exporter {
-                        x.export(&flows);
-                        x.flush();
-                    }
-                    if let (Some(ch), None) = (&mut clickhouse, &err) {
-                        ch.add(&flows);
+                }
+                // Inserts gather batches (up to 16 MiB or 1 s); a refused insert stops the export
+                // (reported), never drops rows silently.
+                if let (Some(ch), None) = (&mut clickhouse, &err) {
+                    if let Err(e) = ch.maybe_flush() {
+                        err = Some(anyhow::Error::new(e).context("inserting flow records"));
                     }
                     if let Some(m) = &writer_metrics {
-                        if let Some(w) = &records {
-                            m.records_written.store(w.records(), Ordering::Relaxed);
-                        }
-                        if let Some(x) = &exporter {
-                            let st = x.stats();
-                            m.ipfix_messages.store(st.messages, Ordering::Relaxed);
-                            m.ipfix_records.store(st.records, Ordering::Relaxed);
-                            m.ipfix_send_errors.store(st.send_errors, Ordering::Relaxed);
-                        }
+                        m.clickhouse_rows.store(ch.stats().rows, Ordering::Relaxed);
                     }
                 }
             }
-            // Inserts gather batches (up to 16 MiB or 1 s); a refused insert stops the export
-            // (reported), never drops rows silently.
+            drop(stx);
+            let snap_result = snapshots
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Result<Vec<()>>>();
+            let exported = exporter.as_mut().map(|x| {
+                x.flush();
+                x.stats()
+            });
             if let (Some(ch), None) = (&mut clickhouse, &err) {
-                if let Err(e) = ch.maybe_flush() {
+                if let Err(e) = ch.flush() {
                     err = Some(anyhow::Error::new(e).context("inserting flow records"));
                 }
-                if let Some(m) = &writer_metrics {
-                    m.clickhouse_rows.store(ch.stats().rows, Ordering::Relaxed);
+            }
+            let inserted = clickhouse.as_ref().map(|c| (c.target().clone(), c.stats()));
+            // A file run that stopped early (signal, corrupt input) keeps its records as
+            // `<name>.partial`: valid up to where reading stopped, never under the name that
+            // promises the whole capture.
+            let (written, kept) = match records.take() {
+                Some(w) if writer_partial.load(Ordering::Relaxed) => {
+                    w.finish_partial().context("writing flow records")?
                 }
+                Some(w) => (w.finish().context("writing flow records")?, None),
+                None => (0, None),
+            };
+            match err {
+                Some(e) => Err(e),
+                None => snap_result.map(|_| (written, kept, exported, inserted)),
             }
-        }
-        drop(stx);
-        let snap_result = snapshots
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect::<Result<Vec<()>>>();
-        let exported = exporter.as_mut().map(|x| {
-            x.flush();
-            x.stats()
-        });
-        if let (Some(ch), None) = (&mut clickhouse, &err) {
-            if let Err(e) = ch.flush() {
-                err = Some(anyhow::Error::new(e).context("inserting flow records"));
-            }
-        }
-        let inserted = clickhouse.as_ref().map(|c| (c.target().clone(), c.stats()));
-        let written = match records.take() {
-            Some(w) => w.finish().context("writing flow records")?,
-            None => 0,
-        };
-        match err {
-            Some(e) => Err(e),
-            None => snap_result.map(|_| (written, exported, inserted)),
-        }
-    });
+        },
+    );
     let merger_thread = std::thread::spawn(move || -> Summary {
         for msg in rx {
             merger.handle(msg, &mut |o| {
@@ -658,7 +748,9 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             let mut lc = LiveConfig::new(iface);
             lc.threads = workers;
             lc.filter = filter.map(str::to_string);
-            let (sources, _stop) = crate::live::open(&mut lc)?;
+            let sources = crate::live::open(&mut lc, &stop)?;
+            // Handlers only now: a signal during the filter compilation ends the process.
+            stop.arm()?;
             if let Some(m) = &metrics {
                 m.live.set(iface, &sources);
             }
@@ -679,13 +771,9 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             return Ok(());
         }
         let file = input.clone().unwrap_or_default();
-        let stop = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(sig, Arc::clone(&stop))
-                .context("installing signal handlers")?;
-        }
-        let mut reader =
-            CaptureReader::open(&file).with_context(|| format!("opening {}", file.display()))?;
+        let mut reader = reader.expect("a file run opened its reader");
+        reader.set_stop(stop.handle().shared());
+        stop.arm()?;
         let bar = progress_bar(reader.total_size(), !a.quiet);
         let mut progress = |st: &SourceStats| {
             if let Some(b) = &bar {
@@ -697,7 +785,13 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             w.filter = filter.map(FileFilter::new);
             w
         };
-        let out = run_file(&mut reader, &ecfg, &stop, make_filtered, &mut progress);
+        let out = run_file(
+            &mut reader,
+            &ecfg,
+            stop.handle().flag(),
+            make_filtered,
+            &mut progress,
+        );
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
@@ -711,7 +805,11 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             warnings.push(format!("{}: {w}", file.display()));
         }
         if let Some(e) = out.error {
+            partial.store(true, Ordering::Relaxed);
             return Err(anyhow::Error::new(e).context(format!("reading {}", file.display())));
+        }
+        if stopped {
+            partial.store(true, Ordering::Relaxed);
         }
         Ok(())
     })();
@@ -719,7 +817,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let summary = merger_thread
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p));
-    let (written, exported, inserted) = writer
+    let (written, kept_partial, exported, inserted) = writer
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
     let secs = t0.elapsed().as_secs_f64();
@@ -782,9 +880,26 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     if to_stdout {
         eprintln!("{text}");
     } else {
-        println!("{text}");
+        outln!("{text}");
+    }
+    if let (Err(_), Some(p)) = (&run_result, &kept_partial) {
+        // Everything before the bad spot was aggregated and written: say where.
+        eprintln!(
+            "netspectra: note: the flow records of the packets before the error are in {}",
+            p.display()
+        );
     }
     run_result?;
+    if stopped && a.interface.is_none() {
+        let detail = match &kept_partial {
+            Some(p) => format!(
+                "the flow records of the packets read until then are in {}",
+                p.display()
+            ),
+            None => "the output holds the packets read until then".to_string(),
+        };
+        return Err(stop.interrupted(detail).into());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

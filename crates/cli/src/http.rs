@@ -25,6 +25,12 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::stdout::outln;
+use crate::stop::Stop;
+use netspectra_engine::MAX_THREADS;
+use netspectra_packet::SourceError;
+use netspectra_sinks::outputs::OutputPlan;
+
 /// How the end-of-run summary is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum SummaryArg {
@@ -174,10 +180,11 @@ fn map_field(f: &str) -> Result<String> {
 
 fn config(a: &HttpArgs) -> HttpConfig {
     HttpConfig {
-        max_connections: a.max_connections.max(1),
+        max_connections: a.max_connections,
         max_header_bytes: a.max_header_bytes,
-        max_pipeline: a.max_pipeline.max(1),
-        idle_timeout_ns: (a.idle_timeout.max(1) as i64).saturating_mul(1_000_000_000),
+        max_pipeline: a.max_pipeline,
+        idle_timeout_ns: (a.idle_timeout.min(i64::MAX as u64 / 1_000_000_000) as i64)
+            .saturating_mul(1_000_000_000),
         paired: a.paired,
         extract: ExtractOptions {
             extra: if a.all_headers {
@@ -196,8 +203,8 @@ fn config(a: &HttpArgs) -> HttpConfig {
                 .map(|s| s.trim().to_ascii_lowercase())
                 .filter(|s| !s.is_empty())
                 .collect(),
-            max_name: a.max_name_len.max(1),
-            max_value: a.max_value_len.max(1),
+            max_name: a.max_name_len,
+            max_value: a.max_value_len,
         },
         parse_user_agent: !a.no_ua,
         ..HttpConfig::default()
@@ -297,11 +304,11 @@ const TICK_NS: i64 = 1_000_000_000;
 /// Runs `netspectra http`.
 pub fn run(a: HttpArgs) -> Result<ExitCode> {
     if a.list_fields {
-        println!("{}", FIELDS.join("\n"));
+        outln!("{}", FIELDS.join("\n"));
         return Ok(ExitCode::SUCCESS);
     }
-    if a.threads == 0 || a.threads > 256 {
-        return Err(BadInput("--threads must be 1..=256".into()).into());
+    if a.threads == 0 || a.threads > MAX_THREADS {
+        return Err(BadInput(format!("--threads must be 1..={MAX_THREADS}")).into());
     }
     let format = RecordFormat::from(a.format);
     let fields = match &a.fields {
@@ -323,20 +330,27 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
         None => None,
     };
     let filter = crate::live::user_filter(a.filter.as_deref())?;
-    let mut writer = RecordWriter::<HttpRecord>::create(&a.output, format)
-        .map_err(|e| BadInput(e.to_string()))?;
-    if let Some(f) = fields {
-        writer = writer.with_fields(f);
+    let mut plan = OutputPlan::new();
+    for f in &a.files {
+        plan.input(f);
     }
+    plan.output(&a.output)
+        .map_err(|e| BadInput(format!("-o: {e}")))?;
     let cfg = config(&a);
-    let (tx, rx) = sync_channel::<Shipment>(64);
-    let (back_txs, back_rxs): (Vec<Sender<Vec<HttpRecord>>>, Vec<_>) =
-        (0..a.threads).map(|_| channel()).unzip();
-    let back_rxs: Vec<Mutex<Receiver<Vec<HttpRecord>>>> =
-        back_rxs.into_iter().map(Mutex::new).collect();
-    let t0 = Instant::now();
-    let to_stdout = a.output.as_os_str() == "-";
-
+    cfg.validate().map_err(|e| {
+        // The library names its keys; here they are flags.
+        let flag = match e.key {
+            "idle_timeout" => "--idle-timeout (seconds)".to_string(),
+            k => format!("--{}", k.replace('_', "-")),
+        };
+        BadInput(format!(
+            "{flag} must be {}..={} (got {})",
+            e.min, e.max, e.got
+        ))
+    })?;
+    if a.top > 1000 {
+        return Err(BadInput("--top must be 0..=1000 (0: no top lists)".into()).into());
+    }
     let metrics = a
         .metrics
         .as_ref()
@@ -350,8 +364,38 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
+    // Every input is checked before anything is written: a missing or unreadable file is
+    // reported alone, without a summary of zero packets and without touching an older output.
+    // (After the metrics endpoint: reading a pipe's header waits for its writer.)
+    let mut first_reader = None;
+    for (i, f) in a.files.iter().enumerate() {
+        if i == 0 {
+            first_reader = Some(CaptureReader::open(f)?);
+        } else if f.as_os_str() != "-" {
+            std::fs::File::open(f).map_err(|e| SourceError::Io {
+                context: format!("{}: cannot open", f.display()),
+                source: e,
+            })?;
+        }
+    }
+    // The output last; it appears under its name only when complete.
+    let mut writer = RecordWriter::<HttpRecord>::create(&a.output, format)
+        .map_err(|e| BadInput(e.to_string()))?;
+    if let Some(f) = fields {
+        writer = writer.with_fields(f);
+    }
+    let stop = Stop::new();
+    let (tx, rx) = sync_channel::<Shipment>(64);
+    let (back_txs, back_rxs): (Vec<Sender<Vec<HttpRecord>>>, Vec<_>) =
+        (0..a.threads).map(|_| channel()).unzip();
+    let back_rxs: Vec<Mutex<Receiver<Vec<HttpRecord>>>> =
+        back_rxs.into_iter().map(Mutex::new).collect();
+    let t0 = Instant::now();
+    let to_stdout = a.output.as_os_str() == "-";
+    let partial = Arc::new(AtomicBool::new(false));
+    let writer_partial = Arc::clone(&partial);
     let writer_metrics = metrics.clone();
-    let writer_thread = std::thread::spawn(move || -> Result<u64> {
+    let writer_thread = std::thread::spawn(move || -> Result<(u64, Option<PathBuf>)> {
         for (id, batch) in rx {
             for r in &batch {
                 writer.write(r).context("writing records")?;
@@ -363,19 +407,27 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             // A worker that is gone no longer needs its batches back.
             let _ = back_txs[id].send(batch);
         }
-        writer.finish().context("writing records")
+        // A run that stopped before the end of its input keeps `<name>.partial`.
+        if writer_partial.load(std::sync::atomic::Ordering::Relaxed) {
+            writer.finish_partial().context("writing records")
+        } else {
+            Ok((writer.finish().context("writing records")?, None))
+        }
     });
 
     let mut total = Stats::new(cfg.summary_keys);
     let mut packets = 0u64;
     let mut bytes = 0u64;
     let mut warnings = Vec::new();
+    let mut interrupted = false;
     let run_result: Result<()> = (|| {
         if let Some(iface) = &a.interface {
             let mut lc = LiveConfig::new(iface);
             lc.threads = a.threads;
             lc.filter = filter.map(str::to_string);
-            let (sources, _stop) = crate::live::open(&mut lc)?;
+            let sources = crate::live::open(&mut lc, &stop)?;
+            // Handlers only now: a signal during the filter compilation ends the process.
+            stop.arm()?;
             if let Some(m) = &metrics {
                 m.live.set(iface, &sources);
             }
@@ -402,14 +454,13 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             }
             return Ok(());
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(sig, Arc::clone(&stop))
-                .context("installing signal handlers")?;
-        }
+        stop.arm()?;
         for file in &a.files {
-            let mut reader =
-                CaptureReader::open(file).with_context(|| format!("opening {}", file.display()))?;
+            let mut reader = match first_reader.take() {
+                Some(r) => r,
+                None => CaptureReader::open(file)?,
+            };
+            reader.set_stop(stop.handle().shared());
             let total_size = reader.total_size();
             let show = !a.quiet && std::io::stderr().is_terminal() && total_size.is_some();
             let mut last = Instant::now();
@@ -429,7 +480,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             let out = run_file(
                 &mut reader,
                 &ecfg,
-                &stop,
+                stop.handle().flag(),
                 |i| Worker::new(i, &cfg, filter, tx.clone(), &back_rxs[i]),
                 &mut progress,
             );
@@ -449,13 +500,17 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
                 return Err(anyhow::Error::new(e).context(format!("reading {}", file.display())));
             }
             if out.stopped {
+                interrupted = true;
                 break;
             }
         }
         Ok(())
     })();
+    if interrupted || run_result.is_err() {
+        partial.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     drop(tx);
-    let written = writer_thread
+    let (written, kept_partial) = writer_thread
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
     let elapsed = t0.elapsed().as_secs_f64();
@@ -468,6 +523,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             v["packets"] = packets.into();
             v["bytes"] = bytes.into();
             v["seconds"] = elapsed.into();
+            v["stopped"] = interrupted.into();
             v["warnings"] = warnings.clone().into();
             serde_json::to_string(&v)?
         } else {
@@ -476,10 +532,27 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
         if to_stdout {
             eprintln!("{text}");
         } else {
-            println!("{text}");
+            outln!("{text}");
         }
     }
+    if let (Err(_), Some(p)) = (&run_result, &kept_partial) {
+        // Everything before the bad spot was extracted and written: say where.
+        eprintln!(
+            "netspectra: note: the records of the packets before the error are in {}",
+            p.display()
+        );
+    }
     run_result?;
+    if interrupted {
+        let detail = match &kept_partial {
+            Some(p) => format!(
+                "the records of the packets read until then are in {}",
+                p.display()
+            ),
+            None => "the output holds the records of the packets read until then".to_string(),
+        };
+        return Err(stop.interrupted(detail).into());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::stdout::outln;
+
 /// Arguments of `netspectra info`.
 #[derive(Args)]
 pub struct InfoArgs {
@@ -118,7 +120,9 @@ impl Tally {
     }
 }
 
-fn examine(path: &PathBuf) -> (FileInfo, Option<SourceError>) {
+/// Reads one file. `Err` when it cannot be opened at all (nothing to summarize); otherwise its
+/// summary and the error that stopped reading it part-way, if any.
+fn examine(path: &PathBuf) -> Result<(FileInfo, Option<SourceError>), SourceError> {
     let mut info = FileInfo {
         file: path.display().to_string(),
         format: None,
@@ -141,13 +145,7 @@ fn examine(path: &PathBuf) -> (FileInfo, Option<SourceError>) {
         warnings: Vec::new(),
         error: None,
     };
-    let mut reader = match CaptureReader::open(path) {
-        Ok(r) => r,
-        Err(e) => {
-            info.error = Some(e.to_string());
-            return (info, Some(e));
-        }
-    };
+    let mut reader = CaptureReader::open(path)?;
     info.format = Some(reader.format().describe());
     info.compressed = reader.is_compressed();
     let mut t = Tally {
@@ -197,57 +195,67 @@ fn examine(path: &PathBuf) -> (FileInfo, Option<SourceError>) {
         }
         info.avg_packet_size = st.bytes as f64 / st.packets as f64;
     }
-    (info, failure)
+    Ok((info, failure))
 }
 
 fn print_human(i: &FileInfo) {
-    println!("File name:           {}", i.file);
+    outln!("File name:           {}", i.file);
     if let Some(f) = &i.format {
         let gz = if i.compressed {
             " (gzip-compressed)"
         } else {
             ""
         };
-        println!("File format:         {f}{gz}");
+        outln!("File format:         {f}{gz}");
     }
-    println!("Sections/interfaces: {} / {}", i.sections, i.interfaces);
+    outln!("Sections/interfaces: {} / {}", i.sections, i.interfaces);
     for (l, n) in &i.link_types {
-        println!("Link type:           {l}: {n} packets");
+        outln!("Link type:           {l}: {n} packets");
     }
-    println!("Packets:             {}", i.packets);
-    println!("Captured bytes:      {}", i.bytes);
-    println!("Wire bytes:          {}", i.wire_bytes);
+    outln!("Packets:             {}", i.packets);
+    outln!("Captured bytes:      {}", i.bytes);
+    outln!("Wire bytes:          {}", i.wire_bytes);
     if i.snapped > 0 {
-        println!(
+        outln!(
             "Snapped packets:     {} (captured length < wire length)",
             i.snapped
         );
     }
     if let (Some(a), Some(b)) = (&i.first_ts, &i.last_ts) {
-        println!("First packet:        {a}");
-        println!("Last packet:         {b}");
+        outln!("First packet:        {a}");
+        outln!("Last packet:         {b}");
     }
-    println!("Duration:            {:.6} s", i.duration_s);
-    println!(
+    outln!("Duration:            {:.6} s", i.duration_s);
+    outln!(
         "Average rate:        {:.1} packets/s, {:.1} bit/s",
-        i.avg_pps, i.avg_bps
+        i.avg_pps,
+        i.avg_bps
     );
-    println!("Average packet size: {:.2} bytes", i.avg_packet_size);
+    outln!("Average packet size: {:.2} bytes", i.avg_packet_size);
     let c = &i.protocols;
-    println!(
+    outln!(
         "Protocols:           IPv4 {}  IPv6 {}  ARP {}  other-L3 {}",
-        c.ipv4, c.ipv6, c.arp, c.other_l3
+        c.ipv4,
+        c.ipv6,
+        c.arp,
+        c.other_l3
     );
-    println!(
+    outln!(
         "                     TCP {}  UDP {}  ICMP {}  other-L4 {}  later-fragments {}",
-        c.tcp, c.udp, c.icmp, c.other_l4, c.fragments
+        c.tcp,
+        c.udp,
+        c.icmp,
+        c.other_l4,
+        c.fragments
     );
-    println!(
+    outln!(
         "                     undecoded {}  truncated {}  malformed {}",
-        c.undecoded, c.truncated, c.malformed
+        c.undecoded,
+        c.truncated,
+        c.malformed
     );
     if i.skipped_blocks > 0 {
-        println!("Skipped blocks:      {}", i.skipped_blocks);
+        outln!("Skipped blocks:      {}", i.skipped_blocks);
     }
     for w in &i.warnings {
         eprintln!("netspectra: warning: {}: {w}", i.file);
@@ -257,14 +265,24 @@ fn print_human(i: &FileInfo) {
 /// Runs `netspectra info`.
 pub fn run(args: InfoArgs) -> Result<ExitCode> {
     let mut first_error: Option<SourceError> = None;
-    for (n, path) in args.files.iter().enumerate() {
-        let (info, err) = examine(path);
+    let mut n = 0;
+    for path in &args.files {
+        let (info, err) = match examine(path) {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing was read: the error alone, not a summary of zero packets.
+                eprintln!("netspectra: error: {e}");
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
         if args.json {
-            println!("{}", serde_json::to_string(&info)?);
+            outln!("{}", serde_json::to_string(&info)?);
         } else {
             if n > 0 {
-                println!();
+                outln!();
             }
+            n += 1;
             print_human(&info);
         }
         if let Some(e) = err {

@@ -3,8 +3,9 @@
 //! and the `--filter` check that `flows` and `http` make for files and interfaces alike.
 
 use crate::exit::BadInput;
-use anyhow::{Context, Result};
-use netspectra_capture::{open_fanout, CaptureError, Filter, LiveConfig, LiveSource, StopHandle};
+use crate::stop::Stop;
+use anyhow::Result;
+use netspectra_capture::{open_fanout, CaptureError, Filter, LiveConfig, LiveSource};
 use netspectra_packet::LinkType;
 
 /// The `--filter` expression, trimmed (blank means none), with its syntax checked before any
@@ -17,20 +18,17 @@ pub fn user_filter(arg: Option<&str>) -> Result<Option<&str>> {
     Ok(filter)
 }
 
-/// Installs signal handlers and opens `cfg.threads` sockets of one fanout group. A bad filter,
-/// configuration or interface name is bad input (exit code 2).
-pub fn open(cfg: &mut LiveConfig) -> Result<(Vec<LiveSource>, StopHandle)> {
-    let stop = StopHandle::new();
-    stop.stop_on_signals()
-        .context("installing SIGINT/SIGTERM handlers")?;
-    cfg.stop = stop.clone();
+/// Opens `cfg.threads` sockets of one fanout group that drain and end when `stop` is raised
+/// (SIGINT/SIGTERM). A bad filter, configuration or interface name is bad input (exit code 2).
+pub fn open(cfg: &mut LiveConfig, stop: &Stop) -> Result<Vec<LiveSource>> {
+    cfg.stop = stop.handle().clone();
     let sources = open_fanout(cfg).map_err(|e| match e {
         CaptureError::Filter { .. }
         | CaptureError::Config(_)
         | CaptureError::NoSuchInterface(_) => anyhow::Error::new(BadInput(e.to_string())),
         other => anyhow::Error::new(other),
     })?;
-    Ok((sources, stop))
+    Ok(sources)
 }
 
 /// The line printed on stderr once a live command listens (tests wait for it).

@@ -14,6 +14,8 @@ mod metrics;
 mod record_format;
 mod replay;
 mod sanitize;
+mod stdout;
+mod stop;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

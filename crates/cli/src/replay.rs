@@ -3,7 +3,8 @@
 //! from one thread or from N threads that each send their share of the flows on their own socket.
 
 use crate::exit::BadInput;
-use anyhow::{Context, Result};
+use crate::stdout::outln;
+use anyhow::Result;
 use clap::Args;
 use netspectra_capture::{
     partition_by_flow, pin_current_thread, CaptureError, SendStats, Sender, StopHandle,
@@ -123,9 +124,8 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         shares[o as usize].frames.push(f);
         shares[o as usize].index.push(k as u32);
     }
-    let stop = StopHandle::new();
-    stop.stop_on_signals()
-        .context("installing signal handlers")?;
+    let signals = crate::stop::Stop::install()?;
+    let stop = signals.handle().clone();
     let mut senders = Vec::with_capacity(args.threads);
     for _ in 0..args.threads {
         senders.push(Sender::open(&args.interface, !args.no_qdisc_bypass)?);
@@ -211,7 +211,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "interface": args.interface,
@@ -233,7 +233,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "netspectra replay: sent {} packets ({} bytes) on {}{} in {:.3} s: {:.0} pps, {:.1} Mbit/s; \
              {} skipped (unsendable), {} device push-backs retried",
             st.packets,
@@ -246,6 +246,11 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
             st.skipped,
             st.retries
         );
+    }
+    if signals.signal().is_some() {
+        return Err(signals
+            .interrupted(format!("{} of the file's packets were sent", st.packets))
+            .into());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -307,7 +312,9 @@ fn send_share(
             let n = match plan.due(lap, share.index[i] as usize) {
                 None => (len - i).min(1024),
                 Some(due) => {
-                    wait_until(t0 + due);
+                    if !wait_until(t0 + due, stop) {
+                        return Ok(());
+                    }
                     let now = t0.elapsed();
                     // Everything due by now (at least one), at most 1024.
                     let mut j = i + 1;
@@ -329,16 +336,22 @@ fn send_share(
     Ok(())
 }
 
-/// Sleeps until `t`, spinning for the last stretch to keep sub-millisecond pacing.
-fn wait_until(t: Instant) {
+/// Sleeps until `t`, spinning for the last stretch to keep sub-millisecond pacing. Long gaps
+/// are slept in slices so that a stop request ends the wait within one slice; false when it
+/// did.
+fn wait_until(t: Instant, stop: &StopHandle) -> bool {
+    const SLICE: Duration = Duration::from_millis(50);
     loop {
+        if stop.is_stopped() {
+            return false;
+        }
         let now = Instant::now();
         if now >= t {
-            return;
+            return true;
         }
         let left = t - now;
         if left > Duration::from_micros(200) {
-            std::thread::sleep(left - Duration::from_micros(100));
+            std::thread::sleep((left - Duration::from_micros(100)).min(SLICE));
         } else {
             std::hint::spin_loop();
         }

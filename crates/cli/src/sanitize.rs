@@ -2,7 +2,7 @@
 //! streaming pass, and `--verify` a sanitized capture.
 
 use crate::exit::BadInput;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use netspectra_packet::{InterfaceInfo, OwnedBatch, Packet, PacketSource};
@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+use crate::stop::Stop;
+use netspectra_sinks::outputs::{AtomicFile, OutputPlan};
+use netspectra_sinks::Destination;
 
 /// Output capture format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -152,6 +156,10 @@ struct AnonFile {
     policy: Option<AnonPolicy>,
 }
 
+/// Largest configuration file read (YAML): far beyond any real one, so a wrong path (a
+/// capture, a device) is refused instead of read without limit.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Runs the subcommand.
 pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
     if a.verify {
@@ -159,8 +167,9 @@ pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
     }
     let file_cfg: ConfigFile = match &a.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read config {}", p.display()))?;
+            let bytes = read_bounded(p, MAX_CONFIG_BYTES, "config")?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| BadInput(format!("config {}: not UTF-8 text", p.display())))?;
             serde_yaml::from_str(&text)
                 .map_err(|e| BadInput(format!("config {}: {e}", p.display())))?
         }
@@ -168,6 +177,39 @@ pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
     };
     let cfg = build_config(&a, &file_cfg)?;
     let format = a.format.or(file_cfg.format);
+    let output = a.output.clone().expect("clap requires -o without --verify");
+    let to_stdout = output.as_os_str() == "-";
+    // Every output is checked against the inputs (and each other) before anything is opened
+    // for writing or a key is generated.
+    let mut plan = OutputPlan::new();
+    plan.input(&a.input);
+    let dir_files = if a.input.is_dir() {
+        if to_stdout {
+            return Err(BadInput("a directory input needs -o OUTDIR".into()).into());
+        }
+        plan.output_dir(&output)
+            .map_err(|e| BadInput(format!("-o: {e}")))?;
+        let files = list_dir(&a.input)?;
+        plan.input_files(files.iter().map(PathBuf::as_path));
+        for f in &files {
+            plan.output(&dir_output_name(&output, f))
+                .map_err(|e| BadInput(format!("-o: {e}")))?;
+        }
+        Some(files)
+    } else {
+        plan.output(&output)
+            .map_err(|e| BadInput(format!("-o: {e}")))?;
+        if a.input.as_os_str() != "-" {
+            // A missing or unreadable input is reported alone, before anything is written.
+            // (Standard input cannot be looked at twice.)
+            CaptureReader::open(&a.input)?;
+        }
+        None
+    };
+    if let Some(r) = &a.report {
+        plan.output(r)
+            .map_err(|e| BadInput(format!("--report: {e}")))?;
+    }
     let key = if cfg.anonymize.is_some() {
         resolve_key(
             a.key_file.as_ref().or(file_cfg.anonymize.key_file.as_ref()),
@@ -180,45 +222,54 @@ pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
     } else {
         [0u8; KEY_LEN]
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
-    }
-    let output = a.output.clone().expect("clap requires -o without --verify");
-    let to_stdout = output.as_os_str() == "-";
-    let (report_json, interrupted, failed) = if a.input.is_dir() {
-        run_dir(&a, &cfg, format, &key, &output, &stop)?
-    } else {
-        let progress = progress_bar(&a.input, !to_stdout && !a.quiet);
-        let (rep, err, interrupted) = sanitize_file(
-            &a.input,
-            &output,
-            &cfg,
-            format,
-            &key,
-            &stop,
-            progress.as_ref(),
-            threads(&a) >= 2,
-        );
-        if let Some(p) = progress {
-            p.finish_and_clear();
+    let stop = Stop::install()?;
+    let (report_json, interrupted, failed, input_error) = match &dir_files {
+        Some(files) => {
+            let flag = stop.handle().shared();
+            let (j, i, f) = run_dir(&a, files, &cfg, format, &key, &output, &flag)?;
+            (j, i, f, None)
         }
-        if let Some(e) = err {
-            // The output written so far is a valid capture; the error names file and offset.
-            return Err(e);
+        None => {
+            let progress = progress_bar(&a.input, !to_stdout && !a.quiet);
+            let r = sanitize_file(
+                &a.input,
+                &output,
+                &cfg,
+                format,
+                &key,
+                &stop.handle().shared(),
+                progress.as_ref(),
+                threads(&a) >= 2,
+            );
+            if let Some(p) = progress {
+                p.finish_and_clear();
+            }
+            let Some(rep) = r.report else {
+                // Nothing could be read or written: the error alone.
+                return Err(r.error.expect("a run without a report has an error"));
+            };
+            let json = serde_json::json!({
+                "input": a.input.display().to_string(),
+                "output": output.display().to_string(),
+                "kept": r.kept.as_ref().map(|p| p.display().to_string()),
+                "interrupted": r.interrupted,
+                "complete": r.error.is_none() && !r.interrupted,
+                "report": rep,
+            });
+            (
+                json,
+                r.interrupted,
+                Vec::new(),
+                r.error.map(|e| (e, r.kept)),
+            )
         }
-        let rep = rep.expect("report exists when there is no error");
-        let json = serde_json::json!({
-            "input": a.input.display().to_string(),
-            "output": output.display().to_string(),
-            "interrupted": interrupted,
-            "report": rep,
-        });
-        (json, interrupted, Vec::new())
     };
     if let Some(p) = &a.report {
-        let text = serde_json::to_string_pretty(&report_json)?;
-        std::fs::write(p, text + "\n").with_context(|| format!("writing {}", p.display()))?;
+        let text = serde_json::to_string_pretty(&report_json)? + "\n";
+        let mut f = AtomicFile::create(p).with_context(|| format!("writing {}", p.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.commit().map(|_| ()))
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     let mut out: Box<dyn Write> = if to_stdout {
         Box::new(io::stderr())
@@ -230,6 +281,17 @@ pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
     } else if !a.quiet {
         print_summary(&mut out, &report_json)?;
     }
+    out.flush()?;
+    if let Some((e, kept)) = input_error {
+        // The error names file and byte offset; what came before it is a valid capture.
+        return Err(match kept {
+            Some(p) => e.context(format!(
+                "the frames sanitized before it are in {}",
+                p.display()
+            )),
+            None => e,
+        });
+    }
     if !failed.is_empty() {
         return Err(BadInput(format!(
             "{} file(s) failed: {}",
@@ -239,15 +301,74 @@ pub fn run(a: SanitizeArgs) -> Result<ExitCode> {
         .into());
     }
     if interrupted {
-        bail!("interrupted by signal; the output holds the frames processed until then");
+        let detail = match report_json["kept"].as_str() {
+            Some(p) => format!("the frames processed until then are in {p}"),
+            None if dir_files.is_some() => {
+                "files finished before it are complete; the one in progress is kept as \
+                 <name>.partial"
+                    .to_string()
+            }
+            None => "the output holds the frames processed until then".to_string(),
+        };
+        return Err(stop.interrupted(detail).into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The regular files of an input directory, sorted.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Where directory mode writes the sanitized copy of `input`: same name in OUTDIR, without a
+/// `.gz` suffix (the output is not compressed, so the name must not say it is).
+fn dir_output_name(outdir: &Path, input: &Path) -> PathBuf {
+    let name = input.file_name().unwrap_or_default().to_string_lossy();
+    let name = name
+        .strip_suffix(".gz")
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&name);
+    outdir.join(name)
+}
+
+/// Reads a small file (key, config) whole, refusing one larger than `max` bytes instead of
+/// reading a wrong path (a capture, `/dev/zero`) without limit.
+fn read_bounded(p: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    let f = File::open(p).with_context(|| format!("cannot read {what} {}", p.display()))?;
+    let mut buf = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("cannot read {what} {}", p.display()))?;
+    if buf.len() as u64 > max {
+        return Err(BadInput(format!(
+            "{what} {}: larger than {max} bytes; is this the right file?",
+            p.display()
+        ))
+        .into());
+    }
+    Ok(buf)
 }
 
 fn build_config(a: &SanitizeArgs, f: &ConfigFile) -> Result<SanitizeConfig> {
     let mut stages = [a.dedup, a.anonymize, a.mask];
     if !stages.iter().any(|&s| s) {
         match &f.stages {
+            Some(list) if list.is_empty() => {
+                return Err(BadInput(
+                    "config: `stages: []` names no stage, so the output would be an exact copy \
+                     of the input; name at least one of dedup, anonymize, mask (or leave \
+                     `stages` out for all three)"
+                        .into(),
+                )
+                .into())
+            }
             Some(list) => {
                 for s in list {
                     match s.as_str() {
@@ -281,6 +402,13 @@ fn build_config(a: &SanitizeArgs, f: &ConfigFile) -> Result<SanitizeConfig> {
             return Err(BadInput(format!(
                 "--dedup-window is at most {}",
                 netspectra_sanitize::dedup::MAX_WINDOW
+            ))
+            .into());
+        }
+        if d.capacity == 0 || d.capacity > netspectra_sanitize::dedup::MAX_CAPACITY {
+            return Err(BadInput(format!(
+                "--dedup-capacity (dedup.capacity) must be 1..={} frames (about 32 bytes each)",
+                netspectra_sanitize::dedup::MAX_CAPACITY
             ))
             .into());
         }
@@ -353,12 +481,21 @@ fn build_config(a: &SanitizeArgs, f: &ConfigFile) -> Result<SanitizeConfig> {
 
 fn resolve_key(file: Option<&PathBuf>, pass: Option<&str>) -> Result<[u8; KEY_LEN]> {
     if let Some(p) = file {
-        let bytes =
-            std::fs::read(p).with_context(|| format!("cannot read key file {}", p.display()))?;
+        // A key file holds 32 bytes or 64 hex digits (with whitespace): 4 KiB is plenty.
+        let bytes = read_bounded(p, 4096, "key file")?;
         return parse_key(&bytes)
             .map_err(|e| BadInput(format!("key file {}: {e}", p.display())).into());
     }
     if let Some(p) = pass {
+        if p.is_empty() {
+            // An empty secret is a key anyone can derive: the mapping would not be secret.
+            return Err(BadInput(
+                "the passphrase is empty (--passphrase, NETSPECTRA_PASSPHRASE or the config's \
+                 anonymize.passphrase): give a secret one, or a --key-file"
+                    .into(),
+            )
+            .into());
+        }
         return Ok(key_from_passphrase(p));
     }
     let mut key = [0u8; KEY_LEN];
@@ -416,8 +553,21 @@ fn out_format(choice: Option<FormatArg>, input: FileFormat) -> OutputFormat {
     }
 }
 
-/// Sanitizes one file. Returns the report (when the output could be opened), an error (the
-/// output written before it is still a valid capture), and whether a signal stopped the run.
+/// What one file's run left behind.
+struct FileOutcome {
+    /// The report (when the output could be opened).
+    report: Option<Report>,
+    /// The error that ended the run early, if any.
+    error: Option<anyhow::Error>,
+    /// A signal stopped the run.
+    interrupted: bool,
+    /// Where the output is: its name when complete, `<name>.partial` when the run stopped
+    /// early (the frames before the stop, a valid capture), nothing after a write error.
+    kept: Option<PathBuf>,
+}
+
+/// Sanitizes one file. The output appears under its name only when the whole input was
+/// sanitized; see [`FileOutcome`].
 /// `pipelined`: read, sanitize and write on three threads (see [`run_pipelined`]); otherwise
 /// everything runs on the calling thread.
 #[allow(clippy::too_many_arguments)]
@@ -427,51 +577,46 @@ fn sanitize_file(
     cfg: &SanitizeConfig,
     format: Option<FormatArg>,
     key: &[u8; KEY_LEN],
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     progress: Option<&ProgressBar>,
     pipelined: bool,
-) -> (Option<Report>, Option<anyhow::Error>, bool) {
-    let reader = match CaptureReader::open(input) {
-        Ok(r) => r,
-        Err(e) => return (None, Some(e.into()), false),
+) -> FileOutcome {
+    let failed = |e: anyhow::Error| FileOutcome {
+        report: None,
+        error: Some(e),
+        interrupted: false,
+        kept: None,
     };
+    let mut reader = match CaptureReader::open(input) {
+        Ok(r) => r,
+        Err(e) => return failed(e.into()),
+    };
+    reader.set_stop(Arc::clone(stop));
     let fmt = out_format(format, reader.format());
     let ifaces = scrub(reader.interfaces());
-    let sink: Box<dyn Write + Send> = if output.as_os_str() == "-" {
-        if pipelined {
-            // The writer thread needs an owned, unbuffered handle (not Stdout's line buffer).
-            match io::stdout().as_fd().try_clone_to_owned() {
-                Ok(fd) => Box::new(File::from(fd)),
-                Err(e) => {
-                    let e = anyhow::Error::new(e).context("cannot use standard output");
-                    return (None, Some(e), false);
-                }
-            }
-        } else {
-            Box::new(io::stdout())
+    let sink: Sink = if output.as_os_str() == "-" && pipelined {
+        // The writer thread needs an owned, unbuffered handle (not Stdout's line buffer).
+        match io::stdout().as_fd().try_clone_to_owned() {
+            Ok(fd) => Destination::Writer(Box::new(File::from(fd))),
+            Err(e) => return failed(anyhow::Error::new(e).context("cannot use standard output")),
         }
     } else {
-        match File::create(output) {
-            Ok(f) => Box::new(f),
+        // A file is written under a temporary name and renamed when complete.
+        match Destination::open(output) {
+            Ok(d) => d,
             Err(e) => {
-                let e =
-                    anyhow::Error::new(e).context(format!("cannot create {}", output.display()));
-                return (None, Some(e), false);
+                return failed(
+                    anyhow::Error::new(e).context(format!("cannot create {}", output.display())),
+                )
             }
         }
     };
     let writer = match CaptureWriter::new(sink, fmt, &ifaces) {
         Ok(w) => w,
-        Err(e) => {
-            return (
-                None,
-                Some(anyhow::Error::new(e).context("writing output header")),
-                false,
-            )
-        }
+        Err(e) => return failed(anyhow::Error::new(e).context("writing output header")),
     };
     let mut san = Sanitizer::new(cfg, key);
-    let (error, interrupted, warnings) = if pipelined {
+    let (mut error, interrupted, warnings, sink) = if pipelined {
         let out = if matches!(reader.format(), FileFormat::Pcap { .. }) {
             BatchWriter::raw(writer, fmt)
         } else {
@@ -492,6 +637,7 @@ fn sanitize_file(
                 Some(anyhow::Error::new(e).context("writing output header")),
                 false,
                 reader.warnings().to_vec(),
+                None,
             ),
         }
     } else {
@@ -500,12 +646,40 @@ fn sanitize_file(
     for w in warnings {
         eprintln!("netspectra: warning: {}: {w}", input.display());
     }
-    (Some(san.report()), error, interrupted)
+    // The output is complete only when the whole input was read; otherwise what was written
+    // (a valid capture up to the stop) is kept beside it, never under its name. After a write
+    // error the sink is gone and its temporary file with it.
+    let kept = match sink {
+        None => None,
+        Some(d) => {
+            let r = if error.is_some() || interrupted {
+                d.partial()
+            } else {
+                d.complete()
+            };
+            match r {
+                Ok(p) => p,
+                Err(e) => {
+                    error.get_or_insert(
+                        anyhow::Error::new(e).context(format!("closing {}", output.display())),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    FileOutcome {
+        report: Some(san.report()),
+        error,
+        interrupted,
+        kept,
+    }
 }
 
-type Sink = Box<dyn Write + Send>;
-/// Error (if any), whether a signal stopped the run, and the reader's warnings.
-type RunOutcome = (Option<anyhow::Error>, bool, Vec<ReadWarning>);
+type Sink = Destination;
+/// Error (if any), whether a signal stopped the run, the reader's warnings, and the output
+/// (closed; `None` after a write error).
+type RunOutcome = (Option<anyhow::Error>, bool, Vec<ReadWarning>, Option<Sink>);
 
 /// The single-threaded loop: read a chunk, sanitize it in place, write its kept frames.
 fn run_sequential(
@@ -521,6 +695,7 @@ fn run_sequential(
     let mut keep = Vec::new();
     let mut error: Option<anyhow::Error> = None;
     let mut interrupted = false;
+    let mut write_failed = false;
     let started = std::time::Instant::now();
     loop {
         let batch = match reader.next_owned(spare.take()) {
@@ -541,6 +716,7 @@ fn run_sequential(
         for (p, _) in b.iter().zip(&keep).filter(|(_, &k)| k) {
             if let Err(e) = writer.write_packet(&p, &ifaces) {
                 error = Some(write_error(e, output, san.report().frames.packets_in));
+                write_failed = true;
                 break;
             }
         }
@@ -554,12 +730,30 @@ fn run_sequential(
             break;
         }
     }
-    if let Err(e) = writer.finish().and_then(|mut w| w.flush()) {
-        if error.is_none() {
-            error = Some(anyhow::Error::new(e).context(format!("closing {}", output.display())));
+    interrupted |= reader.stopped_early();
+    note_clamped(writer.clamped_timestamps(), output);
+    let sink = match writer.finish().and_then(|mut w| w.flush().map(|()| w)) {
+        Ok(w) if !write_failed => Some(w),
+        Ok(_) => None,
+        Err(e) => {
+            error.get_or_insert(
+                anyhow::Error::new(e).context(format!("closing {}", output.display())),
+            );
+            None
         }
+    };
+    (error, interrupted, reader.warnings().to_vec(), sink)
+}
+
+/// Says on stderr how many frames had a time the output format cannot hold.
+fn note_clamped(n: u64, output: &Path) {
+    if n > 0 {
+        eprintln!(
+            "netspectra: warning: {}: {n} frame(s) had a time the output format cannot hold \
+             (pcap: 1970 to 2106; pcapng: from 1970) and were written with the nearest one",
+            output.display()
+        );
     }
-    (error, interrupted, reader.warnings().to_vec())
 }
 
 fn write_error(
@@ -657,7 +851,7 @@ fn run_pipelined(
                     }
                 }
             }
-            reader.warnings().to_vec()
+            (reader.warnings().to_vec(), reader.stopped_early())
         });
         let reader_thread = reader_thread.expect("spawning the reader thread");
         let writer_thread = named("sanitize-write").spawn_scoped(s, move || {
@@ -674,14 +868,19 @@ fn run_pipelined(
                 }
                 let _ = free_tx.send(w);
             }
-            if let Err(e) = out.finish() {
-                if error.is_none() {
-                    error = Some(
+            note_clamped(out.clamped(), output);
+            let failed = error.is_some();
+            let sink = match out.finish() {
+                Ok(w) if !failed => Some(w),
+                Ok(_) => None,
+                Err(e) => {
+                    error.get_or_insert(
                         anyhow::Error::new(e).context(format!("closing {}", output.display())),
                     );
+                    None
                 }
-            }
-            error
+            };
+            (error, sink)
         });
         let writer_thread = writer_thread.expect("spawning the writer thread");
         let mut error = None;
@@ -708,9 +907,10 @@ fn run_pipelined(
         // Closing the queues stops the reader and lets the writer drain and close the file.
         drop(from_reader);
         drop(to_writer);
-        let warnings = reader_thread.join().expect("reader thread does not panic");
-        let werr = writer_thread.join().expect("writer thread does not panic");
-        (error.or(werr), interrupted, warnings)
+        let (warnings, stopped_early) = reader_thread.join().expect("reader thread does not panic");
+        interrupted |= stopped_early;
+        let (werr, sink) = writer_thread.join().expect("writer thread does not panic");
+        (error.or(werr), interrupted, warnings, sink)
     })
 }
 
@@ -726,6 +926,8 @@ enum BatchWriter {
         w: Sink,
         nanos: bool,
         runs: Vec<(usize, usize)>,
+        /// Frames whose time pcap cannot hold (clamped).
+        clamped: u64,
     },
 }
 
@@ -739,6 +941,7 @@ impl BatchWriter {
                     w: p.finish()?,
                     nanos,
                     runs: Vec::new(),
+                    clamped: 0,
                 })
             }
             w => Ok(BatchWriter::Framed(w)),
@@ -758,7 +961,20 @@ impl BatchWriter {
                 }
                 return Ok(());
             }
-            BatchWriter::Raw { w, nanos, runs } => (w, *nanos, runs),
+            BatchWriter::Raw {
+                w,
+                nanos,
+                runs,
+                clamped,
+            } => {
+                *clamped += b
+                    .metas
+                    .iter()
+                    .zip(keep)
+                    .filter(|(m, &k)| k && !netspectra_pcap::pcap_ts_fits(m.ts))
+                    .count() as u64;
+                (w, *nanos, runs)
+            }
         };
         runs.clear();
         let data = &mut b.data;
@@ -786,10 +1002,26 @@ impl BatchWriter {
         Ok(())
     }
 
-    fn finish(self) -> io::Result<()> {
+    /// Frames written with a clamped time.
+    fn clamped(&self) -> u64 {
         match self {
-            BatchWriter::Framed(w) => w.finish()?.flush(),
-            BatchWriter::Raw { mut w, .. } => w.flush(),
+            BatchWriter::Framed(w) => w.clamped_timestamps(),
+            BatchWriter::Raw { clamped, .. } => *clamped,
+        }
+    }
+
+    /// Flushes and hands the output back for completing.
+    fn finish(self) -> io::Result<Sink> {
+        match self {
+            BatchWriter::Framed(w) => {
+                let mut w = w.finish()?;
+                w.flush()?;
+                Ok(w)
+            }
+            BatchWriter::Raw { mut w, .. } => {
+                w.flush()?;
+                Ok(w)
+            }
         }
     }
 }
@@ -821,37 +1053,23 @@ fn threads(a: &SanitizeArgs) -> usize {
 
 type DirOutcome = (serde_json::Value, bool, Vec<String>);
 /// One file's report, error message and interruption flag.
-type FileOutcome = (Option<Report>, Option<String>, bool);
+type DirFileOutcome = (Option<Report>, Option<String>, bool);
 
+#[allow(clippy::too_many_arguments)]
 fn run_dir(
     a: &SanitizeArgs,
+    files: &[PathBuf],
     cfg: &SanitizeConfig,
     format: Option<FormatArg>,
     key: &[u8; KEY_LEN],
     outdir: &Path,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
 ) -> Result<DirOutcome> {
-    if outdir.as_os_str() == "-" {
-        return Err(BadInput("a directory input needs -o OUTDIR".into()).into());
-    }
     std::fs::create_dir_all(outdir)
         .with_context(|| format!("cannot create output directory {}", outdir.display()))?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&a.input)
-        .with_context(|| format!("cannot list {}", a.input.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    let in_canon = std::fs::canonicalize(&a.input)?;
-    if std::fs::canonicalize(outdir)? == in_canon {
-        return Err(
-            BadInput("the output directory must differ from the input directory".into()).into(),
-        );
-    }
     let threads = threads(a).clamp(1, files.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<FileOutcome>>> =
+    let results: Mutex<Vec<Option<DirFileOutcome>>> =
         Mutex::new((0..files.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -861,13 +1079,19 @@ fn run_dir(
                     break;
                 }
                 let inp = &files[i];
-                let out = outdir.join(inp.file_name().expect("a file has a name"));
+                let out = dir_output_name(outdir, inp);
                 // Files already run in parallel: each file on one thread.
-                let (rep, err, intr) =
-                    sanitize_file(inp, &out, cfg, format, key, stop, None, false);
-                let err = err.map(|e| format!("{}: {e:#}", inp.display()));
+                let r = sanitize_file(inp, &out, cfg, format, key, stop, None, false);
+                let err = r.error.map(|e| match &r.kept {
+                    Some(k) => format!(
+                        "{}: {e:#} (the frames before it are in {})",
+                        inp.display(),
+                        k.display()
+                    ),
+                    None => format!("{}: {e:#}", inp.display()),
+                });
                 results.lock().expect("no worker panics holding the lock")[i] =
-                    Some((rep, err, intr));
+                    Some((r.report, err, r.interrupted));
             });
         }
     });

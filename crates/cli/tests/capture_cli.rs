@@ -534,3 +534,86 @@ fn metrics_count_what_was_captured() {
     );
     assert_eq!(sum["written_packets"], 3000);
 }
+
+#[test]
+fn count_zero_is_refused_and_a_missing_output_folder_is_made() {
+    // -c 0 is refused before any socket is opened (no root needed for that part).
+    let o = Command::new(BIN)
+        .args(["capture", "-i", "lo", "-w", "/tmp/never.pcap", "-c", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("-c must be at least 1"));
+    require_root!();
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    write_pcap(&input, &frames(200, 3));
+    let out = dir.path().join("new/deeper/c.pcap");
+    let mut cap = ns.capture(&["-w", out.to_str().unwrap(), "-c", "200"]);
+    ns.replay(&input, &["--pps", "20000"]);
+    let sum = finish(&mut cap);
+    assert_eq!(sum["written_packets"], 200);
+    assert!(out.exists());
+}
+
+/// A capture with a long quiet gap: the first Ctrl-C ends the replay while it waits.
+#[test]
+fn replay_stops_at_the_first_signal_during_a_long_gap() {
+    require_root!();
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("gap.pcap");
+    let fr = frames(2, 1);
+    let f = std::fs::File::create(&input).unwrap();
+    let mut w = PcapWriter::new(f, LinkType::ETHERNET, 0, false).unwrap();
+    w.write_record(
+        Timestamp::from_parts(1_700_000_000, 0),
+        fr[0].len() as u32,
+        &fr[0],
+    )
+    .unwrap();
+    w.write_record(
+        Timestamp::from_parts(1_700_000_600, 0),
+        fr[1].len() as u32,
+        &fr[1],
+    )
+    .unwrap();
+    w.finish().unwrap();
+    let mut child = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.a, BIN, "replay", "-i", &ns.a_if, "--json",
+        ])
+        .arg(&input)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let t0 = Instant::now();
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "replay ignored the first SIGINT during a 600 s gap"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Interrupted before the end of its file: the summary, then exit 130.
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code, Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["packets"], 1);
+}

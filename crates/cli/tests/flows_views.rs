@@ -207,7 +207,10 @@ fn corrupt_file_writes_what_was_aggregated_and_exits_2() {
     assert!(e.contains("bad.pcap"), "{e}");
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["input_packets"], 2000);
-    let records = jsonl(&out.join("flows.jsonl"));
+    // Not under the name of a complete result: kept beside it, and the message says where.
+    assert!(!out.join("flows.jsonl").exists());
+    assert!(e.contains("flows.jsonl.partial"), "{e}");
+    let records = jsonl(&out.join("flows.jsonl.partial"));
     let n: u64 = records
         .iter()
         .map(|r| r["fwd_packets"].as_u64().unwrap() + r["rev_packets"].as_u64().unwrap())

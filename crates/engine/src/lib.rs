@@ -171,12 +171,21 @@ impl Ticker {
     }
 
     /// Returns the boundary to emit before a packet at `ts`, if one is due (call repeatedly).
+    /// Every boundary is emitted at most once and boundaries strictly increase, so the calls
+    /// for one packet always end, even at the end of the time range (a timestamp that
+    /// saturated at the largest value): there, no later boundary exists and ticks stop.
     #[inline]
     fn due(&mut self, ts: i64) -> Option<i64> {
         let every = self.every?;
         match self.next {
             None => {
-                self.next = Some(ts.div_euclid(every).saturating_add(1).saturating_mul(every));
+                self.next = ts
+                    .div_euclid(every)
+                    .checked_add(1)
+                    .and_then(|n| n.checked_mul(every));
+                if self.next.is_none() {
+                    self.every = None; // no boundary after this time can be represented
+                }
                 None
             }
             Some(n) if ts >= n => {
@@ -186,7 +195,10 @@ impl Ticker {
                 } else {
                     n
                 };
-                self.next = Some(at.saturating_add(every));
+                match at.checked_add(every) {
+                    Some(next) => self.next = Some(next),
+                    None => self.every = None,
+                }
                 Some(at)
             }
             Some(_) => {
@@ -298,7 +310,7 @@ where
                         }
                     }
                 }
-                (error, stopped, reader.stats())
+                (error, stopped || reader.stopped_early(), reader.stats())
             });
             for (b, st) in rx.iter() {
                 feed_with_ticks(&b.as_batch(), &mut ticker, &mut a);
@@ -368,6 +380,7 @@ where
             flush(&chunk, &mut parts);
             progress(&reader.stats());
         }
+        stopped |= reader.stopped_early();
         drop(txs);
         let analyses = handles
             .into_iter()
@@ -434,7 +447,10 @@ where
                                     n = now.div_euclid(e) * e; // the clock jumped: skip the empty intervals
                                 }
                                 a.on_tick(Timestamp(n));
-                                n += e;
+                                n = n.saturating_add(e);
+                                if n == i64::MAX {
+                                    break;
+                                }
                             }
                             next_tick = Some(n);
                         }
@@ -474,3 +490,7 @@ where
 
 #[cfg(test)]
 mod tests;
+
+/// Most worker threads any command runs (`--threads`, a probe's capture threads): enough for
+/// every core of a large capture host, and a bound on the memory that per-worker tables take.
+pub const MAX_THREADS: usize = 64;

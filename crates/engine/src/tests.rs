@@ -35,12 +35,19 @@ impl Analysis for Seen {
 
 /// An in-memory nanosecond pcap of Ethernet `frames` with their timestamps.
 fn ethernet_pcap(frames: impl IntoIterator<Item = (Timestamp, Vec<u8>)>) -> Vec<u8> {
+    ethernet_capture(OutputFormat::Pcap { nanos: true }, frames)
+}
+
+/// An in-memory capture of Ethernet `frames` in `format`.
+fn ethernet_capture(
+    format: OutputFormat,
+    frames: impl IntoIterator<Item = (Timestamp, Vec<u8>)>,
+) -> Vec<u8> {
     let ifaces = [InterfaceInfo {
         link: LinkType::ETHERNET,
         ..Default::default()
     }];
-    let mut w =
-        CaptureWriter::new(Vec::new(), OutputFormat::Pcap { nanos: true }, &ifaces).unwrap();
+    let mut w = CaptureWriter::new(Vec::new(), format, &ifaces).unwrap();
     for (ts, frame) in frames {
         w.write_packet(&Packet::whole(ts, LinkType::ETHERNET, &frame), &ifaces)
             .unwrap();
@@ -202,6 +209,57 @@ fn a_huge_timestamp_jump_costs_a_bounded_number_of_ticks() {
         }
         assert_eq!(out.analyses.iter().map(|a| a.packets).sum::<u64>(), 3);
     }
+}
+
+/// A timestamp at the end of the representable range (a corrupt or hostile time that
+/// saturated, e.g. a pcapng high word of 0xFFFFFFFF) has no boundary after it: ticks stop
+/// instead of announcing the same boundary forever, and every packet is still delivered.
+#[test]
+fn a_saturated_timestamp_ends_the_ticks_instead_of_spinning() {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(1, 2)
+        .write(&mut frame, b"x")
+        .unwrap();
+    // pcapng (nanosecond units) holds the saturated time as it is.
+    let bytes = ethernet_capture(
+        OutputFormat::Pcapng,
+        [
+            Timestamp(1_700_000_000_000_000_000),
+            Timestamp(i64::MAX),
+            Timestamp(i64::MAX),
+            Timestamp(1_700_000_000_000_000_001),
+        ]
+        .into_iter()
+        .map(|ts| (ts, frame.clone())),
+    );
+    for workers in [1, 2] {
+        for tick in [1_000_000, 1_000_000_000, 7] {
+            let mut r = reader(bytes.clone());
+            let cfg = EngineConfig {
+                workers,
+                tick_ns: Some(tick),
+                queue_depth: 2,
+            };
+            let out = run_file(
+                &mut r,
+                &cfg,
+                &AtomicBool::new(false),
+                |_| Seen::default(),
+                &mut |_| {},
+            );
+            assert_eq!(out.analyses.iter().map(|a| a.packets).sum::<u64>(), 4);
+            assert!(out.analyses.iter().any(|a| a.last_ts == i64::MAX));
+            for a in &out.analyses {
+                assert!(a.ticks.len() as u32 <= MAX_CATCHUP_TICKS + 2);
+                assert!(a.ticks.windows(2).all(|w| w[0].0 < w[1].0));
+            }
+        }
+    }
+    let mut t = Ticker::new(Some(1_000));
+    assert_eq!(t.due(i64::MAX), None);
+    assert_eq!(t.due(i64::MAX), None);
 }
 
 #[test]

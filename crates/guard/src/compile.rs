@@ -201,27 +201,48 @@ pub fn compile_with_merge_budget(
     }
 
     // 4. groups -> LPM entries
-    type Group = GroupKey;
     let mut groups: Groups = HashMap::new();
+    // Overlapping port ranges multiply: a rule spanning k port classes needs k entries. Count
+    // entries as they are made and stop at the map's capacity, so a hostile policy is refused
+    // in bounded time and memory instead of after building every entry first.
+    let limit = (c::GUARD_MAX_RULE_ENTRIES / 2) as usize;
+    let mut entries = 0usize;
     for &i in &lpm_rules {
         let r = &policy.rules[i];
         let node = node_of[&(r.dst.len, r.dst.addr)];
-        let mut push = |g: Group| {
-            let e = groups
-                .entry(g)
-                .or_default()
-                .entry((r.src.len, r.src.addr))
-                .or_insert(u32::MAX);
-            *e = (*e).min(i as u32);
-        };
-        match (r.proto, r.ports) {
-            (None, _) => push((node, 0, c::GUARD_SHAPE_ANY as u8, 0)),
-            (Some(p), None) => push((node, p, c::GUARD_SHAPE_PROTO as u8, 0)),
+        let (proto, shape, classes) = match (r.proto, r.ports) {
+            (None, _) => (0, c::GUARD_SHAPE_ANY as u8, 0..=0),
+            (Some(p), None) => (p, c::GUARD_SHAPE_PROTO as u8, 0..=0),
             (Some(p), Some((lo, hi))) => {
                 let pi = port_proto_idx(p).expect("validated: ports only with port protocols");
                 let table = &out.port_classes[pi];
-                for cls in table[lo as usize]..=table[hi as usize] {
-                    push((node, p, c::GUARD_SHAPE_PORT as u8, cls));
+                (
+                    p,
+                    c::GUARD_SHAPE_PORT as u8,
+                    table[lo as usize]..=table[hi as usize],
+                )
+            }
+        };
+        for cls in classes {
+            let e = groups
+                .entry((node, proto, shape, cls))
+                .or_default()
+                .entry((r.src.len, r.src.addr));
+            match e {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let v = o.get_mut();
+                    *v = (*v).min(i as u32);
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    entries += 1;
+                    if entries > limit {
+                        return Err(GuardError::Compile(format!(
+                            "more than {limit} rule entries needed (the map capacity) by rule \
+                             '{}' and those before it: port ranges crossing many port classes?",
+                            r.name
+                        )));
+                    }
+                    v.insert(i as u32);
                 }
             }
         }
@@ -560,6 +581,41 @@ pub(crate) mod tests {
                 prop_assert_eq!(got.rule_id, want.rule.map(|i| i as u32).unwrap_or(abi::RULE_DEFAULT));
             }
         }
+    }
+
+    /// Overlapping port ranges that would need millions of entries are refused as soon as the
+    /// map's capacity is passed (the error names the rule where that happened, long before the
+    /// last one), instead of after building every entry.
+    #[test]
+    fn a_policy_of_overlapping_ranges_is_refused_early() {
+        let n = 6000u16;
+        let rules: Vec<Rule> = (0..n)
+            .map(|i| Rule {
+                name: format!("r{i}"),
+                src: Cidr::ANY,
+                dst: Cidr::parse(&format!("10.{}.{}.0/24", i / 256, i % 256)).unwrap(),
+                proto: Some(6),
+                ports: Some((i, 60000 - i)),
+                action: crate::policy::Action::Allow,
+            })
+            .collect();
+        let p = Policy {
+            rules,
+            default: crate::policy::Action::Deny,
+            audit: false,
+            on_full: crate::policy::OnFull::FailOpen,
+            fragments: crate::policy::Action::Deny,
+            event_rate: 10,
+        };
+        let e = compile(&p).unwrap_err().to_string();
+        assert!(e.contains("rule entries") && e.contains("capacity"), "{e}");
+        let at: u32 = e
+            .split("rule 'r")
+            .nth(1)
+            .and_then(|t| t.split('\'').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("names the rule: {e}"));
+        assert!(at < 1000, "stopped at rule {at}: {e}");
     }
 
     #[test]

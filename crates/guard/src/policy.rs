@@ -179,6 +179,10 @@ pub struct Rule {
     pub action: Action,
 }
 
+/// Largest policy file read (16 MiB): far beyond what the maps can hold, so a wrong path is
+/// refused instead of read without limit.
+pub const MAX_POLICY_BYTES: u64 = 16 << 20;
+
 /// A validated policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -254,17 +258,44 @@ impl Policy {
 
     /// Parses and validates a YAML policy; errors name the key (and line for syntax errors).
     pub fn from_yaml(text: &str) -> Result<Policy, GuardError> {
-        let raw: RawPolicy =
-            serde_yaml::from_str(text).map_err(|e| GuardError::Policy(e.to_string()))?;
+        // An empty document (or only comments) has no mapping to read: it is an empty policy.
+        let raw: RawPolicy = if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            RawPolicy {
+                default: None,
+                audit: false,
+                on_full: default_on_full(),
+                fragments: default_fragments(),
+                event_rate: default_event_rate(),
+                rules: Vec::new(),
+            }
+        } else {
+            serde_yaml::from_str(text).map_err(|e| GuardError::Policy(e.to_string()))?
+        };
         raw.validate()
     }
 
     /// Reads and parses a policy file.
     pub fn from_file(path: &std::path::Path) -> Result<Policy, GuardError> {
-        let text = std::fs::read_to_string(path).map_err(|e| GuardError::Io {
+        use std::io::Read;
+        let io = |e| GuardError::Io {
             what: format!("reading policy {}", path.display()),
             source: e,
-        })?;
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(MAX_POLICY_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        if text.len() as u64 > MAX_POLICY_BYTES {
+            return Err(GuardError::Policy(format!(
+                "{}: larger than {MAX_POLICY_BYTES} bytes; is this the right file?",
+                path.display()
+            )));
+        }
         Policy::from_yaml(&text).map_err(|e| match e {
             GuardError::Policy(m) => GuardError::Policy(format!("{}: {m}", path.display())),
             other => other,
@@ -297,8 +328,9 @@ pub fn rule_name(rules: &[Rule], id: u32) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
-    #[serde(default = "default_action")]
-    default: Action,
+    /// Absent means deny; recorded as absent so that an empty file is not read as "deny all".
+    #[serde(default)]
+    default: Option<Action>,
     #[serde(default)]
     audit: bool,
     #[serde(default = "default_on_full")]
@@ -311,9 +343,6 @@ struct RawPolicy {
     rules: Vec<RawRule>,
 }
 
-fn default_action() -> Action {
-    Action::Deny
-}
 fn default_fragments() -> Action {
     Action::Deny
 }
@@ -324,11 +353,35 @@ fn default_event_rate() -> u32 {
     10
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A YAML value that may be a number or a name (`proto: 6` or `proto: tcp`, `port: 443` or
+/// `port: 8000-8080`), with an error that says so instead of naming an internal type.
 enum StrOrNum {
     Num(u64),
     Str(String),
+}
+
+impl<'de> Deserialize<'de> for StrOrNum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StrOrNum;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a name (like 6 or tcp, 443 or 8000-8080)")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StrOrNum, E> {
+                Ok(StrOrNum::Num(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StrOrNum, E> {
+                u64::try_from(v)
+                    .map(StrOrNum::Num)
+                    .map_err(|_| E::custom(format!("{v} is negative; expected a number or a name")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StrOrNum, E> {
+                Ok(StrOrNum::Str(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -392,6 +445,16 @@ fn parse_ports(p: &StrOrNum) -> Result<Option<(u16, u16)>, String> {
 
 impl RawPolicy {
     fn validate(self) -> Result<Policy, GuardError> {
+        if self.rules.is_empty() && self.default.is_none() {
+            // An empty (or all-comment) file would otherwise mean "deny everything" without
+            // a word: say it, and ask for the intent to be written down.
+            return Err(GuardError::Policy(
+                "the policy has no rules and no `default` action: as it stands it would deny \
+                 all traffic; add rules, or write `default: deny` (or `default: allow`) to say \
+                 what you mean"
+                    .to_string(),
+            ));
+        }
         if self.event_rate == 0 {
             return Err(GuardError::Policy(
                 "event_rate: must be at least 1".to_string(),
@@ -436,7 +499,7 @@ impl RawPolicy {
         }
         Ok(Policy {
             rules,
-            default: self.default,
+            default: self.default.unwrap_or(Action::Deny),
             audit: self.audit,
             on_full: self.on_full,
             fragments: self.fragments,
@@ -448,6 +511,31 @@ impl RawPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_policy_is_refused_unless_the_default_is_written() {
+        for text in ["", "\n", "# nothing here\n", "audit: true\n", "rules: []\n"] {
+            let e = Policy::from_yaml(text).unwrap_err().to_string();
+            assert!(
+                e.contains("no rules") && e.contains("default"),
+                "{text:?}: {e}"
+            );
+        }
+        let p = Policy::from_yaml("default: deny\n").unwrap();
+        assert_eq!(p.default, Action::Deny);
+        assert!(p.rules.is_empty());
+        let p = Policy::from_yaml("default: allow\n").unwrap();
+        assert_eq!(p.default, Action::Allow);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_shape_says_what_is_expected() {
+        let e = Policy::from_yaml("rules:\n  - {proto: [6], action: allow}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a number or a name"), "{e}");
+        assert!(!e.contains("untagged") && !e.contains("StrOrNum"), "{e}");
+    }
 
     fn t(src: &str, dst: &str, proto: u8, dport: u16) -> FlowTuple {
         FlowTuple {

@@ -8,12 +8,12 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 pub mod json;
+pub mod outputs;
 #[cfg(feature = "parquet")]
 mod parquet_out;
 
@@ -75,6 +75,12 @@ pub enum SinkError {
         #[source]
         source: serde_json::Error,
     },
+    /// Records known only as JSON lines cannot be written as CSV, TSV or Parquet.
+    #[error("{path}: records kept only as JSON lines cannot be written in this format")]
+    NotTyped {
+        /// The output.
+        path: PathBuf,
+    },
     /// Parquet output was requested from a build without the `parquet` feature.
     #[error("Parquet output needs a build with the `parquet` feature (cargo build --release --features parquet)")]
     ParquetDisabled,
@@ -96,29 +102,95 @@ pub enum SinkError {
     },
 }
 
-/// Creates (truncates) an output file, making its parent folders; `-` is standard output.
-pub fn create_output(path: &Path) -> Result<Box<dyn Write + Send>, SinkError> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(io::stdout()));
+/// Where a complete output goes: standard output, a file that appears under its name only when
+/// complete ([`outputs::AtomicFile`]), or any other byte stream.
+pub enum Destination {
+    /// Standard output (`-`).
+    Stdout(io::Stdout),
+    /// A file written under a temporary name and renamed into place when complete.
+    File(outputs::AtomicFile),
+    /// Any stream (tests, pipes made by the caller).
+    Writer(Box<dyn Write + Send>),
+}
+
+impl Destination {
+    /// `-` is standard output; anything else a new [`outputs::AtomicFile`] (parent folders
+    /// made). Nothing is visible under `path` until [`Destination::complete`].
+    pub fn open(path: &Path) -> Result<Destination, SinkError> {
+        if path.as_os_str() == "-" {
+            return Ok(Destination::Stdout(io::stdout()));
+        }
+        outputs::AtomicFile::create(path)
+            .map(Destination::File)
+            .map_err(|e| SinkError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| SinkError::Io {
-            path: parent.to_path_buf(),
-            source: e,
-        })?;
+
+    /// The output is complete: a file is renamed into place. Returns the file's path.
+    pub fn complete(self) -> io::Result<Option<PathBuf>> {
+        match self {
+            Destination::File(f) => f.commit().map(Some),
+            mut other => other.flush().map(|()| None),
+        }
     }
-    let f = File::create(path).map_err(|e| SinkError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    Ok(Box::new(f))
+
+    /// The run stopped before its input ended: a file is kept as `<name>.partial`, never
+    /// under the name that promises a complete result. Returns that path.
+    pub fn partial(self) -> io::Result<Option<PathBuf>> {
+        match self {
+            Destination::File(f) => f.keep_partial().map(Some),
+            mut other => other.flush().map(|()| None),
+        }
+    }
+}
+
+impl Write for Destination {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Destination::Stdout(s) => s.write(buf),
+            Destination::File(f) => f.write(buf),
+            Destination::Writer(w) => w.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Destination::Stdout(s) => s.write_vectored(bufs),
+            Destination::File(f) => f.write_vectored(bufs),
+            Destination::Writer(w) => w.write_vectored(bufs),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Destination::Stdout(s) => s.write_all(buf),
+            Destination::File(f) => f.write_all(buf),
+            Destination::Writer(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Destination::Stdout(s) => s.flush(),
+            Destination::File(f) => f.flush(),
+            Destination::Writer(w) => w.flush(),
+        }
+    }
+}
+
+/// Opens an output for a complete result (see [`Destination::open`]); kept under the name
+/// older callers use.
+pub fn create_output(path: &Path) -> Result<Destination, SinkError> {
+    Destination::open(path)
 }
 
 /// A buffered writer of records of type `T`.
 pub struct RecordWriter<T: Serialize> {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: BufWriter<Destination>,
     #[cfg(feature = "parquet")]
-    parquet: Option<parquet_out::ParquetOut<Box<dyn Write + Send>>>,
+    parquet: Option<parquet_out::ParquetOut<BufWriter<Destination>>>,
     path: PathBuf,
     format: RecordFormat,
     fields: Option<Vec<String>>,
@@ -131,13 +203,14 @@ pub struct RecordWriter<T: Serialize> {
 }
 
 impl<T: Serialize> RecordWriter<T> {
-    /// Creates (truncates) `path`, making parent folders; `-` writes to standard output.
+    /// Starts `path` (making parent folders): the file appears under its name, replacing an
+    /// older one, only when [`RecordWriter::finish`] completes; `-` writes to standard output.
     pub fn create(path: impl AsRef<Path>, format: RecordFormat) -> Result<Self, SinkError> {
         let path = path.as_ref();
         if format == RecordFormat::Parquet && !cfg!(feature = "parquet") {
             return Err(SinkError::ParquetDisabled);
         }
-        Ok(Self::to_writer(path, create_output(path)?, format))
+        Ok(Self::to_destination(path, Destination::open(path)?, format))
     }
 
     /// Writes to any byte stream; `name` is used in error messages.
@@ -146,6 +219,11 @@ impl<T: Serialize> RecordWriter<T> {
         out: Box<dyn Write + Send>,
         format: RecordFormat,
     ) -> Self {
+        Self::to_destination(name, Destination::Writer(out), format)
+    }
+
+    /// Writes to a [`Destination`]; `name` is used in error messages.
+    pub fn to_destination(name: impl AsRef<Path>, out: Destination, format: RecordFormat) -> Self {
         RecordWriter {
             out: BufWriter::with_capacity(256 << 10, out),
             #[cfg(feature = "parquet")]
@@ -216,6 +294,19 @@ impl<T: Serialize> RecordWriter<T> {
         Ok(())
     }
 
+    /// Writes `records` records given as the JSON lines this writer would render for them (a
+    /// batch read back from a spool). Only JSON lines without a field selection can take them.
+    pub fn write_raw_lines(&mut self, lines: &[u8], records: u64) -> Result<(), SinkError> {
+        if !self.whole_json_lines() {
+            return Err(SinkError::NotTyped {
+                path: self.path.clone(),
+            });
+        }
+        self.out.write_all(lines).map_err(|e| self.io(e))?;
+        self.records += records;
+        Ok(())
+    }
+
     /// Writes one record.
     pub fn write(&mut self, rec: &T) -> Result<(), SinkError> {
         if self.whole_json_lines() {
@@ -264,10 +355,11 @@ impl<T: Serialize> RecordWriter<T> {
                         })
                         .collect();
                     if self.parquet.is_none() {
-                        let sink =
-                            std::mem::replace(&mut self.out, BufWriter::new(Box::new(io::sink())));
-                        let inner: Box<dyn Write + Send> = Box::new(sink);
-                        self.parquet = Some(parquet_out::ParquetOut::new(inner, fields.clone()));
+                        let sink = std::mem::replace(
+                            &mut self.out,
+                            BufWriter::new(Destination::Writer(Box::new(io::sink()))),
+                        );
+                        self.parquet = Some(parquet_out::ParquetOut::new(sink, fields.clone()));
                     }
                     let path = self.path.clone();
                     self.parquet
@@ -343,17 +435,46 @@ impl<T: Serialize> RecordWriter<T> {
         self.out.flush().map_err(|e| self.io(e))
     }
 
-    /// Flushes and closes; returns the number of records written.
-    pub fn finish(mut self) -> Result<u64, SinkError> {
-        #[cfg(feature = "parquet")]
-        if let Some(p) = self.parquet.take() {
-            p.finish().map_err(|e| SinkError::Parquet {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
+    /// Flushes and closes a complete output (a file is renamed into place); returns the number
+    /// of records written.
+    pub fn finish(self) -> Result<u64, SinkError> {
+        self.close(false).map(|(n, _)| n)
+    }
+
+    /// Flushes and closes the output of a run that stopped before its input ended: a file is
+    /// kept as `<name>.partial` (returned) instead of under its name.
+    pub fn finish_partial(self) -> Result<(u64, Option<PathBuf>), SinkError> {
+        self.close(true)
+    }
+
+    fn close(mut self, partial: bool) -> Result<(u64, Option<PathBuf>), SinkError> {
+        let path = self.path.clone();
+        let io_err = |e: io::Error| SinkError::Io {
+            path: path.clone(),
+            source: e,
+        };
+        let out = match () {
+            #[cfg(feature = "parquet")]
+            () if self.parquet.is_some() => {
+                let p = self.parquet.take().expect("checked");
+                p.finish().map_err(|e| SinkError::Parquet {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            () => std::mem::replace(
+                &mut self.out,
+                BufWriter::new(Destination::Writer(Box::new(io::sink()))),
+            ),
+        };
+        let dest = out.into_inner().map_err(|e| io_err(e.into_error()))?;
+        let kept = if partial {
+            dest.partial()
+        } else {
+            dest.complete()
         }
-        self.flush()?;
-        Ok(self.records)
+        .map_err(io_err)?;
+        Ok((self.records, kept))
     }
 }
 

@@ -140,12 +140,12 @@ impl<W: Write + Send> ParquetOut<W> {
         Ok(())
     }
 
-    /// Writes buffered rows and the Parquet footer.
-    pub(crate) fn finish(mut self) -> Result<(), parquet::errors::ParquetError> {
+    /// Writes buffered rows and the Parquet footer; returns the byte stream for closing.
+    pub(crate) fn finish(mut self) -> Result<W, parquet::errors::ParquetError> {
         self.write_rows()?;
-        if let Some(w) = self.writer.take() {
-            w.close()?;
+        match self.writer.take() {
+            Some(w) => w.into_inner(),
+            None => Ok(self.sink.take().expect("sink present without a writer")),
         }
-        Ok(())
     }
 }

@@ -336,7 +336,7 @@ impl FlowTable {
             self.now = ts;
             if ts >= self.next_sweep {
                 self.sweep(ts);
-                self.next_sweep = ts + SEC;
+                self.next_sweep = ts.saturating_add(SEC);
             }
         }
         let Some(mut key) = FlowKey::from_view(v) else {

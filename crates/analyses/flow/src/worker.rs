@@ -3,7 +3,9 @@
 
 use crate::table::{EndReason, EndedFlow, FlowDelta, FlowTable, TableCounters};
 use crate::TableConfig;
-use netspectra_packet::{decode, Batch, DecodeOptions, DecodeStatus, Packet, Timestamp};
+use netspectra_packet::{
+    decode, Batch, DecodeOptions, DecodeStatus, Packet, PacketView, Timestamp,
+};
 
 /// Ended flows buffered before they are shipped.
 const ENDED_BATCH: usize = 4096;
@@ -104,13 +106,26 @@ impl FlowWorker {
     #[inline]
     pub fn on_packet(&mut self, p: &Packet<'_>) {
         let v = decode(p.data, p.link, p.vlan_tci, &self.opts);
+        self.on_view(p.ts, p.orig_len, &v);
+    }
+
+    /// Processes one packet decoded by the caller (once for every analysis): `v` must be the
+    /// view [`FlowWorker::inner`] asks for.
+    #[inline]
+    pub fn on_view(&mut self, ts: Timestamp, orig_len: u32, v: &PacketView) {
         match v.status {
             DecodeStatus::Complete => {}
             DecodeStatus::Truncated(_) => self.decode.truncated += 1,
             DecodeStatus::Malformed(_) => self.decode.malformed += 1,
             DecodeStatus::Undecoded => self.decode.undecoded += 1,
         }
-        self.table.update(p.ts.as_nanos(), p.orig_len, &v);
+        self.table.update(ts.as_nanos(), orig_len, v);
+    }
+
+    /// True when flows are keyed on the innermost packet of tunnels (the view to hand to
+    /// [`FlowWorker::on_view`]).
+    pub fn inner(&self) -> bool {
+        self.opts.inner
     }
 
     /// Ships buffered output when enough has accumulated.

@@ -20,7 +20,8 @@ use body::{Chunked, Step};
 use detect::{classify, Start};
 use hashbrown::HashTable;
 use netspectra_packet::{
-    community_id_v1, decode, Batch, DecodeOptions, FlowKey, Fragment, Packet, TcpFlags, Timestamp,
+    community_id_v1, decode, Batch, DecodeOptions, FlowKey, Fragment, Packet, PacketView, TcpFlags,
+    Timestamp,
 };
 use parse::{parse, parse_partial, ExtractOptions, FramingHint, Interner, Message, Parsed};
 pub use record::{HttpRecord, Kind, Text, FIELDS};
@@ -83,6 +84,55 @@ impl Default for HttpConfig {
             summary_keys: 10_000,
             decode_tunnels: false,
         }
+    }
+}
+
+/// A configuration value outside its documented bounds.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{key} must be {min}..={max} (got {got})")]
+pub struct ConfigError {
+    /// The configuration key (`max_connections`, ...), which front-ends map to their own
+    /// spelling (a flag, a YAML key).
+    pub key: &'static str,
+    /// Smallest accepted value.
+    pub min: u64,
+    /// Largest accepted value.
+    pub max: u64,
+    /// The value given.
+    pub got: u64,
+}
+
+impl HttpConfig {
+    /// Checks every size-like setting against its bounds, so that a typo is an error naming
+    /// the key instead of a table that never fills or an allocation that fails. Zero is never
+    /// taken to mean one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |key, got: u64, min, max| {
+            if (min..=max).contains(&got) {
+                Ok(())
+            } else {
+                Err(ConfigError { key, min, max, got })
+            }
+        };
+        check("max_connections", self.max_connections as u64, 1, 1 << 24)?;
+        check(
+            "max_header_bytes",
+            self.max_header_bytes as u64,
+            64,
+            1 << 20,
+        )?;
+        check("max_pipeline", self.max_pipeline as u64, 1, 4096)?;
+        check(
+            "idle_timeout",
+            (self.idle_timeout_ns / 1_000_000_000).max(0) as u64,
+            1,
+            7 * 86_400,
+        )?;
+        check("max_name_len", self.extract.max_name as u64, 1, 1 << 16)?;
+        check("max_value_len", self.extract.max_value as u64, 1, 1 << 20)?;
+        check("ua_cache_slots", self.ua_cache_slots as u64, 1, 1 << 20)?;
+        check("summary_keys", self.summary_keys as u64, 1, 1 << 20)?;
+        Ok(())
     }
 }
 
@@ -254,10 +304,22 @@ impl HttpAnalyzer {
     /// Decodes one packet and processes it when it is a TCP segment.
     pub fn on_packet(&mut self, p: &Packet<'_>) {
         let v = decode(p.data, p.link, p.vlan_tci, &self.decode_opts);
+        self.on_view(p, &v);
+    }
+
+    /// True when HTTP is looked for inside tunnels (the view to hand to
+    /// [`HttpAnalyzer::on_view`] is then the innermost one).
+    pub fn decodes_tunnels(&self) -> bool {
+        self.decode_opts.inner
+    }
+
+    /// Processes one packet decoded by the caller (once for every analysis): `v` must be the
+    /// view [`HttpAnalyzer::decodes_tunnels`] asks for, decoded from `p.data`.
+    pub fn on_view(&mut self, p: &Packet<'_>, v: &PacketView) {
         if v.proto != 6 || v.l4_offset == 0 || v.fragment != Fragment::None {
             return;
         }
-        let Some(key) = FlowKey::from_view(&v) else {
+        let Some(key) = FlowKey::from_view(v) else {
             return;
         };
         let payload = v.payload(p.data);

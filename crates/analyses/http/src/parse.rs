@@ -215,7 +215,9 @@ fn version(v: u8) -> Text {
     Text::Static(if v == 0 { "HTTP/1.0" } else { "HTTP/1.1" })
 }
 
-/// Methods as shared literals (no allocation for the common ones).
+/// Methods as shared literals (no allocation for the common ones). Standard methods are
+/// recorded whole whatever `max` (they are short tokens the parser acts on: HEAD and CONNECT
+/// change how the response is framed); others are cut to `max` bytes like any value.
 fn method(m: &str, max: usize) -> Text {
     const COMMON: &[&str] = &[
         "GET",
@@ -332,9 +334,18 @@ fn fill_headers(
         HeaderSelect::None => None,
         _ => Some(BTreeMap::new()),
     };
+    // Framing is decided on the raw value: the output cap applies to what is recorded, never
+    // to what the parser needs (a capped "chun" would lose every chunked body after it).
+    let mut chunked = false;
     for h in hs {
         let name = h.name;
         let v = h.value;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = v
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
+        }
         if name.eq_ignore_ascii_case("referer") {
             // Referers rarely repeat: not worth interning.
             if m.referer.is_none() {
@@ -408,11 +419,6 @@ fn fill_headers(
         }
     }
     m.headers = extra;
-    let chunked = m.transfer_encoding.as_deref().is_some_and(|te| {
-        te.rsplit(',')
-            .next()
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
-    });
     m.framing = if chunked {
         Some(FramingHint::Chunked)
     } else {

@@ -112,6 +112,47 @@ fn request_response_pair() {
     assert_eq!(s.malformed_total(), 0);
 }
 
+/// The output cap applies to what is recorded, not to what the parser reads: with values cut to
+/// 5 bytes, a chunked response (whose body looks like a response) and a HEAD/CONNECT exchange
+/// are still framed right, and every message after them is found.
+#[test]
+fn value_cap_does_not_break_framing() {
+    let mut c = Conv::new(HttpConfig {
+        extract: ExtractOptions {
+            max_value: 5,
+            ..ExtractOptions::default()
+        },
+        ..HttpConfig::default()
+    });
+    c.send(false, b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    c.send(
+        true,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n17\r\nHTTP/1.1 404 Not Found\r\n\r\n0\r\n\r\n",
+    );
+    c.send(false, b"HEAD /b HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    c.send(true, b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n");
+    c.send(false, b"GET /c HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    c.send(true, b"HTTP/1.1 204 No Content\r\n\r\n");
+    let (r, s) = c.done();
+    let statuses: Vec<Option<u16>> = r
+        .iter()
+        .filter(|r| r.kind == Kind::Response)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [Some(200), Some(200), Some(204)]);
+    assert_eq!((s.requests, s.responses, s.paired), (3, 3, 3));
+    // Recorded values are cut to the cap.
+    assert_eq!(r[0].host.as_deref(), Some("examp"));
+    assert_eq!(
+        r.iter()
+            .find(|r| r.kind == Kind::Response)
+            .unwrap()
+            .transfer_encoding
+            .as_deref(),
+        Some("chunk")
+    );
+}
+
 #[test]
 fn paired_mode_and_unanswered() {
     let mut c = Conv::new(HttpConfig {

@@ -14,8 +14,9 @@ use xxhash_rust::xxh3::xxh3_128;
 /// Largest window accepted (the same bound as `editcap -D`).
 pub const MAX_WINDOW: usize = 1_000_000;
 
-/// Largest `capacity` accepted (slots are 32-bit in the table).
-pub const MAX_CAPACITY: usize = 1 << 28;
+/// Largest `capacity` accepted: 50 million frames, about 1.6 GB of ring and table. Larger values
+/// are refused by the command line rather than failing to allocate.
+pub const MAX_CAPACITY: usize = 50_000_000;
 
 /// Default number of remembered frames when no window is given (as many as editcap's largest
 /// window): 16 MB of ring plus a 2^21-slot (16 MB) table.

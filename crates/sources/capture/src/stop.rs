@@ -20,6 +20,16 @@ impl StopHandle {
         self.0.store(true, Ordering::Release);
     }
 
+    /// The shared flag, for readers that check it on their own threads.
+    pub fn shared(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+
+    /// The flag itself, for loops that take a plain `&AtomicBool` (the engine's file runs).
+    pub fn flag(&self) -> &AtomicBool {
+        &self.0
+    }
+
     /// True once the flag was raised.
     #[inline]
     pub fn is_stopped(&self) -> bool {

@@ -13,5 +13,6 @@ pub mod writer;
 
 pub use reader::{CaptureReader, FileFormat, ReadWarning, DEFAULT_CHUNK};
 pub use writer::{
-    pcap_record_header, CaptureWriter, OutputFormat, PcapWriter, PcapngWriter, WriteError,
+    pcap_record_header, pcap_ts_fits, CaptureWriter, OutputFormat, PcapWriter, PcapngWriter,
+    WriteError,
 };

@@ -13,6 +13,10 @@ use netspectra_packet::{
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// Default size of one read chunk; a batch holds the whole records found in one chunk. 1 MiB:
 /// with the read-ahead buffers in flight the working set stays near the L2/L3 sizes of small
@@ -112,6 +116,8 @@ enum Framing {
 pub struct CaptureReader {
     path: PathBuf,
     input: Box<dyn Read + Send>,
+    /// For streams (pipes, standard input): the stop flag and whether it ended the input.
+    pump: Option<Arc<PumpControl>>,
     format: FileFormat,
     framing: Framing,
     /// Unconsumed bytes start at index 0; `buf.len()` is the end of valid data.
@@ -128,6 +134,11 @@ pub struct CaptureReader {
     sections: u32,
     spare: Option<OwnedBatch>,
     pending_error: Option<SourceError>,
+    /// The decompressor failed (corrupt or cut-short gzip data): reported once every complete
+    /// record decompressed before it was handed out.
+    read_failure: Option<SourceError>,
+    /// The input ended because of `read_failure` (not at a clean end).
+    eof_from_failure: bool,
     total_size: Option<u64>,
     compressed: bool,
 }
@@ -136,6 +147,17 @@ fn io_err(path: &Path, what: &str, e: io::Error) -> SourceError {
     SourceError::Io {
         context: format!("{}: {what}", path.display()),
         source: e,
+    }
+}
+
+/// A decompression failure: corrupt or cut-short gzip data is the input's fault (a
+/// [`SourceError::Corrupt`] at the decompressed offset where the data stopped), not the
+/// machine's.
+fn gzip_error(path: &Path, offset: u64, e: io::Error) -> SourceError {
+    SourceError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason: format!("gzip data unreadable after this decompressed offset: {e}"),
     }
 }
 
@@ -148,7 +170,13 @@ impl CaptureReader {
         }
         let f = File::open(path).map_err(|e| io_err(path, "cannot open", e))?;
         let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-        Self::from_reader(path, Box::new(f), size)
+        let r = Self::from_reader(path, Box::new(f), size)?;
+        // The size is the compressed one for gzip, not what the reader's offsets count.
+        let size = if r.compressed { None } else { size };
+        Ok(CaptureReader {
+            total_size: size,
+            ..r
+        })
     }
 
     /// Reads a capture from any byte stream; `name` is used in messages.
@@ -165,10 +193,16 @@ impl CaptureReader {
             let raw = std::io::Cursor::new(std::mem::take(&mut buf)).chain(input);
             input = Box::new(flate2::read::MultiGzDecoder::new(raw));
             buf = Vec::with_capacity(DEFAULT_CHUNK);
-            fill_to(&mut *input, &mut buf, 4).map_err(|e| io_err(&path, "gzip error", e))?;
+            fill_to(&mut *input, &mut buf, 4).map_err(|e| gzip_error(&path, 0, e))?;
             compressed = true;
         }
-        fill_to(&mut *input, &mut buf, 28).map_err(|e| io_err(&path, "read error", e))?;
+        let header = fill_to(&mut *input, &mut buf, 28);
+        let read_failure = match header {
+            Ok(_) => None,
+            // Whatever decompressed is parsed; the failure comes after it.
+            Err(e) if compressed => Some(gzip_error(&path, buf.len() as u64, e)),
+            Err(e) => return Err(io_err(&path, "read error", e)),
+        };
         let mut r = CaptureReader {
             path,
             input,
@@ -188,12 +222,42 @@ impl CaptureReader {
             warning_count: 0,
             sections: 0,
             spare: None,
+            pump: None,
             pending_error: None,
+            eof_from_failure: read_failure.is_some(),
+            read_failure,
             total_size,
             compressed,
         };
-        r.read_file_header()?;
+        r.eof = r.eof_from_failure;
+        if let Err(e) = r.read_file_header() {
+            return Err(r.read_failure.take().unwrap_or(e));
+        }
+        if r.total_size.is_none() && !r.eof {
+            // A stream: read it on a thread of its own, so that a stop request is seen while
+            // its writer is quiet (a blocked read() would not see it).
+            let raw = std::mem::replace(&mut r.input, Box::new(io::empty()));
+            let (pump, ctl) = Pump::start(raw);
+            r.input = Box::new(pump);
+            r.pump = Some(ctl);
+        }
         Ok(r)
+    }
+
+    /// Lets a stream (pipe, standard input) end early when `stop` is raised, even while no data
+    /// arrives: the input then ends where it was, and [`CaptureReader::stopped_early`] says so.
+    /// Regular files are read to their end by the caller's own loop, which checks the flag.
+    pub fn set_stop(&mut self, stop: Arc<AtomicBool>) {
+        if let Some(p) = &self.pump {
+            let _ = p.stop.set(stop);
+        }
+    }
+
+    /// True when a stop request ended a stream before its writer closed it.
+    pub fn stopped_early(&self) -> bool {
+        self.pump
+            .as_ref()
+            .is_some_and(|p| p.stopped.load(Ordering::Relaxed))
     }
 
     /// Sets the read chunk size (bytes per batch buffer); mainly for tests and tuning.
@@ -364,10 +428,18 @@ impl CaptureReader {
             // instead of waiting for a whole chunk, so packets are not held back while the
             // writer is quiet.
             fill_available(&mut *self.input, &mut self.buf, want)
-        }
-        .map_err(|e| io_err(&self.path, "read error", e))?;
-        if !got {
-            self.eof = true;
+        };
+        match got {
+            Ok(true) => {}
+            Ok(false) => self.eof = true,
+            Err(e) if self.compressed => {
+                // Corrupt or cut-short gzip data: what decompressed so far is still parsed,
+                // then the failure is reported at the offset where the data stopped.
+                let at = self.buf_offset + self.buf.len() as u64;
+                self.read_failure = Some(gzip_error(&self.path, at, e));
+                self.eof = true;
+            }
+            Err(e) => return Err(io_err(&self.path, "read error", e)),
         }
         Ok(())
     }
@@ -403,6 +475,7 @@ impl CaptureReader {
             if !out.metas.is_empty() || pos > 0 {
                 if self.eof && pos == self.buf.len() {
                     self.done = true;
+                    self.pending_error = self.read_failure.take();
                 }
                 let batch = self.take_batch(out, pos);
                 if !batch.metas.is_empty() {
@@ -415,9 +488,23 @@ impl CaptureReader {
             // Nothing complete in the buffer.
             if self.eof {
                 self.done = true;
+                if let Some(e) = self.read_failure.take() {
+                    return Err(e);
+                }
                 if !self.buf.is_empty() {
                     let off = self.buf_offset;
                     let (have, want) = (self.buf.len(), need.max(self.buf.len() + 1));
+                    if self.sections == 0 {
+                        // A pcapng file cut inside its first section header is no capture
+                        // at all, as a pcap file cut inside its file header is not.
+                        return Err(SourceError::Format {
+                            path: self.path.clone(),
+                            offset: off,
+                            reason: format!(
+                                "pcapng section header block truncated ({have} of {want} bytes)"
+                            ),
+                        });
+                    }
                     self.warn(
                         off,
                         format!("last record truncated: {have} of {want} bytes present; ignored"),
@@ -466,6 +553,104 @@ fn rd32(be: bool, b: &[u8], o: usize) -> u32 {
         u32::from_be_bytes(a)
     } else {
         u32::from_le_bytes(a)
+    }
+}
+
+/// Shared between a [`CaptureReader`] and its [`Pump`].
+struct PumpControl {
+    stop: OnceLock<Arc<AtomicBool>>,
+    stopped: AtomicBool,
+}
+
+/// Reads a stream on its own thread and hands its bytes over in pieces: a reader that can
+/// give up waiting when asked to stop. Holds at most `PUMP_DEPTH` pieces of 64 KiB.
+struct Pump {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+    ctl: Arc<PumpControl>,
+}
+
+const PUMP_DEPTH: usize = 16;
+
+impl Pump {
+    fn start(mut input: Box<dyn Read + Send>) -> (Pump, Arc<PumpControl>) {
+        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(PUMP_DEPTH);
+        let ctl = Arc::new(PumpControl {
+            stop: OnceLock::new(),
+            stopped: AtomicBool::new(false),
+        });
+        // Detached: it ends at the stream's end, or at its next read once the reader is gone.
+        let _ = std::thread::Builder::new()
+            .name("capture-pump".into())
+            .spawn(move || loop {
+                let mut piece = vec![0u8; 64 * 1024];
+                match input.read(&mut piece) {
+                    Ok(0) => {
+                        let _ = tx.send(Ok(Vec::new()));
+                        return;
+                    }
+                    Ok(n) => {
+                        piece.truncate(n);
+                        if tx.send(Ok(piece)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            });
+        let pump = Pump {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+            ctl: Arc::clone(&ctl),
+        };
+        (pump, ctl)
+    }
+}
+
+impl Read for Pump {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.cur.len() {
+                let n = buf.len().min(self.cur.len() - self.pos);
+                buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done || buf.is_empty() {
+                return Ok(0);
+            }
+            match self.rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Ok(v)) if v.is_empty() => self.done = true,
+                Ok(Ok(v)) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self
+                        .ctl
+                        .stop
+                        .get()
+                        .is_some_and(|s| s.load(Ordering::Relaxed))
+                    {
+                        self.ctl.stopped.store(true, Ordering::Relaxed);
+                        self.done = true;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => self.done = true,
+            }
+        }
     }
 }
 
@@ -588,6 +773,10 @@ impl CaptureReader {
             st.wire_bytes += orig as u64;
             st.snapped += (incl < orig) as u64;
             p += total;
+        }
+        if p < buf.len() && p + rec_hdr > buf.len() {
+            // Not even the record header is complete: that is what is missing.
+            *need = rec_hdr;
         }
         *pos = p;
         self.stats = st;

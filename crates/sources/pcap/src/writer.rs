@@ -39,20 +39,38 @@ pub struct PcapWriter<W: Write> {
     w: BufWriter<W>,
     nanos: bool,
     link: LinkType,
+    clamped: u64,
+}
+
+/// The latest time a classic pcap record can hold: its seconds field is an unsigned 32-bit
+/// count from 1970 (2106-02-07T06:28:15Z plus a fraction).
+pub const PCAP_MAX_SECS: i64 = u32::MAX as i64;
+
+/// True when `ts` fits a classic pcap record header (1970-01-01 to 2106-02-07). Writers clamp
+/// other times to the nearest end instead of letting the seconds wrap around, and count them
+/// (see [`CaptureWriter::clamped_timestamps`]).
+#[inline]
+pub fn pcap_ts_fits(ts: Timestamp) -> bool {
+    (0..=PCAP_MAX_SECS).contains(&ts.secs())
 }
 
 /// The 16-byte little-endian pcap record header for `len` captured bytes of a frame `orig_len`
 /// bytes long (never less than `len`), with a nano- or microsecond fraction. For writers that
-/// write record bytes themselves (e.g. straight from a read buffer).
+/// write record bytes themselves (e.g. straight from a read buffer). A time outside what pcap
+/// can hold ([`pcap_ts_fits`]) is clamped to 1970-01-01 or 2106-02-07.
 #[inline]
 pub fn pcap_record_header(ts: Timestamp, orig_len: u32, len: usize, nanos: bool) -> [u8; 16] {
-    let frac = if nanos {
-        ts.subsec_nanos()
+    let (secs, frac) = if ts.secs() < 0 {
+        (0, 0)
+    } else if ts.secs() > PCAP_MAX_SECS {
+        (u32::MAX, if nanos { 999_999_999 } else { 999_999 })
+    } else if nanos {
+        (ts.secs() as u32, ts.subsec_nanos())
     } else {
-        ts.subsec_micros()
+        (ts.secs() as u32, ts.subsec_micros())
     };
     let mut h = [0u8; 16];
-    h[0..4].copy_from_slice(&(ts.secs() as u32).to_le_bytes());
+    h[0..4].copy_from_slice(&secs.to_le_bytes());
     h[4..8].copy_from_slice(&frac.to_le_bytes());
     h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
     h[12..16].copy_from_slice(&orig_len.max(len as u32).to_le_bytes());
@@ -71,12 +89,20 @@ impl<W: Write> PcapWriter<W> {
         h[16..20].copy_from_slice(&(if snaplen == 0 { 262_144 } else { snaplen }).to_le_bytes());
         h[20..24].copy_from_slice(&(link.0 as u32).to_le_bytes());
         w.write_all(&h)?;
-        Ok(PcapWriter { w, nanos, link })
+        Ok(PcapWriter {
+            w,
+            nanos,
+            link,
+            clamped: 0,
+        })
     }
 
     /// Appends one record.
     #[inline]
     pub fn write_record(&mut self, ts: Timestamp, orig_len: u32, data: &[u8]) -> io::Result<()> {
+        if !pcap_ts_fits(ts) {
+            self.clamped += 1;
+        }
         self.w
             .write_all(&pcap_record_header(ts, orig_len, data.len(), self.nanos))?;
         self.w.write_all(data)
@@ -110,6 +136,7 @@ pub struct PcapngWriter<W: Write> {
     /// Source interface index -> pcapng interface id in this file.
     ids: Vec<Option<u32>>,
     next_id: u32,
+    clamped: u64,
 }
 
 fn pad4(n: usize) -> usize {
@@ -138,6 +165,7 @@ impl<W: Write> PcapngWriter<W> {
             w,
             ids: Vec::new(),
             next_id: 0,
+            clamped: 0,
         })
     }
 
@@ -182,7 +210,14 @@ impl<W: Write> PcapngWriter<W> {
     ) -> io::Result<()> {
         let pad = pad4(data.len());
         let len = (32 + data.len() + pad) as u32;
-        let units = ts.as_nanos() as u64;
+        // Units are unsigned nanoseconds since 1970: a time before it is clamped to 1970 (as
+        // a plain cast it would become the far future).
+        let units = if ts.as_nanos() < 0 {
+            self.clamped += 1;
+            0
+        } else {
+            ts.as_nanos() as u64
+        };
         let mut h = [0u8; 28];
         h[0..4].copy_from_slice(&6u32.to_le_bytes());
         h[4..8].copy_from_slice(&len.to_le_bytes());
@@ -262,6 +297,15 @@ impl<W: Write> CaptureWriter<W> {
                 CaptureWriter::Pcapng(PcapngWriter::new(inner, Some("netspectra"))?)
             }
         })
+    }
+
+    /// Packets whose time the format could not hold and that were written with the nearest
+    /// time it can (see [`pcap_ts_fits`]; pcapng holds 1970 to 2554).
+    pub fn clamped_timestamps(&self) -> u64 {
+        match self {
+            CaptureWriter::Pcap(w) => w.clamped,
+            CaptureWriter::Pcapng(w) => w.clamped,
+        }
     }
 
     /// Appends a packet.

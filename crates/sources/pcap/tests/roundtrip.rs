@@ -476,3 +476,167 @@ fn a_pipe_delivers_packets_as_they_arrive_not_when_a_chunk_is_full() {
     drop(tx);
     assert_eq!(reader.join().unwrap(), 10);
 }
+
+/// Times a format cannot hold are clamped to the nearest time it can, and counted, instead of
+/// wrapping (pcap's 32-bit seconds) or turning a time before 1970 into the far future (pcapng's
+/// unsigned units).
+#[test]
+fn timestamps_outside_the_format_are_clamped_and_counted() {
+    let ifaces = [InterfaceInfo {
+        link: LinkType::ETHERNET,
+        ..Default::default()
+    }];
+    let times = [
+        -5_000_000_000i64,         // 1969
+        1_700_000_000_123_456_789, // fits both
+        5_000_000_000_000_000_000, // 2128: past pcap's 2106
+    ];
+    for (fmt, want, clamped) in [
+        (
+            OutputFormat::Pcap { nanos: true },
+            [0, 1_700_000_000_123_456_789, 4_294_967_295_999_999_999],
+            2,
+        ),
+        (
+            OutputFormat::Pcap { nanos: false },
+            [0, 1_700_000_000_123_456_000, 4_294_967_295_999_999_000],
+            2,
+        ),
+        (
+            OutputFormat::Pcapng,
+            [0, 1_700_000_000_123_456_789, 5_000_000_000_000_000_000],
+            1,
+        ),
+    ] {
+        let mut w = CaptureWriter::new(Vec::new(), fmt, &ifaces).unwrap();
+        for ts in times {
+            let p = netspectra_packet::Packet::whole(Timestamp(ts), LinkType::ETHERNET, &[0; 20]);
+            w.write_packet(&p, &ifaces).unwrap();
+        }
+        assert_eq!(w.clamped_timestamps(), clamped, "{fmt:?}");
+        let (recs, _) = read_all(w.finish().unwrap(), 1 << 16).unwrap();
+        let got: Vec<i64> = recs.iter().map(|r| r.ts).collect();
+        assert_eq!(got, want, "{fmt:?}");
+    }
+}
+
+/// Complete pcap records in `plain` (little-endian, 16-byte record headers), walked
+/// independently of the reader: the oracle for what a cut-short stream still holds.
+fn complete_pcap_records(plain: &[u8]) -> usize {
+    let mut p = 24;
+    let mut n = 0;
+    while p + 16 <= plain.len() {
+        let incl = u32::from_le_bytes(plain[p + 8..p + 12].try_into().unwrap()) as usize;
+        if p + 16 + incl > plain.len() {
+            break;
+        }
+        p += 16 + incl;
+        n += 1;
+    }
+    n
+}
+
+/// Reads every record of a file opened by path (the regular-file code path), then the error.
+fn read_path(p: &std::path::Path) -> (usize, Option<SourceError>) {
+    let mut r = CaptureReader::open(p).unwrap();
+    let mut n = 0;
+    loop {
+        match r.next_batch(&mut |b| n += b.len()) {
+            Ok(true) => {}
+            Ok(false) => return (n, None),
+            Err(e) => return (n, Some(e)),
+        }
+    }
+}
+
+/// A cut-short or corrupt gzip stream hands out every record that decompressed completely
+/// (as `zcat` shows them), from a file exactly as from a pipe, and then stops with a bad-input
+/// error naming the file and offset. Trailing junk after a complete gzip member likewise.
+#[test]
+fn damaged_gzip_gives_every_complete_record_then_an_error() {
+    use flate2::write::GzEncoder;
+    use std::io::{Read, Write};
+    let recs: Vec<Rec> = (0..6000)
+        .map(|i| Rec {
+            ts: i * 1000,
+            orig: 200,
+            data: (0..200).map(|j| ((i * 7 + j) % 251) as u8).collect(),
+            link: LinkType::ETHERNET,
+        })
+        .collect();
+    let plain = write(&recs, OutputFormat::Pcap { nanos: true });
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let whole = gz.finish().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = whole[..whole.len() * 6 / 10].to_vec();
+    let mut junk = whole.clone();
+    junk.extend_from_slice(b"this is not a gzip member, just junk after the first one");
+    for (name, bytes) in [("cut.pcap.gz", cut), ("junk.pcap.gz", junk)] {
+        // The oracle: whatever an independent decompressor gets out before it fails.
+        let mut dec = flate2::read::GzDecoder::new(&bytes[..]);
+        let mut out = Vec::new();
+        let mut piece = [0u8; 4096];
+        while let Ok(n) = dec.read(&mut piece) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&piece[..n]);
+        }
+        let want = complete_pcap_records(&out);
+        assert!(want > 100, "{name}: the damaged stream still holds records");
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let (from_file, err) = read_path(&path);
+        let err = err.unwrap_or_else(|| panic!("{name}: damage must be reported"));
+        assert!(matches!(err, SourceError::Corrupt { .. }), "{name}: {err}");
+        assert!(err.to_string().contains(name), "{err}");
+        let mut piped =
+            CaptureReader::from_reader(name, Box::new(Cursor::new(bytes)), None).unwrap();
+        let mut from_pipe = 0;
+        let pipe_err = loop {
+            match piped.next_batch(&mut |b| from_pipe += b.len()) {
+                Ok(true) => {}
+                Ok(false) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        assert!(
+            matches!(pipe_err, Some(SourceError::Corrupt { .. })),
+            "{name}"
+        );
+        if name.starts_with("junk") {
+            assert_eq!(
+                from_file,
+                recs.len(),
+                "{name}: the complete member is read whole"
+            );
+        } else {
+            assert_eq!(from_file, want, "{name}: from a file");
+        }
+        assert_eq!(from_pipe, from_file, "{name}: a pipe and a file agree");
+    }
+}
+
+/// A record header cut short says how many header bytes are missing; a pcapng file cut inside
+/// its first section header is refused like a pcap file cut inside its file header.
+#[test]
+fn truncation_messages_count_the_right_bytes() {
+    let mut bytes = write(&ten_records(), OutputFormat::Pcap { nanos: true });
+    let full = bytes.len();
+    bytes.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]); // half of a 16-byte record header
+    let (recs, r) = read_all(bytes, 4096).unwrap();
+    assert_eq!(recs.len(), 10);
+    let w = r.warnings()[0].to_string();
+    assert!(w.contains("8 of 16 bytes"), "{w}");
+    assert!(w.contains(&full.to_string()), "{w}");
+
+    let shb = shb(false);
+    for cut in [4, 12, shb.len() - 4] {
+        let e = CaptureReader::from_reader("x", Box::new(Cursor::new(shb[..cut].to_vec())), None)
+            .and_then(|mut r| r.next_batch(&mut |_| {}).map(|_| r))
+            .expect_err("a cut section header is not a capture");
+        assert!(matches!(e, SourceError::Format { .. }), "{cut}: {e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
+}
