@@ -2,40 +2,40 @@
 //! summary with top talkers and conversations (like softflowd/argus records plus
 //! `tshark -z conv`).
 //!
-//! Threads: the engine's workers own one flow table each (shared nothing); a single writer
-//! thread runs the merger (views, snapshots, summary sketches) and writes every file, so the
-//! per-packet path never waits on output.
+//! A thin front-end of the pipeline (`netspectra_pipeline`): workers own one flow table each
+//! (shared nothing), the merge thread folds their deltas into the views and the summary, and
+//! every output (the records file, view snapshots, IPFIX, ClickHouse) is a sink on its own
+//! thread.
 
 use crate::exit::BadInput;
 use crate::record_format::RecordFormatArg;
-use anyhow::{Context, Result};
-use clap::Args;
-use netspectra_capture::{FileFilter, LiveConfig};
-use netspectra_clickhouse::{ClickHouseError, ClickHouseSink};
-use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
-use netspectra_flow::config::{default_views, parse_duration, DEFAULT_INTERVAL};
-use netspectra_flow::record::{dir_stamp, FlowRecord};
-use netspectra_flow::{
-    EndReason, EndedFlow, FileConfig, FlowWorker, Merger, Output, Snapshot, Summary, TableConfig,
-    ViewSpec, WorkerMsg,
-};
-use netspectra_ipfix::{EncoderConfig, ExportStats, ExporterConfig, IpfixError, IpfixExporter};
-use netspectra_metrics::{Exposition, Kind};
-use netspectra_packet::{Batch, SourceStats, Timestamp};
-use netspectra_pcap::CaptureReader;
-use netspectra_sinks::{create_output, RecordFormat, RecordWriter};
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
 use crate::stdout::outln;
 use crate::stop::Stop;
+use anyhow::{Context, Result};
+use clap::Args;
+use netspectra_capture::LiveConfig;
+use netspectra_clickhouse::{ClickHouseSink, SinkOptions};
 use netspectra_engine::MAX_THREADS;
+use netspectra_flow::config::{default_views, parse_duration, DEFAULT_INTERVAL};
+use netspectra_flow::{EndReason, FileConfig, Summary, TableConfig, ViewSpec};
+use netspectra_ipfix::sink::IpfixSink;
+use netspectra_ipfix::{EncoderConfig, ExportStats, ExporterConfig, IpfixError, IpfixExporter};
+use netspectra_metrics::Exposition;
+use netspectra_packet::SourceStats;
+use netspectra_pcap::CaptureReader;
+use netspectra_pipeline::{AnalysisSet, FlowsSetup, Pipeline, RunReport};
+use netspectra_sinks::delivery::{DeliveryConfig, SinkRunner, WhenFull};
+use netspectra_sinks::file_sink::{FileSink, FileSinkConfig, Rotation};
 use netspectra_sinks::outputs::OutputPlan;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
-use std::time::Instant;
+use netspectra_sinks::sink::Routes;
+use netspectra_sinks::stream::StreamKind;
+use netspectra_sinks::RecordFormat;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Arguments of `netspectra flows`.
 #[derive(Args)]
@@ -132,233 +132,8 @@ pub struct FlowsArgs {
     metrics: Option<String>,
 }
 
-/// What one worker has counted so far, published once per batch for `--metrics` (written only
-/// by its worker; read by scrapes).
-#[derive(Default)]
-struct WorkerMetrics {
-    bytes: AtomicU64,
-    packets: AtomicU64,
-    flow_packets: AtomicU64,
-    not_flowable: AtomicU64,
-    flows_started: AtomicU64,
-    ended: [AtomicU64; 6],
-    live: AtomicU64,
-    truncated: AtomicU64,
-    malformed: AtomicU64,
-    undecoded: AtomicU64,
-}
-
-/// Live counters of a flows run for `--metrics`: one set per worker plus the writer's.
-#[derive(Default)]
-struct FlowsMetrics {
-    workers: Vec<WorkerMetrics>,
-    records_written: AtomicU64,
-    snapshots_written: AtomicU64,
-    ipfix_messages: AtomicU64,
-    ipfix_records: AtomicU64,
-    ipfix_send_errors: AtomicU64,
-    clickhouse_rows: AtomicU64,
-    /// The live capture's interface and counters, once it is open (`-i`).
-    live: crate::metrics::LiveCounters,
-}
-
-impl FlowsMetrics {
-    /// Publishes worker `i`'s counters after a batch of `packets` read (`bytes` on the wire).
-    fn publish(&self, i: usize, w: &FlowWorker, packets: u64, bytes: u64) {
-        let m = &self.workers[i];
-        let c = w.table().counters();
-        let d = w.decode_counters();
-        m.bytes.fetch_add(bytes, Ordering::Relaxed);
-        m.packets.fetch_add(packets, Ordering::Relaxed);
-        m.flow_packets.store(c.flow_packets, Ordering::Relaxed);
-        m.not_flowable.store(c.not_flowable(), Ordering::Relaxed);
-        m.flows_started.store(c.flows_started, Ordering::Relaxed);
-        for (a, v) in m.ended.iter().zip(c.ended) {
-            a.store(v, Ordering::Relaxed);
-        }
-        m.live.store(w.table().live() as u64, Ordering::Relaxed);
-        m.truncated.store(d.truncated, Ordering::Relaxed);
-        m.malformed.store(d.malformed, Ordering::Relaxed);
-        m.undecoded.store(d.undecoded, Ordering::Relaxed);
-    }
-
-    fn render(&self, e: &mut Exposition) {
-        let sum = |f: fn(&WorkerMetrics) -> &AtomicU64| -> u64 {
-            self.workers
-                .iter()
-                .map(|w| f(w).load(Ordering::Relaxed))
-                .sum()
-        };
-        e.counter(
-            "netspectra_flows_packets_total",
-            "Packets read (before a user-space filter).",
-            sum(|w| &w.packets),
-        );
-        e.counter(
-            "netspectra_flows_bytes_total",
-            "Bytes on the wire of the packets read.",
-            sum(|w| &w.bytes),
-        );
-        e.counter(
-            "netspectra_flows_flow_packets_total",
-            "Packets counted in a flow.",
-            sum(|w| &w.flow_packets),
-        );
-        e.counter(
-            "netspectra_flows_not_flowable_packets_total",
-            "Packets without a flow (no IP layer, missing transport header, orphan fragment).",
-            sum(|w| &w.not_flowable),
-        );
-        for (name, f) in [
-            (
-                "truncated",
-                (|w| &w.truncated) as fn(&WorkerMetrics) -> &AtomicU64,
-            ),
-            ("malformed", |w| &w.malformed),
-            ("undecoded", |w| &w.undecoded),
-        ] {
-            e.sample(
-                "netspectra_flows_decode_problems_total",
-                Kind::Counter,
-                "Packets that did not decode completely, by reason.",
-                &[("reason", name)],
-                sum(f) as f64,
-            );
-        }
-        e.counter(
-            "netspectra_flows_started_total",
-            "Flow records started.",
-            sum(|w| &w.flows_started),
-        );
-        for (i, r) in EndReason::ALL.iter().enumerate() {
-            let n: u64 = self
-                .workers
-                .iter()
-                .map(|w| w.ended[i].load(Ordering::Relaxed))
-                .sum();
-            e.sample(
-                "netspectra_flows_ended_total",
-                Kind::Counter,
-                "Flow records ended, by reason.",
-                &[("reason", r.name())],
-                n as f64,
-            );
-        }
-        e.gauge(
-            "netspectra_flows_live",
-            "Flows in the tables now.",
-            sum(|w| &w.live) as f64,
-        );
-        e.counter(
-            "netspectra_flows_records_written_total",
-            "Flow records written to the record file.",
-            self.records_written.load(Ordering::Relaxed),
-        );
-        e.counter(
-            "netspectra_flows_snapshots_total",
-            "View snapshots handed to the snapshot writers.",
-            self.snapshots_written.load(Ordering::Relaxed),
-        );
-        e.counter(
-            "netspectra_flows_ipfix_messages_total",
-            "IPFIX datagrams sent to the collector.",
-            self.ipfix_messages.load(Ordering::Relaxed),
-        );
-        e.counter(
-            "netspectra_flows_ipfix_records_total",
-            "IPFIX data records sent to the collector.",
-            self.ipfix_records.load(Ordering::Relaxed),
-        );
-        e.counter(
-            "netspectra_flows_ipfix_send_errors_total",
-            "IPFIX datagrams whose send failed.",
-            self.ipfix_send_errors.load(Ordering::Relaxed),
-        );
-        e.counter(
-            "netspectra_flows_clickhouse_rows_total",
-            "Flow records inserted into ClickHouse.",
-            self.clickhouse_rows.load(Ordering::Relaxed),
-        );
-        self.live.render(e);
-    }
-}
-
 fn dur(s: &str) -> Result<i64, String> {
     parse_duration(s)
-}
-
-/// The engine-facing wrapper: a flow worker plus an optional user-space filter.
-struct FlowsAnalysis {
-    worker: FlowWorker,
-    filter: Option<FileFilter>,
-    /// Where to publish counters after each batch (`--metrics`), and this worker's index.
-    metrics: Option<(Arc<FlowsMetrics>, usize)>,
-}
-
-impl Analysis for FlowsAnalysis {
-    fn on_batch(&mut self, batch: &Batch<'_>) {
-        match &mut self.filter {
-            None => self.worker.on_batch(batch),
-            Some(filter) => {
-                for p in batch.iter() {
-                    if filter.matches(&p) {
-                        self.worker.on_packet(&p);
-                    }
-                }
-                self.worker.end_batch();
-            }
-        }
-        if let Some((m, i)) = &self.metrics {
-            let bytes = batch.iter().map(|p| p.orig_len as u64).sum();
-            m.publish(*i, &self.worker, batch.len() as u64, bytes);
-        }
-    }
-
-    fn on_tick(&mut self, at: Timestamp) {
-        self.worker.on_tick(at);
-    }
-}
-
-/// Writes finished flows as records.
-fn write_records(w: &mut RecordWriter<FlowRecord>, flows: &[EndedFlow]) -> Result<()> {
-    for f in flows {
-        w.write_rendered(
-            |line| netspectra_flow::record::write_jsonl(f, line),
-            || FlowRecord::from_ended(f),
-        )
-        .context("writing flow records")?;
-    }
-    Ok(())
-}
-
-fn write_snapshot(dir: &Path, format: RecordFormat, s: &Snapshot) -> Result<()> {
-    let path = dir
-        .join(dir_stamp(s.start))
-        .join(format!("{}.{}", s.view, format.extension()));
-    if format == RecordFormat::JsonLines {
-        // The common case: one pass over the rows, no serde per row.
-        let mut out = BufWriter::with_capacity(
-            256 << 10,
-            create_output(&path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        s.write_jsonl(&mut out)
-            .and_then(|()| out.flush())
-            .with_context(|| format!("writing {}", path.display()))?;
-        out.into_inner()
-            .map_err(|e| e.into_error())
-            .and_then(|d| d.complete())
-            .with_context(|| format!("writing {}", path.display()))?;
-        return Ok(());
-    }
-    let mut w = RecordWriter::<netspectra_flow::views::SnapRow<'_>>::create(&path, format)
-        .with_context(|| format!("creating {}", path.display()))?;
-    for i in 0..s.rows.len() {
-        w.write(&s.row(i))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    w.finish()
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 /// Builds the table settings and views from the config file and flags (flags win).
@@ -522,305 +297,268 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let to_stdout = records_path
         .as_deref()
         .is_some_and(|p| p.as_os_str() == "-");
-    let (mut exporter, mut clickhouse) = match a.export.as_deref() {
+    let stop = Stop::new();
+    // Sinks: each on its own thread (a slow or failing one never holds up the others); files
+    // of a one-shot run wait for room rather than drop anything.
+    let file_cfg = DeliveryConfig {
+        when_full: WhenFull::Block,
+        memory_batches: 16,
+        fail_fast: true,
+        on_failure: Some(stop.handle().shared()),
+        ..DeliveryConfig::default()
+    };
+    let mut runners = Vec::new();
+    let mut ipfix_stats = None;
+    let mut clickhouse = None;
+    match a.export.as_deref() {
         Some(url) if url.starts_with("clickhouse://") => {
             // A bad URL is the user's input (exit 2); a server that fails is not.
-            let sink = ClickHouseSink::connect(url).map_err(|e| match e {
-                ClickHouseError::Url { .. } => BadInput(format!("--export: {e}")).into(),
-                e => anyhow::Error::new(e).context(format!("--export {url}")),
-            })?;
-            (None, Some(sink))
+            let t = netspectra_clickhouse::parse_url(url)
+                .map_err(|e| BadInput(format!("--export: {e}")))?;
+            let opts = SinkOptions {
+                database: t.database.clone(),
+                flows_table: Some(t.table.clone()),
+                routes: Routes::kinds(&[StreamKind::Flows]),
+                probe: None,
+            };
+            let sink = ClickHouseSink::connect(&t.host, opts)
+                .map_err(|e| anyhow::Error::new(e).context(format!("--export {url}")))?;
+            clickhouse = Some((t, sink.stats()));
+            let cfg = DeliveryConfig {
+                when_full: WhenFull::Block,
+                // A one-shot run reports a server that stays down instead of waiting forever.
+                give_up_after: Some(Duration::from_secs(30)),
+                ..DeliveryConfig::default()
+            };
+            runners.push(SinkRunner::start(Box::new(sink), &Routes::all(), cfg)?);
         }
-        Some(url) => (
-            Some(open_exporter(url, a.export_domain, a.export_rate)?),
-            None,
-        ),
-        None => (None, None),
+        Some(url) => {
+            let exporter = open_exporter(url, a.export_domain, a.export_rate)?;
+            let (sink, stats) = IpfixSink::new(url, exporter);
+            ipfix_stats = Some(stats);
+            let cfg = DeliveryConfig {
+                when_full: WhenFull::Block,
+                ..DeliveryConfig::default()
+            };
+            runners.push(SinkRunner::start(Box::new(sink), &Routes::all(), cfg)?);
+        }
+        None => {}
+    }
+    let set = AnalysisSet {
+        flows: Some(FlowsSetup {
+            table: table_cfg,
+            views,
+            top: a.top.min(64),
+        }),
+        http: None,
     };
     let workers = a.threads;
-    let metrics = a.metrics.as_ref().map(|_| {
-        Arc::new(FlowsMetrics {
-            workers: (0..workers).map(|_| WorkerMetrics::default()).collect(),
-            ..FlowsMetrics::default()
-        })
-    });
-    let _metrics_server = match (&a.metrics, &metrics) {
-        (Some(addr), Some(m)) => {
-            let m = Arc::clone(m);
-            Some(crate::metrics::serve("flows", addr, a.quiet, move |e| {
-                m.render(e)
-            })?)
-        }
-        _ => None,
+    let mut pipeline = Pipeline::new(set, workers, filter.map(str::to_string));
+    let metrics = pipeline.metrics();
+    let live_counters = Arc::new(crate::metrics::LiveCounters::default());
+    let extra = FlowsExtra {
+        ipfix: ipfix_stats.clone(),
+        clickhouse: clickhouse.as_ref().map(|(_, s)| Arc::clone(s)),
+        live: Arc::clone(&live_counters),
+    };
+    let _metrics_server = match &a.metrics {
+        Some(addr) => Some(crate::metrics::serve("flows", addr, a.quiet, move |e| {
+            metrics.render(e);
+            extra.render(e);
+        })?),
+        None => None,
     };
     // Open the input before anything is written: a missing or unreadable file is reported
     // alone, with no summary and no output touched. (After the metrics endpoint: reading a
     // pipe's header waits for its writer, who may be waiting for the endpoint.)
-    let reader = match (&input, &a.interface) {
+    let mut reader = match (&input, &a.interface) {
         (Some(file), None) => Some(CaptureReader::open(file)?),
         _ => None,
     };
     // Outputs last: every check above can fail without touching an older result. Files
     // appear under their names only when complete.
-    let mut records = match &records_path {
-        Some(p) => Some(
-            RecordWriter::<FlowRecord>::create(p, format).map_err(|e| BadInput(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let stop = Stop::new();
-    let writer_metrics = metrics.clone();
-    let base_tick = Merger::base_tick(&views);
-    let out_dir = a.out.clone();
-    let mut merger = Merger::new(workers, views);
-    let top = a.top.min(64);
-    let (tx, rx) = sync_channel::<WorkerMsg>(256);
+    let mut file_sink = None;
+    if records_path.is_some() || a.out.is_some() {
+        let mut kinds = Vec::new();
+        if records_path.is_some() {
+            kinds.push(StreamKind::Flows);
+        }
+        if a.out.is_some() {
+            kinds.push(StreamKind::View);
+        }
+        let fcfg = FileSinkConfig {
+            dir: a.out.clone(),
+            paths: records_path
+                .iter()
+                .map(|p| (StreamKind::Flows, p.clone()))
+                .collect(),
+            format,
+            http_fields: None,
+            rotation: Rotation::default(),
+            routes: Routes::kinds(&kinds),
+        };
+        let inputs: Vec<PathBuf> = input.iter().cloned().collect();
+        let sink = FileSink::new(fcfg, &inputs);
+        file_sink = Some(netspectra_sinks::sink::Sink::name(&sink));
+        runners.insert(
+            0,
+            SinkRunner::start(Box::new(sink), &Routes::all(), file_cfg)?,
+        );
+    }
+    for r in runners {
+        pipeline.add_sink(r);
+    }
     let t0 = Instant::now();
-
-    // Output threads: the merger folds worker deltas into the views and the summary; the writer
-    // serializes flow records and hands snapshots to two snapshot writers. They overlap, so
-    // views cost the workers nothing and the merger never waits for the disk.
-    let (otx, orx) = sync_channel::<Output>(8);
-    type Inserted = Option<(
-        netspectra_clickhouse::Target,
-        netspectra_clickhouse::SinkStats,
-    )>;
-    let partial = Arc::new(AtomicBool::new(false));
-    let writer_partial = Arc::clone(&partial);
-    let writer = std::thread::spawn(
-        move || -> Result<(u64, Option<PathBuf>, Option<ExportStats>, Inserted)> {
-            // Snapshot files are independent of each other and of the record file: two threads
-            // take them from one queue (per file, not per packet), so the final flush (every live
-            // flow's record plus every view's rows) uses both cores.
-            let (stx, srx) = sync_channel::<Snapshot>(4);
-            let srx = std::sync::Arc::new(std::sync::Mutex::new(srx));
-            let snapshots: Vec<_> = (0..2)
-                .map(|_| {
-                    let srx = std::sync::Arc::clone(&srx);
-                    let out_dir = out_dir.clone();
-                    std::thread::spawn(move || -> Result<()> {
-                        let mut err = None;
-                        loop {
-                            let next = srx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                            let Ok(snap) = next else { break };
-                            // After an error, keep draining so that the sender never blocks.
-                            if let (Some(dir), None) = (&out_dir, &err) {
-                                if let Err(e) = write_snapshot(dir, format, &snap) {
-                                    err = Some(e);
-                                }
-                            }
-                        }
-                        err.map_or(Ok(()), Err)
-                    })
-                })
-                .collect();
-            let mut err: Option<anyhow::Error> = None;
-            // With a ClickHouse sink, wake up twice per batch age even when nothing arrives, so
-            // that rows gathered in a quiet live capture are inserted about that soon.
-            let wake = netspectra_clickhouse::BATCH_AGE / 2;
-            loop {
-                let o = if clickhouse.is_some() {
-                    match orx.recv_timeout(wake) {
-                        Ok(o) => Some(o),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                } else {
-                    match orx.recv() {
-                        Ok(o) => Some(o),
-                        Err(_) => break,
-                    }
-                };
-                match o {
-                    None => {}
-                    // Snapshot writers drain until the queue closes; errors are reported below.
-                    Some(Output::Snapshot(snap)) => {
-                        let _ = stx.send(snap);
-                        if let Some(m) = &writer_metrics {
-                            m.snapshots_written.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Some(Output::Ended(flows)) => {
-                        if let (Some(w), None) = (&mut records, &err) {
-                            if let Err(e) = write_records(w, &flows) {
-                                err = Some(e);
-                            }
-                        }
-                        // A batch's records are sent whole (partial last message included): in
-                        // a live capture no record waits for the next batch of ended flows.
-                        if let Some(x) = &mut exporter {
-                            x.export(&flows);
-                            x.flush();
-                        }
-                        if let (Some(ch), None) = (&mut clickhouse, &err) {
-                            ch.add(&flows);
-                        }
-                        if let Some(m) = &writer_metrics {
-                            if let Some(w) = &records {
-                                m.records_written.store(w.records(), Ordering::Relaxed);
-                            }
-                            if let Some(x) = &exporter {
-                                let st = x.stats();
-                                m.ipfix_messages.store(st.messages, Ordering::Relaxed);
-                                m.ipfix_records.store(st.records, Ordering::Relaxed);
-                                m.ipfix_send_errors.store(st.send_errors, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                }
-                // Inserts gather batches (up to 16 MiB or 1 s); a refused insert stops the export
-                // (reported), never drops rows silently.
-                if let (Some(ch), None) = (&mut clickhouse, &err) {
-                    if let Err(e) = ch.maybe_flush() {
-                        err = Some(anyhow::Error::new(e).context("inserting flow records"));
-                    }
-                    if let Some(m) = &writer_metrics {
-                        m.clickhouse_rows.store(ch.stats().rows, Ordering::Relaxed);
-                    }
-                }
-            }
-            drop(stx);
-            let snap_result = snapshots
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect::<Result<Vec<()>>>();
-            let exported = exporter.as_mut().map(|x| {
-                x.flush();
-                x.stats()
-            });
-            if let (Some(ch), None) = (&mut clickhouse, &err) {
-                if let Err(e) = ch.flush() {
-                    err = Some(anyhow::Error::new(e).context("inserting flow records"));
-                }
-            }
-            let inserted = clickhouse.as_ref().map(|c| (c.target().clone(), c.stats()));
-            // A file run that stopped early (signal, corrupt input) keeps its records as
-            // `<name>.partial`: valid up to where reading stopped, never under the name that
-            // promises the whole capture.
-            let (written, kept) = match records.take() {
-                Some(w) if writer_partial.load(Ordering::Relaxed) => {
-                    w.finish_partial().context("writing flow records")?
-                }
-                Some(w) => (w.finish().context("writing flow records")?, None),
-                None => (0, None),
-            };
-            match err {
-                Some(e) => Err(e),
-                None => snap_result.map(|_| (written, kept, exported, inserted)),
-            }
-        },
-    );
-    let merger_thread = std::thread::spawn(move || -> Summary {
-        for msg in rx {
-            merger.handle(msg, &mut |o| {
-                // The writer only stops early after an output error, which it reports.
-                let _ = otx.send(o);
-            });
-        }
-        merger.summary(top)
-    });
-
-    let make = |i: usize| {
-        let tx: SyncSender<WorkerMsg> = tx.clone();
-        FlowsAnalysis {
-            worker: FlowWorker::new(
-                i,
-                table_cfg.clone(),
-                Box::new(move |m| {
-                    // The writer only goes away after an output error, reported below.
-                    let _ = tx.send(m);
-                }),
-            ),
-            filter: None,
-            metrics: metrics.as_ref().map(|m| (Arc::clone(m), i)),
-        }
-    };
-    let ecfg = EngineConfig {
-        workers,
-        tick_ns: base_tick,
-        queue_depth: 4,
-    };
-    let mut stats = SourceStats::default();
-    let mut warnings = Vec::new();
-    let mut stopped = false;
-    let run_result: Result<()> = (|| {
-        if let Some(iface) = &a.interface {
-            let mut lc = LiveConfig::new(iface);
-            lc.threads = workers;
-            lc.filter = filter.map(str::to_string);
-            let sources = crate::live::open(&mut lc, &stop)?;
-            // Handlers only now: a signal during the filter compilation ends the process.
-            stop.arm()?;
-            if let Some(m) = &metrics {
-                m.live.set(iface, &sources);
-            }
-            if !a.quiet {
-                crate::live::announce("flows", iface, workers);
-            }
-            let never = AtomicBool::new(false);
-            // The kernel filter already applied; ticks follow the wall clock.
-            let out = run_live(sources, &ecfg, &never, make);
-            stats = out.stats;
-            stopped = true;
-            for w in out.analyses {
-                w.worker.finish();
-            }
-            if let Some(e) = out.error {
-                return Err(anyhow::Error::new(e).context(format!("capturing on {iface}")));
-            }
-            return Ok(());
-        }
-        let file = input.clone().unwrap_or_default();
-        let mut reader = reader.expect("a file run opened its reader");
-        reader.set_stop(stop.handle().shared());
+    let report = if let Some(iface) = &a.interface {
+        let mut lc = LiveConfig::new(iface);
+        lc.threads = workers;
+        lc.filter = filter.map(str::to_string);
+        let sources = crate::live::open(&mut lc, &stop)?;
+        // Handlers only now: a signal during the filter compilation ends the process.
         stop.arm()?;
-        let bar = progress_bar(reader.total_size(), !a.quiet);
-        let mut progress = |st: &SourceStats| {
+        live_counters.set(iface, &sources);
+        if !a.quiet {
+            crate::live::announce("flows", iface, workers);
+        }
+        pipeline.run_live(sources)
+    } else {
+        let file = input.clone().unwrap_or_default();
+        stop.arm()?;
+        let bar = progress_bar(reader.as_ref().and_then(|r| r.total_size()), !a.quiet);
+        let mut progress = |_: &PathBuf, st: &SourceStats| {
             if let Some(b) = &bar {
                 b.set_position(st.input_offset);
             }
         };
-        let make_filtered = |i: usize| {
-            let mut w = make(i);
-            w.filter = filter.map(FileFilter::new);
-            w
-        };
-        let out = run_file(
-            &mut reader,
-            &ecfg,
-            stop.handle().flag(),
-            make_filtered,
+        let r = pipeline.run_files(
+            std::slice::from_ref(&file),
+            &mut |_| Ok(reader.take().expect("the input was opened once")),
+            &stop.handle().shared(),
             &mut progress,
         );
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
-        stats = out.stats;
-        stopped = out.stopped;
-        // Whatever happened, flush what was aggregated so far.
-        for w in out.analyses {
-            w.worker.finish();
-        }
-        for w in reader.warnings() {
-            warnings.push(format!("{}: {w}", file.display()));
-        }
-        if let Some(e) = out.error {
-            partial.store(true, Ordering::Relaxed);
-            return Err(anyhow::Error::new(e).context(format!("reading {}", file.display())));
-        }
-        if stopped {
-            partial.store(true, Ordering::Relaxed);
-        }
-        Ok(())
-    })();
-    drop(tx);
-    let summary = merger_thread
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p));
-    let (written, kept_partial, exported, inserted) = writer
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        r
+    };
     let secs = t0.elapsed().as_secs_f64();
+    let outs = Outputs {
+        file_sink,
+        ipfix: ipfix_stats,
+        clickhouse,
+    };
+    finish_report(&a, report, secs, &stop, to_stdout, outs)
+}
+
+/// What the run's outputs are, for the summary.
+struct Outputs {
+    /// The file sink's name (its records count as written).
+    file_sink: Option<String>,
+    ipfix: Option<Arc<Mutex<ExportStats>>>,
+    clickhouse: Option<ClickHouseTarget>,
+}
+
+/// The `--metrics` figures beyond the pipeline's own: IPFIX and ClickHouse export counters and
+/// the live capture's.
+struct FlowsExtra {
+    ipfix: Option<Arc<Mutex<ExportStats>>>,
+    clickhouse: Option<Arc<netspectra_clickhouse::SinkStats>>,
+    live: Arc<crate::metrics::LiveCounters>,
+}
+
+impl FlowsExtra {
+    fn render(&self, e: &mut Exposition) {
+        if let Some(x) = &self.ipfix {
+            let st = *x.lock().unwrap_or_else(|p| p.into_inner());
+            e.counter(
+                "netspectra_flows_ipfix_messages_total",
+                "IPFIX datagrams sent to the collector.",
+                st.messages,
+            );
+            e.counter(
+                "netspectra_flows_ipfix_records_total",
+                "IPFIX data records sent to the collector.",
+                st.records,
+            );
+            e.counter(
+                "netspectra_flows_ipfix_send_errors_total",
+                "IPFIX datagrams whose send failed.",
+                st.send_errors,
+            );
+        }
+        if let Some(c) = &self.clickhouse {
+            e.counter(
+                "netspectra_flows_clickhouse_rows_total",
+                "Flow records inserted into ClickHouse.",
+                c.rows.load(Ordering::Relaxed),
+            );
+        }
+        self.live.render(e);
+    }
+}
+
+type ClickHouseTarget = (
+    netspectra_clickhouse::Target,
+    Arc<netspectra_clickhouse::SinkStats>,
+);
+
+/// Prints the summary of a finished run and picks its outcome (errors after the summary,
+/// interruption, success).
+fn finish_report(
+    a: &FlowsArgs,
+    report: RunReport,
+    secs: f64,
+    stop: &Stop,
+    to_stdout: bool,
+    outs: Outputs,
+) -> Result<ExitCode> {
+    let Outputs {
+        file_sink,
+        ipfix,
+        clickhouse,
+    } = outs;
+    let mut warnings = report.warnings.clone();
+    let mut written = 0;
+    let mut kept_partial = None;
+    let mut sink_failure = None;
+    for (rep, closed) in &report.sinks {
+        if file_sink.as_deref() == Some(rep.sink.as_str()) {
+            written += rep.delivered_by_stream.get("flows").copied().unwrap_or(0);
+        }
+        match closed {
+            Ok(c) => {
+                if let Some(p) = c
+                    .files
+                    .iter()
+                    .find(|p| p.to_string_lossy().ends_with(".partial"))
+                {
+                    kept_partial.get_or_insert(p.clone());
+                }
+            }
+            Err(e) => {
+                sink_failure.get_or_insert(e.to_string());
+            }
+        }
+        if let Some(f) = &rep.failure {
+            sink_failure.get_or_insert(f.clone());
+        } else if rep.dropped_refused > 0 || rep.dropped_full > 0 {
+            sink_failure.get_or_insert(format!(
+                "{}: {} records not delivered: {}",
+                rep.sink,
+                rep.dropped_refused + rep.dropped_full,
+                rep.last_error.as_deref().unwrap_or("refused")
+            ));
+        }
+    }
+    if let Some(f) = sink_failure {
+        if crate::stdout::is_closed_pipe_message(&f) {
+            crate::stdout::closed();
+        }
+        // An output that could not be written (a full disk, a server that refused) is the
+        // run's error: no summary claims success.
+        return Err(anyhow::anyhow!("{f}"));
+    }
+    let exported = ipfix.map(|x| *x.lock().unwrap_or_else(|p| p.into_inner()));
     if let Some(x) = &exported {
         if x.send_errors > 0 {
             warnings.push(format!(
@@ -833,6 +571,9 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             ));
         }
     }
+    let summary = report.analyses.flows.clone().unwrap_or_default();
+    let stats = report.stats;
+    let stopped = report.stopped;
     let text = if a.json {
         let mut v = serde_json::to_value(&summary)?;
         v["input_packets"] = stats.packets.into();
@@ -848,13 +589,13 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                 "records_lost": x.records_lost,
             });
         }
-        if let Some((t, c)) = &inserted {
+        if let Some((t, c)) = &clickhouse {
             v["clickhouse"] = serde_json::json!({
                 "server": t.host,
                 "table": format!("{}.{}", t.database, t.table),
-                "rows": c.rows,
-                "inserts": c.inserts,
-                "bytes": c.bytes,
+                "rows": c.rows.load(Ordering::Relaxed),
+                "inserts": c.inserts.load(Ordering::Relaxed),
+                "bytes": c.bytes.load(Ordering::Relaxed),
             });
         }
         v["seconds"] = secs.into();
@@ -864,15 +605,15 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     } else {
         let export = a.export.as_deref().zip(exported.as_ref());
         let mut text = render(&summary, &stats, written, secs, a.top, export, &warnings);
-        if let Some((t, c)) = &inserted {
+        if let Some((t, c)) = &clickhouse {
             text.push_str(&format!(
                 "\nClickHouse {}.{} at {}: {} rows in {} inserts ({})",
                 t.database,
                 t.table,
                 t.host,
-                c.rows,
-                c.inserts,
-                human(c.bytes)
+                c.rows.load(Ordering::Relaxed),
+                c.inserts.load(Ordering::Relaxed),
+                human(c.bytes.load(Ordering::Relaxed))
             ));
         }
         text
@@ -882,14 +623,21 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     } else {
         outln!("{text}");
     }
-    if let (Err(_), Some(p)) = (&run_result, &kept_partial) {
-        // Everything before the bad spot was aggregated and written: say where.
-        eprintln!(
-            "netspectra: note: the flow records of the packets before the error are in {}",
-            p.display()
-        );
+    if let Some(e) = report.error {
+        if let Some(p) = &kept_partial {
+            // Everything before the bad spot was aggregated and written: say where.
+            eprintln!(
+                "netspectra: note: the flow records of the packets before the error are in {}",
+                p.display()
+            );
+        }
+        let what = match (&report.error_input, &a.interface) {
+            (_, Some(i)) => format!("capturing on {i}"),
+            (Some(f), None) => format!("reading {}", f.display()),
+            _ => "reading".to_string(),
+        };
+        return Err(anyhow::Error::new(e).context(what));
     }
-    run_result?;
     if stopped && a.interface.is_none() {
         let detail = match &kept_partial {
             Some(p) => format!(

@@ -1,35 +1,34 @@
 //! `netspectra http`: HTTP/1.x request/response records (httpry / tshark `-Y http` / Zeek
 //! http.log style) from capture files or a live interface, with a summary at the end.
 //!
-//! Workers (one per `--threads`) each own an [`HttpAnalyzer`]; their records travel in small
-//! batches over a bounded channel to one writer thread, which serializes them. Nothing mutable
-//! is shared between workers.
+//! A thin front-end of the pipeline (`netspectra_pipeline`): workers (one per `--threads`)
+//! each own an HTTP analyzer and share nothing; their records reach the file sink in batches.
+//! Several files are read as one input (a connection may continue from one to the next).
 
 use crate::exit::BadInput;
 use crate::record_format::RecordFormatArg;
-use anyhow::{Context, Result};
+use crate::stdout::outln;
+use crate::stop::Stop;
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use netspectra_capture::{FileFilter, LiveConfig};
-use netspectra_engine::{run_file, run_live, Analysis, EngineConfig};
+use netspectra_capture::LiveConfig;
+use netspectra_engine::MAX_THREADS;
 use netspectra_http::parse::ExtractOptions;
-use netspectra_http::{HeaderSelect, HttpAnalyzer, HttpConfig, HttpRecord, Stats, Summary, FIELDS};
-use netspectra_packet::{Batch, PacketMeta, Timestamp};
+use netspectra_http::{HeaderSelect, HttpConfig, Stats, Summary, FIELDS};
+use netspectra_packet::SourceError;
 use netspectra_pcap::CaptureReader;
-use netspectra_sinks::{RecordFormat, RecordWriter};
+use netspectra_pipeline::{AnalysisSet, Pipeline};
+use netspectra_sinks::delivery::{DeliveryConfig, SinkRunner, WhenFull};
+use netspectra_sinks::file_sink::{FileSink, FileSinkConfig, Rotation};
+use netspectra_sinks::outputs::OutputPlan;
+use netspectra_sinks::sink::Routes;
+use netspectra_sinks::stream::StreamKind;
+use netspectra_sinks::RecordFormat;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Instant;
-
-use crate::stdout::outln;
-use crate::stop::Stop;
-use netspectra_engine::MAX_THREADS;
-use netspectra_packet::SourceError;
-use netspectra_sinks::outputs::OutputPlan;
 
 /// How the end-of-run summary is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -125,25 +124,6 @@ pub struct HttpArgs {
     metrics: Option<String>,
 }
 
-/// Live counters of an http run for `--metrics`.
-#[derive(Default)]
-struct HttpMetrics {
-    records: std::sync::atomic::AtomicU64,
-    /// The live capture's interface and counters, once it is open (`-i`).
-    live: crate::metrics::LiveCounters,
-}
-
-impl HttpMetrics {
-    fn render(&self, e: &mut netspectra_metrics::Exposition) {
-        e.counter(
-            "netspectra_http_records_written_total",
-            "HTTP records written.",
-            self.records.load(std::sync::atomic::Ordering::Relaxed),
-        );
-        self.live.render(e);
-    }
-}
-
 /// httpry's field names mapped to ours.
 const HTTPRY_NAMES: &[(&str, &str)] = &[
     ("timestamp", "ts"),
@@ -211,96 +191,6 @@ fn config(a: &HttpArgs) -> HttpConfig {
     }
 }
 
-/// Records are handed to the writer thread in batches of this many.
-const SEND_BATCH: usize = 512;
-
-/// A batch of records from worker `.0`.
-type Shipment = (usize, Vec<HttpRecord>);
-
-/// One worker: an analyzer, an optional user-space filter, and the channels to and from the
-/// writer. The writer hands written batches back so that the worker frees the records: memory
-/// then returns to the allocating thread's cache instead of crossing threads on every record.
-struct Worker<'a> {
-    id: usize,
-    an: HttpAnalyzer,
-    filter: Option<FileFilter>,
-    kept: Vec<PacketMeta>,
-    pending: Vec<HttpRecord>,
-    tx: SyncSender<Shipment>,
-    back: &'a Mutex<Receiver<Vec<HttpRecord>>>,
-}
-
-impl<'a> Worker<'a> {
-    fn new(
-        id: usize,
-        cfg: &HttpConfig,
-        filter: Option<&str>,
-        tx: SyncSender<Shipment>,
-        back: &'a Mutex<Receiver<Vec<HttpRecord>>>,
-    ) -> Self {
-        Worker {
-            id,
-            an: HttpAnalyzer::new(cfg.clone()),
-            filter: filter.map(FileFilter::new),
-            kept: Vec::new(),
-            pending: Vec::with_capacity(SEND_BATCH),
-            tx,
-            back,
-        }
-    }
-
-    fn ship(&mut self, force: bool) {
-        self.an.take_records(&mut self.pending);
-        if self.pending.len() >= SEND_BATCH || (force && !self.pending.is_empty()) {
-            // Reuse a returned batch (its records are dropped here, on this thread).
-            let mut spare = None;
-            if let Ok(back) = self.back.lock() {
-                while let Ok(mut v) = back.try_recv() {
-                    v.clear();
-                    spare = Some(v);
-                }
-            }
-            let next = spare.unwrap_or_else(|| Vec::with_capacity(SEND_BATCH));
-            let batch = std::mem::replace(&mut self.pending, next);
-            // The writer only hangs up after an output error, which it reports itself.
-            let _ = self.tx.send((self.id, batch));
-        }
-    }
-
-    /// Flushes every connection and sends the remaining records; returns the counters.
-    fn finish(mut self) -> Stats {
-        self.an.finish();
-        self.ship(true);
-        self.an.stats()
-    }
-}
-
-impl Analysis for Worker<'_> {
-    fn on_batch(&mut self, batch: &Batch<'_>) {
-        match &mut self.filter {
-            None => self.an.on_batch(batch),
-            Some(filter) => {
-                self.kept.clear();
-                for m in batch.metas() {
-                    if filter.matches(&batch.packet(m)) {
-                        self.kept.push(*m);
-                    }
-                }
-                self.an.on_batch(&Batch::new(batch.buffer(), &self.kept));
-            }
-        }
-        self.ship(false);
-    }
-
-    fn on_tick(&mut self, at: Timestamp) {
-        self.an.expire(at);
-        self.ship(false);
-    }
-}
-
-/// Interval between idle-timeout sweeps (packet time for files, wall clock for live).
-const TICK_NS: i64 = 1_000_000_000;
-
 /// Runs `netspectra http`.
 pub fn run(a: HttpArgs) -> Result<ExitCode> {
     if a.list_fields {
@@ -351,18 +241,24 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
     if a.top > 1000 {
         return Err(BadInput("--top must be 0..=1000 (0: no top lists)".into()).into());
     }
-    let metrics = a
-        .metrics
-        .as_ref()
-        .map(|_| std::sync::Arc::new(HttpMetrics::default()));
-    let _metrics_server = match (&a.metrics, &metrics) {
-        (Some(addr), Some(m)) => {
-            let m = std::sync::Arc::clone(m);
-            Some(crate::metrics::serve("http", addr, a.quiet, move |e| {
-                m.render(e)
-            })?)
-        }
-        _ => None,
+    if format == RecordFormat::Parquet && !netspectra_sinks::parquet_enabled() {
+        return Err(BadInput(netspectra_sinks::SinkError::ParquetDisabled.to_string()).into());
+    }
+    let stop = Stop::new();
+    let set = AnalysisSet {
+        flows: None,
+        http: Some(cfg),
+    };
+    let mut pipeline = Pipeline::new(set, a.threads, filter.map(str::to_string));
+    let metrics = pipeline.metrics();
+    let live_counters = Arc::new(crate::metrics::LiveCounters::default());
+    let live_render = Arc::clone(&live_counters);
+    let _metrics_server = match &a.metrics {
+        Some(addr) => Some(crate::metrics::serve("http", addr, a.quiet, move |e| {
+            metrics.render(e);
+            live_render.render(e);
+        })?),
+        None => None,
     };
     // Every input is checked before anything is written: a missing or unreadable file is
     // reported alone, without a summary of zero packets and without touching an older output.
@@ -379,144 +275,94 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
         }
     }
     // The output last; it appears under its name only when complete.
-    let mut writer = RecordWriter::<HttpRecord>::create(&a.output, format)
-        .map_err(|e| BadInput(e.to_string()))?;
-    if let Some(f) = fields {
-        writer = writer.with_fields(f);
-    }
-    let stop = Stop::new();
-    let (tx, rx) = sync_channel::<Shipment>(64);
-    let (back_txs, back_rxs): (Vec<Sender<Vec<HttpRecord>>>, Vec<_>) =
-        (0..a.threads).map(|_| channel()).unzip();
-    let back_rxs: Vec<Mutex<Receiver<Vec<HttpRecord>>>> =
-        back_rxs.into_iter().map(Mutex::new).collect();
+    let fcfg = FileSinkConfig {
+        dir: None,
+        paths: vec![(StreamKind::Http, a.output.clone())],
+        format,
+        http_fields: fields,
+        rotation: Rotation::default(),
+        routes: Routes::kinds(&[StreamKind::Http]),
+    };
+    let sink = FileSink::new(fcfg, &a.files);
+    let dcfg = DeliveryConfig {
+        when_full: WhenFull::Block,
+        memory_batches: 16,
+        fail_fast: true,
+        on_failure: Some(stop.handle().shared()),
+        ..DeliveryConfig::default()
+    };
+    pipeline.add_sink(SinkRunner::start(Box::new(sink), &Routes::all(), dcfg)?);
     let t0 = Instant::now();
     let to_stdout = a.output.as_os_str() == "-";
-    let partial = Arc::new(AtomicBool::new(false));
-    let writer_partial = Arc::clone(&partial);
-    let writer_metrics = metrics.clone();
-    let writer_thread = std::thread::spawn(move || -> Result<(u64, Option<PathBuf>)> {
-        for (id, batch) in rx {
-            for r in &batch {
-                writer.write(r).context("writing records")?;
-            }
-            if let Some(m) = &writer_metrics {
-                m.records
-                    .store(writer.records(), std::sync::atomic::Ordering::Relaxed);
-            }
-            // A worker that is gone no longer needs its batches back.
-            let _ = back_txs[id].send(batch);
-        }
-        // A run that stopped before the end of its input keeps `<name>.partial`.
-        if writer_partial.load(std::sync::atomic::Ordering::Relaxed) {
-            writer.finish_partial().context("writing records")
-        } else {
-            Ok((writer.finish().context("writing records")?, None))
-        }
-    });
-
-    let mut total = Stats::new(cfg.summary_keys);
-    let mut packets = 0u64;
-    let mut bytes = 0u64;
-    let mut warnings = Vec::new();
-    let mut interrupted = false;
-    let run_result: Result<()> = (|| {
-        if let Some(iface) = &a.interface {
-            let mut lc = LiveConfig::new(iface);
-            lc.threads = a.threads;
-            lc.filter = filter.map(str::to_string);
-            let sources = crate::live::open(&mut lc, &stop)?;
-            // Handlers only now: a signal during the filter compilation ends the process.
-            stop.arm()?;
-            if let Some(m) = &metrics {
-                m.live.set(iface, &sources);
-            }
-            if !a.quiet {
-                crate::live::announce("http", iface, a.threads);
-            }
-            let never = AtomicBool::new(false);
-            let ecfg = EngineConfig {
-                workers: a.threads,
-                tick_ns: Some(TICK_NS),
-                queue_depth: 4,
-            };
-            // The kernel filter already applied: workers need no user-space filter.
-            let out = run_live(sources, &ecfg, &never, |i| {
-                Worker::new(i, &cfg, None, tx.clone(), &back_rxs[i])
-            });
-            packets += out.stats.packets;
-            bytes += out.stats.bytes;
-            for w in out.analyses {
-                total.merge(&w.finish());
-            }
-            if let Some(e) = out.error {
-                return Err(anyhow::Error::new(e).context(format!("capturing on {iface}")));
-            }
-            return Ok(());
-        }
+    let report = if let Some(iface) = &a.interface {
+        let mut lc = LiveConfig::new(iface);
+        lc.threads = a.threads;
+        lc.filter = filter.map(str::to_string);
+        let sources = crate::live::open(&mut lc, &stop)?;
+        // Handlers only now: a signal during the filter compilation ends the process.
         stop.arm()?;
-        for file in &a.files {
-            let mut reader = match first_reader.take() {
-                Some(r) => r,
-                None => CaptureReader::open(file)?,
-            };
-            reader.set_stop(stop.handle().shared());
-            let total_size = reader.total_size();
-            let show = !a.quiet && std::io::stderr().is_terminal() && total_size.is_some();
-            let mut last = Instant::now();
-            let mut progress = |st: &netspectra_packet::SourceStats| {
-                if show && last.elapsed().as_millis() >= 250 {
-                    last = Instant::now();
-                    let pct =
-                        st.input_offset as f64 * 100.0 / total_size.unwrap_or(1).max(1) as f64;
-                    eprint!("\r{}: {pct:5.1}% {} packets", file.display(), st.packets);
-                }
-            };
-            let ecfg = EngineConfig {
-                workers: a.threads,
-                tick_ns: Some(TICK_NS),
-                queue_depth: 4,
-            };
-            let out = run_file(
-                &mut reader,
-                &ecfg,
-                stop.handle().flag(),
-                |i| Worker::new(i, &cfg, filter, tx.clone(), &back_rxs[i]),
-                &mut progress,
-            );
-            if show {
-                eprint!("\r\x1b[K");
-            }
-            packets += out.stats.packets;
-            bytes += out.stats.bytes;
-            for w in out.analyses {
-                total.merge(&w.finish());
-            }
-            for w in reader.warnings() {
-                warnings.push(format!("{}: {w}", file.display()));
-            }
-            if let Some(e) = out.error {
-                // Everything before the bad spot was processed and written.
-                return Err(anyhow::Error::new(e).context(format!("reading {}", file.display())));
-            }
-            if out.stopped {
-                interrupted = true;
-                break;
-            }
+        live_counters.set(iface, &sources);
+        if !a.quiet {
+            crate::live::announce("http", iface, a.threads);
         }
-        Ok(())
-    })();
-    if interrupted || run_result.is_err() {
-        partial.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    drop(tx);
-    let (written, kept_partial) = writer_thread
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        pipeline.run_live(sources)
+    } else {
+        stop.arm()?;
+        let show = !a.quiet && std::io::stderr().is_terminal();
+        let mut last = Instant::now();
+        let mut progress = |file: &PathBuf, st: &netspectra_packet::SourceStats| {
+            if show && last.elapsed().as_millis() >= 250 {
+                last = Instant::now();
+                eprint!("\r{}: {} packets", file.display(), st.packets);
+            }
+        };
+        let r = pipeline.run_files(
+            &a.files,
+            &mut |f| match first_reader.take() {
+                Some(r) => Ok(r),
+                None => CaptureReader::open(f),
+            },
+            &stop.handle().shared(),
+            &mut progress,
+        );
+        if show {
+            eprint!("\r\x1b[K");
+        }
+        r
+    };
     let elapsed = t0.elapsed().as_secs_f64();
-
+    let (mut written, mut kept_partial, mut failure) = (0, None, None);
+    for (rep, closed) in &report.sinks {
+        written += rep.delivered_by_stream.get("http").copied().unwrap_or(0);
+        match closed {
+            Ok(c) => {
+                kept_partial = c
+                    .files
+                    .iter()
+                    .find(|p| p.to_string_lossy().ends_with(".partial"))
+                    .cloned()
+            }
+            Err(e) => failure = Some(e.to_string()),
+        }
+        if let Some(f) = &rep.failure {
+            failure.get_or_insert(f.clone());
+        }
+    }
+    if let Some(f) = failure {
+        if crate::stdout::is_closed_pipe_message(&f) {
+            crate::stdout::closed();
+        }
+        return Err(anyhow::anyhow!("{f}"));
+    }
+    let interrupted = report.stopped && a.interface.is_none();
     if a.summary != SummaryArg::None {
+        let total = report
+            .analyses
+            .http
+            .clone()
+            .unwrap_or_else(|| Stats::new(1));
         let summary = total.report(a.top);
+        let (packets, bytes) = (report.stats.packets, report.stats.bytes);
         let text = if a.summary == SummaryArg::Json {
             let mut v = serde_json::to_value(&summary)?;
             v["records"] = written.into();
@@ -524,10 +370,10 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             v["bytes"] = bytes.into();
             v["seconds"] = elapsed.into();
             v["stopped"] = interrupted.into();
-            v["warnings"] = warnings.clone().into();
+            v["warnings"] = report.warnings.clone().into();
             serde_json::to_string(&v)?
         } else {
-            render(&summary, written, packets, bytes, elapsed, &warnings)
+            render(&summary, written, packets, bytes, elapsed, &report.warnings)
         };
         if to_stdout {
             eprintln!("{text}");
@@ -535,14 +381,21 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             outln!("{text}");
         }
     }
-    if let (Err(_), Some(p)) = (&run_result, &kept_partial) {
-        // Everything before the bad spot was extracted and written: say where.
-        eprintln!(
-            "netspectra: note: the records of the packets before the error are in {}",
-            p.display()
-        );
+    if let Some(e) = report.error {
+        if let Some(p) = &kept_partial {
+            // Everything before the bad spot was extracted and written: say where.
+            eprintln!(
+                "netspectra: note: the records of the packets before the error are in {}",
+                p.display()
+            );
+        }
+        let what = match (&report.error_input, &a.interface) {
+            (_, Some(i)) => format!("capturing on {i}"),
+            (Some(f), None) => format!("reading {}", f.display()),
+            _ => "reading".to_string(),
+        };
+        return Err(anyhow::Error::new(e).context(what));
     }
-    run_result?;
     if interrupted {
         let detail = match &kept_partial {
             Some(p) => format!(

@@ -44,3 +44,10 @@ pub fn is_closed_pipe(err: &anyhow::Error) -> bool {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
+
+/// True when a message (a sink's error, carried as text) is a write to a pipe whose reader
+/// went away.
+pub fn is_closed_pipe_message(msg: &str) -> bool {
+    msg.ends_with(&std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string())
+        || msg.contains("Broken pipe (os error 32)")
+}

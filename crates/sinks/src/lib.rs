@@ -12,10 +12,20 @@ use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+pub mod delivery;
+pub mod file_sink;
 pub mod json;
 pub mod outputs;
 #[cfg(feature = "parquet")]
 mod parquet_out;
+pub mod sink;
+pub mod spool;
+pub mod stream;
+
+/// True when this build writes Parquet (the cargo feature `parquet`).
+pub fn parquet_enabled() -> bool {
+    cfg!(feature = "parquet")
+}
 
 /// Output format of a record stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -292,6 +302,11 @@ impl<T: Serialize> RecordWriter<T> {
         r?;
         self.records += 1;
         Ok(())
+    }
+
+    /// True when [`RecordWriter::write_raw_lines`] can be used (JSON lines, every field).
+    pub fn takes_raw_lines(&self) -> bool {
+        self.whole_json_lines()
     }
 
     /// Writes `records` records given as the JSON lines this writer would render for them (a

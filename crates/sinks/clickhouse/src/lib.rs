@@ -1,38 +1,23 @@
-//! Flow records into a ClickHouse table through ClickHouse's HTTP interface.
+//! Record streams into ClickHouse through its HTTP interface, one table per stream.
 //!
-//! Rows are the flow records' JSON lines (the same bytes as `flows.jsonl`), inserted with
-//! `INSERT INTO db.table FORMAT JSONEachRow`, one insert per batch of ended flows (ClickHouse
-//! wants few large inserts rather than many small ones). At start the database and a
-//! MergeTree table whose columns are the record's fields are created when missing, plus a
-//! `start_time DateTime` column materialized from `start` for time-range queries. A failed
-//! insert is an error naming the server and quoting ClickHouse's message: rows are never
-//! dropped silently. Only the standard library is used (HTTP/1.1, one connection per request).
+//! Rows are the records' JSON lines (the same bytes as the record files), inserted with
+//! `INSERT INTO db.table FORMAT JSONEachRow`, one insert per batch. Databases and MergeTree
+//! tables whose columns are the records' fields are created when missing ([`schema`]). The
+//! sink ([`sink::ClickHouseSink`]) runs under the common delivery runner, which queues, spools
+//! and retries; a refused insert is reported with ClickHouse's message. Only the standard
+//! library is used (HTTP/1.1, one connection per request).
 
-use netspectra_flow::{record::write_jsonl, EndedFlow};
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+pub mod client;
+pub mod schema;
+pub mod sink;
+
+pub use client::Client;
+pub use sink::{ClickHouseSink, SinkOptions, SinkStats};
+
+use std::io;
 
 /// Default port of ClickHouse's HTTP interface.
 pub const DEFAULT_PORT: u16 = 8123;
-/// Connect, read and write timeout of each request.
-const TIMEOUT: Duration = Duration::from_secs(30);
-/// Rows (JSON bytes) gathered before an insert: ClickHouse makes one data part per insert,
-/// so a few large inserts cost it less than many small ones.
-pub const BATCH_BYTES: usize = 16 << 20;
-/// Longest a row waits for its insert (live captures).
-pub const BATCH_AGE: Duration = Duration::from_secs(1);
-/// Largest response read (ClickHouse's error messages are short).
-const MAX_RESPONSE: u64 = 1 << 20;
-
-/// Columns of the flow table, in the order of the JSON record's fields.
-pub const COLUMNS: &str = "start String, end String, duration Float64, \
-src_ip String, src_port UInt16, dst_ip String, dst_port UInt16, proto UInt8, \
-vlan Nullable(UInt16), community_id String, \
-fwd_packets UInt64, fwd_bytes UInt64, fwd_ip_bytes UInt64, \
-rev_packets UInt64, rev_bytes UInt64, rev_ip_bytes UInt64, \
-fwd_tcp_flags String, rev_tcp_flags String, end_reason String, \
-start_time DateTime MATERIALIZED parseDateTimeBestEffort(start)";
 
 /// Why talking to ClickHouse failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +52,35 @@ pub enum ClickHouseError {
     },
 }
 
+impl ClickHouseError {
+    /// True when trying again later may succeed (the server down or busy), false when the
+    /// request itself is wrong (bad data, a bad name).
+    pub fn retryable(&self) -> bool {
+        match self {
+            ClickHouseError::Url { .. } => false,
+            ClickHouseError::Io { .. } => true,
+            ClickHouseError::Refused {
+                status, message, ..
+            } => *status >= 500 && !is_data_error(message),
+        }
+    }
+}
+
+/// ClickHouse's codes for rows it cannot parse or store (retrying cannot help): "Code: 26" ...
+fn is_data_error(message: &str) -> bool {
+    const CODES: [&str; 8] = [
+        "Code: 26,",
+        "Code: 27,",
+        "Code: 38,",
+        "Code: 41,",
+        "Code: 53,",
+        "Code: 62,",
+        "Code: 69,",
+        "Code: 117,",
+    ];
+    CODES.iter().any(|c| message.contains(c))
+}
+
 /// Where rows go: server, database and table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -76,6 +90,38 @@ pub struct Target {
     pub database: String,
     /// Table.
     pub table: String,
+}
+
+/// Parses `clickhouse://HOST[:PORT]/DB` (a database: one table per stream). Names are limited
+/// to `[A-Za-z0-9_]`, so they need no quoting in SQL.
+pub fn parse_database_url(url: &str) -> Result<(String, String), ClickHouseError> {
+    let t = parse_url(&format!("{url}.x")).map_err(|e| match e {
+        ClickHouseError::Url { why, .. } => ClickHouseError::Url {
+            url: url.to_string(),
+            why: if why.starts_with("no table") {
+                "no database: expected clickhouse://HOST[:PORT]/DB"
+            } else {
+                why
+            },
+        },
+        e => e,
+    })?;
+    if url
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .is_some_and(|(_, db)| db.contains('.'))
+    {
+        return Err(ClickHouseError::Url {
+            url: url.to_string(),
+            why: "expected clickhouse://HOST[:PORT]/DB (tables are named after the streams)",
+        });
+    }
+    Ok((t.host, t.database))
+}
+
+/// True when a name needs no quoting in SQL (`[A-Za-z0-9_]`, not empty).
+pub fn is_ident(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Parses `clickhouse://HOST[:PORT]/[DB.]TABLE`; names are limited to `[A-Za-z0-9_]`, so
@@ -104,9 +150,7 @@ pub fn parse_url(url: &str) -> Result<Target, ClickHouseError> {
         Some((d, t)) => (d, t),
         None => ("default", path),
     };
-    let ident =
-        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !ident(database) || !ident(table) {
+    if !is_ident(database) || !is_ident(table) {
         return Err(bad("database and table names are letters, digits and _"));
     }
     Ok(Target {
@@ -116,164 +160,8 @@ pub fn parse_url(url: &str) -> Result<Target, ClickHouseError> {
     })
 }
 
-/// Counts of what reached ClickHouse.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SinkStats {
-    /// Rows inserted (acknowledged by the server).
-    pub rows: u64,
-    /// INSERT requests acknowledged.
-    pub inserts: u64,
-    /// Bytes of JSON rows sent.
-    pub bytes: u64,
-}
-
-/// A flow table in ClickHouse, created on connect when missing.
-pub struct ClickHouseSink {
-    target: Target,
-    addr: SocketAddr,
-    insert_path: String,
-    body: Vec<u8>,
-    pending: u64,
-    stats: SinkStats,
-    /// When the oldest row waiting for an insert was added.
-    oldest: Option<Instant>,
-}
-
-impl ClickHouseSink {
-    /// Resolves the server, then creates the database and the table if they do not exist.
-    pub fn connect(url: &str) -> Result<Self, ClickHouseError> {
-        let target = parse_url(url)?;
-        let io_err = |source| ClickHouseError::Io {
-            addr: target.host.clone(),
-            source,
-        };
-        let addr = target
-            .host
-            .to_socket_addrs()
-            .map_err(io_err)?
-            .next()
-            .ok_or_else(|| io_err(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
-        let full = format!("{}.{}", target.database, target.table);
-        let insert_path = format!(
-            "/?input_format_skip_unknown_fields=1&query={}",
-            url_encode(&format!("INSERT INTO {full} FORMAT JSONEachRow"))
-        );
-        let sink = ClickHouseSink {
-            target,
-            addr,
-            insert_path,
-            body: Vec::new(),
-            pending: 0,
-            stats: SinkStats::default(),
-            oldest: None,
-        };
-        let db = format!("CREATE DATABASE IF NOT EXISTS {}", sink.target.database);
-        sink.post("/", "CREATE DATABASE", db.as_bytes())?;
-        let table = format!(
-            "CREATE TABLE IF NOT EXISTS {full} ({COLUMNS}) ENGINE = MergeTree() \
-             PARTITION BY toYYYYMMDD(start_time) ORDER BY (start_time, src_ip, dst_ip)"
-        );
-        sink.post("/", "CREATE TABLE", table.as_bytes())?;
-        Ok(sink)
-    }
-
-    /// The server, database and table.
-    pub fn target(&self) -> &Target {
-        &self.target
-    }
-
-    /// Adds the records of `flows` to the next insert.
-    pub fn add(&mut self, flows: &[EndedFlow]) {
-        if self.pending == 0 && !flows.is_empty() {
-            self.oldest = Some(Instant::now());
-        }
-        for f in flows {
-            write_jsonl(f, &mut self.body);
-        }
-        self.pending += flows.len() as u64;
-    }
-
-    /// Inserts the rows added so far once they are worth an insert: at least
-    /// [`BATCH_BYTES`] of them, or the oldest waiting for [`BATCH_AGE`]. Call it at least that
-    /// often while rows wait (a quiet live capture), and [`ClickHouseSink::flush`] at the end.
-    pub fn maybe_flush(&mut self) -> Result<(), ClickHouseError> {
-        let old = self.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
-        if self.body.len() >= BATCH_BYTES || old {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Inserts the rows added since the last call (nothing when there are none).
-    pub fn flush(&mut self) -> Result<(), ClickHouseError> {
-        self.oldest = None;
-        if self.pending == 0 {
-            return Ok(());
-        }
-        let r = self.post(&self.insert_path, "INSERT", &self.body);
-        let (rows, bytes) = (std::mem::take(&mut self.pending), self.body.len() as u64);
-        // The buffer is reused whatever happened; failed rows are reported, not retried.
-        self.body.clear();
-        r?;
-        self.stats.rows += rows;
-        self.stats.inserts += 1;
-        self.stats.bytes += bytes;
-        Ok(())
-    }
-
-    /// What reached the server so far.
-    pub fn stats(&self) -> SinkStats {
-        self.stats
-    }
-
-    /// Sends one POST and checks for status 200.
-    fn post(&self, path: &str, what: &'static str, body: &[u8]) -> Result<(), ClickHouseError> {
-        let io_err = |source| ClickHouseError::Io {
-            addr: self.target.host.clone(),
-            source,
-        };
-        let mut c = TcpStream::connect_timeout(&self.addr, TIMEOUT).map_err(io_err)?;
-        c.set_read_timeout(Some(TIMEOUT)).map_err(io_err)?;
-        c.set_write_timeout(Some(TIMEOUT)).map_err(io_err)?;
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.target.host,
-            body.len()
-        );
-        c.write_all(head.as_bytes()).map_err(io_err)?;
-        c.write_all(body).map_err(io_err)?;
-        let mut resp = Vec::new();
-        c.take(MAX_RESPONSE)
-            .read_to_end(&mut resp)
-            .map_err(io_err)?;
-        let status = parse_status(&resp).ok_or_else(|| {
-            io_err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "no HTTP status line in the answer",
-            ))
-        })?;
-        if status != 200 {
-            let text = String::from_utf8_lossy(&resp);
-            let message = text
-                .split_once("\r\n\r\n")
-                .map_or("", |(_, b)| b)
-                .trim()
-                .chars()
-                .take(500)
-                .collect();
-            return Err(ClickHouseError::Refused {
-                addr: self.target.host.clone(),
-                what,
-                status,
-                message,
-            });
-        }
-        Ok(())
-    }
-}
-
 /// The status code of an HTTP/1.x answer.
-fn parse_status(resp: &[u8]) -> Option<u16> {
+pub(crate) fn parse_status(resp: &[u8]) -> Option<u16> {
     let line = resp.split(|&b| b == b'\n').next()?;
     let line = std::str::from_utf8(line).ok()?;
     let mut parts = line.split_whitespace();
@@ -282,7 +170,7 @@ fn parse_status(resp: &[u8]) -> Option<u16> {
 }
 
 /// Percent-encodes a query parameter value.
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -325,6 +213,23 @@ mod tests {
             "clickhouse://h/t x",
         ] {
             assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn database_urls_name_host_and_database() {
+        assert_eq!(
+            parse_database_url("clickhouse://127.0.0.1:9000/netspectra").unwrap(),
+            ("127.0.0.1:9000".to_string(), "netspectra".to_string())
+        );
+        assert_eq!(parse_database_url("clickhouse://h/db").unwrap().0, "h:8123");
+        for bad in [
+            "clickhouse://h",
+            "clickhouse://h/",
+            "clickhouse://h/a.b",
+            "clickhouse://h/x;y",
+        ] {
+            assert!(parse_database_url(bad).is_err(), "{bad}");
         }
     }
 

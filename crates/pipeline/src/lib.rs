@@ -1,0 +1,39 @@
+//! The analysis pipeline that every command runs, from the capture ring (or a file) to the
+//! sinks:
+//!
+//! ```text
+//!  source ──► engine workers ─────────────────────────► merge thread ──► router ──► sink runners
+//!  (file,     (one per --threads / fanout socket:        (one: flow views    (batch    (one thread
+//!   AF_PACKET  decode each packet ONCE, hand the view    merged across       seq per   each, bounded
+//!   ring)      to every enabled analysis; ticks)         workers, HTTP       stream)   queue, spool,
+//!                                                        records passed on)            retries)
+//! ```
+//!
+//! A worker owns one part of each enabled analysis (shared nothing); parts send their output
+//! as messages over one bounded channel to the merge thread, which turns them into typed
+//! record [`netspectra_sinks::stream::Batch`]es (flow records, view snapshots, HTTP records)
+//! and hands each batch to every sink that takes its stream. Sinks never hold each other up:
+//! each has its own thread, queue and spool (see `netspectra_sinks::delivery`).
+
+pub mod analysis;
+pub mod decoded;
+pub mod merge;
+pub mod metrics;
+pub mod run;
+pub mod worker;
+
+pub use analysis::{AnalysisSet, FlowsSetup};
+pub use decoded::{decode_all, Decoded};
+pub use metrics::PipelineMetrics;
+pub use run::{Pipeline, RunReport};
+
+/// Errors of the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A sink could not be started.
+    #[error(transparent)]
+    Sink(#[from] netspectra_sinks::sink::DeliverError),
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(String),
+}

@@ -1,0 +1,253 @@
+//! Running a pipeline over capture files or live sources, to the end of input or a stop
+//! request, and what it reports.
+
+use crate::analysis::{AnalysisReport, AnalysisSet, Collectors, Msg, Parts};
+use crate::merge::{merge_loop, Router};
+use crate::metrics::PipelineMetrics;
+use crate::worker::PacketWorker;
+use netspectra_capture::FileFilter;
+use netspectra_engine::{run_file, run_live, EngineConfig};
+use netspectra_packet::{PacketSource, SourceError, SourceStats};
+use netspectra_pcap::CaptureReader;
+use netspectra_sinks::delivery::{DeliveryReport, SinkRunner};
+use netspectra_sinks::sink::{Closed, DeliverError};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+
+/// Messages in flight from workers to the merge thread before workers wait: bounds memory
+/// (each is a batch of records or deltas) and lets the merge thread fall behind briefly.
+const QUEUE: usize = 256;
+
+/// A pipeline ready to run: analyses, workers, a user-space filter, sinks.
+pub struct Pipeline {
+    set: AnalysisSet,
+    workers: usize,
+    filter: Option<String>,
+    runners: Vec<SinkRunner>,
+    metrics: Arc<PipelineMetrics>,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Source counters at the end (summed over files or sockets).
+    pub stats: SourceStats,
+    /// The error that ended reading early (everything before it was processed).
+    pub error: Option<SourceError>,
+    /// The path of the input the error is about.
+    pub error_input: Option<PathBuf>,
+    /// A stop request ended the run before its input did.
+    pub stopped: bool,
+    /// Reader warnings, each prefixed with its file.
+    pub warnings: Vec<String>,
+    /// What the analyses found.
+    pub analyses: AnalysisReport,
+    /// What each sink delivered and left behind (files complete, or partial).
+    pub sinks: Vec<(DeliveryReport, Result<Closed, DeliverError>)>,
+}
+
+impl Pipeline {
+    /// A pipeline of `workers` workers running the analyses of `set`; `filter` is a tcpdump
+    /// expression applied in user space to files (live captures filter in the kernel).
+    pub fn new(set: AnalysisSet, workers: usize, filter: Option<String>) -> Pipeline {
+        let workers = workers.max(1);
+        let metrics = Arc::new(PipelineMetrics::new(
+            workers,
+            set.flows.is_some(),
+            set.http.is_some(),
+        ));
+        Pipeline {
+            set,
+            workers,
+            filter,
+            runners: Vec::new(),
+            metrics,
+        }
+    }
+
+    /// Adds a sink (already started on its own thread).
+    pub fn add_sink(&mut self, r: SinkRunner) {
+        self.metrics
+            .sinks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((r.name().to_string(), r.stats_handle()));
+        self.runners.push(r);
+    }
+
+    /// The live counters (for a metrics endpoint).
+    pub fn metrics(&self) -> Arc<PipelineMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            workers: self.workers,
+            tick_ns: self.set.base_tick(),
+            queue_depth: 4,
+        }
+    }
+
+    /// Starts the merge thread; returns the workers and what ends the run.
+    fn start(
+        self,
+        filtered: bool,
+    ) -> (
+        Vec<PacketWorker>,
+        std::thread::JoinHandle<crate::merge::MergeOutcome>,
+        Arc<AtomicBool>,
+    ) {
+        let (tx, rx) = sync_channel::<Msg>(QUEUE);
+        let complete = Arc::new(AtomicBool::new(true));
+        let collectors = Collectors::new(&self.set, self.workers);
+        let router = Router::new(self.runners);
+        let metrics = Some(Arc::clone(&self.metrics));
+        let c = Arc::clone(&complete);
+        let merge = std::thread::Builder::new()
+            .name("merge".into())
+            .spawn(move || merge_loop(rx, collectors, router, c, metrics))
+            .expect("spawning the merge thread");
+        let (outer, inner) = (self.set.wants_outer(), self.set.wants_inner());
+        // Neither: no analysis looks at the packet (nothing enabled): decode the outer view.
+        let outer = outer || !inner;
+        let workers = (0..self.workers)
+            .map(|i| {
+                PacketWorker::new(
+                    i,
+                    Parts::new(i, &self.set, &tx),
+                    if filtered {
+                        self.filter.as_deref().map(FileFilter::new)
+                    } else {
+                        None
+                    },
+                    outer,
+                    inner,
+                    Some(Arc::clone(&self.metrics)),
+                )
+            })
+            .collect();
+        (workers, merge, complete)
+    }
+
+    /// Runs over capture files one after another, as one continuous input (flows and
+    /// connections carry over from one file to the next), until their end, a read error, or
+    /// `stop`. `open` opens the next file (or fails); `progress` sees the reader's counters.
+    pub fn run_files(
+        self,
+        files: &[PathBuf],
+        open: &mut dyn FnMut(&PathBuf) -> Result<CaptureReader, SourceError>,
+        stop: &Arc<AtomicBool>,
+        progress: &mut dyn FnMut(&PathBuf, &SourceStats),
+    ) -> RunReport {
+        let cfg = self.engine_config();
+        let (workers, merge, complete) = self.start(true);
+        let slots: Mutex<Vec<Option<PacketWorker>>> =
+            Mutex::new(workers.into_iter().map(Some).collect());
+        let mut stats = SourceStats::default();
+        let mut warnings = Vec::new();
+        let (mut error, mut error_input, mut stopped) = (None, None, false);
+        for file in files {
+            let mut reader = match open(file) {
+                Ok(r) => r,
+                Err(e) => {
+                    error = Some(e);
+                    error_input = Some(file.clone());
+                    break;
+                }
+            };
+            reader.set_stop(Arc::clone(stop));
+            let take = |i: usize| {
+                slots.lock().unwrap_or_else(|p| p.into_inner())[i]
+                    .take()
+                    .expect("each worker runs once per file")
+            };
+            let out = run_file(&mut reader, &cfg, stop, take, &mut |st| progress(file, st));
+            {
+                let mut s = slots.lock().unwrap_or_else(|p| p.into_inner());
+                for (i, w) in out.analyses.into_iter().enumerate() {
+                    s[i] = Some(w);
+                }
+            }
+            add(&mut stats, &out.stats);
+            for w in reader.warnings() {
+                warnings.push(format!("{}: {w}", file.display()));
+            }
+            if let Some(e) = out.error {
+                error = Some(e);
+                error_input = Some(file.clone());
+                break;
+            }
+            if out.stopped || stop.load(Ordering::Relaxed) {
+                stopped = true;
+                break;
+            }
+        }
+        complete.store(error.is_none() && !stopped, Ordering::Release);
+        // Whatever happened, what was read is flushed and delivered.
+        for w in slots
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .flatten()
+        {
+            w.finish();
+        }
+        let m = merge
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        RunReport {
+            stats,
+            error,
+            error_input,
+            stopped,
+            warnings,
+            analyses: m.analyses,
+            sinks: m.sinks,
+        }
+    }
+
+    /// Runs over live sources (one worker per socket of a fanout group) until they end (a
+    /// stop request drains them): a live run ends complete.
+    pub fn run_live<S: PacketSource + Send>(self, sources: Vec<S>) -> RunReport {
+        let cfg = self.engine_config();
+        let (workers, merge, _complete) = self.start(false);
+        let slots: Mutex<Vec<Option<PacketWorker>>> =
+            Mutex::new(workers.into_iter().map(Some).collect());
+        let never = AtomicBool::new(false);
+        let take = |i: usize| {
+            slots.lock().unwrap_or_else(|p| p.into_inner())[i]
+                .take()
+                .expect("one worker per source")
+        };
+        let out = run_live(sources, &cfg, &never, take);
+        for w in out.analyses {
+            w.finish();
+        }
+        let m = merge
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        RunReport {
+            stats: out.stats,
+            error: out.error,
+            error_input: None,
+            stopped: true,
+            warnings: Vec::new(),
+            analyses: m.analyses,
+            sinks: m.sinks,
+        }
+    }
+}
+
+fn add(t: &mut SourceStats, s: &SourceStats) {
+    t.packets += s.packets;
+    t.bytes += s.bytes;
+    t.wire_bytes += s.wire_bytes;
+    t.snapped += s.snapped;
+    t.kernel_drops += s.kernel_drops;
+    t.user_drops += s.user_drops;
+    t.freezes += s.freezes;
+    t.skipped_blocks += s.skipped_blocks;
+    t.input_offset = s.input_offset;
+}

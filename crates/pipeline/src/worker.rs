@@ -1,0 +1,80 @@
+//! One engine worker: decodes each packet once and hands the view to every enabled analysis.
+
+use crate::analysis::Parts;
+use crate::decoded::decode_all;
+use crate::metrics::PipelineMetrics;
+use netspectra_capture::FileFilter;
+use netspectra_engine::Analysis;
+use netspectra_packet::{Batch, Timestamp};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A worker of the pipeline (one per file-reading worker thread or fanout socket).
+pub struct PacketWorker {
+    id: usize,
+    parts: Option<Parts>,
+    /// A user-space filter (files; live captures filter in the kernel).
+    filter: Option<FileFilter>,
+    outer: bool,
+    inner: bool,
+    metrics: Option<Arc<PipelineMetrics>>,
+}
+
+impl PacketWorker {
+    /// Worker `id` running `parts`; `outer`/`inner` say which views the parts want.
+    pub fn new(
+        id: usize,
+        parts: Parts,
+        filter: Option<FileFilter>,
+        outer: bool,
+        inner: bool,
+        metrics: Option<Arc<PipelineMetrics>>,
+    ) -> PacketWorker {
+        PacketWorker {
+            id,
+            parts: Some(parts),
+            filter,
+            outer,
+            inner,
+            metrics,
+        }
+    }
+
+    /// End of input: every part flushes what it holds.
+    pub fn finish(mut self) {
+        if let Some(p) = self.parts.take() {
+            p.finish();
+        }
+    }
+}
+
+impl Analysis for PacketWorker {
+    fn on_batch(&mut self, batch: &Batch<'_>) {
+        let Some(parts) = self.parts.as_mut() else {
+            return;
+        };
+        let mut bytes = 0u64;
+        for p in batch.iter() {
+            bytes += p.orig_len as u64;
+            if let Some(f) = &mut self.filter {
+                if !f.matches(&p) {
+                    continue;
+                }
+            }
+            let d = decode_all(p.data, p.link, p.vlan_tci, self.outer, self.inner);
+            parts.packet(&p, &d);
+        }
+        let slot = self.metrics.as_ref().and_then(|m| m.workers.get(self.id));
+        if let Some(s) = slot {
+            s.packets.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            s.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        parts.end_batch(slot);
+    }
+
+    fn on_tick(&mut self, at: Timestamp) {
+        if let Some(p) = self.parts.as_mut() {
+            p.tick(at);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Table layouts: the columns of each stream's table, named as the JSON record's fields, plus
+//! a materialized time column for range queries and, when batches carry identifiers, the
+//! `_batch` column that lets a retried insert be recognised. Documented in docs/PROBE.md.
+
+use netspectra_sinks::stream::StreamKind;
+
+/// Columns of the flow table, in the order of the JSON record's fields.
+pub const FLOW_COLUMNS: &str = "start String, end String, duration Float64, \
+src_ip String, src_port UInt16, dst_ip String, dst_port UInt16, proto UInt8, \
+vlan Nullable(UInt16), community_id String, \
+fwd_packets UInt64, fwd_bytes UInt64, fwd_ip_bytes UInt64, \
+rev_packets UInt64, rev_bytes UInt64, rev_ip_bytes UInt64, \
+fwd_tcp_flags String, rev_tcp_flags String, end_reason String, \
+start_time DateTime MATERIALIZED parseDateTimeBestEffort(start)";
+
+/// Columns of the HTTP table (every field of an HTTP record but the optional `headers` map,
+/// which JSONEachRow of ClickHouse 18 cannot take; it is skipped on insert).
+pub const HTTP_COLUMNS: &str = "type String, ts String, ip_version UInt8, \
+src_ip String, src_port UInt16, dst_ip String, dst_port UInt16, vlan Nullable(UInt16), \
+community_id String, method Nullable(String), host Nullable(String), uri Nullable(String), \
+version Nullable(String), user_agent Nullable(String), referer Nullable(String), \
+pragma Nullable(String), connection Nullable(String), content_type Nullable(String), \
+content_length Nullable(UInt64), transfer_encoding Nullable(String), \
+ua_os Nullable(String), ua_os_version Nullable(String), ua_browser Nullable(String), \
+ua_browser_version Nullable(String), ua_device Nullable(String), status Nullable(UInt16), \
+reason Nullable(String), resp_version Nullable(String), server Nullable(String), \
+resp_content_type Nullable(String), content_encoding Nullable(String), \
+cache_control Nullable(String), resp_content_length Nullable(UInt64), \
+latency_us Nullable(UInt64), partial UInt8, \
+time DateTime MATERIALIZED toDateTime(toUInt32(toUInt64OrZero(splitByChar('.', ts)[1])))";
+
+/// The ClickHouse type of a view snapshot column, from its name (views name their columns
+/// `interval_start`, key columns such as `src_ip_24` or `dst_port`, and metric columns).
+pub fn view_column_type(name: &str) -> &'static str {
+    match name {
+        "interval_start" | "interval_end" => "String",
+        "src_port" | "dst_port" => "Nullable(UInt16)",
+        "proto" => "Nullable(UInt8)",
+        "vlan" => "Nullable(UInt16)",
+        n if (n.starts_with("src_ip") || n.starts_with("dst_ip")) && !n.contains("distinct") => {
+            "Nullable(String)"
+        }
+        _ => "UInt64",
+    }
+}
+
+/// Columns of a view's table, from its column names.
+pub fn view_columns(names: &[String]) -> String {
+    let mut cols: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n} {}", view_column_type(n)))
+        .collect();
+    cols.push("time DateTime MATERIALIZED parseDateTimeBestEffort(interval_start)".to_string());
+    cols.join(", ")
+}
+
+/// The `CREATE TABLE` of a stream's table `db.table` with these columns, plus the `probe` and
+/// `_batch` columns when `ids` (a probe's tables: which probe a row came from, and the
+/// identifier of the batch it arrived in).
+pub fn create_table(kind: StreamKind, full: &str, columns: &str, ids: bool) -> String {
+    let extra = if ids {
+        ", probe String DEFAULT '', _batch String DEFAULT ''"
+    } else {
+        ""
+    };
+    let (part, order) = match kind {
+        StreamKind::Flows => ("toYYYYMMDD(start_time)", "(start_time, src_ip, dst_ip)"),
+        StreamKind::Http => ("toYYYYMMDD(time)", "(time, src_ip, dst_ip)"),
+        StreamKind::View => ("toYYYYMMDD(time)", "(time)"),
+        StreamKind::Alerts | StreamKind::Guard => ("toYYYYMMDD(time)", "(time)"),
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {full} ({columns}{extra}) ENGINE = MergeTree() \
+         PARTITION BY {part} ORDER BY {order}"
+    )
+}
+
+/// Column names of a view snapshot batch known only as JSON lines: the keys of its first
+/// line, in order.
+pub fn json_keys(line: &[u8]) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    Some(v.as_object()?.keys().cloned().collect())
+}
