@@ -351,6 +351,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             top: a.top.min(64),
         }),
         http: None,
+        anonymize: None,
     };
     let workers = a.threads;
     let mut pipeline = Pipeline::new(set, workers, filter.map(str::to_string));
@@ -396,6 +397,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             http_fields: None,
             rotation: Rotation::default(),
             routes: Routes::kinds(&kinds),
+            keep_going: false,
         };
         let inputs: Vec<PathBuf> = input.iter().cloned().collect();
         let sink = FileSink::new(fcfg, &inputs);

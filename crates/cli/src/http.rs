@@ -248,6 +248,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
     let set = AnalysisSet {
         flows: None,
         http: Some(cfg),
+        anonymize: None,
     };
     let mut pipeline = Pipeline::new(set, a.threads, filter.map(str::to_string));
     let metrics = pipeline.metrics();
@@ -282,6 +283,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
         http_fields: fields,
         rotation: Rotation::default(),
         routes: Routes::kinds(&[StreamKind::Http]),
+        keep_going: false,
     };
     let sink = FileSink::new(fcfg, &a.files);
     let dcfg = DeliveryConfig {

@@ -80,7 +80,15 @@ fn metrics_follow_a_run_in_progress_and_agree_with_the_summary() {
     // along than at the end).
     let started: f64 = m["netspectra_flows_started_total{}"];
     assert_eq!(Some(started), s["flows"].as_f64(), "{s}");
-    let reasons = ["fin", "rst", "idle", "active", "table_full", "end_of_input"];
+    let reasons = [
+        "fin",
+        "rst",
+        "idle",
+        "active",
+        "table_full",
+        "end_of_input",
+        "shutdown",
+    ];
     let mut ended = 0.0;
     for (i, r) in reasons.iter().enumerate() {
         let at_scrape = m[&format!("netspectra_flows_ended_total{{reason={r}}}")];

@@ -22,6 +22,18 @@ pub struct FlowsSetup {
     pub top: usize,
 }
 
+/// Anonymization of every record stream: addresses through Crypto-PAn (the key and policy
+/// `sanitize` uses, so addresses map alike everywhere), and optionally URI query strings cut.
+#[derive(Clone, Debug)]
+pub struct AnonymizeSetup {
+    /// The Crypto-PAn key.
+    pub key: [u8; netspectra_sanitize::KEY_LEN],
+    /// Which addresses stay (as `sanitize`'s policy).
+    pub policy: netspectra_sanitize::AnonPolicy,
+    /// Cut HTTP URIs at `?`.
+    pub strip_query: bool,
+}
+
 /// Which analyses run, with their settings.
 #[derive(Clone, Debug, Default)]
 pub struct AnalysisSet {
@@ -29,6 +41,8 @@ pub struct AnalysisSet {
     pub flows: Option<FlowsSetup>,
     /// HTTP records.
     pub http: Option<HttpConfig>,
+    /// Anonymized records.
+    pub anonymize: Option<AnonymizeSetup>,
 }
 
 impl AnalysisSet {
@@ -81,6 +95,14 @@ pub enum Msg {
     HttpDone(Box<HttpStats>),
 }
 
+/// What the owner of a running pipeline can ask of it (through [`crate::run::Control`]).
+pub enum Command {
+    /// Switch to these views at the next interval boundary.
+    Views(Vec<ViewSpec>),
+    /// Records made outside the workers (guard events, alerts): routed like any other.
+    Records(Stream, Payload),
+}
+
 /// A worker's part of the flow analysis.
 pub struct FlowsPart {
     worker: FlowWorker,
@@ -106,6 +128,7 @@ pub struct HttpPart {
     an: HttpAnalyzer,
     pending: Vec<HttpRecord>,
     tx: SyncSender<Msg>,
+    strip_query: bool,
 }
 
 impl HttpPart {
@@ -115,6 +138,15 @@ impl HttpPart {
         let before = self.pending.len();
         self.an.take_records(&mut self.pending);
         let new = self.pending.len() - before;
+        if self.strip_query {
+            for r in &mut self.pending[before..] {
+                if let Some(u) = &r.uri {
+                    if let Some((path, _)) = u.split_once('?') {
+                        r.uri = Some(path.into());
+                    }
+                }
+            }
+        }
         if self.pending.len() >= HTTP_BATCH || (force && !self.pending.is_empty()) {
             let v = std::mem::replace(&mut self.pending, Vec::with_capacity(HTTP_BATCH));
             let _ = self.tx.send(Msg::Http(v));
@@ -140,6 +172,7 @@ impl Parts {
                 an: HttpAnalyzer::new(c.clone()),
                 pending: Vec::with_capacity(HTTP_BATCH),
                 tx: tx.clone(),
+                strip_query: set.anonymize.as_ref().is_some_and(|a| a.strip_query),
             }),
         }
     }
@@ -248,6 +281,18 @@ impl Collectors {
                 self.http_open = self.http_open.saturating_sub(1);
             }
         }
+    }
+
+    /// Switches the flow views at the next interval boundary (no-op without flows).
+    pub fn reconfigure_views(&mut self, views: Vec<ViewSpec>) {
+        if let Some((m, _)) = &mut self.flows {
+            m.reconfigure(views);
+        }
+    }
+
+    /// True while a view switch waits for its boundary.
+    pub fn reconfiguring(&self) -> bool {
+        self.flows.as_ref().is_some_and(|(m, _)| m.reconfiguring())
     }
 
     /// The summaries (complete once every worker finished).

@@ -19,13 +19,14 @@ pub mod analysis;
 pub mod decoded;
 pub mod merge;
 pub mod metrics;
+pub mod probe;
 pub mod run;
 pub mod worker;
 
-pub use analysis::{AnalysisSet, FlowsSetup};
+pub use analysis::{AnalysisSet, AnonymizeSetup, FlowsSetup};
 pub use decoded::{decode_all, Decoded};
 pub use metrics::PipelineMetrics;
-pub use run::{Pipeline, RunReport};
+pub use run::{Control, Pipeline, RunReport};
 
 /// Errors of the pipeline.
 #[derive(Debug, thiserror::Error)]

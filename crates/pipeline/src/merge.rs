@@ -1,21 +1,35 @@
 //! The merge thread: collects what every worker's parts send, turns it into record batches
 //! (numbered per stream) and hands each batch to every sink that takes its stream.
 
-use crate::analysis::{AnalysisReport, Collectors, Msg};
+use crate::analysis::{AnalysisReport, Collectors, Command, Msg};
 use crate::metrics::PipelineMetrics;
 use netspectra_sinks::delivery::{DeliveryReport, SinkRunner};
 use netspectra_sinks::sink::{Closed, DeliverError};
 use netspectra_sinks::stream::{Batch, Payload, Stream, StreamKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the owner of a running pipeline sends its merge thread.
+pub enum Ctl {
+    /// A command (views, injected records).
+    Command(Command),
+    /// Replace every sink with these at the next interval boundary.
+    Sinks(Vec<SinkRunner>),
+}
+
+type Closing = JoinHandle<(DeliveryReport, Result<Closed, DeliverError>)>;
 
 /// Hands batches to sinks: one sequence counter per stream, each batch shared (not copied) by
 /// every sink that takes its stream.
 pub struct Router {
     runners: Vec<SinkRunner>,
     seqs: HashMap<Stream, u64>,
+    /// Sinks replaced by a reload, still draining.
+    retired: Vec<Closing>,
 }
 
 impl Router {
@@ -24,6 +38,23 @@ impl Router {
         Router {
             runners,
             seqs: HashMap::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    /// Replaces every sink: the old ones drain what they hold and close (complete) on their
+    /// own threads; batches from now on go to the new ones.
+    pub fn swap(&mut self, runners: Vec<SinkRunner>, metrics: Option<&PipelineMetrics>) {
+        if let Some(m) = metrics {
+            let mut list = m.sinks.lock().unwrap_or_else(|p| p.into_inner());
+            *list = runners
+                .iter()
+                .map(|r| (r.name().to_string(), r.stats_handle()))
+                .collect();
+        }
+        for old in std::mem::replace(&mut self.runners, runners) {
+            self.retired
+                .push(std::thread::spawn(move || old.close(true)));
         }
     }
 
@@ -57,8 +88,9 @@ impl Router {
             .into_iter()
             .map(|r| std::thread::spawn(move || r.close(complete)))
             .collect();
-        handles
+        self.retired
             .into_iter()
+            .chain(handles)
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     }
@@ -76,20 +108,48 @@ pub struct MergeOutcome {
 /// point: false when the run stopped before its input ended).
 pub fn merge_loop(
     rx: Receiver<Msg>,
+    ctl: Receiver<Ctl>,
     mut collectors: Collectors,
     mut router: Router,
     complete: Arc<AtomicBool>,
     metrics: Option<Arc<PipelineMetrics>>,
 ) -> MergeOutcome {
-    for msg in rx {
-        collectors.handle(msg, &mut |stream, payload| {
-            if stream.kind == StreamKind::View {
-                if let Some(m) = &metrics {
-                    m.snapshots.fetch_add(1, Ordering::Relaxed);
-                }
+    let mut pending_sinks: Option<Vec<SinkRunner>> = None;
+    let emit = |router: &mut Router, stream: Stream, payload: Payload| {
+        if stream.kind == StreamKind::View {
+            if let Some(m) = &metrics {
+                m.snapshots.fetch_add(1, Ordering::Relaxed);
             }
-            router.route(stream, payload);
-        });
+        }
+        router.route(stream, payload);
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(msg) => collectors.handle(msg, &mut |s, p| emit(&mut router, s, p)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while let Ok(c) = ctl.try_recv() {
+            match c {
+                Ctl::Command(Command::Views(v)) => collectors.reconfigure_views(v),
+                Ctl::Command(Command::Records(s, p)) => emit(&mut router, s, p),
+                Ctl::Sinks(r) => pending_sinks = Some(r),
+            }
+        }
+        // New sinks take over at the boundary where the views switch (at once without a
+        // view change waiting), so every window goes whole to one set of sinks.
+        if pending_sinks.is_some() && !collectors.reconfiguring() {
+            let r = pending_sinks.take().expect("checked");
+            router.swap(r, metrics.as_deref());
+        }
+    }
+    while let Ok(c) = ctl.try_recv() {
+        if let Ctl::Command(Command::Records(s, p)) = c {
+            emit(&mut router, s, p);
+        }
+    }
+    if let Some(r) = pending_sinks {
+        router.swap(r, metrics.as_deref());
     }
     let analyses = collectors.report();
     let sinks = router.close(complete.load(Ordering::Acquire));

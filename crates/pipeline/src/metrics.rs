@@ -23,7 +23,7 @@ pub struct WorkerSlot {
     /// Flow records started.
     pub flows_started: AtomicU64,
     /// Flow records ended, by reason.
-    pub ended: [AtomicU64; 6],
+    pub ended: [AtomicU64; 7],
     /// Flows in the table.
     pub live: AtomicU64,
     /// Decode problems: truncated, malformed, undecoded.

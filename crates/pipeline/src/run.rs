@@ -1,19 +1,22 @@
 //! Running a pipeline over capture files or live sources, to the end of input or a stop
 //! request, and what it reports.
 
-use crate::analysis::{AnalysisReport, AnalysisSet, Collectors, Msg, Parts};
-use crate::merge::{merge_loop, Router};
+use crate::analysis::{AnalysisReport, AnalysisSet, Collectors, Command, Msg, Parts};
+use crate::merge::{merge_loop, Ctl, Router};
 use crate::metrics::PipelineMetrics;
 use crate::worker::PacketWorker;
 use netspectra_capture::FileFilter;
 use netspectra_engine::{run_file, run_live, EngineConfig};
+use netspectra_flow::ViewSpec;
 use netspectra_packet::{PacketSource, SourceError, SourceStats};
 use netspectra_pcap::CaptureReader;
 use netspectra_sinks::delivery::{DeliveryReport, SinkRunner};
 use netspectra_sinks::sink::{Closed, DeliverError};
+use netspectra_sinks::stream::{Payload, Stream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 /// Messages in flight from workers to the merge thread before workers wait: bounds memory
@@ -27,6 +30,35 @@ pub struct Pipeline {
     filter: Option<String>,
     runners: Vec<SinkRunner>,
     metrics: Arc<PipelineMetrics>,
+    ctl_tx: Sender<Ctl>,
+    ctl_rx: Receiver<Ctl>,
+}
+
+/// Asks a running pipeline for changes and hands it records made elsewhere. Cloneable; it may
+/// outlive the run (what it sends then goes nowhere).
+#[derive(Clone)]
+pub struct Control {
+    tx: Sender<Ctl>,
+}
+
+impl Control {
+    /// Switches the flow views at the next interval boundary (a reload).
+    pub fn views(&self, views: Vec<ViewSpec>) {
+        let _ = self.tx.send(Ctl::Command(Command::Views(views)));
+    }
+
+    /// Replaces every sink at the next interval boundary (where the views switch, when they
+    /// do): old sinks drain and close, new ones take every batch from then on.
+    pub fn sinks(&self, runners: Vec<SinkRunner>) {
+        let _ = self.tx.send(Ctl::Sinks(runners));
+    }
+
+    /// Routes records made outside the workers (guard events, alerts) like any others.
+    pub fn records(&self, stream: Stream, payload: Payload) {
+        let _ = self
+            .tx
+            .send(Ctl::Command(Command::Records(stream, payload)));
+    }
 }
 
 /// What a run did.
@@ -58,13 +90,28 @@ impl Pipeline {
             set.flows.is_some(),
             set.http.is_some(),
         ));
+        let (ctl_tx, ctl_rx) = channel();
         Pipeline {
             set,
             workers,
             filter,
             runners: Vec::new(),
             metrics,
+            ctl_tx,
+            ctl_rx,
         }
+    }
+
+    /// A handle to change the running pipeline (reloads) and feed it outside records.
+    pub fn control(&self) -> Control {
+        Control {
+            tx: self.ctl_tx.clone(),
+        }
+    }
+
+    /// The analyses it runs.
+    pub fn analyses(&self) -> &AnalysisSet {
+        &self.set
     }
 
     /// Adds a sink (already started on its own thread).
@@ -105,9 +152,10 @@ impl Pipeline {
         let router = Router::new(self.runners);
         let metrics = Some(Arc::clone(&self.metrics));
         let c = Arc::clone(&complete);
+        let ctl = self.ctl_rx;
         let merge = std::thread::Builder::new()
             .name("merge".into())
-            .spawn(move || merge_loop(rx, collectors, router, c, metrics))
+            .spawn(move || merge_loop(rx, ctl, collectors, router, c, metrics))
             .expect("spawning the merge thread");
         let (outer, inner) = (self.set.wants_outer(), self.set.wants_inner());
         // Neither: no analysis looks at the packet (nothing enabled): decode the outer view.
@@ -125,6 +173,12 @@ impl Pipeline {
                     outer,
                     inner,
                     Some(Arc::clone(&self.metrics)),
+                )
+                .with_anonymizer(
+                    self.set
+                        .anonymize
+                        .as_ref()
+                        .map(|a| netspectra_sanitize::Anonymizer::new(&a.key, a.policy.clone())),
                 )
             })
             .collect();

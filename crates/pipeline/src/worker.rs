@@ -5,7 +5,9 @@ use crate::decoded::decode_all;
 use crate::metrics::PipelineMetrics;
 use netspectra_capture::FileFilter;
 use netspectra_engine::Analysis;
-use netspectra_packet::{Batch, Timestamp};
+use netspectra_packet::{Batch, IpPair, PacketView, Timestamp};
+use netspectra_sanitize::anon::Anonymizer;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ pub struct PacketWorker {
     outer: bool,
     inner: bool,
     metrics: Option<Arc<PipelineMetrics>>,
+    /// Addresses are replaced by their Crypto-PAn image before any analysis sees them.
+    anon: Option<Box<Anonymizer>>,
 }
 
 impl PacketWorker {
@@ -37,7 +41,15 @@ impl PacketWorker {
             outer,
             inner,
             metrics,
+            anon: None,
         }
+    }
+
+    /// Anonymizes every address the analyses see (each worker keeps its own cache; Crypto-PAn
+    /// is deterministic, so every worker maps an address alike).
+    pub fn with_anonymizer(mut self, a: Option<Anonymizer>) -> PacketWorker {
+        self.anon = a.map(Box::new);
+        self
     }
 
     /// End of input: every part flushes what it holds.
@@ -61,7 +73,13 @@ impl Analysis for PacketWorker {
                     continue;
                 }
             }
-            let d = decode_all(p.data, p.link, p.vlan_tci, self.outer, self.inner);
+            let mut d = decode_all(p.data, p.link, p.vlan_tci, self.outer, self.inner);
+            if let Some(a) = &mut self.anon {
+                anonymize(a, &mut d.outer);
+                if let Some(i) = &mut d.inner {
+                    anonymize(a, i);
+                }
+            }
             parts.packet(&p, &d);
         }
         let slot = self.metrics.as_ref().and_then(|m| m.workers.get(self.id));
@@ -76,5 +94,24 @@ impl Analysis for PacketWorker {
         if let Some(p) = self.parts.as_mut() {
             p.tick(at);
         }
+    }
+}
+
+/// Replaces the view's addresses by their anonymized images.
+#[inline]
+fn anonymize(a: &mut Anonymizer, v: &mut PacketView) {
+    if let Some(ip) = v.ip {
+        v.ip = Some(IpPair {
+            src: map(a, ip.src),
+            dst: map(a, ip.dst),
+        });
+    }
+}
+
+#[inline]
+fn map(a: &mut Anonymizer, ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(x) => IpAddr::V4(a.map_v4(u32::from(x)).into()),
+        IpAddr::V6(x) => IpAddr::V6(a.map_v6(u128::from(x)).into()),
     }
 }

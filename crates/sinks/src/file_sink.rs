@@ -47,6 +47,10 @@ pub struct FileSinkConfig {
     pub rotation: Rotation,
     /// The streams written.
     pub routes: Routes,
+    /// After a write error, keep going with a new file on the next batch (a long-running
+    /// probe: the failed file is kept as `NAME.partial` if it can be, its lost records are
+    /// counted) instead of failing for good (a one-shot run, which then stops).
+    pub keep_going: bool,
 }
 
 /// One stream's open file.
@@ -304,7 +308,15 @@ impl Sink for FileSink {
     fn deliver(&mut self, b: &Batch) -> Result<(), DeliverError> {
         let r = self.write(b);
         if r.is_err() {
-            self.broken = true;
+            if self.cfg.keep_going {
+                // Close what can be closed; the next batch of the stream starts a new file.
+                let k = b.stream.kind;
+                if self.finish(k, false).is_err() {
+                    self.open.remove(&k);
+                }
+            } else {
+                self.broken = true;
+            }
         }
         r
     }
@@ -418,5 +430,35 @@ impl FileSink {
         }
         o.bytes = before + b.approx_bytes() as u64;
         Ok(())
+    }
+}
+
+/// Record streams as JSON lines on standard output, one whole batch per write (lines of
+/// different streams never interleave).
+pub struct StdoutSink {
+    routes: Routes,
+}
+
+impl StdoutSink {
+    /// Writes the streams of `routes`.
+    pub fn new(routes: Routes) -> StdoutSink {
+        StdoutSink { routes }
+    }
+}
+
+impl Sink for StdoutSink {
+    fn name(&self) -> String {
+        "stdout".into()
+    }
+
+    fn routes(&self) -> Routes {
+        self.routes.clone()
+    }
+
+    fn deliver(&mut self, b: &Batch) -> Result<(), DeliverError> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(b.json())
+            .and_then(|()| out.flush())
+            .map_err(|e| DeliverError::fatal("stdout", e.to_string()))
     }
 }

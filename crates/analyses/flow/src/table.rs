@@ -38,17 +38,20 @@ pub enum EndReason {
     TableFull,
     /// End of input (or stop requested).
     EndOfInput,
+    /// A long-running capture (the probe) was shut down while the flow was live.
+    Shutdown,
 }
 
 impl EndReason {
     /// All reasons, in counter order.
-    pub const ALL: [EndReason; 6] = [
+    pub const ALL: [EndReason; 7] = [
         EndReason::Fin,
         EndReason::Rst,
         EndReason::Idle,
         EndReason::Active,
         EndReason::TableFull,
         EndReason::EndOfInput,
+        EndReason::Shutdown,
     ];
 
     /// Snake-case name.
@@ -60,6 +63,7 @@ impl EndReason {
             EndReason::Active => "active",
             EndReason::TableFull => "table_full",
             EndReason::EndOfInput => "end_of_input",
+            EndReason::Shutdown => "shutdown",
         }
     }
 }
@@ -122,7 +126,7 @@ pub struct TableCounters {
     /// Flow records started.
     pub flows_started: u64,
     /// Flow records ended, by reason (order of [`EndReason::ALL`]).
-    pub ended: [u64; 6],
+    pub ended: [u64; 7],
     /// Most flows live at once.
     pub peak_live: u64,
 }

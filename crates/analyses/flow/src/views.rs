@@ -686,6 +686,8 @@ pub struct Merger {
     talkers: TopK<IpAddr>,
     convs: TopK<(IpAddr, IpAddr)>,
     summary: Summary,
+    /// Views to switch to at the next interval boundary (a configuration reload).
+    pending_views: Option<Vec<ViewSpec>>,
 }
 
 impl Merger {
@@ -705,7 +707,21 @@ impl Merger {
             talkers: TopK::new(64, 0.0005, 0.01),
             convs: TopK::new(64, 0.0005, 0.01),
             summary: Summary::default(),
+            pending_views: None,
         }
+    }
+
+    /// Switches to `views` at the next interval boundary (a configuration reload): a view whose
+    /// spec is unchanged keeps counting, a removed one emits what it holds since its last
+    /// window, a new one starts at the boundary. Every delta before the boundary is folded
+    /// into the old set and every one after into the new, so nothing is lost or counted twice.
+    pub fn reconfigure(&mut self, views: Vec<ViewSpec>) {
+        self.pending_views = Some(views);
+    }
+
+    /// True while a reconfiguration waits for its boundary.
+    pub fn reconfiguring(&self) -> bool {
+        self.pending_views.is_some()
     }
 
     /// The base tick for the engine: the greatest common divisor of the view cadences.
@@ -859,13 +875,47 @@ impl Merger {
         for v in &mut self.views {
             let iv = v.spec.interval;
             if at.rem_euclid(iv) == 0 {
-                if let Some(s) = v.take(at - iv, at) {
+                // A view that started inside this window (a reload) reports from its start.
+                let start = v.last_end.map_or(at - iv, |l| l.max(at - iv));
+                if let Some(s) = v.take(start, at) {
                     self.summary.snapshots += 1;
                     out(Output::Snapshot(s));
                 }
                 v.last_end = Some(at);
             }
         }
+        if let Some(specs) = self.pending_views.take() {
+            self.switch_views(specs, at, out);
+        }
+    }
+
+    fn switch_views(&mut self, specs: Vec<ViewSpec>, at: i64, out: &mut dyn FnMut(Output)) {
+        let mut old = std::mem::take(&mut self.views);
+        for spec in specs {
+            match old.iter().position(|v| v.spec == spec) {
+                Some(i) => self.views.push(old.remove(i)),
+                None => {
+                    let mut v = ViewState::new(spec);
+                    v.last_end = Some(at);
+                    self.views.push(v);
+                }
+            }
+        }
+        for mut v in old {
+            let iv = v.spec.interval;
+            let start = v.last_end.unwrap_or_else(|| at.div_euclid(iv) * iv);
+            if start < at {
+                if let Some(s) = v.take(start, at) {
+                    self.summary.snapshots += 1;
+                    out(Output::Snapshot(s));
+                }
+            }
+        }
+        self.stage_limit = if self.views.len() >= 2 {
+            STAGE_DELTAS
+        } else {
+            0
+        };
     }
 
     fn final_snapshots(&mut self, out: &mut dyn FnMut(Output)) {

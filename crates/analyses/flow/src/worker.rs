@@ -170,9 +170,15 @@ impl FlowWorker {
     }
 
     /// End of input: exports every live flow, ships the rest and says goodbye.
-    pub fn finish(mut self) {
+    pub fn finish(self) {
+        self.finish_with(EndReason::EndOfInput);
+    }
+
+    /// [`FlowWorker::finish`], ending live flows with `reason` (a probe's shutdown ends them
+    /// with [`EndReason::Shutdown`]).
+    pub fn finish_with(mut self, reason: EndReason) {
         // Ship in bounded batches so that memory does not spike with the table size.
-        while self.table.flush_some(ENDED_BATCH, EndReason::EndOfInput) {
+        while self.table.flush_some(ENDED_BATCH, reason) {
             self.ship(true);
         }
         let mut d = Vec::new();

@@ -53,6 +53,8 @@ pub struct ClickHouseSink {
     made: HashSet<String>,
     stats: Arc<SinkStats>,
     body: Vec<u8>,
+    /// The database is known to exist.
+    database_made: bool,
 }
 
 impl ClickHouseSink {
@@ -67,6 +69,7 @@ impl ClickHouseSink {
             made: HashSet::new(),
             stats: Arc::new(SinkStats::default()),
             body: Vec::new(),
+            database_made: true,
         };
         s.client.exec(
             "CREATE DATABASE",
@@ -79,6 +82,20 @@ impl ClickHouseSink {
             }
         }
         Ok(s)
+    }
+
+    /// A sink that touches the server only when it delivers (a long-running probe must start,
+    /// and spool, while ClickHouse is down): the database and tables are made on the first
+    /// insert into each, and a failure there is retried like a failed insert.
+    pub fn lazy(host: &str, opts: SinkOptions) -> Result<ClickHouseSink, ClickHouseError> {
+        Ok(ClickHouseSink {
+            client: Client::new(host)?,
+            opts,
+            made: HashSet::new(),
+            stats: Arc::new(SinkStats::default()),
+            body: Vec::new(),
+            database_made: false,
+        })
     }
 
     /// The counters, shared.
@@ -103,6 +120,13 @@ impl ClickHouseSink {
         let full = self.table_of(s);
         if self.made.contains(&full) {
             return Ok(full);
+        }
+        if !self.database_made {
+            self.client.exec(
+                "CREATE DATABASE",
+                &format!("CREATE DATABASE IF NOT EXISTS {}", self.opts.database),
+            )?;
+            self.database_made = true;
         }
         let columns = match s.kind {
             StreamKind::Flows => FLOW_COLUMNS.to_string(),

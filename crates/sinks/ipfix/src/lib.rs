@@ -138,7 +138,7 @@ pub fn end_reason_code(r: EndReason) -> u8 {
         EndReason::Idle => 1,
         EndReason::Active => 2,
         EndReason::Fin | EndReason::Rst => 3,
-        EndReason::EndOfInput => 4,
+        EndReason::EndOfInput | EndReason::Shutdown => 4,
         EndReason::TableFull => 5,
     }
 }
@@ -705,8 +705,9 @@ mod tests {
     #[test]
     fn reason_codes() {
         let codes: Vec<u8> = EndReason::ALL.iter().map(|&r| end_reason_code(r)).collect();
-        // Fin, Rst, Idle, Active, TableFull, EndOfInput
-        assert_eq!(codes, [3, 3, 1, 2, 5, 4]);
+        // Fin, Rst, Idle, Active, TableFull, EndOfInput, Shutdown (RFC 5102 flowEndReason:
+        // 4 is "forced end")
+        assert_eq!(codes, [3, 3, 1, 2, 5, 4, 4]);
     }
 }
 

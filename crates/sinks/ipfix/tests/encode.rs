@@ -180,7 +180,7 @@ fn reason_code(r: EndReason) -> u8 {
         EndReason::Idle => 1,
         EndReason::Active => 2,
         EndReason::Fin | EndReason::Rst => 3,
-        EndReason::EndOfInput => 4,
+        EndReason::EndOfInput | EndReason::Shutdown => 4,
         EndReason::TableFull => 5,
     }
 }

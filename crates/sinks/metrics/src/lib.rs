@@ -141,6 +141,25 @@ fn push_value(out: &mut String, v: f64) {
     }
 }
 
+/// The answer of `/readyz`: ready or not, and why (JSON-encoded into the body).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// Ready to serve (capture open, every sink delivering).
+    pub ready: bool,
+    /// What is not ready (empty when ready).
+    pub reasons: Vec<String>,
+}
+
+/// Options of an endpoint beyond `/metrics`.
+#[derive(Default)]
+pub struct EndpointOptions {
+    /// A bearer token every request must carry (`Authorization: Bearer TOKEN`); required
+    /// when the endpoint listens on a non-loopback address.
+    pub token: Option<String>,
+    /// Answers `/readyz`; `/healthz` (alive) is served whenever this is set.
+    pub readiness: Option<Box<dyn Fn() -> Readiness + Send>>,
+}
+
 /// A running `/metrics` endpoint; stops (and joins its thread) when dropped.
 pub struct MetricsServer {
     addr: SocketAddr,
@@ -151,7 +170,21 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Listens on `addr` (e.g. `127.0.0.1:9464`; port 0 picks one) and serves the exposition
     /// that `render` fills, freshly for every scrape.
-    pub fn start<A, F>(addr: A, mut render: F) -> io::Result<MetricsServer>
+    pub fn start<A, F>(addr: A, render: F) -> io::Result<MetricsServer>
+    where
+        A: ToSocketAddrs,
+        F: FnMut(&mut Exposition) + Send + 'static,
+    {
+        Self::start_with(addr, render, EndpointOptions::default())
+    }
+
+    /// [`MetricsServer::start`] with health routes and a token. A non-loopback address
+    /// without a token is refused (an endpoint open to the network must authenticate).
+    pub fn start_with<A, F>(
+        addr: A,
+        mut render: F,
+        opts: EndpointOptions,
+    ) -> io::Result<MetricsServer>
     where
         A: ToSocketAddrs,
         F: FnMut(&mut Exposition) + Send + 'static,
@@ -159,6 +192,12 @@ impl MetricsServer {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() && opts.token.as_deref().is_none_or(str::is_empty) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{addr} is not a loopback address: a token is required"),
+            ));
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -169,7 +208,7 @@ impl MetricsServer {
                     match listener.accept() {
                         Ok((conn, _)) => {
                             // A client that misbehaves only ends its own connection.
-                            let _ = serve(conn, &mut page, &mut render);
+                            let _ = serve(conn, &mut page, &mut render, &opts);
                         }
                         // Nothing waiting (or a failed accept): look again shortly.
                         Err(_) => std::thread::sleep(POLL),
@@ -203,6 +242,7 @@ fn serve(
     mut conn: TcpStream,
     page: &mut Exposition,
     render: &mut dyn FnMut(&mut Exposition),
+    opts: &EndpointOptions,
 ) -> io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(CLIENT_TIMEOUT))?;
@@ -224,9 +264,39 @@ fn serve(
         }
         head.extend_from_slice(&buf[..n]);
     }
+    if let Some(t) = &opts.token {
+        if !authorized(&head, t) {
+            return respond(&mut conn, "401 Unauthorized", "", b"");
+        }
+    }
     match route(&head) {
         Route::NotAllowed => respond(&mut conn, "405 Method Not Allowed", "", b""),
         Route::NotFound => respond(&mut conn, "404 Not Found", "", b""),
+        Route::Health if opts.readiness.is_some() => {
+            respond(&mut conn, "200 OK", "text/plain", b"ok\n")
+        }
+        Route::Ready => match &opts.readiness {
+            Some(f) => {
+                let r = f();
+                let body = format!(
+                    "{{\"ready\":{},\"reasons\":[{}]}}\n",
+                    r.ready,
+                    r.reasons
+                        .iter()
+                        .map(|x| json_string(x))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                let status = if r.ready {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                respond(&mut conn, status, "application/json", body.as_bytes())
+            }
+            None => respond(&mut conn, "404 Not Found", "", b""),
+        },
+        Route::Health => respond(&mut conn, "404 Not Found", "", b""),
         Route::Metrics { head_only } => {
             page.clear();
             render(page);
@@ -245,6 +315,10 @@ fn serve(
 enum Route {
     /// The exposition (`GET`), or only its headers (`HEAD`).
     Metrics { head_only: bool },
+    /// `/healthz`: alive.
+    Health,
+    /// `/readyz`: capture open and every sink delivering.
+    Ready,
     /// Another path.
     NotFound,
     /// Another method.
@@ -260,6 +334,10 @@ fn route(head: &[u8]) -> Route {
     let path = target.split('?').next().unwrap_or("");
     if method != "GET" && method != "HEAD" {
         Route::NotAllowed
+    } else if path == "/healthz" {
+        Route::Health
+    } else if path == "/readyz" {
+        Route::Ready
     } else if path != "/metrics" && path != "/" {
         Route::NotFound
     } else {
@@ -267,6 +345,45 @@ fn route(head: &[u8]) -> Route {
             head_only: method == "HEAD",
         }
     }
+}
+
+/// True when the request carries `Authorization: Bearer TOKEN` (compared in constant time).
+fn authorized(head: &[u8], token: &str) -> bool {
+    let text = String::from_utf8_lossy(head);
+    text.lines().skip(1).any(|l| {
+        let Some((name, value)) = l.split_once(':') else {
+            return false;
+        };
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return false;
+        }
+        let v = value.trim();
+        let Some(given) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        else {
+            return false;
+        };
+        let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    })
+}
+
+/// A string as a JSON literal.
+fn json_string(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
 }
 
 fn respond(conn: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> io::Result<()> {

@@ -56,8 +56,8 @@ pub use filter::{
     SKF_AD_VLAN_TAG_PRESENT,
 };
 pub use live::{
-    group_stats, open_fanout, open_live, FanoutMode, LiveConfig, LiveSource, LiveStats,
-    LiveStatsHandle,
+    group_stats, open_fanout, open_live, FanoutMode, FilterHandle, LiveConfig, LiveSource,
+    LiveStats, LiveStatsHandle,
 };
 pub use privs::drop_privileges;
 pub use stop::StopHandle;

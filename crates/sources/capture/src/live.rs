@@ -576,7 +576,43 @@ pub fn open_live(cfg: &LiveConfig) -> Result<LiveSource, CaptureError> {
         .ok_or_else(|| CaptureError::Config("no socket opened".into()))
 }
 
+/// Replaces the kernel filter of a live socket while it captures (a configuration reload):
+/// the new program is attached atomically, so every packet meets either the old or the new
+/// filter. Keeps the socket alive for as long as the handle lives.
+#[derive(Clone, Debug)]
+pub struct FilterHandle {
+    shared: Arc<Shared>,
+    link: LinkType,
+    snaplen: u32,
+}
+
+impl FilterHandle {
+    /// Compiles `expr` (`None`: accept everything) as the live capture does and attaches it.
+    pub fn set(&self, expr: Option<&str>) -> Result<(), CaptureError> {
+        let f = match expr {
+            Some(e) => live_filter(&self.shared.iface, e, self.link, self.snaplen)?,
+            None => Filter::accept_all(self.link, self.snaplen),
+        };
+        f.attach(self.shared.fd.as_fd())
+            .map_err(|e| CaptureError::from_io("SO_ATTACH_FILTER", &self.shared.iface, e))
+    }
+
+    /// The interface.
+    pub fn iface(&self) -> &str {
+        &self.shared.iface
+    }
+}
+
 impl LiveSource {
+    /// A handle that changes this socket's kernel filter while it runs.
+    pub fn filter_handle(&self) -> FilterHandle {
+        FilterHandle {
+            shared: Arc::clone(&self.shared),
+            link: self.link,
+            snaplen: self.ifaces.first().map_or(0, |i| i.snaplen),
+        }
+    }
+
     /// Position of this source in its fanout group (0-based).
     pub fn index(&self) -> usize {
         self.index

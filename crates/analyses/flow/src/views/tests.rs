@@ -32,6 +32,15 @@ fn sum(snaps: &[Snapshot], view: &str, col: &str) -> u64 {
 
 /// Drives `workers` tables over the same synthetic traffic, with ticks every `tick`.
 fn run(workers: usize, specs: Vec<ViewSpec>) -> (Vec<Snapshot>, Summary, u64) {
+    run_with(workers, specs, None)
+}
+
+/// [`run`], with a reconfiguration to other views asked for before packet `reload.0`.
+fn run_with(
+    workers: usize,
+    specs: Vec<ViewSpec>,
+    mut reload: Option<(i64, Vec<ViewSpec>)>,
+) -> (Vec<Snapshot>, Summary, u64) {
     let tick = Merger::base_tick(&specs).unwrap();
     let mut m = Merger::new(workers, specs);
     let mut tables: Vec<FlowTable> = (0..workers)
@@ -47,6 +56,10 @@ fn run(workers: usize, specs: Vec<ViewSpec>) -> (Vec<Snapshot>, Summary, u64) {
     let mut epoch = 0;
     let mut n = 0u64;
     for i in 0..20_000i64 {
+        if reload.as_ref().is_some_and(|r| r.0 == i) {
+            let (_, specs) = reload.take().unwrap();
+            m.reconfigure(specs);
+        }
         let ts = i * SEC / 100; // 200 s of traffic
         while ts >= next_tick {
             for (w, t) in tables.iter_mut().enumerate() {
@@ -184,6 +197,42 @@ fn snapshots_sum_to_totals_for_every_cadence_and_worker_count() {
         per_workers.push((sum(&snaps, "dport", "packets"), records));
     }
     assert_eq!(per_workers[0], per_workers[1]);
+}
+
+/// A reload at an interval boundary: a view kept across it counts every packet once, and a
+/// view removed plus a view added together count every packet once too.
+#[test]
+fn a_reconfiguration_loses_nothing_and_counts_nothing_twice() {
+    let mut kept = ViewSpec::exact("kept", vec![Field::SrcIp(32, 128)]);
+    kept.interval = 10 * SEC;
+    let mut old = ViewSpec::exact("old", vec![Field::DstPort]);
+    old.interval = 20 * SEC;
+    let mut new = ViewSpec::exact("new", vec![Field::DstPort, Field::Proto]);
+    new.interval = 30 * SEC;
+    for workers in [1, 3] {
+        let (snaps, summary, _) = run_with(
+            workers,
+            vec![kept.clone(), old.clone()],
+            Some((7_777, vec![kept.clone(), new.clone()])),
+        );
+        let n = summary.packets;
+        assert_eq!(sum(&snaps, "kept", "packets"), n, "{workers} workers");
+        let (o, w) = (sum(&snaps, "old", "packets"), sum(&snaps, "new", "packets"));
+        assert!(o > 0 && w > 0, "{o} {w}");
+        assert_eq!(o + w, n, "{workers} workers");
+        // The old view's last window ends where the new one's first begins.
+        let old_end = snaps
+            .iter()
+            .filter(|s| s.view == "old")
+            .map(|s| s.end)
+            .max();
+        let new_start = snaps
+            .iter()
+            .filter(|s| s.view == "new")
+            .map(|s| s.start)
+            .min();
+        assert_eq!(old_end, new_start);
+    }
 }
 
 #[test]
