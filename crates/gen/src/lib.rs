@@ -398,7 +398,9 @@ impl Plan {
         let (tcp, udp, icmp_flows) = match kind {
             Kind::Http | Kind::Tls | Kind::Bulk => (1, 0, 0),
             Kind::Dns => (0, 1, 0),
-            Kind::Echo => (0, 0, 2),
+            // Every request/reply pair of the session shares one key: one ICMP flow.
+            Kind::Echo => (0, 0, 1),
+            // The UDP probe, and the ICMP error quoting it (one-way: a flow of its own).
             Kind::IcmpErr => (0, 1, 1),
         };
         let total = tcp + udp + icmp_flows;

@@ -82,9 +82,9 @@ pub enum Field {
     SrcIp(u8, u8),
     /// Destination address masked to (IPv4 prefix, IPv6 prefix).
     DstIp(u8, u8),
-    /// Source port (ICMP type).
+    /// Source port (ICMP: the type sent in this direction).
     SrcPort,
-    /// Destination port (ICMP code).
+    /// Destination port (ICMP: the counterpart type of a paired type, else the code).
     DstPort,
     /// IP protocol number.
     Proto,

@@ -13,6 +13,7 @@
 
 use crate::config::{TableConfig, Timeouts};
 use crate::slots::SlotIndex;
+use netspectra_packet::icmp::{icmp_role, IcmpRole};
 use netspectra_packet::{decode::ip_proto, DecodeStatus, FlowKey, Fragment, PacketView, TcpFlags};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -81,6 +82,10 @@ pub struct EndedFlow {
     pub ip_bytes: [u64; 2],
     /// TCP flags seen per direction.
     pub tcp_flags: [u8; 2],
+    /// ICMP/ICMPv6 code of each direction's first packet (0 for other protocols, and for a
+    /// direction without packets). A paired type's key holds the two types but no code; an
+    /// exporter that reports type and code per direction (IPFIX) takes the code from here.
+    pub icmp_code: [u8; 2],
     /// Why it ended.
     pub reason: EndReason,
 }
@@ -161,7 +166,7 @@ const CLASSES: usize = 5;
 const ST_FIN0: u8 = 1;
 const ST_FIN1: u8 = 2;
 const ST_RST: u8 = 4;
-const ST_SYN: u8 = 8; // a pure SYN decided the initiator
+const ST_SYN: u8 = 8; // a pure SYN decided the initiator (TCP)
 const ST_DIRTY: u8 = 16;
 const ST_NEW: u8 = 32;
 const ST_INIT1: u8 = 64; // initiator is the canonical key's dst side
@@ -180,6 +185,8 @@ struct Flow {
     snap_bytes: [u64; 2],
     prev: u32,
     next: u32,
+    /// TCP flags per direction; for ICMP flows (which have none) the code of each
+    /// direction's first packet, so that the entry stays 160 bytes.
     flags: [u8; 2],
     class: u8,
     state: u8,
@@ -440,6 +447,29 @@ impl FlowTable {
             None => self.insert(h, ck, ts),
         };
         self.account(idx, dir, ts, orig_len, v, flags);
+        if matches!(key.proto, ip_proto::ICMP | ip_proto::ICMPV6) {
+            self.account_icmp(idx, dir, key.proto, v);
+        }
+    }
+
+    /// ICMP's part of a packet (not for later fragments, which carry no ICMP header): the
+    /// request's sender is the initiator of a paired flow (echo, solicitation, ...) even when
+    /// the reply was seen first; until a request is seen the first packet's sender is. All
+    /// requests of a flow come from the same side, since a request from the other side has the
+    /// mirror key. Keeps the code of each direction's first packet.
+    #[inline]
+    fn account_icmp(&mut self, i: u32, dir: usize, proto: u8, v: &PacketView) {
+        let f = &mut self.slab[i as usize];
+        if f.packets[dir] == 1 {
+            f.flags[dir] = v.icmp_code;
+        }
+        if let IcmpRole::Request { .. } = icmp_role(proto, v.icmp_type) {
+            if dir == 1 {
+                f.state |= ST_INIT1;
+            } else {
+                f.state &= !ST_INIT1;
+            }
+        }
     }
 
     #[inline]
@@ -575,6 +605,16 @@ impl FlowTable {
             }
             f.state &= !(ST_DIRTY | ST_NEW);
         }
+        let flags = if init1 {
+            [f.flags[1], f.flags[0]]
+        } else {
+            f.flags
+        };
+        let (tcp_flags, icmp_code) = if f.class == CLASS_ICMP {
+            ([0; 2], flags)
+        } else {
+            (flags, [0; 2])
+        };
         self.ended.push(EndedFlow {
             key,
             first: f.first,
@@ -582,11 +622,8 @@ impl FlowTable {
             packets: o(f.packets),
             bytes: o(f.bytes),
             ip_bytes: o(f.ip_bytes),
-            tcp_flags: if init1 {
-                [f.flags[1], f.flags[0]]
-            } else {
-                f.flags
-            },
+            tcp_flags,
+            icmp_code,
             reason,
         });
         let ri = EndReason::ALL
