@@ -250,7 +250,12 @@ impl FlowTable {
     /// An empty table. With `track_deltas`, flows touched since the last
     /// [`FlowTable::take_deltas`] are remembered for view snapshots.
     pub fn new(cfg: TableConfig, track_deltas: bool) -> Self {
-        let frag_slots = cfg.frag_slots.max(1).next_power_of_two();
+        // Checked configurations are within the bound; an unchecked one is held to it here, so
+        // that no setting can make this allocation fail.
+        let frag_slots = cfg
+            .frag_slots
+            .clamp(1, crate::config::MAX_FRAG_SLOTS)
+            .next_power_of_two();
         FlowTable {
             hasher: foldhash::quality::FixedState::with_seed(cfg.seed),
             index: SlotIndex::default(),
@@ -792,6 +797,10 @@ fn delta_of(f: &Flow) -> FlowDelta {
 
 /// Size of one live flow's slab entry, for the memory budget.
 pub const FLOW_ENTRY_BYTES: usize = std::mem::size_of::<Flow>();
+
+/// Size of one slot of the first-fragment cache (allocated whole, `frag_slots` rounded up to a
+/// power of two, per worker).
+pub const FRAG_SLOT_BYTES: usize = std::mem::size_of::<Option<FragSlot>>();
 
 #[cfg(test)]
 mod tests;

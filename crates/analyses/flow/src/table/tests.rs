@@ -29,6 +29,27 @@ fn ended(t: &mut FlowTable) -> Vec<EndedFlow> {
 }
 
 #[test]
+fn entry_sizes_are_what_the_bounds_assume() {
+    // docs/FLOWS.md and config::MAX_FRAG_SLOTS quote these sizes.
+    assert_eq!(FLOW_ENTRY_BYTES, 160);
+    assert_eq!(FRAG_SLOT_BYTES, 96);
+}
+
+#[test]
+fn an_unchecked_huge_frag_slots_is_held_to_the_bound() {
+    // 4294967295 from a config aborted on allocation; a configuration refuses it now, and a
+    // table built without one is held to the bound instead of failing.
+    let t = FlowTable::new(
+        TableConfig {
+            frag_slots: usize::MAX,
+            ..TableConfig::default()
+        },
+        false,
+    );
+    assert!(t.memory_bytes() <= crate::config::MAX_FRAG_SLOTS * FRAG_SLOT_BYTES + 4096);
+}
+
+#[test]
 fn bidirectional_counts_and_initiator() {
     let mut t = FlowTable::new(TableConfig::default(), true);
     // The responder (B, higher address) speaks first in capture order? No: B sends SYN.
