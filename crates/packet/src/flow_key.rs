@@ -105,11 +105,15 @@ impl FlowKey {
     /// sent from B to A are two flows, as in Zeek (and their Community IDs differ).
     #[inline]
     pub fn canonical(&self) -> (FlowKey, bool) {
-        if self.is_one_way_icmp() || (self.src, self.src_port) <= (self.dst, self.dst_port) {
-            (*self, false)
-        } else {
-            (self.reversed(), true)
-        }
+        // Whether to swap is a coin toss per packet: choose without a branch (a branch here
+        // mispredicted on half the packets, ~0.5 more mispredictions per packet measured with
+        // cachegrind), and test the ICMP case with `&` so that it adds no branch either.
+        let swap =
+            ((self.src, self.src_port) > (self.dst, self.dst_port)) & !self.is_one_way_icmp();
+        (
+            std::hint::select_unpredictable(swap, self.reversed(), *self),
+            swap,
+        )
     }
 
     /// True for an ICMP/ICMPv6 key whose type pairs with no other (it has a direction).

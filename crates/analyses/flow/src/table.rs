@@ -171,6 +171,9 @@ const ST_DIRTY: u8 = 16;
 const ST_NEW: u8 = 32;
 const ST_INIT1: u8 = 64; // initiator is the canonical key's dst side
 
+/// `account`'s flags for an ICMP packet with its header (above the TCP flag bits).
+const ICMP_PACKET: u16 = 0x100;
+
 /// One live flow (canonical key; index 0 = canonical src → dst).
 #[derive(Clone, Debug)]
 struct Flow {
@@ -420,10 +423,11 @@ impl FlowTable {
                 key,
             });
         }
-        let flags = if key.proto == ip_proto::TCP {
-            v.tcp_flags.0
-        } else {
-            0
+        // TCP is tested first, so that its packets pay nothing for the ICMP case.
+        let flags = match key.proto {
+            ip_proto::TCP => u16::from(v.tcp_flags.0),
+            ip_proto::ICMP | ip_proto::ICMPV6 => ICMP_PACKET,
+            _ => 0,
         };
         let (ck, swapped) = key.canonical();
         let dir = swapped as usize;
@@ -433,7 +437,8 @@ impl FlowTable {
         let idx = match found {
             Some(i) => {
                 let f = &self.slab[i as usize];
-                let pure_syn = flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
+                let pure_syn =
+                    flags & u16::from(TcpFlags::SYN | TcpFlags::ACK) == u16::from(TcpFlags::SYN);
                 if f.class == CLASS_CLOSED && pure_syn {
                     // A new connection reuses the tuple: the closed one ends now.
                     let reason = if f.state & ST_RST != 0 {
@@ -452,33 +457,13 @@ impl FlowTable {
             None => self.insert(h, ck, ts),
         };
         self.account(idx, dir, ts, orig_len, v, flags);
-        if matches!(key.proto, ip_proto::ICMP | ip_proto::ICMPV6) {
-            self.account_icmp(idx, dir, key.proto, v);
-        }
     }
 
-    /// ICMP's part of a packet (not for later fragments, which carry no ICMP header): the
-    /// request's sender is the initiator of a paired flow (echo, solicitation, ...) even when
-    /// the reply was seen first; until a request is seen the first packet's sender is. All
-    /// requests of a flow come from the same side, since a request from the other side has the
-    /// mirror key. Keeps the code of each direction's first packet.
+    /// Adds a packet to flow `i` in direction `dir`. `flags` holds the TCP flags of a TCP
+    /// packet, or [`ICMP_PACKET`] for an ICMP packet with its header (so that the common
+    /// "no flags" case of UDP and others stays one test).
     #[inline]
-    fn account_icmp(&mut self, i: u32, dir: usize, proto: u8, v: &PacketView) {
-        let f = &mut self.slab[i as usize];
-        if f.packets[dir] == 1 {
-            f.flags[dir] = v.icmp_code;
-        }
-        if let IcmpRole::Request { .. } = icmp_role(proto, v.icmp_type) {
-            if dir == 1 {
-                f.state |= ST_INIT1;
-            } else {
-                f.state &= !ST_INIT1;
-            }
-        }
-    }
-
-    #[inline]
-    fn account(&mut self, i: u32, dir: usize, ts: i64, orig_len: u32, v: &PacketView, flags: u8) {
+    fn account(&mut self, i: u32, dir: usize, ts: i64, orig_len: u32, v: &PacketView, flags: u16) {
         self.counters.flow_packets += 1;
         let f = &mut self.slab[i as usize];
         f.packets[dir] += 1;
@@ -496,7 +481,24 @@ impl FlowTable {
             f.last = ts;
         }
         let mut reclass = false;
-        if flags != 0 {
+        if flags & ICMP_PACKET != 0 {
+            // ICMP: the request's sender is the initiator of a paired flow (echo,
+            // solicitation, ...) even when the reply was seen first; until a request is seen
+            // the first packet's sender is. All requests of a flow come from one side (a
+            // request from the other side has the mirror key). The entry's flag bytes, unused
+            // by ICMP, keep the code of each direction's first packet.
+            if f.packets[dir] == 1 {
+                f.flags[dir] = v.icmp_code;
+            }
+            if let IcmpRole::Request { .. } = icmp_role(v.proto, v.icmp_type) {
+                if dir == 1 {
+                    f.state |= ST_INIT1;
+                } else {
+                    f.state &= !ST_INIT1;
+                }
+            }
+        } else if flags != 0 {
+            let flags = flags as u8;
             f.flags[dir] |= flags;
             if flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN && f.state & ST_SYN == 0 {
                 f.state |= ST_SYN;
