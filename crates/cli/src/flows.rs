@@ -15,7 +15,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use netspectra_capture::LiveConfig;
 use netspectra_clickhouse::{ClickHouseSink, SinkOptions};
-use netspectra_engine::MAX_THREADS;
 use netspectra_flow::config::{default_views, parse_duration, DEFAULT_INTERVAL};
 use netspectra_flow::{EndReason, FileConfig, Summary, TableConfig, ViewSpec};
 use netspectra_ipfix::sink::IpfixSink;
@@ -136,8 +135,36 @@ fn dur(s: &str) -> Result<i64, String> {
     parse_duration(s)
 }
 
-/// Builds the table settings and views from the config file and flags (flags win).
+/// Builds the table settings and views from the config file and flags (flags win). Every
+/// size-like flag is checked against the same bound as its config key, and an error names the
+/// flag (the file's errors name the key and line): zero sizes are refused, not taken as 1.
 fn configure(a: &FlowsArgs) -> Result<(TableConfig, Vec<ViewSpec>)> {
+    use netspectra_flow::config::{MAX_FLOWS, MIN_INTERVAL};
+    let max_threads = netspectra_engine::MAX_THREADS;
+    if a.threads == 0 || a.threads > max_threads {
+        return Err(BadInput(format!(
+            "--threads must be from 1 to {max_threads}, got {}",
+            a.threads
+        ))
+        .into());
+    }
+    let max_top = netspectra_flow::views::SUMMARY_TOP;
+    if a.top > max_top {
+        return Err(BadInput(format!(
+            "--top must be at most {max_top} (0 prints no top lists), got {}",
+            a.top
+        ))
+        .into());
+    }
+    if let Some(n) = a.max_flows.filter(|n| !(1..=MAX_FLOWS).contains(n)) {
+        return Err(BadInput(format!(
+            "--max-flows must be from 1 to {MAX_FLOWS}, got {n}"
+        ))
+        .into());
+    }
+    if let Some(i) = a.interval.filter(|&i| i < MIN_INTERVAL) {
+        return Err(BadInput(format!("--interval must be at least 1ms, got {i} ns")).into());
+    }
     let mut table = TableConfig::default();
     let file = match &a.config {
         Some(p) => {
@@ -156,9 +183,6 @@ fn configure(a: &FlowsArgs) -> Result<(TableConfig, Vec<ViewSpec>)> {
         .interval
         .or_else(|| file.as_ref().and_then(|(f, _)| f.interval.map(|d| d.0)))
         .unwrap_or(DEFAULT_INTERVAL);
-    if interval < 1_000_000 {
-        return Err(BadInput("--interval must be at least 1ms".into()).into());
-    }
     let mut views = match &file {
         Some((f, origin)) => {
             f.apply_table(&mut table);
@@ -185,20 +209,27 @@ fn configure(a: &FlowsArgs) -> Result<(TableConfig, Vec<ViewSpec>)> {
         }
     }
     let t = &mut table.timeouts;
-    for (dst, v) in [
-        (&mut t.tcp, a.tcp_timeout),
-        (&mut t.udp, a.udp_timeout),
-        (&mut t.icmp, a.icmp_timeout),
-        (&mut t.other, a.other_timeout),
-        (&mut t.tcp_closed, a.tcp_closed_timeout),
-        (&mut t.active, a.active_timeout),
+    for (flag, dst, v) in [
+        ("--tcp-timeout", &mut t.tcp, a.tcp_timeout),
+        ("--udp-timeout", &mut t.udp, a.udp_timeout),
+        ("--icmp-timeout", &mut t.icmp, a.icmp_timeout),
+        ("--other-timeout", &mut t.other, a.other_timeout),
+        (
+            "--tcp-closed-timeout",
+            &mut t.tcp_closed,
+            a.tcp_closed_timeout,
+        ),
+        ("--active-timeout", &mut t.active, a.active_timeout),
     ] {
-        if let Some(v) = v {
-            *dst = v.max(1);
+        match v {
+            // A timeout of 0 used to become 1 ns from a flag (and stay 0 from the file).
+            Some(0) => return Err(BadInput(format!("{flag} must be longer than 0")).into()),
+            Some(v) => *dst = v,
+            None => {}
         }
     }
     if let Some(n) = a.max_flows {
-        table.max_flows = n.max(1);
+        table.max_flows = n;
     }
     if a.inner {
         table.inner = true;
@@ -264,9 +295,6 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         return Err(
             BadInput("give a capture file (-r FILE) or an interface (-i IFACE)".into()).into(),
         );
-    }
-    if a.threads == 0 || a.threads > MAX_THREADS {
-        return Err(BadInput(format!("--threads must be 1..={MAX_THREADS}")).into());
     }
     if a.export_rate == Some(0) {
         return Err(BadInput("--export-rate must be at least 1".into()).into());
@@ -348,7 +376,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         flows: Some(FlowsSetup {
             table: table_cfg,
             views,
-            top: a.top.min(64),
+            top: a.top,
         }),
         http: None,
         anonymize: None,

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use netspectra_gen::{generate, Format, GenConfig};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -82,8 +82,75 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok((v * mult as f64) as u64)
 }
 
+/// Refuses flag values out of the generator's bounds, naming the flag (a config file's values
+/// are checked as it is read, naming the key and line).
+fn check_flags(a: &GenArgs) -> Result<(), BadInput> {
+    use netspectra_gen::check;
+    let flag = |name: &str, r: Result<(), String>| r.map_err(|m| BadInput(format!("{name} {m}")));
+    if let Some(d) = a.dup {
+        flag("--dup", check::dup_share(d).map(drop))?;
+    }
+    if let Some(c) = a.concurrency {
+        flag("--concurrency", check::concurrency(c as u64).map(drop))?;
+    }
+    if let Some(n) = a.packets {
+        flag("--packets", check::target(n).map(drop))?;
+    }
+    if let Some(n) = a.size {
+        flag("--size", check::target(n).map(drop))?;
+    }
+    Ok(())
+}
+
+/// The file a path names, to compare two paths: its device and inode when it exists (hard
+/// links, symbolic links and `.`/`..` spellings all compare equal), else the canonical path of
+/// its folder plus its name (a dangling symbolic link: of its target). `-` is standard output.
+fn file_identity(p: &Path) -> Option<Result<(u64, u64), PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut p = if p.as_os_str() == "-" {
+        PathBuf::from("/dev/stdout")
+    } else {
+        p.to_path_buf()
+    };
+    if let Ok(m) = std::fs::metadata(&p) {
+        return Some(Ok((m.dev(), m.ino())));
+    }
+    // A link to a file not yet created: writing it creates the target.
+    for _ in 0..8 {
+        match std::fs::read_link(&p) {
+            Ok(target) => p = p.parent().unwrap_or(Path::new(".")).join(target),
+            Err(_) => break,
+        }
+    }
+    let name = p.file_name()?;
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(Err(std::fs::canonicalize(dir).ok()?.join(name)))
+}
+
+/// Refuses a truth file that is the capture itself (`gen -o X --truth X` wrote the truth over
+/// the capture), before anything is opened for writing.
+fn check_outputs(a: &GenArgs) -> Result<(), BadInput> {
+    let Some(truth) = &a.truth else {
+        return Ok(());
+    };
+    let (o, t) = (file_identity(&a.output), file_identity(truth));
+    if o.is_some() && o == t {
+        return Err(BadInput(format!(
+            "--truth {} is the same file as the capture -o {}: give the truth another path",
+            truth.display(),
+            a.output.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `netspectra gen`.
 pub fn run(a: GenArgs) -> Result<ExitCode> {
+    check_flags(&a)?;
+    check_outputs(&a)?;
     let mut cfg = match &a.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)

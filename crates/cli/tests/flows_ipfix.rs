@@ -145,7 +145,9 @@ type Key = (String, String, String, u64, u64);
 type Counts = (u64, u64, String, String);
 
 /// Our records split into the uniflows the exporter sends: forward always, reverse when it
-/// has packets; ICMP type/code from the key's ports (swapped for the reverse direction).
+/// has packets. ICMP type/code as softflowd would report each direction's packets: a one-way
+/// record's ports are its type and code; a paired record's are the request type (forward) and
+/// the reply type (reverse), and the generator's echo messages have code 0.
 fn our_uniflows(records: &[serde_json::Value]) -> BTreeMap<Key, Vec<Counts>> {
     let mut m: BTreeMap<Key, Vec<Counts>> = BTreeMap::new();
     for r in records {
@@ -175,8 +177,12 @@ fn our_uniflows(records: &[serde_json::Value]) -> BTreeMap<Key, Vec<Counts>> {
             if n(pk) == 0 && pk == "rev_packets" {
                 continue;
             }
-            let ports = if icmp {
-                format!("icmp {}/{}", n(sp), n(dp))
+            let paired = icmp
+                && netspectra_packet::icmp_counterpart(proto as u8, n("src_port") as u8).is_some();
+            let ports = if paired {
+                format!("icmp {}/0", n(sp))
+            } else if icmp {
+                format!("icmp {}/{}", n("src_port"), n("dst_port"))
             } else {
                 format!("{}-{}", n(sp), n(dp))
             };

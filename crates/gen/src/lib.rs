@@ -18,6 +18,7 @@
 //! Memory is bounded by the number of concurrent sessions (each owns two small stream buffers);
 //! frames are built in one reusable buffer and bodies come from precomputed templates.
 
+pub mod check;
 mod rng;
 mod session;
 mod stream;
@@ -33,7 +34,8 @@ pub use truth::{
 use netspectra_packet::{InterfaceInfo, LinkType, Packet, Timestamp};
 use netspectra_pcap::{CaptureWriter, OutputFormat, WriteError};
 use rng::Rng;
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use session::{Frame, Kind, Session};
 use std::io::Write;
 use stream::Templates;
@@ -72,22 +74,73 @@ impl Format {
     }
 }
 
-/// Relative weights of new sessions by kind.
+/// Relative weights of new sessions by kind (each finite and 0 or more, with a positive sum).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Mix {
     /// HTTP/1.1 connections (several transactions each).
+    #[serde(deserialize_with = "check::de::weight")]
     pub http: f64,
     /// TLS sessions (handshake, application data, closing alert).
+    #[serde(deserialize_with = "check::de::weight")]
     pub tls: f64,
     /// Plain TCP bulk transfers (the elephants).
+    #[serde(deserialize_with = "check::de::weight")]
     pub bulk: f64,
     /// DNS query/response exchanges over UDP.
+    #[serde(deserialize_with = "check::de::weight")]
     pub dns: f64,
-    /// ICMP / ICMPv6 echo exchanges.
+    /// ICMP / ICMPv6 echo sessions (1-5 request/reply pairs with one identifier).
+    #[serde(deserialize_with = "check::de::weight")]
     pub icmp_echo: f64,
     /// UDP probes answered by an ICMP / ICMPv6 error quoting them.
+    #[serde(deserialize_with = "check::de::weight")]
     pub icmp_error: f64,
+}
+
+impl Mix {
+    /// The weights in session-kind order.
+    fn weights(&self) -> [f64; 6] {
+        [
+            self.http,
+            self.tls,
+            self.bulk,
+            self.dns,
+            self.icmp_echo,
+            self.icmp_error,
+        ]
+    }
+
+    /// Checks every weight and their sum (the message names the weight at fault).
+    pub fn check(&self) -> Result<(), String> {
+        let names = ["http", "tls", "bulk", "dns", "icmp_echo", "icmp_error"];
+        for (n, w) in names.iter().zip(self.weights()) {
+            check::weight(w).map_err(|m| format!("{n}: {m}"))?;
+        }
+        if self.weights().iter().sum::<f64>() > 0.0 {
+            Ok(())
+        } else {
+            Err("the weights must have a positive sum".into())
+        }
+    }
+}
+
+/// Reads `mix:` and checks the sum of its weights inside the mapping's own visitor, so that a
+/// YAML reader reports it at `mix` and its line.
+fn de_mix<'de, D: Deserializer<'de>>(d: D) -> Result<Mix, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Mix;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a mapping of session kinds to weights")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Mix, A::Error> {
+            let m = Mix::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            m.check().map_err(serde::de::Error::custom)?;
+            Ok(m)
+        }
+    }
+    d.deserialize_map(V)
 }
 
 impl Default for Mix {
@@ -104,41 +157,60 @@ impl Default for Mix {
 }
 
 /// Generator settings; every field has a default, so a YAML/JSON config may name only a few.
+/// Each value is checked against its bound ([`check`]) as it is read, so that a config file's
+/// error names the key and the line; [`generate`] checks settings built in code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GenConfig {
     /// Seed: the same seed and settings give a byte-identical capture.
     pub seed: u64,
-    /// Stop after about this many frames (sessions in progress are finished first).
+    /// Stop after about this many frames (sessions in progress are finished first); at least 1.
+    #[serde(deserialize_with = "check::de::target")]
     pub packets: Option<u64>,
-    /// Stop once the capture file reaches about this many bytes.
+    /// Stop once the capture file reaches about this many bytes; at least 1.
+    #[serde(deserialize_with = "check::de::target")]
     pub bytes: Option<u64>,
     /// Output format.
     pub format: Format,
     /// Share of sessions whose frames carry VLAN tags.
+    #[serde(deserialize_with = "check::de::share")]
     pub vlan_share: f64,
     /// Share of the VLAN-tagged sessions with two tags (802.1ad + 802.1Q).
+    #[serde(deserialize_with = "check::de::share")]
     pub qinq_share: f64,
     /// Share of sessions over IPv6.
+    #[serde(deserialize_with = "check::de::share")]
     pub ipv6_share: f64,
     /// Session kinds.
+    #[serde(deserialize_with = "de_mix")]
     pub mix: Mix,
     /// Share of HTTP connections on 8080, 8000 or a random high port instead of 80.
+    #[serde(deserialize_with = "check::de::share")]
     pub http_nonstandard_port_share: f64,
     /// Share of single HTTP requests whose header block is split across 2-3 TCP segments.
+    #[serde(deserialize_with = "check::de::share")]
     pub http_split_share: f64,
-    /// Share of frames that are exact duplicates of an earlier frame.
+    /// Share of frames that are exact duplicates of an earlier frame (below 0.5).
+    #[serde(deserialize_with = "check::de::dup_share")]
     pub dup_share: f64,
-    /// Sessions alive at once (fewer for small targets: at most one per 40 target packets).
+    /// Sessions alive at once (fewer for small targets: at most one per 40 target packets);
+    /// 1 to [`check::MAX_CONCURRENCY`].
+    #[serde(deserialize_with = "check::de::concurrency")]
     pub concurrency: usize,
-    /// Timestamp of the first frame, nanoseconds since the Unix epoch.
+    /// Timestamp of the first frame, nanoseconds since the Unix epoch (0 to
+    /// [`check::MAX_START_TIME_NS`]).
+    #[serde(deserialize_with = "check::de::start_time_ns")]
     pub start_time_ns: i64,
-    /// Mean frame rate (frames per second of capture time).
+    /// Mean frame rate (frames per second of capture time, 1 to 1e9).
+    #[serde(deserialize_with = "check::de::packets_per_sec")]
     pub packets_per_sec: f64,
     /// Share of TCP sessions closed by RST instead of a FIN exchange.
+    #[serde(deserialize_with = "check::de::share")]
     pub rst_share: f64,
     /// Upper bound of a single HTTP body or TLS response flight, in bytes (bulk transfers may be
-    /// 8 times larger); lowered to 40 bytes per target packet for small targets.
+    /// 8 times larger); lowered to 40 bytes per target packet for small targets. 1 KiB to
+    /// 1 GiB.
+    #[serde(deserialize_with = "check::de::max_body")]
     pub max_body: u64,
     /// Largest number of HTTP transactions / duplicates listed in the truth file (counts are
     /// always exact; beyond this the lists are dropped and `listed` is false).
@@ -398,7 +470,9 @@ impl Plan {
         let (tcp, udp, icmp_flows) = match kind {
             Kind::Http | Kind::Tls | Kind::Bulk => (1, 0, 0),
             Kind::Dns => (0, 1, 0),
-            Kind::Echo => (0, 0, 2),
+            // Every request/reply pair of the session shares one key: one ICMP flow.
+            Kind::Echo => (0, 0, 1),
+            // The UDP probe, and the ICMP error quoting it (one-way: a flow of its own).
             Kind::IcmpErr => (0, 1, 1),
         };
         let total = tcp + udp + icmp_flows;
@@ -516,50 +590,44 @@ impl<F: FnMut(Timestamp, &[u8]) -> Result<(), GenError>> Emitter<'_, F> {
     }
 }
 
+/// Checks settings built in code (a config file's are checked as it is read); the error names
+/// the field.
 fn validate(cfg: &GenConfig) -> Result<(), GenError> {
-    let share = |name: &str, v: f64| {
-        if (0.0..=1.0).contains(&v) {
-            Ok(())
-        } else {
-            Err(GenError::Config(format!(
-                "{name} must be between 0 and 1, got {v}"
-            )))
-        }
-    };
-    share("vlan_share", cfg.vlan_share)?;
-    share("qinq_share", cfg.qinq_share)?;
-    share("ipv6_share", cfg.ipv6_share)?;
-    share(
-        "http_nonstandard_port_share",
-        cfg.http_nonstandard_port_share,
+    let field =
+        |name: &str, r: Result<(), String>| r.map_err(|m| GenError::Config(format!("{name}: {m}")));
+    for (name, v) in [
+        ("vlan_share", cfg.vlan_share),
+        ("qinq_share", cfg.qinq_share),
+        ("ipv6_share", cfg.ipv6_share),
+        (
+            "http_nonstandard_port_share",
+            cfg.http_nonstandard_port_share,
+        ),
+        ("http_split_share", cfg.http_split_share),
+        ("rst_share", cfg.rst_share),
+    ] {
+        field(name, check::share(v).map(drop))?;
+    }
+    field("dup_share", check::dup_share(cfg.dup_share).map(drop))?;
+    field(
+        "concurrency",
+        check::concurrency(cfg.concurrency as u64).map(drop),
     )?;
-    share("http_split_share", cfg.http_split_share)?;
-    share("rst_share", cfg.rst_share)?;
-    if !(0.0..0.5).contains(&cfg.dup_share) {
-        return Err(GenError::Config(format!(
-            "dup_share must be in [0, 0.5), got {}",
-            cfg.dup_share
-        )));
+    field(
+        "packets_per_sec",
+        check::packets_per_sec(cfg.packets_per_sec).map(drop),
+    )?;
+    field("max_body", check::max_body(cfg.max_body).map(drop))?;
+    field(
+        "start_time_ns",
+        check::start_time_ns(cfg.start_time_ns).map(drop),
+    )?;
+    for (name, v) in [("packets", cfg.packets), ("bytes", cfg.bytes)] {
+        if let Some(v) = v {
+            field(name, check::target(v).map(drop))?;
+        }
     }
-    if cfg.concurrency == 0 || cfg.concurrency > 1_000_000 {
-        return Err(GenError::Config(
-            "concurrency must be in 1..=1000000".into(),
-        ));
-    }
-    if cfg.packets_per_sec.is_nan() || cfg.packets_per_sec <= 0.0 {
-        return Err(GenError::Config("packets_per_sec must be positive".into()));
-    }
-    if cfg.max_body < 1024 {
-        return Err(GenError::Config("max_body must be at least 1024".into()));
-    }
-    let m = &cfg.mix;
-    let w = [m.http, m.tls, m.bulk, m.dns, m.icmp_echo, m.icmp_error];
-    if w.iter().any(|x| x.is_nan() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 {
-        return Err(GenError::Config(
-            "mix weights must be >= 0 with a positive sum".into(),
-        ));
-    }
-    Ok(())
+    field("mix", cfg.mix.check())
 }
 
 /// Generates raw Ethernet frames, handing each to `sink` with its timestamp, and returns the

@@ -78,9 +78,11 @@ pub struct Duplicates {
 }
 
 /// Flow counts as a bidirectional flow table keyed by the canonical
-/// `netspectra_packet::FlowKey` (5-tuple + outer VLAN; ICMP type/code in the port fields) sees
-/// them: every session uses its own 5-tuple. An ICMP echo exchange therefore counts as 2 ICMP
-/// flows (request type 8/128 and reply type 0/129 give different keys).
+/// `netspectra_packet::FlowKey` (5-tuple + outer VLAN) sees them, with no flow split by a
+/// timeout: every session uses its own 5-tuple. ICMP is keyed as Zeek and Community ID key it:
+/// an echo session (one identifier, 1-5 request/reply pairs with increasing sequence numbers)
+/// is one ICMP/ICMPv6 flow, since request (type 8/128) and reply (0/129) give mirror keys; an
+/// ICMP error quoting a UDP probe is one-way and a flow of its own, beside the probe's UDP flow.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Flows {
     /// All flows.
@@ -89,9 +91,9 @@ pub struct Flows {
     pub tcp: u64,
     /// UDP flows.
     pub udp: u64,
-    /// ICMP flows.
+    /// ICMP flows: one per echo session and one per ICMP error.
     pub icmp: u64,
-    /// ICMPv6 flows.
+    /// ICMPv6 flows: one per echo session and one per ICMPv6 error.
     pub icmpv6: u64,
     /// Flows over IPv6.
     pub ipv6: u64,
@@ -226,7 +228,8 @@ pub struct IcmpTruth {
     pub v6_echo_replies: u64,
     /// ICMPv6 errors.
     pub v6_errors: u64,
-    /// Echo exchanges (one id, request/reply pairs).
+    /// Echo sessions, ICMP and ICMPv6 (one identifier, 1-5 request/reply pairs with
+    /// increasing sequence numbers; one flow each).
     pub echo_sessions: u64,
 }
 

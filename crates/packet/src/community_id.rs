@@ -3,50 +3,27 @@
 
 use crate::decode::ip_proto;
 use crate::flow_key::has_ports;
+use crate::icmp::icmp_counterpart;
 use crate::FlowKey;
 use sha1::{Digest, Sha1};
 use std::net::IpAddr;
 
-/// Maps an ICMP type/code to its "port" pair and whether the exchange is one-way (Zeek's rule).
+/// Maps an ICMP type/code to its "port" pair and whether the exchange is one-way (Zeek's rule),
+/// from the pair table in [`crate::icmp`] that flow keys use too.
 fn icmp_ports(proto: u8, ty: u16, code: u16) -> (u16, u16, bool) {
-    let counterpart = if proto == ip_proto::ICMP {
-        match ty {
-            8 => Some(0),
-            0 => Some(8),
-            13 => Some(14),
-            14 => Some(13),
-            15 => Some(16),
-            16 => Some(15),
-            10 => Some(9),
-            9 => Some(10),
-            17 => Some(18),
-            18 => Some(17),
-            _ => None,
-        }
-    } else {
-        match ty {
-            128 => Some(129),
-            129 => Some(128),
-            133 => Some(134),
-            134 => Some(133),
-            135 => Some(136),
-            136 => Some(135),
-            130 => Some(131),
-            131 => Some(130),
-            144 => Some(145),
-            145 => Some(144),
-            _ => None,
-        }
-    };
+    let counterpart = u8::try_from(ty)
+        .ok()
+        .and_then(|t| icmp_counterpart(proto, t));
     match counterpart {
-        Some(c) => (ty, c, false),
+        Some(c) => (ty, c as u16, false),
         None => (ty, code, true),
     }
 }
 
 /// Computes the Community ID v1 string (`1:<base64 sha1>`) of a flow key with the given seed.
 ///
-/// For ICMP keys, `src_port`/`dst_port` must hold the ICMP type and code, as [`FlowKey`] does.
+/// For ICMP keys, `src_port` must hold the ICMP type and `dst_port` the code or, for a paired
+/// type, its counterpart ([`FlowKey`] holds the latter; both give the same ID).
 pub fn community_id_v1(key: &FlowKey, seed: u16) -> String {
     let mut out = Vec::with_capacity(30);
     push_community_id_v1(&mut out, key, seed);
@@ -164,5 +141,29 @@ mod tests {
         let req = k("192.168.0.89", "192.168.0.1", 8, 0, 1);
         let rep = k("192.168.0.1", "192.168.0.89", 0, 0, 1);
         assert_eq!(community_id_v1(&req, 0), community_id_v1(&rep, 0));
+    }
+
+    #[test]
+    fn every_paired_type_hashes_alike_both_ways_and_one_way_types_do_not() {
+        use crate::icmp::{ICMPV6_PAIRS, ICMP_PAIRS};
+        for (a, b, proto, pairs) in [
+            ("10.0.0.9", "10.0.0.1", 1u8, &ICMP_PAIRS[..]),
+            ("2001:db8::9", "fe80::1", 58, &ICMPV6_PAIRS[..]),
+        ] {
+            for &(q, r) in pairs {
+                // Keys as packets give them (type, code) and as flow keys hold them (type,
+                // counterpart): all four hash alike.
+                let ids = [
+                    k(a, b, q as u16, 0, proto),
+                    k(b, a, r as u16, 0, proto),
+                    k(a, b, q as u16, r as u16, proto),
+                    k(b, a, r as u16, q as u16, proto),
+                ]
+                .map(|x| community_id_v1(&x, 0));
+                assert!(ids.iter().all(|i| *i == ids[0]), "{proto}: {q}/{r}");
+            }
+        }
+        let ab = k("10.0.0.9", "10.0.0.1", 3, 3, 1);
+        assert_ne!(community_id_v1(&ab, 0), community_id_v1(&ab.reversed(), 0));
     }
 }

@@ -7,6 +7,7 @@
 pub mod community_id;
 pub mod decode;
 pub mod flow_key;
+pub mod icmp;
 pub mod link;
 pub mod source;
 pub mod text;
@@ -17,6 +18,7 @@ pub use decode::{
     decode, DecodeOptions, DecodeStatus, Fragment, L3Proto, Layer, PacketView, TcpFlags, Tunnel,
 };
 pub use flow_key::{FlowKey, IpPair};
+pub use icmp::{icmp_counterpart, icmp_role, IcmpRole};
 pub use link::LinkType;
 pub use source::{
     Batch, InterfaceInfo, OwnedBatch, Packet, PacketMeta, PacketSource, SourceError, SourceStats,

@@ -82,9 +82,9 @@ pub enum Field {
     SrcIp(u8, u8),
     /// Destination address masked to (IPv4 prefix, IPv6 prefix).
     DstIp(u8, u8),
-    /// Source port (ICMP type).
+    /// Source port (ICMP: the type sent in this direction).
     SrcPort,
-    /// Destination port (ICMP code).
+    /// Destination port (ICMP: the counterpart type of a paired type, else the code).
     DstPort,
     /// IP protocol number.
     Proto,
@@ -333,6 +333,28 @@ pub fn default_views(interval: i64) -> Vec<ViewSpec> {
     v
 }
 
+/// Largest `max_flows` (live flows per worker, `--max-flows`): about 196 bytes per live flow
+/// all-in, so ~52 GB per worker at the bound; the table addresses flows with 32 bits.
+pub const MAX_FLOWS: usize = 1 << 28;
+/// Largest `frag_slots`: the first-fragment cache is allocated whole when a worker starts
+/// ([`crate::table::FRAG_SLOT_BYTES`] = 96 bytes each: 96 MiB per worker at the bound).
+pub const MAX_FRAG_SLOTS: usize = 1 << 20;
+/// Largest `max_keys` of an exact view window (~75-90 bytes per key, plus sketches).
+pub const MAX_KEYS: usize = 1 << 28;
+/// Largest `top` of a top-K view: its candidate map is allocated whole and every eviction
+/// scans it.
+pub const MAX_TOP: usize = 100_000;
+/// Smallest `eps` of a top-K view: Count-Min rows of at most `ceil(e / eps)` = 271 829 cells.
+pub const MIN_EPS: f64 = 1e-5;
+/// Largest `eps`: an over-estimate bound of the whole total (rows of three cells).
+pub const MAX_EPS: f64 = 1.0;
+/// Smallest `delta` of a top-K view: at most `ceil(ln(1 / delta))` = 21 rows.
+pub const MIN_DELTA: f64 = 1e-9;
+/// Largest `delta` (one row).
+pub const MAX_DELTA: f64 = 0.5;
+/// Shortest snapshot interval (`interval`, `--interval`).
+pub const MIN_INTERVAL: i64 = 1_000_000;
+
 /// A duration in the YAML file, as nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dur(pub i64);
@@ -363,68 +385,372 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     Ok(ns as i64)
 }
 
+/// Seconds as nanoseconds, for `0 <= secs < 9.2e9` (the `i64` range).
+fn seconds_to_ns(secs: f64) -> Result<i64, String> {
+    let ns = secs * 1e9;
+    if (0.0..9.2e18).contains(&ns) {
+        Ok(ns as i64)
+    } else {
+        Err(format!("duration {secs} s out of range (0 to 292 years)"))
+    }
+}
+
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(f64),
-            S(String),
+        d.deserialize_any(yaml::Duration { min: 0, what: "" })
+            .map(Dur)
+    }
+}
+
+/// Validating visitors for the YAML file. Each checks its value while the deserializer still
+/// points at it, so that serde_yaml's error names the key path (`views[1].max_keys`) and the
+/// line; a check made after deserializing would be reported at the enclosing mapping.
+mod yaml {
+    use super::{parse_duration, seconds_to_ns};
+    use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    /// An integer from `min` to `max`.
+    pub struct Count {
+        pub min: u64,
+        pub max: u64,
+    }
+
+    impl Count {
+        fn check<E: de::Error>(&self, v: i128) -> Result<u64, E> {
+            if (self.min as i128..=self.max as i128).contains(&v) {
+                Ok(v as u64)
+            } else {
+                Err(E::custom(format!(
+                    "{v} is out of range: must be from {} to {}",
+                    self.min, self.max
+                )))
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::N(n) if n >= 0.0 => Ok(Dur((n * 1e9) as i64)),
-            Raw::N(n) => Err(serde::de::Error::custom(format!("negative duration {n}"))),
-            Raw::S(s) => parse_duration(&s)
-                .map(Dur)
-                .map_err(serde::de::Error::custom),
+    }
+
+    impl Visitor<'_> for Count {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "an integer from {} to {}", self.min, self.max)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            self.check(v.into())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            self.check(v.into())
+        }
+    }
+
+    /// A number from `min` to `max`.
+    pub struct Real {
+        pub min: f64,
+        pub max: f64,
+    }
+
+    impl Visitor<'_> for Real {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a number from {} to {}", self.min, self.max)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+            if (self.min..=self.max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(E::custom(format!(
+                    "{v} is out of range: must be from {} to {}",
+                    self.min, self.max
+                )))
+            }
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+            self.visit_f64(v as f64)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+            self.visit_f64(v as f64)
+        }
+    }
+
+    /// A duration, seconds as a number or a string with a unit, of at least `min` ns (`what`
+    /// says what it is in the error).
+    pub struct Duration {
+        pub min: i64,
+        pub what: &'static str,
+    }
+
+    impl Duration {
+        fn check<E: de::Error>(&self, ns: Result<i64, String>, shown: &str) -> Result<i64, E> {
+            let ns = ns.map_err(E::custom)?;
+            if ns >= self.min {
+                Ok(ns)
+            } else if self.min == 1 {
+                Err(E::custom(format!(
+                    "{} must be longer than 0, got {shown}",
+                    self.what
+                )))
+            } else {
+                Err(E::custom(format!(
+                    "{} must be at least {} ms, got {shown}",
+                    self.what,
+                    self.min / 1_000_000
+                )))
+            }
+        }
+    }
+
+    impl Visitor<'_> for Duration {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a duration: seconds as a number, or a string such as 90s, 5m, 500ms")
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+            if v < 0.0 {
+                return Err(E::custom(format!("negative duration {v}")));
+            }
+            self.check(seconds_to_ns(v), &v.to_string())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            self.visit_f64(v as f64)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            self.visit_f64(v as f64)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+            self.check(parse_duration(v), v)
+        }
+    }
+
+    /// A string turned into a `T` by a parser whose error is the message.
+    pub struct Parsed<T> {
+        pub parse: fn(&str) -> Result<T, String>,
+        pub what: &'static str,
+    }
+
+    impl<T> Clone for Parsed<T> {
+        fn clone(&self) -> Self {
+            Parsed {
+                parse: self.parse,
+                what: self.what,
+            }
+        }
+    }
+
+    impl<T> Visitor<'_> for Parsed<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.what)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+    }
+
+    impl<'de, T> DeserializeSeed<'de> for Parsed<T> {
+        type Value = T;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    /// A list of strings each turned into a `T` (an error names the item: `keys[2]`).
+    pub struct ParsedList<T>(pub Parsed<T>, pub PhantomData<T>);
+
+    impl<'de, T> Visitor<'de> for ParsedList<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a list of {}", self.0.what)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(x) = seq.next_element_seed(self.0.clone())? {
+                out.push(x);
+            }
+            Ok(out)
         }
     }
 }
 
-/// `timeouts:` section of the YAML file.
+fn count<'de, D: Deserializer<'de>>(d: D, min: usize, max: usize) -> Result<usize, D::Error> {
+    d.deserialize_u64(yaml::Count {
+        min: min as u64,
+        max: max as u64,
+    })
+    .map(|n| n as usize)
+}
+
+fn de_max_flows<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    count(d, 1, MAX_FLOWS).map(Some)
+}
+
+fn de_frag_slots<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    count(d, 1, MAX_FRAG_SLOTS).map(Some)
+}
+
+fn de_max_keys<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    count(d, 1, MAX_KEYS).map(Some)
+}
+
+fn de_top<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    count(d, 1, MAX_TOP).map(Some)
+}
+
+fn de_hll_precision<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let (lo, hi) = (crate::hll::MIN_PRECISION, crate::hll::MAX_PRECISION);
+    count(d, lo.into(), hi.into()).map(|n| Some(n as u8))
+}
+
+fn de_eps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    d.deserialize_f64(yaml::Real {
+        min: MIN_EPS,
+        max: MAX_EPS,
+    })
+    .map(Some)
+}
+
+fn de_delta<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    d.deserialize_f64(yaml::Real {
+        min: MIN_DELTA,
+        max: MAX_DELTA,
+    })
+    .map(Some)
+}
+
+fn de_interval<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
+    d.deserialize_any(yaml::Duration {
+        min: MIN_INTERVAL,
+        what: "an interval",
+    })
+    .map(|n| Some(Dur(n)))
+}
+
+fn de_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
+    d.deserialize_any(yaml::Duration {
+        min: 1,
+        what: "a timeout",
+    })
+    .map(|n| Some(Dur(n)))
+}
+
+fn de_fields<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Field>, D::Error> {
+    d.deserialize_seq(yaml::ParsedList(
+        yaml::Parsed {
+            parse: Field::parse,
+            what: "a field (src_ip, dst_ip, src_port, dst_port, proto, vlan)",
+        },
+        std::marker::PhantomData,
+    ))
+}
+
+fn de_metrics<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Metric>>, D::Error> {
+    d.deserialize_seq(yaml::ParsedList(
+        yaml::Parsed {
+            parse: Metric::parse,
+            what: "a metric (packets, bytes, flows, distinct(<field>))",
+        },
+        std::marker::PhantomData,
+    ))
+    .map(Some)
+}
+
+fn de_rank<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Metric>, D::Error> {
+    d.deserialize_str(yaml::Parsed {
+        parse: |s| match Metric::parse(s)? {
+            Metric::Distinct(_) => Err("rank must be packets, bytes or flows".into()),
+            m => Ok(m),
+        },
+        what: "packets, bytes or flows",
+    })
+    .map(Some)
+}
+
+fn de_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    d.deserialize_str(yaml::Parsed {
+        parse: |s| match s {
+            "exact" | "topk" => Ok(s.to_string()),
+            m => Err(format!("unknown mode '{m}' (exact or topk)")),
+        },
+        what: "exact or topk",
+    })
+    .map(Some)
+}
+
+fn de_view_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_str(yaml::Parsed {
+        parse: |s| {
+            if s.is_empty() || s.contains(['/', '\\']) || s.starts_with('.') {
+                Err(format!(
+                    "view name '{s}' must be a plain file name (no '/', '\\', leading '.')"
+                ))
+            } else {
+                Ok(s.to_string())
+            }
+        },
+        what: "a view name",
+    })
+}
+
+/// `timeouts:` section of the YAML file (each longer than 0).
 #[derive(Deserialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsFile {
     /// TCP idle timeout.
+    #[serde(default, deserialize_with = "de_timeout")]
     pub tcp: Option<Dur>,
     /// Timeout after FIN exchange / RST.
+    #[serde(default, deserialize_with = "de_timeout")]
     pub tcp_closed: Option<Dur>,
     /// UDP idle timeout.
+    #[serde(default, deserialize_with = "de_timeout")]
     pub udp: Option<Dur>,
     /// ICMP idle timeout.
+    #[serde(default, deserialize_with = "de_timeout")]
     pub icmp: Option<Dur>,
     /// Other protocols' idle timeout.
+    #[serde(default, deserialize_with = "de_timeout")]
     pub other: Option<Dur>,
     /// Active timeout.
+    #[serde(default, deserialize_with = "de_timeout")]
     pub active: Option<Dur>,
 }
 
-/// One view in the YAML file.
+/// One view in the YAML file; every value is checked as it is read (bounds: the `MAX_*` and
+/// `MIN_*` constants of this module).
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct ViewFile {
-    /// View name.
+    /// View name (a plain file name).
+    #[serde(deserialize_with = "de_view_name")]
     pub name: String,
     /// Key fields.
-    #[serde(default)]
-    pub keys: Vec<String>,
+    #[serde(default, deserialize_with = "de_fields")]
+    pub keys: Vec<Field>,
     /// Metrics (default packets, bytes, flows).
-    pub metrics: Option<Vec<String>>,
-    /// Cadence (default: top-level `interval`).
+    #[serde(default, deserialize_with = "de_metrics")]
+    pub metrics: Option<Vec<Metric>>,
+    /// Cadence (default: top-level `interval`), at least [`MIN_INTERVAL`].
+    #[serde(default, deserialize_with = "de_interval")]
     pub interval: Option<Dur>,
     /// `exact` (default) or `topk`.
+    #[serde(default, deserialize_with = "de_mode")]
     pub mode: Option<String>,
-    /// Exact mode: bound on keys per window.
+    /// Exact mode: bound on keys per window, 1..=[`MAX_KEYS`].
+    #[serde(default, deserialize_with = "de_max_keys")]
     pub max_keys: Option<usize>,
-    /// Top-K mode: keys reported.
+    /// Top-K mode: keys reported, 1..=[`MAX_TOP`].
+    #[serde(default, deserialize_with = "de_top")]
     pub top: Option<usize>,
-    /// Top-K mode: error factor eps.
+    /// Top-K mode: error factor eps, [`MIN_EPS`]..=[`MAX_EPS`].
+    #[serde(default, deserialize_with = "de_eps")]
     pub eps: Option<f64>,
-    /// Top-K mode: failure probability delta.
+    /// Top-K mode: failure probability delta, [`MIN_DELTA`]..=[`MAX_DELTA`].
+    #[serde(default, deserialize_with = "de_delta")]
     pub delta: Option<f64>,
-    /// Top-K mode: ranking metric.
-    pub rank: Option<String>,
+    /// Top-K mode: ranking metric (packets, bytes or flows).
+    #[serde(default, deserialize_with = "de_rank")]
+    pub rank: Option<Metric>,
     /// HyperLogLog precision (4..=18).
+    #[serde(default, deserialize_with = "de_hll_precision")]
     pub hll_precision: Option<u8>,
 }
 
@@ -432,14 +758,17 @@ pub struct ViewFile {
 #[derive(Deserialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// Default snapshot cadence.
+    /// Default snapshot cadence, at least [`MIN_INTERVAL`].
+    #[serde(default, deserialize_with = "de_interval")]
     pub interval: Option<Dur>,
-    /// Maximum live flows per worker.
+    /// Maximum live flows per worker, 1..=[`MAX_FLOWS`].
+    #[serde(default, deserialize_with = "de_max_flows")]
     pub max_flows: Option<usize>,
     /// Timeouts.
     #[serde(default)]
     pub timeouts: TimeoutsFile,
-    /// First-fragment cache slots.
+    /// First-fragment cache slots, 1..=[`MAX_FRAG_SLOTS`].
+    #[serde(default, deserialize_with = "de_frag_slots")]
     pub frag_slots: Option<usize>,
     /// Key flows on the innermost tunnelled packet.
     pub inner: Option<bool>,
@@ -451,15 +780,10 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
-    /// Parses YAML; errors name the key and the line.
+    /// Parses YAML and checks every value against its bound; errors name the key path and
+    /// the line (serde_yaml's message carries both).
     pub fn from_yaml(text: &str, origin: &str) -> Result<FileConfig, FlowError> {
-        serde_yaml::from_str(text).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-                .unwrap_or_default();
-            FlowError::Config(format!("{origin}{at}: {e}"))
-        })
+        serde_yaml::from_str(text).map_err(|e| FlowError::Config(format!("{origin}: {e}")))
     }
 
     /// Applies the file's table settings onto `t`.
@@ -477,10 +801,10 @@ impl FileConfig {
         set(&mut t.timeouts.other, to.other);
         set(&mut t.timeouts.active, to.active);
         if let Some(n) = self.max_flows {
-            t.max_flows = n.max(1);
+            t.max_flows = n;
         }
         if let Some(n) = self.frag_slots {
-            t.frag_slots = n.max(1);
+            t.frag_slots = n;
         }
         if let Some(b) = self.inner {
             t.inner = b;
@@ -488,6 +812,8 @@ impl FileConfig {
     }
 
     /// Builds the view list (defaults unless views are listed and `default_views` is not true).
+    /// `interval` is the cadence of views that set none (checked by the caller); a file's own
+    /// top-level `interval` wins over it.
     pub fn views(&self, origin: &str, interval: i64) -> Result<Vec<ViewSpec>, FlowError> {
         let interval = self.interval.map(|d| d.0).unwrap_or(interval);
         let mut out = if self.views.is_empty() || self.default_views == Some(true) {
@@ -496,60 +822,35 @@ impl FileConfig {
             Vec::new()
         };
         for (i, v) in self.views.iter().enumerate() {
-            let err =
-                |m: String| FlowError::Config(format!("{origin}: views[{i}] ('{}'): {m}", v.name));
-            let keys = v
-                .keys
-                .iter()
-                .map(|k| Field::parse(k))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            let metrics = match &v.metrics {
-                Some(m) => m
-                    .iter()
-                    .map(|x| Metric::parse(x))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(err)?,
-                None => default_metrics(),
-            };
+            // The one check across entries; every value was checked when it was read.
+            if let Some(j) = out.iter().position(|o: &ViewSpec| o.name == v.name) {
+                let other = match j.checked_sub(out.len() - i) {
+                    Some(k) => format!("views[{k}]"),
+                    None => "a default view".into(),
+                };
+                return Err(FlowError::Config(format!(
+                    "{origin}: views[{i}].name: duplicate view name '{}' (as {other})",
+                    v.name
+                )));
+            }
             let mode = match v.mode.as_deref().unwrap_or("exact") {
-                "exact" => ViewMode::Exact {
-                    max_keys: v.max_keys.unwrap_or(DEFAULT_MAX_KEYS).max(1),
+                "topk" => ViewMode::TopK {
+                    k: v.top.unwrap_or(100),
+                    eps: v.eps.unwrap_or(0.0005),
+                    delta: v.delta.unwrap_or(0.01),
+                    rank: v.rank.unwrap_or(Metric::Bytes),
                 },
-                "topk" => {
-                    let rank = Metric::parse(v.rank.as_deref().unwrap_or("bytes")).map_err(err)?;
-                    if matches!(rank, Metric::Distinct(_)) {
-                        return Err(err("rank must be packets, bytes or flows".into()));
-                    }
-                    ViewMode::TopK {
-                        k: v.top.unwrap_or(100).max(1),
-                        eps: v.eps.unwrap_or(0.0005),
-                        delta: v.delta.unwrap_or(0.01),
-                        rank,
-                    }
-                }
-                m => return Err(err(format!("unknown mode '{m}' (exact or topk)"))),
+                _ => ViewMode::Exact {
+                    max_keys: v.max_keys.unwrap_or(DEFAULT_MAX_KEYS),
+                },
             };
-            let iv = v.interval.map(|d| d.0).unwrap_or(interval);
-            if iv < 1_000_000 {
-                return Err(err("interval must be at least 1ms".into()));
-            }
-            if out.iter().any(|o: &ViewSpec| o.name == v.name) {
-                return Err(err("duplicate view name".into()));
-            }
-            if v.name.is_empty() || v.name.contains(['/', '\\']) || v.name.starts_with('.') {
-                return Err(err("name must be a plain file name".into()));
-            }
             out.push(ViewSpec {
                 name: v.name.clone(),
-                keys,
-                metrics,
-                interval: iv,
+                keys: v.keys.clone(),
+                metrics: v.metrics.clone().unwrap_or_else(default_metrics),
+                interval: v.interval.map(|d| d.0).unwrap_or(interval),
                 mode,
-                hll_precision: v
-                    .hll_precision
-                    .unwrap_or(crate::hll::DEFAULT_PRECISION)
-                    .clamp(4, 18),
+                hll_precision: v.hll_precision.unwrap_or(crate::hll::DEFAULT_PRECISION),
             });
         }
         Ok(out)
@@ -583,14 +884,160 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), SEC / 2);
     }
 
+    /// The error of a YAML text, which must fail.
+    fn yaml_err(y: &str) -> String {
+        match FileConfig::from_yaml(y, "x.yaml") {
+            Ok(c) => c
+                .views("x.yaml", SEC)
+                .map(|v| panic!("accepted {y:?}: {v:?}"))
+                .unwrap_err()
+                .to_string(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Asserts that the error of `y` names `key` (its path) and `line`, and none of serde's
+    /// internal names.
+    fn names(y: &str, key: &str, line: u32) {
+        let e = yaml_err(y);
+        assert!(
+            e.contains(&format!("x.yaml: {key}: ")) && e.contains(&format!("line {line} ")),
+            "{y:?}: {e}"
+        );
+        for internal in ["untagged", "Raw", "variant", "--"] {
+            assert!(!e.contains(internal), "{y:?}: {e}");
+        }
+    }
+
     #[test]
     fn bad_config_names_key_and_line() {
         let y = "interval: 10s\nviews:\n  - name: a\n    keys: [src_ip]\n    colour: red\n";
-        let e = FileConfig::from_yaml(y, "x.yaml").unwrap_err().to_string();
+        let e = yaml_err(y);
         assert!(e.contains("colour") && e.contains("line 5"), "{e}");
-        let y = "views:\n  - name: a\n    keys: [src_mac]\n";
-        let c = FileConfig::from_yaml(y, "x.yaml").unwrap();
-        let e = c.views("x.yaml", SEC).unwrap_err().to_string();
-        assert!(e.contains("views[0]") && e.contains("src_mac"), "{e}");
+        names(
+            "views:\n  - name: a\n    keys: [src_ip, src_mac]\n",
+            "views[0].keys[1]",
+            3,
+        );
+        names(
+            "views:\n  - name: a\n    metrics: [packets, bits]\n",
+            "views[0].metrics[1]",
+            3,
+        );
+        names("views:\n  - name: a/b\n", "views[0].name", 2);
+        names("views:\n  - name: a\n    mode: fast\n", "views[0].mode", 3);
+        names(
+            "views:\n  - name: a\n    mode: topk\n    rank: distinct(src_ip)\n",
+            "views[0].rank",
+            4,
+        );
+        // The one check across entries names both.
+        let e = yaml_err("views:\n  - name: a\n  - name: b\n  - name: a\n");
+        assert!(
+            e.contains("views[2].name: duplicate view name 'a' (as views[0])"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_sizes_are_refused_not_taken_as_one() {
+        // Before, each of these silently became 1.
+        names("max_flows: 0\n", "max_flows", 1);
+        names("frag_slots: 0\n", "frag_slots", 1);
+        names(
+            "views:\n  - name: a\n    max_keys: 0\n",
+            "views[0].max_keys",
+            3,
+        );
+        names(
+            "views:\n  - name: a\n    mode: topk\n    top: 0\n",
+            "views[0].top",
+            4,
+        );
+        // A timeout of 0 was taken as is from the file (and as 1 ns from a flag).
+        names("timeouts:\n  udp: 0\n", "timeouts.udp", 2);
+    }
+
+    #[test]
+    fn huge_sizes_are_refused_naming_key_and_line() {
+        // frag_slots is allocated whole: 4294967295 aborted the run on allocation.
+        names("frag_slots: 4294967295\n", "frag_slots", 1);
+        names("max_flows: 1000000000000\n", "max_flows", 1);
+        names(
+            "views:\n  - name: a\n    max_keys: 99999999999\n",
+            "views[0].max_keys",
+            3,
+        );
+        names(
+            "views:\n  - name: a\n    mode: topk\n    top: 4294967295\n",
+            "views[0].top",
+            4,
+        );
+        names(
+            "views:\n  - name: a\n    mode: topk\n    eps: 0.0000001\n",
+            "views[0].eps",
+            4,
+        );
+        names(
+            "views:\n  - name: a\n    mode: topk\n    delta: 0\n",
+            "views[0].delta",
+            4,
+        );
+        names(
+            "views:\n  - name: a\n    mode: topk\n    delta: 0.9\n",
+            "views[0].delta",
+            4,
+        );
+        names(
+            "views:\n  - name: a\n    hll_precision: 30\n",
+            "views[0].hll_precision",
+            3,
+        );
+        names(
+            "views:\n  - name: a\n    hll_precision: 3\n",
+            "views[0].hll_precision",
+            3,
+        );
+        names("max_flows: -1\n", "max_flows", 1);
+        // At the bounds they are accepted.
+        let y = format!(
+            "max_flows: {MAX_FLOWS}\nfrag_slots: {MAX_FRAG_SLOTS}\nviews:\n  - name: a\n    \
+             max_keys: {MAX_KEYS}\n    hll_precision: 18\n  - name: b\n    mode: topk\n    \
+             top: {MAX_TOP}\n    eps: 0.00001\n    delta: 0.000000001\n"
+        );
+        let c = FileConfig::from_yaml(&y, "x.yaml").unwrap();
+        let mut t = TableConfig::default();
+        c.apply_table(&mut t);
+        assert_eq!((t.max_flows, t.frag_slots), (MAX_FLOWS, MAX_FRAG_SLOTS));
+        let v = c.views("x.yaml", SEC).unwrap();
+        assert_eq!(v[0].mode, ViewMode::Exact { max_keys: MAX_KEYS });
+        assert!(matches!(v[1].mode, ViewMode::TopK { k: MAX_TOP, .. }));
+    }
+
+    #[test]
+    fn intervals_and_durations_are_named_as_yaml_keys() {
+        // `interval: 0` from a file was reported as `--interval`.
+        names("interval: 0\n", "interval", 1);
+        names("interval: 500us\n", "interval", 1);
+        names(
+            "views:\n  - name: a\n    interval: 0.0001\n",
+            "views[0].interval",
+            3,
+        );
+        // A value of the wrong type said "data did not match any variant of untagged enum Raw".
+        names("interval: [1, 2]\n", "interval", 1);
+        names("timeouts:\n  tcp: true\n", "timeouts.tcp", 2);
+        names("timeouts:\n  tcp: 5 fortnights\n", "timeouts.tcp", 2);
+        names("timeouts:\n  tcp: -5\n", "timeouts.tcp", 2);
+        let e = yaml_err("interval: [1, 2]\n");
+        assert!(e.contains("a duration"), "{e}");
+        let c =
+            FileConfig::from_yaml("interval: 1ms\ntimeouts: {udp: 0.5, tcp: 2m}\n", "x").unwrap();
+        let mut t = TableConfig::default();
+        c.apply_table(&mut t);
+        assert_eq!(
+            (c.interval, t.timeouts.udp, t.timeouts.tcp),
+            (Some(Dur(MIN_INTERVAL)), SEC / 2, 120 * SEC)
+        );
     }
 }

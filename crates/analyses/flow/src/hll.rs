@@ -8,6 +8,10 @@
 
 /// Default precision: 4096 registers, standard error 1.63 %.
 pub const DEFAULT_PRECISION: u8 = 12;
+/// Smallest precision (16 registers, standard error 26 %).
+pub const MIN_PRECISION: u8 = 4;
+/// Largest precision (256 KiB of registers per counter, standard error 0.2 %).
+pub const MAX_PRECISION: u8 = 18;
 
 /// Distinct values kept exactly before switching to registers.
 const SMALL_MAX: usize = 64;
@@ -20,9 +24,9 @@ pub struct HyperLogLog {
 }
 
 impl HyperLogLog {
-    /// An empty sketch; `p` is clamped to 4..=18.
+    /// An empty sketch; `p` is clamped to [`MIN_PRECISION`]..=[`MAX_PRECISION`].
     pub fn new(p: u8) -> Self {
-        let p = p.clamp(4, 18);
+        let p = p.clamp(MIN_PRECISION, MAX_PRECISION);
         HyperLogLog {
             p,
             regs: vec![0u8; 1 << p].into_boxed_slice(),

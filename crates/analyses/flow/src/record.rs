@@ -17,11 +17,12 @@ pub struct FlowRecord {
     pub duration: f64,
     /// Initiator address.
     pub src_ip: IpAddr,
-    /// Initiator port (ICMP type).
+    /// Initiator port (ICMP: the type the initiator sends, e.g. 8 for an echo exchange).
     pub src_port: u16,
     /// Responder address.
     pub dst_ip: IpAddr,
-    /// Responder port (ICMP code).
+    /// Responder port (ICMP: the type the responder answers with, e.g. 0, for a paired type;
+    /// the code for a one-way type).
     pub dst_port: u16,
     /// IP protocol number.
     pub proto: u8,
@@ -294,6 +295,7 @@ mod tests {
                 bytes: [n[2], n[3] % 100_000],
                 ip_bytes: [n[4], n[5]],
                 tcp_flags,
+                icmp_code: [0; 2],
                 reason,
             })
     }

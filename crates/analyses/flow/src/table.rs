@@ -13,6 +13,7 @@
 
 use crate::config::{TableConfig, Timeouts};
 use crate::slots::SlotIndex;
+use netspectra_packet::icmp::{icmp_role, IcmpRole};
 use netspectra_packet::{decode::ip_proto, DecodeStatus, FlowKey, Fragment, PacketView, TcpFlags};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -85,6 +86,10 @@ pub struct EndedFlow {
     pub ip_bytes: [u64; 2],
     /// TCP flags seen per direction.
     pub tcp_flags: [u8; 2],
+    /// ICMP/ICMPv6 code of each direction's first packet (0 for other protocols, and for a
+    /// direction without packets). A paired type's key holds the two types but no code; an
+    /// exporter that reports type and code per direction (IPFIX) takes the code from here.
+    pub icmp_code: [u8; 2],
     /// Why it ended.
     pub reason: EndReason,
 }
@@ -165,10 +170,13 @@ const CLASSES: usize = 5;
 const ST_FIN0: u8 = 1;
 const ST_FIN1: u8 = 2;
 const ST_RST: u8 = 4;
-const ST_SYN: u8 = 8; // a pure SYN decided the initiator
+const ST_SYN: u8 = 8; // a pure SYN decided the initiator (TCP)
 const ST_DIRTY: u8 = 16;
 const ST_NEW: u8 = 32;
 const ST_INIT1: u8 = 64; // initiator is the canonical key's dst side
+
+/// `account`'s flags for an ICMP packet with its header (above the TCP flag bits).
+const ICMP_PACKET: u16 = 0x100;
 
 /// One live flow (canonical key; index 0 = canonical src → dst).
 #[derive(Clone, Debug)]
@@ -184,6 +192,8 @@ struct Flow {
     snap_bytes: [u64; 2],
     prev: u32,
     next: u32,
+    /// TCP flags per direction; for ICMP flows (which have none) the code of each
+    /// direction's first packet, so that the entry stays 160 bytes.
     flags: [u8; 2],
     class: u8,
     state: u8,
@@ -247,7 +257,12 @@ impl FlowTable {
     /// An empty table. With `track_deltas`, flows touched since the last
     /// [`FlowTable::take_deltas`] are remembered for view snapshots.
     pub fn new(cfg: TableConfig, track_deltas: bool) -> Self {
-        let frag_slots = cfg.frag_slots.max(1).next_power_of_two();
+        // Checked configurations are within the bound; an unchecked one is held to it here, so
+        // that no setting can make this allocation fail.
+        let frag_slots = cfg
+            .frag_slots
+            .clamp(1, crate::config::MAX_FRAG_SLOTS)
+            .next_power_of_two();
         FlowTable {
             hasher: foldhash::quality::FixedState::with_seed(cfg.seed),
             index: SlotIndex::default(),
@@ -412,10 +427,11 @@ impl FlowTable {
                 key,
             });
         }
-        let flags = if key.proto == ip_proto::TCP {
-            v.tcp_flags.0
-        } else {
-            0
+        // TCP is tested first, so that its packets pay nothing for the ICMP case.
+        let flags = match key.proto {
+            ip_proto::TCP => u16::from(v.tcp_flags.0),
+            ip_proto::ICMP | ip_proto::ICMPV6 => ICMP_PACKET,
+            _ => 0,
         };
         let (ck, swapped) = key.canonical();
         let dir = swapped as usize;
@@ -425,7 +441,8 @@ impl FlowTable {
         let idx = match found {
             Some(i) => {
                 let f = &self.slab[i as usize];
-                let pure_syn = flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
+                let pure_syn =
+                    flags & u16::from(TcpFlags::SYN | TcpFlags::ACK) == u16::from(TcpFlags::SYN);
                 if f.class == CLASS_CLOSED && pure_syn {
                     // A new connection reuses the tuple: the closed one ends now.
                     let reason = if f.state & ST_RST != 0 {
@@ -446,8 +463,11 @@ impl FlowTable {
         self.account(idx, dir, ts, orig_len, v, flags);
     }
 
+    /// Adds a packet to flow `i` in direction `dir`. `flags` holds the TCP flags of a TCP
+    /// packet, or [`ICMP_PACKET`] for an ICMP packet with its header (so that the common
+    /// "no flags" case of UDP and others stays one test).
     #[inline]
-    fn account(&mut self, i: u32, dir: usize, ts: i64, orig_len: u32, v: &PacketView, flags: u8) {
+    fn account(&mut self, i: u32, dir: usize, ts: i64, orig_len: u32, v: &PacketView, flags: u16) {
         self.counters.flow_packets += 1;
         let f = &mut self.slab[i as usize];
         f.packets[dir] += 1;
@@ -465,7 +485,24 @@ impl FlowTable {
             f.last = ts;
         }
         let mut reclass = false;
-        if flags != 0 {
+        if flags & ICMP_PACKET != 0 {
+            // ICMP: the request's sender is the initiator of a paired flow (echo,
+            // solicitation, ...) even when the reply was seen first; until a request is seen
+            // the first packet's sender is. All requests of a flow come from one side (a
+            // request from the other side has the mirror key). The entry's flag bytes, unused
+            // by ICMP, keep the code of each direction's first packet.
+            if f.packets[dir] == 1 {
+                f.flags[dir] = v.icmp_code;
+            }
+            if let IcmpRole::Request { .. } = icmp_role(v.proto, v.icmp_type) {
+                if dir == 1 {
+                    f.state |= ST_INIT1;
+                } else {
+                    f.state &= !ST_INIT1;
+                }
+            }
+        } else if flags != 0 {
+            let flags = flags as u8;
             f.flags[dir] |= flags;
             if flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN && f.state & ST_SYN == 0 {
                 f.state |= ST_SYN;
@@ -579,6 +616,16 @@ impl FlowTable {
             }
             f.state &= !(ST_DIRTY | ST_NEW);
         }
+        let flags = if init1 {
+            [f.flags[1], f.flags[0]]
+        } else {
+            f.flags
+        };
+        let (tcp_flags, icmp_code) = if f.class == CLASS_ICMP {
+            ([0; 2], flags)
+        } else {
+            (flags, [0; 2])
+        };
         self.ended.push(EndedFlow {
             key,
             first: f.first,
@@ -586,11 +633,8 @@ impl FlowTable {
             packets: o(f.packets),
             bytes: o(f.bytes),
             ip_bytes: o(f.ip_bytes),
-            tcp_flags: if init1 {
-                [f.flags[1], f.flags[0]]
-            } else {
-                f.flags
-            },
+            tcp_flags,
+            icmp_code,
             reason,
         });
         let ri = EndReason::ALL
@@ -759,6 +803,10 @@ fn delta_of(f: &Flow) -> FlowDelta {
 
 /// Size of one live flow's slab entry, for the memory budget.
 pub const FLOW_ENTRY_BYTES: usize = std::mem::size_of::<Flow>();
+
+/// Size of one slot of the first-fragment cache (allocated whole, `frag_slots` rounded up to a
+/// power of two, per worker).
+pub const FRAG_SLOT_BYTES: usize = std::mem::size_of::<Option<FragSlot>>();
 
 #[cfg(test)]
 mod tests;

@@ -24,10 +24,22 @@ pub struct CountMin {
 }
 
 impl CountMin {
-    /// A sketch whose over-estimate is at most `eps * N` with probability `1 - delta`.
+    /// A sketch whose over-estimate is at most `eps * N` with probability `1 - delta`; both
+    /// are held to the bounds a configuration may give ([`crate::config::MIN_EPS`] and the
+    /// others), so that the sketch is at most 271 829 × 21 cells (45.7 MB).
     pub fn with_error(eps: f64, delta: f64) -> Self {
-        let eps = eps.clamp(1e-7, 1.0);
-        let delta = delta.clamp(1e-9, 0.5);
+        use crate::config::{MAX_DELTA, MAX_EPS, MIN_DELTA, MIN_EPS};
+        // NaN goes to the smallest sketch.
+        let eps = if eps.is_nan() {
+            MAX_EPS
+        } else {
+            eps.clamp(MIN_EPS, MAX_EPS)
+        };
+        let delta = if delta.is_nan() {
+            MAX_DELTA
+        } else {
+            delta.clamp(MIN_DELTA, MAX_DELTA)
+        };
         let width = (std::f64::consts::E / eps).ceil() as usize;
         let depth = ((1.0 / delta).ln().ceil().max(1.0) as usize).min(MAX_DEPTH);
         CountMin {
@@ -108,12 +120,14 @@ pub struct TopK<K: Eq + Hash + Ord + Clone> {
 }
 
 impl<K: Eq + Hash + Ord + Clone> TopK<K> {
-    /// Keeps `k` candidates over a Count-Min sketch with the given error parameters.
+    /// Keeps `k` candidates (held to 1..=[`crate::config::MAX_TOP`], the bound a
+    /// configuration may give) over a Count-Min sketch with the given error parameters.
     pub fn new(k: usize, eps: f64, delta: f64) -> Self {
+        let k = k.clamp(1, crate::config::MAX_TOP);
         TopK {
-            k: k.max(1),
+            k,
             cms: CountMin::with_error(eps, delta),
-            cand: HashMap::with_capacity(k.max(1) + 1),
+            cand: HashMap::with_capacity(k + 1),
             min: 0,
         }
     }
@@ -182,6 +196,16 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
     use std::collections::HashMap as StdMap;
     use xxhash_rust::xxh3::xxh3_64;
+
+    #[test]
+    fn unchecked_sizes_are_held_to_the_configuration_bounds() {
+        // k = usize::MAX and eps near 0 tried to allocate terabytes.
+        let t = TopK::<u64>::new(usize::MAX, 0.0, 0.0);
+        assert_eq!(t.k, crate::config::MAX_TOP);
+        assert_eq!(t.cms.dims(), (271_829, 21));
+        let t = TopK::<u64>::new(0, f64::NAN, f64::NAN);
+        assert_eq!((t.k, t.cms.dims()), (1, (3, 1)));
+    }
 
     /// Zipf(s) sampler over 1..=n by inverse CDF.
     fn zipf_stream(n: usize, s: f64, len: usize, seed: u64) -> Vec<u64> {

@@ -704,8 +704,8 @@ impl Merger {
             next_epoch: 0,
             done: 0,
             min_ts: None,
-            talkers: TopK::new(64, 0.0005, 0.01),
-            convs: TopK::new(64, 0.0005, 0.01),
+            talkers: TopK::new(SUMMARY_TOP, 0.0005, 0.01),
+            convs: TopK::new(SUMMARY_TOP, 0.0005, 0.01),
             summary: Summary::default(),
             pending_views: None,
         }
@@ -947,6 +947,10 @@ impl Merger {
         s
     }
 }
+
+/// Rows the summary's top talkers and top conversations can list (`--top` up to this; the
+/// sketches keep this many candidates).
+pub const SUMMARY_TOP: usize = 64;
 
 /// Deltas in a batch from which the merger splits the views over two threads.
 const PARALLEL_BATCH: usize = 8192;

@@ -471,8 +471,10 @@ fn v4_octets(a: IpAddr) -> [u8; 4] {
 }
 
 /// Appends one record in the field order of [`V4_FIELDS`] or [`V6_FIELDS`]. The reverse
-/// direction swaps addresses and ports; for ICMP/ICMPv6 the key's ports hold type and code
-/// (as seen in that direction's packets), exported in the ICMP field with both ports 0.
+/// direction swaps addresses and ports. ICMP/ICMPv6 go in the ICMP field (both ports 0) with
+/// the type and code that direction's packets carried, as softflowd reports them: a paired
+/// flow's key holds the request type (forward) and the reply type (reverse), its codes are in
+/// [`EndedFlow::icmp_code`]; a one-way key holds the type and code.
 fn write_record(buf: &mut Vec<u8>, f: &EndedFlow, dir: usize, v6: bool) {
     let k = &f.key;
     let (src, dst, sp, dp) = if dir == 0 {
@@ -481,8 +483,13 @@ fn write_record(buf: &mut Vec<u8>, f: &EndedFlow, dir: usize, v6: bool) {
         (k.dst, k.src, k.dst_port, k.src_port)
     };
     let (sp, dp, icmp) = if matches!(k.proto, 1 | 58) {
+        let (ty, code) = if k.is_one_way_icmp() {
+            (k.src_port, k.dst_port)
+        } else {
+            (sp, u16::from(f.icmp_code[dir]))
+        };
         // ICMP type and code are octets.
-        (0u16, 0u16, u16::from(sp as u8) << 8 | u16::from(dp as u8))
+        (0u16, 0u16, u16::from(ty as u8) << 8 | u16::from(code as u8))
     } else {
         (sp, dp, 0)
     };

@@ -6,7 +6,7 @@ use netspectra_flow::{EndReason, EndedFlow};
 use netspectra_ipfix::{
     EncoderConfig, ExporterConfig, IpfixEncoder, IpfixExporter, DEFAULT_MAX_MESSAGE, MIN_MESSAGE,
 };
-use netspectra_packet::FlowKey;
+use netspectra_packet::{icmp_counterpart, FlowKey};
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
@@ -206,7 +206,15 @@ fn expected(f: &EndedFlow) -> Vec<Uni> {
             sport: if icmp { 0 } else { sp },
             dport: if icmp { 0 } else { dp },
             proto: k.proto,
-            icmp: if icmp { (sp % 256) * 256 + dp % 256 } else { 0 },
+            icmp: if !icmp {
+                0
+            } else if k.src_port < 256 && icmp_counterpart(k.proto, k.src_port as u8).is_some() {
+                // Paired: this direction's type, and the code its first packet carried.
+                (sp % 256) * 256 + f.icmp_code[dir] as u16
+            } else {
+                // One-way: the key's type and code.
+                (k.src_port % 256) * 256 + k.dst_port % 256
+            },
             vlan: k.vlan.unwrap_or(0),
             packets: f.packets[dir],
             octets: f.ip_bytes[dir],
@@ -263,6 +271,7 @@ fn flow(src: &str, dst: &str, sp: u16, dp: u16, proto: u8, packets: [u64; 2]) ->
         bytes: [packets[0] * 100, packets[1] * 1000],
         ip_bytes: [packets[0] * 86, packets[1] * 986],
         tcp_flags: [0x02 | 0x10, 0x12],
+        icmp_code: [0; 2],
         reason: EndReason::Fin,
     }
 }
@@ -316,9 +325,10 @@ fn v6_icmp_vlan_and_reverse_rules() {
     echo.reason = EndReason::Idle;
     let mut unreach = flow("10.1.1.1", "10.2.2.2", 3, 3, 1, [1, 0]);
     unreach.reason = EndReason::TableFull;
-    // A reverse direction with packets: ICMP type/code of the reverse record are the key's
-    // ports swapped (what the responder's packets carried).
+    // A paired type with a reverse direction: each record carries the type its direction's
+    // packets carried (timestamp request 13 forward, reply 14 back) and that direction's code.
     let mut two_way = flow("10.1.1.1", "10.2.2.2", 13, 14, 1, [2, 2]);
+    two_way.icmp_code = [0, 5];
     two_way.reason = EndReason::Active;
     let mut udp = flow("2001:db8::5", "2001:db8::6", 5353, 53, 17, [4, 0]);
     udp.key.vlan = Some(4095);
@@ -341,7 +351,9 @@ fn v6_icmp_vlan_and_reverse_rules() {
     assert_eq!(echo_rec.reason, 1);
     let unr = recs.iter().find(|u| u.icmp == 3 * 256 + 3).unwrap();
     assert_eq!((unr.reason, unr.src.to_string().as_str()), (5, "10.1.1.1"));
-    let back = recs.iter().find(|u| u.icmp == 14 * 256 + 13).unwrap();
+    let fwd = recs.iter().find(|u| u.icmp == 13 * 256).unwrap();
+    assert_eq!(fwd.src.to_string(), "10.1.1.1");
+    let back = recs.iter().find(|u| u.icmp == 14 * 256 + 5).unwrap();
     assert_eq!(
         (back.src.to_string().as_str(), back.reason),
         ("10.2.2.2", 2)
@@ -572,18 +584,22 @@ fn ended() -> impl Strategy<Value = EndedFlow> {
         any::<[u64; 4]>(),
         prop_oneof![Just(0u64), 1u64..10, any::<u64>()],
         any::<[u8; 2]>(),
+        any::<[u8; 2]>(),
         reason,
     )
-        .prop_map(|(key, first, len, n, rev, tcp_flags, reason)| EndedFlow {
-            key,
-            first,
-            last: first + len,
-            packets: [n[0], rev],
-            bytes: [n[1], n[2]],
-            ip_bytes: [n[3], n[1] ^ n[2]],
-            tcp_flags,
-            reason,
-        })
+        .prop_map(
+            |(key, first, len, n, rev, tcp_flags, icmp_code, reason)| EndedFlow {
+                key,
+                first,
+                last: first + len,
+                packets: [n[0], rev],
+                bytes: [n[1], n[2]],
+                ip_bytes: [n[3], n[1] ^ n[2]],
+                tcp_flags,
+                icmp_code,
+                reason,
+            },
+        )
 }
 
 proptest! {

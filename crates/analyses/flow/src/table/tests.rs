@@ -1,5 +1,5 @@
 use super::*;
-use netspectra_packet::{IpPair, L3Proto};
+use netspectra_packet::{community_id_v1, IpPair, L3Proto};
 use proptest::prelude::*;
 
 fn view(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, proto: u8, flags: u8) -> PacketView {
@@ -26,6 +26,27 @@ fn ended(t: &mut FlowTable) -> Vec<EndedFlow> {
     let mut v = Vec::new();
     t.take_ended(&mut v);
     v
+}
+
+#[test]
+fn entry_sizes_are_what_the_bounds_assume() {
+    // docs/FLOWS.md and config::MAX_FRAG_SLOTS quote these sizes.
+    assert_eq!(FLOW_ENTRY_BYTES, 160);
+    assert_eq!(FRAG_SLOT_BYTES, 96);
+}
+
+#[test]
+fn an_unchecked_huge_frag_slots_is_held_to_the_bound() {
+    // 4294967295 from a config aborted on allocation; a configuration refuses it now, and a
+    // table built without one is held to the bound instead of failing.
+    let t = FlowTable::new(
+        TableConfig {
+            frag_slots: usize::MAX,
+            ..TableConfig::default()
+        },
+        false,
+    );
+    assert!(t.memory_bytes() <= crate::config::MAX_FRAG_SLOTS * FRAG_SLOT_BYTES + 4096);
 }
 
 #[test]
@@ -195,6 +216,238 @@ fn deltas_sum_to_records() {
     assert_eq!(rec_pk, 1000);
 }
 
+/// A decoded ICMP (IPv4 addresses) or ICMPv6 (IPv6 addresses) packet.
+fn icmp_view(src: IpAddr, dst: IpAddr, ty: u8, code: u8) -> PacketView {
+    PacketView {
+        l3: if src.is_ipv4() {
+            L3Proto::Ipv4
+        } else {
+            L3Proto::Ipv6
+        },
+        ip: Some(IpPair { src, dst }),
+        proto: if src.is_ipv4() { 1 } else { 58 },
+        ip_len: 84,
+        l4_offset: 34,
+        icmp_type: ty,
+        icmp_code: code,
+        ..Default::default()
+    }
+}
+
+/// One request/reply family: several exchanges between A and B are one flow whose initiator is
+/// the request's sender, also when a reply comes first; a flow of replies only is oriented
+/// from its first sender; the record's Community ID is every packet's.
+fn paired_family(v6: bool, req: u8, rep: u8) {
+    let (a, b): (IpAddr, IpAddr) = if v6 {
+        (
+            "2001:db8::20".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        )
+    } else {
+        ("10.0.0.20".parse().unwrap(), "10.0.0.1".parse().unwrap())
+    };
+    let id = |v: &PacketView| community_id_v1(&FlowKey::from_view(v).unwrap(), 0);
+    // Three exchanges, the reply of the first seen before its request (capture order), and a
+    // reply with a nonzero code.
+    let pkts = [
+        (b, a, rep, 0),
+        (a, b, req, 0),
+        (a, b, req, 0),
+        (b, a, rep, 16),
+        (a, b, req, 0),
+        (b, a, rep, 0),
+    ];
+    let mut t = FlowTable::new(TableConfig::default(), true);
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, &(s, d, ty, code)) in pkts.iter().enumerate() {
+        let v = icmp_view(s, d, ty, code);
+        ids.insert(id(&v));
+        t.update(i as i64 * SEC, 98, &v);
+    }
+    let mut deltas = Vec::new();
+    t.take_deltas(&mut deltas);
+    t.flush_all(EndReason::EndOfInput);
+    let e = ended(&mut t);
+    assert_eq!(e.len(), 1, "{req}/{rep}: {e:?}");
+    let f = e[0];
+    assert_eq!((f.key.src, f.key.dst), (a, b), "{req}/{rep}: initiator");
+    assert_eq!((f.key.src_port, f.key.dst_port), (req as u16, rep as u16));
+    assert_eq!(f.packets, [3, 3]);
+    assert_eq!(
+        f.icmp_code,
+        [0, 0],
+        "the code of each direction's first packet"
+    );
+    assert_eq!(f.tcp_flags, [0, 0]);
+    assert_eq!(ids.len(), 1, "{req}/{rep}: packets differ in Community ID");
+    assert_eq!(ids.first(), Some(&community_id_v1(&f.key, 0)));
+    // The views saw the same orientation once the request came.
+    assert_eq!(deltas.len(), 1);
+    assert_eq!((deltas[0].key, deltas[0].packets), (f.key, [3, 3]));
+
+    // Replies only (an unsolicited advertisement, replies to a broadcast request): one flow
+    // from the replier; a request from the other side later makes the requester initiator.
+    let mut t = FlowTable::new(TableConfig::default(), false);
+    t.update(0, 98, &icmp_view(b, a, rep, 0));
+    t.update(1, 98, &icmp_view(b, a, rep, 0));
+    t.flush_all(EndReason::EndOfInput);
+    let e = ended(&mut t);
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        (e[0].key.src, e[0].key.src_port, e[0].key.dst_port),
+        (b, rep as u16, req as u16)
+    );
+    assert_eq!(e[0].packets, [2, 0]);
+
+    // A request from B to A is another exchange: its own flow, initiated by B.
+    let mut t = FlowTable::new(TableConfig::default(), false);
+    t.update(0, 98, &icmp_view(a, b, req, 0));
+    t.update(1, 98, &icmp_view(b, a, req, 0));
+    t.update(2, 98, &icmp_view(a, b, rep, 0));
+    t.flush_all(EndReason::EndOfInput);
+    let mut e = ended(&mut t);
+    e.sort_by_key(|f| f.key.src);
+    assert_eq!(e.len(), 2);
+    assert!(e.iter().all(|f| f.key.src_port == req as u16));
+    let by_b = e.iter().find(|f| f.key.src == b).unwrap();
+    assert_eq!(by_b.packets, [1, 1]);
+}
+
+#[test]
+fn icmp_echo_request_and_reply_are_one_flow() {
+    paired_family(false, 8, 0);
+}
+
+#[test]
+fn icmp_timestamp_request_and_reply_are_one_flow() {
+    paired_family(false, 13, 14);
+}
+
+#[test]
+fn icmp_information_request_and_reply_are_one_flow() {
+    paired_family(false, 15, 16);
+}
+
+#[test]
+fn icmp_address_mask_request_and_reply_are_one_flow() {
+    paired_family(false, 17, 18);
+}
+
+#[test]
+fn icmp_router_solicitation_and_advertisement_are_one_flow() {
+    paired_family(false, 10, 9);
+}
+
+#[test]
+fn icmpv6_echo_request_and_reply_are_one_flow() {
+    paired_family(true, 128, 129);
+}
+
+#[test]
+fn icmpv6_router_solicitation_and_advertisement_are_one_flow() {
+    paired_family(true, 133, 134);
+}
+
+#[test]
+fn icmpv6_neighbour_solicitation_and_advertisement_are_one_flow() {
+    paired_family(true, 135, 136);
+}
+
+#[test]
+fn icmpv6_multicast_listener_query_and_report_are_one_flow() {
+    paired_family(true, 130, 131);
+}
+
+#[test]
+fn icmpv6_node_information_query_and_reply_are_one_flow() {
+    paired_family(true, 139, 140);
+}
+
+#[test]
+fn icmpv6_home_agent_address_discovery_request_and_reply_are_one_flow() {
+    paired_family(true, 144, 145);
+}
+
+#[test]
+fn every_pair_of_the_shared_table_is_one_flow() {
+    // The named tests above, for whatever the table holds (it is also Community ID's).
+    for &(q, r) in &netspectra_packet::icmp::ICMP_PAIRS {
+        paired_family(false, q, r);
+    }
+    for &(q, r) in &netspectra_packet::icmp::ICMPV6_PAIRS {
+        paired_family(true, q, r);
+    }
+}
+
+#[test]
+fn icmp_errors_stay_one_sided_and_keep_their_code() {
+    let (a, b): (IpAddr, IpAddr) = ("10.0.0.20".parse().unwrap(), "10.0.0.1".parse().unwrap());
+    let (a6, b6): (IpAddr, IpAddr) = (
+        "2001:db8::20".parse().unwrap(),
+        "2001:db8::1".parse().unwrap(),
+    );
+    let mut t = FlowTable::new(TableConfig::default(), false);
+    // Port unreachable both ways (type 3 = code 3: the old canonical form joined these), time
+    // exceeded, ICMPv6 unreachable; an echo request between the same hosts is its own flow.
+    for (i, (s, d, ty, code)) in [
+        (a, b, 3u8, 3u8),
+        (b, a, 3, 3),
+        (a, b, 3, 3),
+        (b, a, 11, 0),
+        (a, b, 8, 0),
+        (a6, b6, 1, 4),
+        (b6, a6, 1, 4),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        t.update(i as i64, 70, &icmp_view(s, d, ty, code));
+    }
+    t.flush_all(EndReason::EndOfInput);
+    let mut e = ended(&mut t);
+    e.sort_by_key(|f| (f.key.src, f.key.src_port));
+    let got: Vec<_> = e
+        .iter()
+        .map(|f| {
+            (
+                f.key.src,
+                f.key.dst,
+                f.key.src_port,
+                f.key.dst_port,
+                f.packets,
+                f.icmp_code,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (b, a, 3, 3, [1, 0], [3, 0]),
+            (b, a, 11, 0, [1, 0], [0, 0]),
+            (a, b, 3, 3, [2, 0], [3, 0]),
+            (a, b, 8, 0, [1, 0], [0, 0]),
+            (b6, a6, 1, 4, [1, 0], [4, 0]),
+            (a6, b6, 1, 4, [1, 0], [4, 0]),
+        ]
+    );
+    for f in &e {
+        // One-way: the Community ID keeps the direction, so each record has its own.
+        assert_eq!(
+            community_id_v1(&f.key, 0),
+            community_id_v1(
+                &FlowKey::from_view(&icmp_view(
+                    f.key.src,
+                    f.key.dst,
+                    f.key.src_port as u8,
+                    f.key.dst_port as u8
+                ))
+                .unwrap(),
+                0
+            )
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     /// Whatever the packet sequence: packets are conserved, records and deltas agree, and the
@@ -216,6 +469,9 @@ proptest! {
         for (a, b, sp, dp, proto, flags, dt, frag, id) in pkts {
             ts += dt * SEC / 8;
             let mut v = view([10, 0, 0, a], [10, 0, 0, b], sp, dp, proto, flags);
+            // ICMP: echo request/reply, timestamp request and one-way errors.
+            v.icmp_type = [8, 0, 3, 13, 11, 14][(sp as usize + flags as usize) % 6];
+            v.icmp_code = dp as u8;
             match frag { 1 => { v.fragment = Fragment::First; v.frag_id = id as u32 % 3 }
                          2 => { v.fragment = Fragment::Later; v.frag_id = id as u32 % 3; v.l4_offset = 0 }
                          3 if id % 5 == 0 => { v.ip = None; }
