@@ -11,6 +11,7 @@ mod http;
 mod info;
 mod live;
 mod metrics;
+mod probe;
 mod record_format;
 mod replay;
 mod sanitize;
@@ -51,6 +52,8 @@ enum Command {
     Http(http::HttpArgs),
     /// Flow records (bidirectional, Community ID), config-driven views with snapshots, sketches and top talkers/conversations (like softflowd, argus, tshark -z conv).
     Flows(flows::FlowsArgs),
+    /// Watch a network continuously: one capture, one decode, every analysis (flows, HTTP), every record stream to every sink (files, ClickHouse, IPFIX) with queues and spools; SIGHUP reloads, SIGTERM drains.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Sanitize(a) => sanitize::run(a),
         Command::Http(a) => http::run(a),
         Command::Flows(a) => flows::run(a),
+        Command::Probe(a) => probe::run(a),
     };
     exit::report(result)
 }

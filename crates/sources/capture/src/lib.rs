@@ -59,7 +59,7 @@ pub use live::{
     group_stats, open_fanout, open_live, FanoutMode, FilterHandle, LiveConfig, LiveSource,
     LiveStats, LiveStatsHandle,
 };
-pub use privs::drop_privileges;
+pub use privs::{drop_privileges, give_to, user_ids};
 pub use stop::StopHandle;
 pub use sys::pin_current_thread;
 pub use tx::{partition_by_flow, SendStats, Sender};
