@@ -155,6 +155,8 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         .into());
     }
     let loaded = load(a.config.as_deref())?;
+    let set = probe::analyses(&loaded.cfg, &loaded.text, &loaded.origin)
+        .map_err(|e| BadInput(e.to_string()))?;
     let mut cfg_sinks = loaded.cfg.sinks.clone();
     cfg_sinks.extend(probe::shortcut_sinks(a.out.as_deref(), &a.export).map_err(BadInput)?);
     if cfg_sinks.is_empty() {
@@ -163,8 +165,6 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         )
         .into());
     }
-    let set = probe::analyses(&loaded.cfg, &loaded.text, &loaded.origin)
-        .map_err(|e| BadInput(e.to_string()))?;
     let input = input_of(&a, &loaded.cfg)?;
     check_filters(&input, a.filter.as_deref())?;
     let metrics_cfg = match &a.metrics {
@@ -304,7 +304,7 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let control = pipeline.control();
     let base_tick = pipeline.analyses().base_tick();
     let running = Arc::new(Mutex::new(loaded.cfg));
-    if let (Some(path), Input::Live(_)) = (&a.config, &input) {
+    if let Some(path) = &a.config {
         watch_reloads(
             path.clone(),
             Arc::clone(&running),
@@ -515,6 +515,7 @@ fn finish(
     offline: bool,
 ) -> Result<ExitCode> {
     let mut failure = None;
+    let mut waiting = Vec::new();
     let mut sinks = Vec::new();
     for (rep, closed) in &report.sinks {
         if let Err(e) = closed {
@@ -523,12 +524,20 @@ fn finish(
         if let Some(f) = &rep.failure {
             failure.get_or_insert(f.clone());
         }
-        if offline && (rep.dropped_full > 0 || rep.dropped_refused > 0 || rep.backlog > 0) {
+        if offline && (rep.dropped_full > 0 || rep.dropped_refused > 0) {
             failure.get_or_insert(format!(
                 "{}: {} records not delivered ({})",
                 rep.sink,
-                rep.dropped_full + rep.dropped_refused + rep.backlog,
+                rep.dropped_full + rep.dropped_refused,
                 rep.last_error.as_deref().unwrap_or("dropped")
+            ));
+        }
+        if rep.backlog > 0 {
+            waiting.push(format!(
+                "{}: {} records wait in its spool and go first next run ({})",
+                rep.sink,
+                rep.backlog,
+                rep.last_error.as_deref().unwrap_or("not delivered yet")
             ));
         }
         sinks.push(serde_json::to_value(rep)?);
@@ -596,10 +605,24 @@ fn finish(
         });
         return Err(anyhow::Error::new(e).context(what));
     }
+    for w in &waiting {
+        eprintln!("netspectra probe: {w}");
+    }
     if offline && report.stopped {
         return Err(stop
-            .interrupted("the records of the packets read until then were delivered")
+            .interrupted(if waiting.is_empty() {
+                "the records of the packets read until then were delivered"
+            } else {
+                "the records of the packets read until then were delivered or spooled"
+            })
             .into());
+    }
+    if offline && !waiting.is_empty() {
+        // A run over files ends when its records are delivered; these were not (yet).
+        return Err(anyhow::anyhow!(
+            "records not delivered: {}",
+            waiting.join("; ")
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,101 +6,17 @@
 #[path = "flows_common.rs"]
 mod common;
 use common::*;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// A private ClickHouse server; killed (and its directory removed with the tempdir) on drop.
-struct Server {
-    child: Child,
-    http: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(dir: &Path) -> Option<Server> {
-    let exe = "/usr/sbin/clickhouse-server";
-    if !Path::new(exe).exists() {
-        netspectra_testnet::skip(
-            "clickhouse",
-            "clickhouse-server not installed (scripts/setup.sh installs it)",
-        );
-        return None;
-    }
-    let (http, tcp, inter) = (free_port(), free_port(), free_port());
-    let d = |s: &str| format!("{}/{s}/", dir.display());
-    let child = Command::new(exe)
-        .arg("--config-file=/etc/clickhouse-server/config.xml")
-        .arg("--")
-        .arg(format!("--path={}", d("data")))
-        .arg(format!("--tmp_path={}", d("tmp")))
-        .arg(format!("--user_files_path={}", d("user_files")))
-        .arg(format!("--format_schema_path={}", d("schemas")))
-        .arg(format!("--http_port={http}"))
-        .arg(format!("--tcp_port={tcp}"))
-        .arg(format!("--interserver_http_port={inter}"))
-        .arg("--listen_host=127.0.0.1")
-        .arg(format!("--logger.log={}", dir.join("ch.log").display()))
-        .arg(format!(
-            "--logger.errorlog={}",
-            dir.join("ch.err").display()
-        ))
-        .arg("--logger.console=0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start clickhouse-server");
-    let mut s = Server { child, http };
-    let t0 = Instant::now();
-    while query(http, "SELECT 1").as_deref() != Some("1\n") {
-        assert!(
-            s.child.try_wait().unwrap().is_none(),
-            "clickhouse-server exited; see {}",
-            dir.join("ch.err").display()
-        );
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "clickhouse-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(s)
-}
-
-/// Runs one query over ClickHouse's HTTP interface (a raw HTTP/1.0 POST; 64-bit integers
-/// come back as JSON numbers, as in our records).
-fn query(port: u16, sql: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let req = format!(
-        "POST /?output_format_json_quote_64bit_integers=0 HTTP/1.0\r\nContent-Length: {}\r\n\r\n{sql}",
-        sql.len()
-    );
-    c.write_all(req.as_bytes()).ok()?;
-    let mut r = String::new();
-    c.read_to_string(&mut r).ok()?;
-    let (head, body) = r.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200").then(|| body.to_string())
-}
+#[path = "support/clickhouse.rs"]
+mod clickhouse;
+use clickhouse::{query, ClickHouse};
 
 #[test]
 fn clickhouse_stores_exactly_our_records() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(srv) = start(dir.path()) else { return };
+    let Some(srv) = ClickHouse::start(dir.path()) else {
+        return;
+    };
     let (cap, truth) = gen(dir.path(), "c", 4000, 41);
     let recs = dir.path().join("flows.jsonl");
     let url = format!("clickhouse://127.0.0.1:{}/netspectra.flows", srv.http);

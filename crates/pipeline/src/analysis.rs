@@ -217,10 +217,11 @@ impl Parts {
         }
     }
 
-    /// End of input: everything still held goes out.
-    pub fn finish(self) {
+    /// End of input (or of a live capture: flows then end with `reason`): everything still
+    /// held goes out.
+    pub fn finish(self, reason: netspectra_flow::EndReason) {
         if let Some(f) = self.flows {
-            f.worker.finish();
+            f.worker.finish_with(reason);
         }
         if let Some(mut h) = self.http {
             h.an.finish();

@@ -276,8 +276,9 @@ impl Pipeline {
                 .expect("one worker per source")
         };
         let out = run_live(sources, &cfg, &never, take);
+        // Live flows are not at an end of input: they end because the capture stopped.
         for w in out.analyses {
-            w.finish();
+            w.finish_with(netspectra_flow::EndReason::Shutdown);
         }
         let m = merge
             .join()

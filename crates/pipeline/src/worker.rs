@@ -52,10 +52,16 @@ impl PacketWorker {
         self
     }
 
-    /// End of input: every part flushes what it holds.
-    pub fn finish(mut self) {
+    /// End of input: every part flushes what it holds (flows still live end with
+    /// `end_of_input`).
+    pub fn finish(self) {
+        self.finish_with(netspectra_flow::EndReason::EndOfInput);
+    }
+
+    /// End of a live capture: flows still live end with `reason` (`shutdown`).
+    pub fn finish_with(mut self, reason: netspectra_flow::EndReason) {
         if let Some(p) = self.parts.take() {
-            p.finish();
+            p.finish(reason);
         }
     }
 }

@@ -521,7 +521,28 @@ fn deliver_with_retry(
 ) -> Outcome {
     let first_failure = Instant::now();
     let mut delay = sh.cfg.retry_min;
+    // After a failure whose outcome is unknown (the answer was lost), every later attempt
+    // first asks the destination whether the batch arrived: it may have, and delivering it
+    // again would count its records twice. The question itself can fail (still down): then
+    // wait and ask again.
+    let mut unsure = false;
     loop {
+        if unsure {
+            match sink.already_delivered(b) {
+                Ok(true) => {
+                    sh.stats.healthy.store(true, Ordering::Relaxed);
+                    return Outcome::Delivered;
+                }
+                Ok(false) => unsure = false,
+                Err(e) => {
+                    note_error(sh, &e);
+                    if !wait_retry(sh, &mut deadline, &mut delay) {
+                        return Outcome::OutOfTime;
+                    }
+                    continue;
+                }
+            }
+        }
         match sink.deliver(b) {
             Ok(()) => {
                 sh.stats.healthy.store(true, Ordering::Relaxed);
@@ -548,10 +569,7 @@ fn deliver_with_retry(
                     }
                     return Outcome::Refused;
                 }
-                if e.ambiguous && matches!(sink.already_delivered(b), Ok(true)) {
-                    sh.stats.healthy.store(true, Ordering::Relaxed);
-                    return Outcome::Delivered;
-                }
+                unsure |= e.ambiguous;
                 if sh
                     .cfg
                     .give_up_after
@@ -561,25 +579,34 @@ fn deliver_with_retry(
                 }
             }
         }
-        // Wait before the next attempt; closing shortens nothing but sets a deadline.
-        let g = sh.lock();
-        if deadline.is_none() && g.closing.is_some() {
-            deadline = Some(Instant::now() + sh.cfg.drain_timeout);
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if !wait_retry(sh, &mut deadline, &mut delay) {
             return Outcome::OutOfTime;
         }
-        let wait = match deadline {
-            Some(d) => delay.min(d.saturating_duration_since(Instant::now())),
-            None => delay,
-        };
-        let (g, _) = sh
-            .work
-            .wait_timeout(g, wait)
-            .unwrap_or_else(|p| p.into_inner());
-        drop(g);
-        delay = (delay * 2).min(sh.cfg.retry_max);
     }
+}
+
+/// Waits before the next attempt (doubling the delay up to the maximum); false when the
+/// drain deadline of a closing sink has passed. Closing sets the deadline but does not
+/// shorten the wait.
+fn wait_retry(sh: &Shared, deadline: &mut Option<Instant>, delay: &mut Duration) -> bool {
+    let g = sh.lock();
+    if deadline.is_none() && g.closing.is_some() {
+        *deadline = Some(Instant::now() + sh.cfg.drain_timeout);
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return false;
+    }
+    let wait = match *deadline {
+        Some(d) => (*delay).min(d.saturating_duration_since(Instant::now())),
+        None => *delay,
+    };
+    let (g, _) = sh
+        .work
+        .wait_timeout(g, wait)
+        .unwrap_or_else(|p| p.into_inner());
+    drop(g);
+    *delay = (*delay * 2).min(sh.cfg.retry_max);
+    true
 }
 
 #[cfg(test)]

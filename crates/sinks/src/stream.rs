@@ -227,6 +227,7 @@ mod tests {
             bytes: [300, 200],
             ip_bytes: [258, 172],
             tcp_flags: [0x1b, 0x1a],
+            icmp_code: [0, 0],
             reason: EndReason::Fin,
         }
     }

@@ -225,6 +225,9 @@ pub struct QueueSection {
     /// What happens when memory and spool are full: `drop_newest` (default; never holds up
     /// the capture) or `block`.
     pub when_full: Option<String>,
+    /// At shutdown, how long undelivered batches are still retried before they are left in
+    /// the spool for the next run (default 10 s live, 120 s with --read).
+    pub drain_timeout: Option<Dur>,
 }
 
 /// An on-disk spool.

@@ -207,10 +207,10 @@ fn delivery(
         on_failure: (ctx.offline && !network).then(|| Arc::clone(&ctx.stop)),
         // A run over files delivers everything before it ends (a server down for longer than
         // this is an error of the run); live, what is left waits in the spool.
-        drain_timeout: if ctx.offline {
-            std::time::Duration::from_secs(120)
-        } else {
-            d.drain_timeout
+        drain_timeout: match q.and_then(|q| q.drain_timeout) {
+            Some(t) => std::time::Duration::from_nanos(t.0.max(0) as u64),
+            None if ctx.offline => std::time::Duration::from_secs(120),
+            None => d.drain_timeout,
         },
         ..d
     }

@@ -55,7 +55,12 @@ impl Sink for Mock {
         Ok(())
     }
     fn already_delivered(&mut self, b: &Batch) -> Result<bool, DeliverError> {
-        Ok(self.0.lock().unwrap().got.iter().any(|g| g.1 == b.seq))
+        let r = self.0.lock().unwrap();
+        if !r.up {
+            // Asking needs the destination too.
+            return Err(DeliverError::retry("mock://", "connection refused"));
+        }
+        Ok(r.got.iter().any(|g| g.1 == b.seq))
     }
 }
 
@@ -250,6 +255,34 @@ fn lost_answers_and_refusals_never_count_twice_or_stall() {
     assert_eq!(m.seqs(), want, "each batch once, the refused one never");
     assert_eq!(rep.delivered, 18);
     assert_eq!(rep.dropped_refused, 2);
+}
+
+/// The answer to an insert is lost and the destination goes down before the sink can ask
+/// whether it arrived: it asks again once the destination is back, and does not insert twice.
+#[test]
+fn a_lost_answer_is_checked_when_the_destination_is_back() {
+    let m = Mock::new(true);
+    m.0.lock().unwrap().lose_answers = 1;
+    let r = SinkRunner::start(
+        Box::new(m.clone()),
+        &Routes::all(),
+        quick(None, WhenFull::Block),
+    )
+    .unwrap();
+    // Down right after the (lost) answer: the first check fails too.
+    let m2 = m.clone();
+    let watcher = std::thread::spawn(move || {
+        wait_for(|| m2.0.lock().unwrap().attempts >= 1);
+        m2.set_up(false);
+        std::thread::sleep(Duration::from_millis(100));
+        m2.set_up(true);
+    });
+    r.push(&batch(0));
+    watcher.join().unwrap();
+    r.push(&batch(1));
+    let (rep, _) = r.close(true);
+    assert_eq!(m.seqs(), vec![0, 1]);
+    assert_eq!(rep.delivered, 4);
 }
 
 #[test]
