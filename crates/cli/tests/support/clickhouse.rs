@@ -15,6 +15,8 @@ const EXE: &str = "/usr/sbin/clickhouse-server";
 pub struct ClickHouse {
     child: Option<Child>,
     dir: PathBuf,
+    /// The network namespace it runs in (None: the test's own).
+    ns: Option<String>,
     /// HTTP port.
     pub http: u16,
     tcp: u16,
@@ -38,6 +40,12 @@ fn free_port() -> u16 {
 impl ClickHouse {
     /// Starts a server with its data under `dir`.
     pub fn start(dir: &Path) -> Option<ClickHouse> {
+        Self::start_in(dir, None)
+    }
+
+    /// Starts a server inside network namespace `ns` (its loopback brought up), for probes
+    /// that capture in that namespace.
+    pub fn start_in(dir: &Path, ns: Option<&str>) -> Option<ClickHouse> {
         if !Path::new(EXE).exists() {
             netspectra_testnet::skip(
                 "clickhouse",
@@ -45,9 +53,13 @@ impl ClickHouse {
             );
             return None;
         }
+        if let Some(n) = ns {
+            netspectra_testnet::ip(&["-n", n, "link", "set", "lo", "up"]);
+        }
         let mut s = ClickHouse {
             child: None,
             dir: dir.to_path_buf(),
+            ns: ns.map(str::to_string),
             http: free_port(),
             tcp: free_port(),
             inter: free_port(),
@@ -58,7 +70,15 @@ impl ClickHouse {
 
     fn run(&mut self) {
         let d = |s: &str| format!("{}/{s}/", self.dir.display());
-        let child = Command::new(EXE)
+        let mut cmd = match &self.ns {
+            Some(n) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", n, EXE]);
+                c
+            }
+            None => Command::new(EXE),
+        };
+        let child = cmd
             .arg("--config-file=/etc/clickhouse-server/config.xml")
             .arg("--")
             .arg(format!("--path={}", d("data")))
@@ -115,7 +135,10 @@ impl ClickHouse {
     /// Runs one query over the HTTP interface (a raw HTTP/1.0 POST; 64-bit integers as JSON
     /// numbers); None when the server does not answer 200.
     pub fn query(&self, sql: &str) -> Option<String> {
-        query(self.http, sql)
+        match &self.ns {
+            Some(n) => netspectra_testnet::in_ns(n, || query(self.http, sql)),
+            None => query(self.http, sql),
+        }
     }
 
     /// A query's single number.
