@@ -14,12 +14,16 @@
 //! record [`netspectra_sinks::stream::Batch`]es (flow records, view snapshots, HTTP records)
 //! and hands each batch to every sink that takes its stream. Sinks never hold each other up:
 //! each has its own thread, queue and spool (see `netspectra_sinks::delivery`).
+//!
+//! `sanitize` moves packets rather than records; its file runs live here too ([`sanitize`]:
+//! capture files in, rewritten capture files out).
 
 pub mod analysis;
 pub mod decoded;
 pub mod merge;
 pub mod metrics;
 pub mod run;
+pub mod sanitize;
 pub mod worker;
 
 pub use analysis::{AnalysisSet, FlowsSetup};
