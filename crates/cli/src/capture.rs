@@ -1,27 +1,21 @@
 //! `netspectra capture`: write live packets to pcap/pcapng files, rotating like tcpdump.
 //!
-//! One thread per fanout socket. With one thread the worker writes ring blocks straight to the
-//! file (zero copy). With several, each worker copies its blocks into recycled buffers and sends
-//! them over one bounded channel to a single writer thread (one channel operation per ring
-//! block, no lock per packet). A full channel makes the workers wait, so the kernel ring absorbs
-//! bursts and any loss shows up as kernel drops; nothing captured is ever discarded (except
-//! beyond `-c COUNT`). Rotation happens between two packets in the writer, so it loses nothing.
+//! A thin front-end: the sockets are opened here (`crate::live`), the files are written by
+//! `netspectra_sinks::capture_files::RotatingWriter` (tcpdump's -C/-G/-W/-c), and
+//! `netspectra_pipeline::record::record_live` runs the socket threads and the writer. This
+//! module reads the arguments, serves metrics, prints periodic statistics and the summary.
 
 use crate::exit::BadInput;
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use netspectra_capture::{
-    drop_privileges, FanoutMode, LiveConfig, LiveStats, LiveStatsHandle, StopHandle,
-};
-use netspectra_packet::{
-    Batch, InterfaceInfo, LinkType, OwnedBatch, Packet, PacketMeta, PacketSource,
-};
-use netspectra_pcap::{CaptureWriter, OutputFormat};
-use std::fs::File;
+use netspectra_capture::{drop_privileges, FanoutMode, LiveConfig, LiveStats, LiveStatsHandle};
+use netspectra_packet::PacketSource;
+use netspectra_pcap::OutputFormat;
+use netspectra_pipeline::record::{record_live, RecordError};
+use netspectra_sinks::capture_files::{RotateConfig, RotatingWriter};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Output file format of `capture`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -138,283 +132,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Minimal UTC strftime for -G file names.
-fn strftime_utc(pat: &str, t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy_mar = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy_mar + 2) / 153;
-    let d = doy_mar - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let cum = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
-    let yday = cum[(m - 1) as usize] + d + (leap && m > 2) as i64;
-    let mut out = String::with_capacity(pat.len() + 16);
-    let mut it = pat.chars();
-    while let Some(c) = it.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match it.next() {
-            Some('Y') => out.push_str(&format!("{y:04}")),
-            Some('m') => out.push_str(&format!("{m:02}")),
-            Some('d') => out.push_str(&format!("{d:02}")),
-            Some('H') => out.push_str(&format!("{:02}", sod / 3600)),
-            Some('M') => out.push_str(&format!("{:02}", sod / 60 % 60)),
-            Some('S') => out.push_str(&format!("{:02}", sod % 60)),
-            Some('s') => out.push_str(&secs.to_string()),
-            Some('j') => out.push_str(&format!("{yday:03}")),
-            Some('%') => out.push('%'),
-            Some(o) => {
-                out.push('%');
-                out.push(o);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
-}
-
-/// Names, opens and rotates output files like tcpdump's -C/-G/-W.
-struct Rotator {
-    base: String,
-    format: OutputFormat,
-    ifaces: Vec<InterfaceInfo>,
-    size_limit: Option<u64>,
-    every: Option<Duration>,
-    max_files: Option<u32>,
-    writer: Option<CaptureWriter<File>>,
-    cur_name: PathBuf,
-    /// Index used in the next name (tcpdump's `Cflag_count`).
-    cnt: u32,
-    /// Bytes in the current file (our own count, headers included).
-    size: u64,
-    packets_in_file: u64,
-    opened: Instant,
-    /// Files opened so far.
-    files: u64,
-    first_names: Vec<PathBuf>,
-    packets: u64,
-    bytes: u64,
-    limit: Option<u64>,
-    /// Reused buffer for frames whose stripped VLAN tag is put back.
-    scratch: Vec<u8>,
-}
-
-/// What the writer wants after a packet.
-#[derive(PartialEq, Eq)]
-enum Flow {
-    Go,
-    Done,
-}
-
-impl Rotator {
-    fn new(args: &CaptureArgs, ifaces: Vec<InterfaceInfo>) -> Result<Self> {
-        let format = match args.format {
-            Format::Pcap => OutputFormat::Pcap { nanos: false },
-            Format::PcapNs => OutputFormat::Pcap { nanos: true },
-            Format::Pcapng => OutputFormat::Pcapng,
-        };
-        if args.file_count == Some(0) {
-            return Err(BadInput("-W must be at least 1".into()).into());
-        }
-        if args.rotate_seconds == Some(0) {
-            return Err(BadInput("-G must be at least 1 second".into()).into());
-        }
-        let mut r = Rotator {
-            base: args.write.to_string_lossy().into_owned(),
-            format,
-            ifaces,
-            size_limit: args.file_size,
-            every: args.rotate_seconds.map(Duration::from_secs),
-            max_files: args.file_count,
-            writer: None,
-            cur_name: PathBuf::new(),
-            cnt: 0,
-            size: 0,
-            packets_in_file: 0,
-            opened: Instant::now(),
-            files: 0,
-            first_names: Vec::new(),
-            packets: 0,
-            bytes: 0,
-            limit: args.count,
-            scratch: Vec::with_capacity(1 << 16),
-        };
-        r.open_next()?;
-        Ok(r)
-    }
-
-    fn name(&self) -> PathBuf {
-        let base = if self.every.is_some() {
-            strftime_utc(&self.base, SystemTime::now())
-        } else {
-            self.base.clone()
-        };
-        if self.size_limit.is_none() {
-            return PathBuf::from(base);
-        }
-        match self.max_files {
-            Some(n) => {
-                let width = (n.saturating_sub(1)).to_string().len().max(1);
-                let width = if n <= 1 { 1 } else { width };
-                PathBuf::from(format!("{base}{:0width$}", self.cnt))
-            }
-            None if self.cnt == 0 => PathBuf::from(base),
-            None => PathBuf::from(format!("{base}{}", self.cnt)),
-        }
-    }
-
-    fn open_next(&mut self) -> Result<()> {
-        self.close(false)?;
-        let name = self.name();
-        // Like the other commands, make the output folder (tcpdump's strftime names may name
-        // a new one each -G period).
-        if let Some(dir) = name.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating folder {}", dir.display()))?;
-        }
-        let f = File::create(&name).with_context(|| format!("creating {}", name.display()))?;
-        let w = CaptureWriter::new(f, self.format, &self.ifaces)
-            .with_context(|| format!("writing header of {}", name.display()))?;
-        self.size = match self.format {
-            OutputFormat::Pcap { .. } => 24,
-            OutputFormat::Pcapng => 40,
-        };
-        self.writer = Some(w);
-        if self.first_names.len() < 4 {
-            self.first_names.push(name.clone());
-        }
-        self.cur_name = name;
-        self.packets_in_file = 0;
-        self.opened = Instant::now();
-        self.files += 1;
-        Ok(())
-    }
-
-    /// Flushes and closes the current file; `fsync` only for the last one (an fsync per
-    /// rotation would stall the writer and, through it, the rings).
-    fn close(&mut self, last: bool) -> Result<()> {
-        if let Some(w) = self.writer.take() {
-            let f = w
-                .finish()
-                .with_context(|| format!("flushing {}", self.cur_name.display()))?;
-            if last {
-                f.sync_data().ok();
-            }
-        }
-        Ok(())
-    }
-
-    /// Rotates on time when due (called for every batch, including empty ones).
-    fn tick(&mut self) -> Result<Flow> {
-        if let Some(every) = self.every {
-            if self.opened.elapsed() >= every {
-                if self.size_limit.is_none() {
-                    if let Some(n) = self.max_files {
-                        if self.files >= n as u64 {
-                            return Ok(Flow::Done);
-                        }
-                    }
-                } else {
-                    self.cnt = 0;
-                }
-                self.open_next()?;
-            }
-        }
-        Ok(Flow::Go)
-    }
-
-    /// Writes every packet of a batch (up to the -c limit).
-    fn write_batch(&mut self, b: &Batch<'_>) -> Result<Flow> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let r = self.write_batch_with(b, &mut scratch);
-        self.scratch = scratch;
-        r
-    }
-
-    fn write_batch_with(&mut self, b: &Batch<'_>, scratch: &mut Vec<u8>) -> Result<Flow> {
-        if self.tick()? == Flow::Done {
-            return Ok(Flow::Done);
-        }
-        for mut p in b.iter() {
-            if self.limit.is_some_and(|l| self.packets >= l) {
-                return Ok(Flow::Done);
-            }
-            // The kernel moved the 802.1Q tag into the ring's metadata; files carry it in the
-            // frame (as libpcap writes them), so put it back after the MAC addresses.
-            let tagged;
-            if let (Some(tci), LinkType::ETHERNET, true) = (p.vlan_tci, p.link, p.data.len() >= 12)
-            {
-                scratch.clear();
-                scratch.extend_from_slice(&p.data[..12]);
-                scratch.extend_from_slice(&[0x81, 0x00]);
-                scratch.extend_from_slice(&tci.to_be_bytes());
-                scratch.extend_from_slice(&p.data[12..]);
-                tagged = Packet {
-                    data: scratch,
-                    // orig_len already counts the stripped tag (the source's rule).
-                    vlan_tci: None,
-                    ..p
-                };
-                p = tagged;
-            }
-            let rec = match self.format {
-                OutputFormat::Pcap { .. } => 16 + p.data.len() as u64,
-                OutputFormat::Pcapng => 32 + p.data.len().next_multiple_of(4) as u64,
-            };
-            if let Some(limit) = self.size_limit {
-                if self.packets_in_file > 0 && self.size + rec > limit {
-                    self.cnt += 1;
-                    if self.max_files.is_some_and(|n| self.cnt >= n) {
-                        self.cnt = 0;
-                    }
-                    self.open_next()?;
-                }
-            }
-            let Some(w) = self.writer.as_mut() else {
-                return Err(anyhow!("no open output file"));
-            };
-            w.write_packet(&p, &self.ifaces)
-                .with_context(|| format!("writing {}", self.cur_name.display()))?;
-            self.size += rec;
-            self.packets_in_file += 1;
-            self.packets += 1;
-            self.bytes += p.data.len() as u64;
-        }
-        if self.limit.is_some_and(|l| self.packets >= l) {
-            return Ok(Flow::Done);
-        }
-        Ok(Flow::Go)
-    }
-}
-
-/// Copies a lent batch into an owned one (packets only, compacted).
-fn copy_batch(b: &Batch<'_>, out: &mut OwnedBatch) {
-    out.clear();
-    for m in b.metas() {
-        let p = b.packet(m);
-        let off = out.data.len() as u32;
-        out.data.extend_from_slice(p.data);
-        out.metas.push(PacketMeta {
-            offset: off,
-            caplen: p.data.len() as u32,
-            ..*m
-        });
-    }
-}
-
 /// Final counters of a run.
 struct Summary {
     written: u64,
@@ -473,7 +190,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let mut rot = Rotator::new(&args, ifaces)?;
+    let writer = RotatingWriter::new(rotate_config(&args)?, ifaces)?;
     eprintln!(
         "netspectra capture: listening on {} ({} thread{}, fanout {:?}, ring {} x {} KiB a \
          thread{}), writing {}",
@@ -487,105 +204,40 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
             .as_deref()
             .map(|f| format!(", filter {f:?}"))
             .unwrap_or_default(),
-        rot.cur_name.display()
+        writer.current_path().display()
     );
     let t0 = Instant::now();
-    let result: Result<Rotator> = std::thread::scope(|sc| {
-        let writer = if sources.len() == 1 {
-            let mut src = sources.into_iter().next().expect("one source");
-            let stop = stop.clone();
-            sc.spawn(move || -> Result<Rotator> {
-                let _ = src.pin_current_thread();
-                let mut err = None;
-                let mut done = false;
-                loop {
-                    let more = src.next_batch(&mut |b| {
-                        if done || err.is_some() {
-                            return;
-                        }
-                        match rot.write_batch(b) {
-                            Ok(Flow::Go) => {}
-                            Ok(Flow::Done) => {
-                                done = true;
-                                stop.stop();
-                            }
-                            Err(e) => {
-                                err = Some(e);
-                                stop.stop();
-                            }
-                        }
-                    })?;
-                    if !more {
-                        break;
-                    }
-                }
-                if let Some(e) = err {
-                    return Err(e);
-                }
-                rot.close(true)?;
-                Ok(rot)
-            })
-        } else {
-            let (tx, rx) = sync_channel::<(usize, OwnedBatch)>(args.threads * 8);
-            let mut recycle_txs = Vec::new();
-            for mut src in sources {
-                let (rtx, rrx) = std::sync::mpsc::channel::<OwnedBatch>();
-                recycle_txs.push(rtx);
-                let tx: SyncSender<(usize, OwnedBatch)> = tx.clone();
-                sc.spawn(move || -> Result<()> {
-                    let _ = src.pin_current_thread();
-                    let idx = src.index();
-                    let mut closed = false;
-                    while src.next_batch(&mut |b| {
-                        if b.is_empty() || closed {
-                            return;
-                        }
-                        let mut ob = rrx.try_recv().unwrap_or_default();
-                        copy_batch(b, &mut ob);
-                        if tx.send((idx, ob)).is_err() {
-                            closed = true; // writer is gone (error or -c reached)
-                        }
-                    })? {}
-                    Ok(())
-                });
-            }
-            drop(tx);
-            let stop = stop.clone();
-            sc.spawn(move || writer_loop(rot, rx, recycle_txs, stop))
-        };
-        // Main thread: periodic stats until the writer finishes.
-        let mut last = Instant::now();
-        while !writer.is_finished() {
-            std::thread::sleep(Duration::from_millis(50));
-            if let Some(every) = args.stats {
-                if last.elapsed() >= every {
-                    last = Instant::now();
-                    let s = netspectra_capture::group_stats(&handles);
-                    eprintln!(
-                        "stats: {:.1}s captured {} pkts {} bytes; kernel received {} dropped {} \
-                         freezes {}; user-space drops {}",
-                        t0.elapsed().as_secs_f64(),
-                        s.packets,
-                        s.bytes,
-                        s.kernel_received,
-                        s.kernel_drops,
-                        s.freezes,
-                        s.user_drops
-                    );
-                }
-            }
+    // Periodic statistics on this thread while the capture runs.
+    let mut last = Instant::now();
+    let mut show_stats = || {
+        let Some(every) = args.stats else { return };
+        if last.elapsed() >= every {
+            last = Instant::now();
+            let s = netspectra_capture::group_stats(&handles);
+            eprintln!(
+                "stats: {:.1}s captured {} pkts {} bytes; kernel received {} dropped {} \
+                 freezes {}; user-space drops {}",
+                t0.elapsed().as_secs_f64(),
+                s.packets,
+                s.bytes,
+                s.kernel_received,
+                s.kernel_drops,
+                s.freezes,
+                s.user_drops
+            );
         }
-        writer
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    });
-    let rot = result?;
+    };
+    let writer = record_live(sources, writer, &stop, &mut show_stats).map_err(|e| match e {
+        // A socket's error stays its own (its kind decides the exit status).
+        RecordError::Source(e) => anyhow::Error::from(e),
+        other => anyhow::Error::from(other),
+    })?;
     let live = netspectra_capture::group_stats(&handles);
     let s = Summary {
-        written: rot.packets,
-        bytes: rot.bytes,
-        files: rot.files,
-        names: rot.first_names.clone(),
+        written: writer.packets(),
+        bytes: writer.bytes(),
+        files: writer.files_opened(),
+        names: writer.first_paths().to_vec(),
         live,
         elapsed: t0.elapsed(),
     };
@@ -593,46 +245,25 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The single writer of a multi-threaded capture: writes batches in arrival order, recycles the
-/// buffers, stops the capture once `-c` is reached (then discards the drained rest).
-fn writer_loop(
-    mut rot: Rotator,
-    rx: Receiver<(usize, OwnedBatch)>,
-    recycle: Vec<std::sync::mpsc::Sender<OwnedBatch>>,
-    stop: StopHandle,
-) -> Result<Rotator> {
-    let mut done = false;
-    loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok((idx, ob)) => {
-                if !done {
-                    match rot.write_batch(&ob.as_batch()) {
-                        Ok(Flow::Go) => {}
-                        Ok(Flow::Done) => {
-                            done = true;
-                            stop.stop();
-                        }
-                        Err(e) => {
-                            stop.stop();
-                            return Err(e);
-                        }
-                    }
-                }
-                if let Some(r) = recycle.get(idx) {
-                    let _ = r.send(ob);
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if !done && rot.tick()? == Flow::Done {
-                    done = true;
-                    stop.stop();
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-        }
+/// The rotation settings of the arguments (tcpdump's -w, -C, -G, -W, -c).
+fn rotate_config(args: &CaptureArgs) -> Result<RotateConfig> {
+    let format = match args.format {
+        Format::Pcap => OutputFormat::Pcap { nanos: false },
+        Format::PcapNs => OutputFormat::Pcap { nanos: true },
+        Format::Pcapng => OutputFormat::Pcapng,
+    };
+    if args.file_count == Some(0) {
+        return Err(BadInput("-W must be at least 1".into()).into());
     }
-    rot.close(true)?;
-    Ok(rot)
+    if args.rotate_seconds == Some(0) {
+        return Err(BadInput("-G must be at least 1 second".into()).into());
+    }
+    let mut cfg = RotateConfig::new(&args.write, format);
+    cfg.size_limit = args.file_size;
+    cfg.every = args.rotate_seconds.map(Duration::from_secs);
+    cfg.max_files = args.file_count;
+    cfg.max_packets = args.count;
+    Ok(cfg)
 }
 
 fn print_summary(args: &CaptureArgs, s: &Summary) {
@@ -696,17 +327,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_durations_and_names() {
+    fn sizes_and_durations() {
         assert_eq!(parse_size("2").unwrap(), 2_000_000);
         assert_eq!(parse_size("64k").unwrap(), 65_536);
         assert!(parse_size("x").is_err() && parse_size("0").is_err());
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
         assert!(parse_duration("-1s").is_err() && parse_duration("1x").is_err());
-        let t = UNIX_EPOCH + Duration::from_secs(1_709_251_199); // 2024-02-29T23:59:59Z
-        assert_eq!(
-            strftime_utc("c-%Y%m%d-%H%M%S-%j-%s%%", t),
-            "c-20240229-235959-060-1709251199%"
-        );
     }
 }

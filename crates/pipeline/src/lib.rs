@@ -14,13 +14,19 @@
 //! record [`netspectra_sinks::stream::Batch`]es (flow records, view snapshots, HTTP records)
 //! and hands each batch to every sink that takes its stream. Sinks never hold each other up:
 //! each has its own thread, queue and spool (see `netspectra_sinks::delivery`).
+//!
+//! Two commands move packets rather than records, and their runs live here too: [`sanitize`]
+//! (capture files in, rewritten capture files out) and [`record`] (live sockets to rotating
+//! capture files).
 
 pub mod analysis;
 pub mod decoded;
 pub mod merge;
 pub mod metrics;
 pub mod probe;
+pub mod record;
 pub mod run;
+pub mod sanitize;
 pub mod worker;
 
 pub use analysis::{AnalysisSet, AnonymizeSetup, FlowsSetup};

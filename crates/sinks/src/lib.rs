@@ -5,6 +5,8 @@
 //!
 //! Records here are per flow or per transaction, never per packet, so converting a record to a
 //! JSON value for CSV output is off the packet hot path.
+//!
+//! Raw packets have their own output, [`capture_files`]: rotating live pcap/pcapng files.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -12,6 +14,7 @@ use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+pub mod capture_files;
 pub mod delivery;
 pub mod file_sink;
 pub mod json;
