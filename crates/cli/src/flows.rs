@@ -380,6 +380,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         }),
         http: None,
         anonymize: None,
+        ring: None,
     };
     let workers = a.threads;
     let mut pipeline = Pipeline::new(set, workers, filter.map(str::to_string));

@@ -249,6 +249,7 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
         flows: None,
         http: Some(cfg),
         anonymize: None,
+        ring: None,
     };
     let mut pipeline = Pipeline::new(set, a.threads, filter.map(str::to_string));
     let metrics = pipeline.metrics();

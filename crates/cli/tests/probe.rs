@@ -650,3 +650,67 @@ fn health_endpoints_say_whether_capture_and_sinks_are_working() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Packets in every capture file under `dir` (read by `netspectra info`, checked against
+/// capinfos by the info tests), and their total size.
+fn ring_contents(dir: &Path) -> (u64, u64, usize, String) {
+    let mut packets = 0;
+    let mut bytes = 0;
+    let mut files = 0;
+    let mut last = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        bytes += std::fs::metadata(&p).unwrap().len();
+        files += 1;
+        let o = run(&["info", "--json", p.to_str().unwrap()]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        packets += v["packets"].as_u64().unwrap();
+        last = last.max(v["last_ts"].as_str().unwrap_or("").to_string());
+    }
+    (packets, bytes, files, last)
+}
+
+#[test]
+fn the_forensic_ring_keeps_the_last_packets_within_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cap, truth) = capture(dir.path(), "g.pcap", 40_000, 31);
+    let o = run(&["info", "--json", cap.to_str().unwrap()]);
+    let last_in: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (budget, whole) in [("1G", true), ("3M", false)] {
+        let ring = dir.path().join(format!("ring-{budget}"));
+        let cfg = dir.path().join("p.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "analyses:\n  flows: {{}}\nsinks:\n  - type: files\n    dir: {}\n\
+                 ring:\n  dir: {}\n  file_size: 1M\n  max_total: {budget}\n",
+                dir.path().join(format!("out-{budget}")).display(),
+                ring.display()
+            ),
+        )
+        .unwrap();
+        run(&[
+            "probe",
+            "-q",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--read",
+            cap.to_str().unwrap(),
+        ]);
+        let (packets, bytes, files, last) = ring_contents(&ring);
+        assert_eq!(
+            last,
+            last_in["last_ts"].as_str().unwrap(),
+            "the newest packet is kept"
+        );
+        if whole {
+            // Room for everything: every packet is in the ring, in files of about 1 MiB.
+            assert_eq!(packets, truth.packets);
+            assert!(files > 3, "{files} files");
+        } else {
+            // The budget (plus the file being written) holds; the newest packets stay.
+            assert!(bytes <= (3 << 20) + (1 << 20) + 4096, "{bytes} bytes");
+            assert!(packets > 0 && packets < truth.packets, "{packets}");
+        }
+    }
+}

@@ -34,6 +34,20 @@ pub struct AnonymizeSetup {
     pub strip_query: bool,
 }
 
+/// The forensic ring buffer: the last packets as rotating pcapng files, written by each worker
+/// from the batches it already holds (no second socket, no copy between threads).
+#[derive(Clone, Debug)]
+pub struct RingSetup {
+    /// Folder of the ring's files (`ring-w<worker>-<time>.pcapng[N]`).
+    pub dir: std::path::PathBuf,
+    /// Size of one file.
+    pub file_size: u64,
+    /// Most bytes kept in all (shared out among the workers).
+    pub max_total: Option<u64>,
+    /// Oldest packets kept.
+    pub max_age: Option<std::time::Duration>,
+}
+
 /// Which analyses run, with their settings.
 #[derive(Clone, Debug, Default)]
 pub struct AnalysisSet {
@@ -43,6 +57,8 @@ pub struct AnalysisSet {
     pub http: Option<HttpConfig>,
     /// Anonymized records.
     pub anonymize: Option<AnonymizeSetup>,
+    /// The forensic ring buffer of raw packets.
+    pub ring: Option<RingSetup>,
 }
 
 impl AnalysisSet {

@@ -160,28 +160,34 @@ impl Pipeline {
         let (outer, inner) = (self.set.wants_outer(), self.set.wants_inner());
         // Neither: no analysis looks at the packet (nothing enabled): decode the outer view.
         let outer = outer || !inner;
-        let workers = (0..self.workers)
-            .map(|i| {
-                PacketWorker::new(
-                    i,
-                    Parts::new(i, &self.set, &tx),
-                    if filtered {
-                        self.filter.as_deref().map(FileFilter::new)
-                    } else {
-                        None
-                    },
-                    outer,
-                    inner,
-                    Some(Arc::clone(&self.metrics)),
-                )
-                .with_anonymizer(
-                    self.set
-                        .anonymize
-                        .as_ref()
-                        .map(|a| netspectra_sanitize::Anonymizer::new(&a.key, a.policy.clone())),
-                )
-            })
-            .collect();
+        let workers =
+            (0..self.workers)
+                .map(|i| {
+                    let w =
+                        PacketWorker::new(
+                            i,
+                            Parts::new(i, &self.set, &tx),
+                            if filtered {
+                                self.filter.as_deref().map(FileFilter::new)
+                            } else {
+                                None
+                            },
+                            outer,
+                            inner,
+                            Some(Arc::clone(&self.metrics)),
+                        )
+                        .with_anonymizer(self.set.anonymize.as_ref().map(
+                            |a| netspectra_sanitize::Anonymizer::new(&a.key, a.policy.clone()),
+                        ));
+                    match w.with_ring(self.set.ring.as_ref(), self.workers) {
+                        Ok(w) => w,
+                        Err((w, e)) => {
+                            eprintln!("netspectra: forensic ring: {e}; the ring is off");
+                            w
+                        }
+                    }
+                })
+                .collect();
         (workers, merge, complete)
     }
 

@@ -22,6 +22,8 @@ pub struct PacketWorker {
     metrics: Option<Arc<PipelineMetrics>>,
     /// Addresses are replaced by their Crypto-PAn image before any analysis sees them.
     anon: Option<Box<Anonymizer>>,
+    /// The forensic ring this worker writes (its share of it).
+    ring: Option<Box<netspectra_sinks::capture_files::RotatingWriter>>,
 }
 
 impl PacketWorker {
@@ -42,6 +44,43 @@ impl PacketWorker {
             inner,
             metrics,
             anon: None,
+            ring: None,
+        }
+    }
+
+    /// Writes every packet this worker sees into its share of the forensic ring too. A ring
+    /// that fails to write is reported once and switched off: the analyses go on.
+    pub fn with_ring(
+        mut self,
+        ring: Option<&crate::analysis::RingSetup>,
+        workers: usize,
+    ) -> Result<
+        PacketWorker,
+        (
+            PacketWorker,
+            netspectra_sinks::capture_files::CaptureFileError,
+        ),
+    > {
+        use netspectra_sinks::capture_files::{RotateConfig, RotatingWriter};
+        let Some(r) = ring else { return Ok(self) };
+        let mut cfg = RotateConfig::new(
+            r.dir
+                .join(format!("ring-w{}-%Y%m%dT%H%M%SZ.pcapng", self.id)),
+            netspectra_pcap::OutputFormat::Pcapng,
+        );
+        cfg.size_limit = Some(r.file_size);
+        // New names every minute (the age budget then deletes whole minutes).
+        cfg.every = Some(std::time::Duration::from_secs(60));
+        cfg.max_total_bytes = r
+            .max_total
+            .map(|t| (t / workers.max(1) as u64).max(r.file_size));
+        cfg.max_age = r.max_age;
+        match RotatingWriter::new(cfg, Vec::new()) {
+            Ok(w) => {
+                self.ring = Some(Box::new(w));
+                Ok(self)
+            }
+            Err(e) => Err((self, e)),
         }
     }
 
@@ -60,6 +99,9 @@ impl PacketWorker {
 
     /// End of a live capture: flows still live end with `reason` (`shutdown`).
     pub fn finish_with(mut self, reason: netspectra_flow::EndReason) {
+        if let Some(mut r) = self.ring.take() {
+            let _ = r.close(true);
+        }
         if let Some(p) = self.parts.take() {
             p.finish(reason);
         }
@@ -68,6 +110,15 @@ impl PacketWorker {
 
 impl Analysis for PacketWorker {
     fn on_batch(&mut self, batch: &Batch<'_>) {
+        if let Some(r) = &mut self.ring {
+            if let Err(e) = r.write_batch(batch) {
+                eprintln!(
+                    "netspectra: forensic ring of worker {}: {e}; the ring is off",
+                    self.id
+                );
+                self.ring = None;
+            }
+        }
         let Some(parts) = self.parts.as_mut() else {
             return;
         };
@@ -97,6 +148,11 @@ impl Analysis for PacketWorker {
     }
 
     fn on_tick(&mut self, at: Timestamp) {
+        if let Some(r) = &mut self.ring {
+            if r.tick().is_err() {
+                self.ring = None;
+            }
+        }
         if let Some(p) = self.parts.as_mut() {
             p.tick(at);
         }

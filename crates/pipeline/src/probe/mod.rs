@@ -85,10 +85,19 @@ pub fn analyses(cfg: &ProbeConfig, text: &str, origin: &str) -> Result<AnalysisS
         }),
         None => None,
     };
+    let ring = cfg.ring.as_ref().map(|r| crate::analysis::RingSetup {
+        dir: r.dir.clone(),
+        file_size: r.file_size.0,
+        max_total: r.max_total.map(|s| s.0),
+        max_age: r
+            .max_age
+            .map(|d| std::time::Duration::from_nanos(d.0.max(1) as u64)),
+    });
     Ok(AnalysisSet {
         flows,
         http,
         anonymize,
+        ring,
     })
 }
 
