@@ -49,20 +49,15 @@ impl PacketWorker {
     }
 
     /// Writes every packet this worker sees into its share of the forensic ring too. A ring
-    /// that fails to write is reported once and switched off: the analyses go on.
+    /// that cannot start is reported and left out; one that fails to write later is reported
+    /// once and switched off: the analyses go on either way.
     pub fn with_ring(
         mut self,
         ring: Option<&crate::analysis::RingSetup>,
         workers: usize,
-    ) -> Result<
-        PacketWorker,
-        (
-            PacketWorker,
-            netspectra_sinks::capture_files::CaptureFileError,
-        ),
-    > {
+    ) -> PacketWorker {
         use netspectra_sinks::capture_files::{RotateConfig, RotatingWriter};
-        let Some(r) = ring else { return Ok(self) };
+        let Some(r) = ring else { return self };
         let mut cfg = RotateConfig::new(
             r.dir
                 .join(format!("ring-w{}-%Y%m%dT%H%M%SZ.pcapng", self.id)),
@@ -76,12 +71,10 @@ impl PacketWorker {
             .map(|t| (t / workers.max(1) as u64).max(r.file_size));
         cfg.max_age = r.max_age;
         match RotatingWriter::new(cfg, Vec::new()) {
-            Ok(w) => {
-                self.ring = Some(Box::new(w));
-                Ok(self)
-            }
-            Err(e) => Err((self, e)),
+            Ok(w) => self.ring = Some(Box::new(w)),
+            Err(e) => eprintln!("netspectra: forensic ring: {e}; the ring is off"),
         }
+        self
     }
 
     /// Anonymizes every address the analyses see (each worker keeps its own cache; Crypto-PAn
