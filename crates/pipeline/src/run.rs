@@ -179,13 +179,7 @@ impl Pipeline {
                         .with_anonymizer(self.set.anonymize.as_ref().map(
                             |a| netspectra_sanitize::Anonymizer::new(&a.key, a.policy.clone()),
                         ));
-                    match w.with_ring(self.set.ring.as_ref(), self.workers) {
-                        Ok(w) => w,
-                        Err((w, e)) => {
-                            eprintln!("netspectra: forensic ring: {e}; the ring is off");
-                            w
-                        }
-                    }
+                    w.with_ring(self.set.ring.as_ref(), self.workers)
                 })
                 .collect();
         (workers, merge, complete)
