@@ -18,13 +18,18 @@
 //! Memory is bounded by the number of concurrent sessions (each owns two small stream buffers);
 //! frames are built in one reusable buffer and bodies come from precomputed templates.
 
+mod dns;
+mod quic;
 mod rng;
 mod session;
 mod stream;
+mod tls;
 pub mod truth;
 mod vocab;
 mod wire;
 
+pub use dns::DnsTransaction;
+pub use tls::TlsSession;
 pub use truth::{
     DnsTruth, Duplicates, Flows, FrameCounts, HttpTransaction, HttpTruth, IcmpTruth, TcpTruth,
     TlsTruth, Truth,
@@ -88,6 +93,11 @@ pub struct Mix {
     pub icmp_echo: f64,
     /// UDP probes answered by an ICMP / ICMPv6 error quoting them.
     pub icmp_error: f64,
+    /// DNS queries answered over UDP with the TC bit, then retried over TCP (default 0).
+    pub dns_tcp: f64,
+    /// QUIC handshakes, version 1 (some version 2): Initial packets with known SNI/ALPN, then
+    /// 1-RTT packets (default 0).
+    pub quic: f64,
 }
 
 impl Default for Mix {
@@ -99,7 +109,55 @@ impl Default for Mix {
             dns: 40.0,
             icmp_echo: 4.0,
             icmp_error: 1.5,
+            dns_tcp: 0.0,
+            quic: 0.0,
         }
+    }
+}
+
+impl Mix {
+    /// Names accepted by [`Mix::preset`].
+    pub const PRESETS: &'static [&'static str] = &["default", "tls-heavy", "dns-heavy", "all"];
+
+    /// A named mix: `default`; `tls-heavy` (mostly TLS over TCP and QUIC handshakes, for the
+    /// TLS benchmark); `dns-heavy` (mostly DNS over UDP, with truncated answers retried over
+    /// TCP, for the DNS benchmark); `all` (every kind, for tests).
+    pub fn preset(name: &str) -> Option<Mix> {
+        let zero = Mix {
+            http: 0.0,
+            tls: 0.0,
+            bulk: 0.0,
+            dns: 0.0,
+            icmp_echo: 0.0,
+            icmp_error: 0.0,
+            dns_tcp: 0.0,
+            quic: 0.0,
+        };
+        Some(match name {
+            "default" => Mix::default(),
+            "tls-heavy" => Mix {
+                tls: 70.0,
+                quic: 15.0,
+                http: 5.0,
+                dns: 10.0,
+                bulk: 0.5,
+                ..zero
+            },
+            "dns-heavy" => Mix {
+                dns: 85.0,
+                dns_tcp: 4.0,
+                tls: 5.0,
+                http: 5.0,
+                icmp_echo: 1.0,
+                ..zero
+            },
+            "all" => Mix {
+                dns_tcp: 4.0,
+                quic: 8.0,
+                ..Mix::default()
+            },
+            _ => return None,
+        })
     }
 }
 
@@ -248,7 +306,16 @@ impl Plan {
             }
         }
         Plan {
-            kind_cdf: rng::cumulative(&[m.http, m.tls, m.bulk, m.dns, m.icmp_echo, m.icmp_error]),
+            kind_cdf: rng::cumulative(&[
+                m.http,
+                m.tls,
+                m.bulk,
+                m.dns,
+                m.icmp_echo,
+                m.icmp_error,
+                m.dns_tcp,
+                m.quic,
+            ]),
             client_cdf: rng::zipf(N_CLIENTS, 0.9),
             server_cdf: rng::zipf(N_SERVERS, 1.1),
             client_ports,
@@ -267,6 +334,8 @@ impl Plan {
             Kind::Dns,
             Kind::Echo,
             Kind::IcmpErr,
+            Kind::DnsTcp,
+            Kind::Quic,
         ][ctx.rng.weighted(&self.kind_cdf)];
         let rng = &mut ctx.rng;
         let v6 = rng.chance(cfg.ipv6_share);
@@ -355,8 +424,9 @@ impl Plan {
                 [client_port, port]
             }
             Kind::Tls => [client_port, if rng.chance(0.9) { 443 } else { 8443 }],
+            Kind::Quic => [client_port, 443],
             Kind::Bulk => [client_port, *rng.pick(BULK_PORTS)],
-            Kind::Dns => {
+            Kind::Dns | Kind::DnsTcp => {
                 // A resolver, not one of the web servers.
                 if v6 {
                     p.addr[1] = [
@@ -397,7 +467,8 @@ impl Plan {
         let f = &mut ctx.truth.flows;
         let (tcp, udp, icmp_flows) = match kind {
             Kind::Http | Kind::Tls | Kind::Bulk => (1, 0, 0),
-            Kind::Dns => (0, 1, 0),
+            Kind::Dns | Kind::Quic => (0, 1, 0),
+            Kind::DnsTcp => (1, 1, 0),
             Kind::Echo => (0, 0, 2),
             Kind::IcmpErr => (0, 1, 1),
         };
@@ -553,7 +624,16 @@ fn validate(cfg: &GenConfig) -> Result<(), GenError> {
         return Err(GenError::Config("max_body must be at least 1024".into()));
     }
     let m = &cfg.mix;
-    let w = [m.http, m.tls, m.bulk, m.dns, m.icmp_echo, m.icmp_error];
+    let w = [
+        m.http,
+        m.tls,
+        m.bulk,
+        m.dns,
+        m.icmp_echo,
+        m.icmp_error,
+        m.dns_tcp,
+        m.quic,
+    ];
     if w.iter().any(|x| x.is_nan() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 {
         return Err(GenError::Config(
             "mix weights must be >= 0 with a positive sum".into(),
@@ -578,6 +658,8 @@ where
     };
     truth.http.listed = true;
     truth.duplicates.listed = true;
+    truth.tls.listed = true;
+    truth.dns.listed = true;
     let (overhead, header): (fn(usize) -> u64, u64) = match cfg.format {
         Format::Pcapng => (pcapng_overhead, 48 + 32),
         _ => (pcap_overhead, 24),
