@@ -1,0 +1,215 @@
+//! The bounded table of remembered transactions: a slab of fixed-size entries (the query name
+//! is kept in wire form in the entry, so a query allocates nothing once the slab has grown), a
+//! hash index, and a list in insertion order so that the oldest entry (the first to time out,
+//! or to go when the table is full) is found in O(1).
+
+use crate::parse::name::NameBuf;
+use crate::parse::Edns;
+use crate::summary::Malformed;
+use hashbrown::HashTable;
+use netspectra_packet::{FlowKey, Timestamp};
+
+/// What the query said, kept until its response arrives.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct QueryInfo {
+    /// Opcode.
+    pub opcode: u8,
+    /// The query's flags word.
+    pub flags: u16,
+    /// Its OPT record.
+    pub edns: Option<Edns>,
+    /// Message length.
+    pub len: u32,
+    /// Why the query was malformed, if it was.
+    pub malformed: Option<Malformed>,
+}
+
+/// One remembered transaction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Txn {
+    /// Client to server (query direction), protocol included.
+    pub key: FlowKey,
+    /// Hash of (key, id, lower-case name).
+    pub hash: u64,
+    /// Transaction id.
+    pub id: u16,
+    /// Query name.
+    pub qname: NameBuf,
+    /// Query type.
+    pub qtype: u16,
+    /// Query class.
+    pub qclass: u16,
+    /// Time of the query (of the response for an orphan response).
+    pub ts: Timestamp,
+    /// A record was emitted; the entry stays to recognise duplicates until it times out.
+    pub answered: bool,
+    /// The query, when it was seen.
+    pub query: Option<QueryInfo>,
+}
+
+const NIL: u32 = u32::MAX;
+
+struct Slot {
+    txn: Option<Txn>,
+    prev: u32,
+    next: u32,
+}
+
+/// Transactions by (client, server, protocol, id, name), oldest first.
+pub(crate) struct Table {
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Newest entry.
+    head: u32,
+    /// Oldest entry.
+    tail: u32,
+    live: usize,
+}
+
+impl Table {
+    pub fn new() -> Self {
+        Table {
+            index: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            live: 0,
+        }
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// The entry matching `hash` for which `eq` holds.
+    pub fn find(&self, hash: u64, eq: impl Fn(&Txn) -> bool) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| slots[i as usize].txn.as_ref().is_some_and(&eq))
+            .copied()
+    }
+
+    pub fn get(&self, i: u32) -> &Txn {
+        self.slots[i as usize].txn.as_ref().expect("live slot")
+    }
+
+    pub fn get_mut(&mut self, i: u32) -> &mut Txn {
+        self.slots[i as usize].txn.as_mut().expect("live slot")
+    }
+
+    /// The oldest entry.
+    pub fn oldest(&self) -> Option<u32> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+
+    /// Adds an entry as the newest; the caller keeps the table within its bound.
+    pub fn insert(&mut self, t: Txn) -> u32 {
+        let hash = t.hash;
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].txn = Some(t);
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    txn: Some(t),
+                    prev: NIL,
+                    next: NIL,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.index.insert_unique(hash, i, |&j| {
+            slots[j as usize].txn.as_ref().map_or(0, |t| t.hash)
+        });
+        // Link as the newest.
+        let h = self.head;
+        self.slots[i as usize].prev = NIL;
+        self.slots[i as usize].next = h;
+        if h != NIL {
+            self.slots[h as usize].prev = i;
+        } else {
+            self.tail = i;
+        }
+        self.head = i;
+        self.live += 1;
+        i
+    }
+
+    /// Removes an entry and returns it.
+    pub fn remove(&mut self, i: u32) -> Txn {
+        let (p, n) = (self.slots[i as usize].prev, self.slots[i as usize].next);
+        if p != NIL {
+            self.slots[p as usize].next = n;
+        } else {
+            self.head = n;
+        }
+        if n != NIL {
+            self.slots[n as usize].prev = p;
+        } else {
+            self.tail = p;
+        }
+        let t = self.slots[i as usize].txn.take().expect("live slot");
+        if let Ok(e) = self.index.find_entry(t.hash, |&j| j == i) {
+            e.remove();
+        }
+        self.free.push(i);
+        self.live -= 1;
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(id: u16) -> Txn {
+        Txn {
+            key: FlowKey {
+                src: "10.0.0.1".parse().unwrap(),
+                dst: "10.0.0.2".parse().unwrap(),
+                src_port: 1000,
+                dst_port: 53,
+                proto: 17,
+                vlan: None,
+            },
+            hash: id as u64 % 3,
+            id,
+            qname: NameBuf::default(),
+            qtype: 1,
+            qclass: 1,
+            ts: Timestamp(id as i64),
+            answered: false,
+            query: None,
+        }
+    }
+
+    /// The entry size docs/DNS.md states (what bounds the table's memory).
+    #[test]
+    fn entry_size() {
+        assert!(std::mem::size_of::<Option<Txn>>() <= 368);
+    }
+
+    #[test]
+    fn oldest_first_and_slots_reused() {
+        let mut t = Table::new();
+        let a = t.insert(txn(1));
+        let b = t.insert(txn(2));
+        let c = t.insert(txn(3));
+        assert_eq!(t.oldest(), Some(a));
+        assert_eq!(t.find(2, |x| x.id == 2), Some(b));
+        assert_eq!(t.remove(b).id, 2);
+        assert_eq!(t.find(2, |x| x.id == 2), None);
+        assert_eq!(t.remove(a).id, 1);
+        assert_eq!(t.oldest(), Some(c));
+        let d = t.insert(txn(4));
+        assert!(d == a || d == b, "a freed slot is reused");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.remove(c).id, 3);
+        assert_eq!(t.oldest(), Some(d));
+    }
+}
