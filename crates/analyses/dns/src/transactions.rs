@@ -231,17 +231,20 @@ impl Transactions {
         }
         if let Some(i) = self.table.oldest() {
             self.stats.evicted += 1;
-            let t = self.table.remove(i);
-            if !t.answered {
-                self.emit_unanswered(&t);
-            }
+            self.drop_entry(i);
         }
     }
 
-    fn emit_unanswered(&mut self, t: &Txn) {
-        self.stats.unanswered += 1;
-        let r = self.base_record(t, Status::Unanswered);
-        self.push(r);
+    /// Forgets entry `i`, emitting it first as unanswered if it was pending. The entry is read
+    /// in place, not copied out.
+    fn drop_entry(&mut self, i: u32) {
+        let t = self.table.get(i);
+        if !t.answered {
+            self.stats.unanswered += 1;
+            let r = self.base_record(t, Status::Unanswered);
+            self.push(r);
+        }
+        self.table.remove(i);
     }
 
     fn push(&mut self, r: DnsRecord) {
@@ -262,20 +265,14 @@ impl Transactions {
             if self.table.get(i).ts.as_nanos() >= limit {
                 break;
             }
-            let t = self.table.remove(i);
-            if !t.answered {
-                self.emit_unanswered(&t);
-            }
+            self.drop_entry(i);
         }
     }
 
     /// End of input: every pending query is emitted as unanswered.
     pub fn finish(&mut self) {
         while let Some(i) = self.table.oldest() {
-            let t = self.table.remove(i);
-            if !t.answered {
-                self.emit_unanswered(&t);
-            }
+            self.drop_entry(i);
         }
     }
 

@@ -7,7 +7,57 @@ use crate::anon::NameKey;
 use crate::record::TlsRecord;
 use crate::summary::Malformed;
 use x509_parser::extensions::GeneralName;
+use x509_parser::oid_registry::{
+    OID_DOMAIN_COMPONENT, OID_PKCS9_EMAIL_ADDRESS, OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME,
+    OID_X509_LOCALITY_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_ORGANIZATION_NAME,
+    OID_X509_STATE_OR_PROVINCE_NAME,
+};
 use x509_parser::parse_x509_certificate;
+use x509_parser::x509::X509Name;
+
+/// A name as x509-parser's `Display` writes it (`C=US, O=..., CN=...`, multi-valued RDNs
+/// joined by ` + `), built directly for the common attributes and string types; anything else
+/// falls back to that `Display`.
+fn name_text(n: &X509Name<'_>) -> String {
+    let mut out = String::with_capacity(64);
+    for (i, rdn) in n.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        for (j, a) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push_str(" + ");
+            }
+            let t = a.attr_type();
+            let abbrev = if *t == OID_X509_COMMON_NAME {
+                "CN"
+            } else if *t == OID_X509_COUNTRY_NAME {
+                "C"
+            } else if *t == OID_X509_ORGANIZATION_NAME {
+                "O"
+            } else if *t == OID_X509_ORGANIZATIONAL_UNIT {
+                "OU"
+            } else if *t == OID_X509_LOCALITY_NAME {
+                "L"
+            } else if *t == OID_X509_STATE_OR_PROVINCE_NAME {
+                "ST"
+            } else if *t == OID_DOMAIN_COMPONENT {
+                "DC"
+            } else if *t == OID_PKCS9_EMAIL_ADDRESS {
+                "Email"
+            } else {
+                return n.to_string();
+            };
+            let Ok(v) = a.as_str() else {
+                return n.to_string();
+            };
+            out.push_str(abbrev);
+            out.push('=');
+            out.push_str(v);
+        }
+    }
+    out
+}
 
 /// `YYYY-MM-DDThh:mm:ssZ` of a Unix time.
 fn iso8601(secs: i64) -> String {
@@ -23,12 +73,24 @@ fn iso8601(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
+    // Written digit by digit: certificates are read for every TLS 1.2 connection.
+    let mut out = String::with_capacity(20);
+    let mut num = |v: i64, width: usize, sep: Option<char>| {
+        let v = v.clamp(0, 9999);
+        for p in (0..width).rev() {
+            out.push((b'0' + (v / 10i64.pow(p as u32) % 10) as u8) as char);
+        }
+        if let Some(c) = sep {
+            out.push(c);
+        }
+    };
+    num(y, 4, Some('-'));
+    num(m, 2, Some('-'));
+    num(d, 2, Some('T'));
+    num(sod / 3600, 2, Some(':'));
+    num(sod / 60 % 60, 2, Some(':'));
+    num(sod % 60, 2, Some('Z'));
+    out
 }
 
 fn u24(b: &[u8]) -> usize {
@@ -65,13 +127,10 @@ pub(crate) fn read_certificates(
             Some(k) => k.token(s.as_bytes()),
             None => s,
         };
-        rec.cert_subjects.push(name(c.subject().to_string()));
-        rec.cert_issuers.push(name(c.issuer().to_string()));
+        rec.cert_subjects.push(name(name_text(c.subject())));
+        rec.cert_issuers.push(name(name_text(c.issuer())));
         let mut serial = String::with_capacity(c.raw_serial().len() * 2);
-        for b in c.raw_serial() {
-            use std::fmt::Write as _;
-            let _ = write!(serial, "{b:02x}");
-        }
+        crate::fingerprint::push_hex(&mut serial, c.raw_serial());
         rec.cert_serials.push(serial);
         rec.cert_not_before
             .push(iso8601(c.validity().not_before.timestamp()));

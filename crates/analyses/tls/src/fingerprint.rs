@@ -7,7 +7,35 @@
 use crate::parse::hello::{is_grease, u16s, ClientHello, ServerHello};
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
-use std::fmt::Write as _;
+
+/// Lower-case hex digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `b` as lower-case hex (the digest and list writers below avoid the formatting
+/// machinery: fingerprints are computed for every connection).
+pub(crate) fn push_hex(out: &mut String, b: &[u8]) {
+    for x in b {
+        out.push(HEX[(x >> 4) as usize] as char);
+        out.push(HEX[(x & 15) as usize] as char);
+    }
+}
+
+/// Appends a decimal number.
+fn push_dec(out: &mut String, mut v: u16) {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        out.push(d as char);
+    }
+}
 
 /// Two-character JA4 version code.
 fn ja4_version(v: u16) -> &'static str {
@@ -51,9 +79,7 @@ fn hash12(s: &str) -> String {
     }
     let d = Sha256::digest(s.as_bytes());
     let mut out = String::with_capacity(12);
-    for b in &d[..6] {
-        let _ = write!(out, "{b:02x}");
-    }
+    push_hex(&mut out, &d[..6]);
     out
 }
 
@@ -64,7 +90,7 @@ fn hex_list(v: &[u16]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{x:04x}");
+        push_hex(&mut s, &x.to_be_bytes());
     }
     s
 }
@@ -80,16 +106,15 @@ pub fn ja4(ch: &ClientHello<'_>, quic: bool) -> String {
     let sni = if exts.contains(&0) { 'd' } else { 'i' };
     let alpn = ja4_alpn(ch.alpn().next());
     let mut a = String::with_capacity(40);
-    let _ = write!(
-        a,
-        "{}{}{sni}{:02}{:02}{}{}",
-        if quic { 'q' } else { 't' },
-        ja4_version(version),
-        ciphers.len().min(99),
-        exts.len().min(99),
-        alpn[0] as char,
-        alpn[1] as char
-    );
+    a.push(if quic { 'q' } else { 't' });
+    a.push_str(ja4_version(version));
+    a.push(sni);
+    for n in [ciphers.len().min(99), exts.len().min(99)] {
+        a.push((b'0' + (n / 10) as u8) as char);
+        a.push((b'0' + (n % 10) as u8) as char);
+    }
+    a.push(alpn[0] as char);
+    a.push(alpn[1] as char);
     ciphers.sort_unstable();
     let mut sorted: Vec<u16> = exts.into_iter().filter(|&t| t != 0 && t != 16).collect();
     sorted.sort_unstable();
@@ -103,7 +128,10 @@ pub fn ja4(ch: &ClientHello<'_>, quic: bool) -> String {
         c.push('_');
         c.push_str(&hex_list(&sigs));
     }
-    let _ = write!(a, "_{}_{}", hash12(&hex_list(&ciphers)), hash12(&c));
+    a.push('_');
+    a.push_str(&hash12(&hex_list(&ciphers)));
+    a.push('_');
+    a.push_str(&hash12(&c));
     a
 }
 
@@ -115,23 +143,22 @@ fn dash_list(out: &mut String, v: impl Iterator<Item = u16>) {
             out.push('-');
         }
         first = false;
-        let _ = write!(out, "{x}");
+        push_dec(out, x);
     }
 }
 
 fn md5_hex(s: &str) -> String {
     let d = Md5::digest(s.as_bytes());
     let mut out = String::with_capacity(32);
-    for b in d {
-        let _ = write!(out, "{b:02x}");
-    }
+    push_hex(&mut out, &d);
     out
 }
 
 /// The JA3 string (`version,ciphers,extensions,groups,point formats`).
 pub fn ja3_string(ch: &ClientHello<'_>) -> String {
     let mut s = String::with_capacity(256);
-    let _ = write!(s, "{},", ch.version);
+    push_dec(&mut s, ch.version);
+    s.push(',');
     dash_list(&mut s, ch.cipher_list());
     s.push(',');
     dash_list(&mut s, ch.exts().map(|e| e.ty));
@@ -150,7 +177,10 @@ pub fn ja3(ch: &ClientHello<'_>) -> String {
 /// JA3S: the MD5 of `version,cipher,extensions` of a ServerHello.
 pub fn ja3s(sh: &ServerHello<'_>) -> String {
     let mut s = String::with_capacity(64);
-    let _ = write!(s, "{},{},", sh.version, sh.cipher);
+    push_dec(&mut s, sh.version);
+    s.push(',');
+    push_dec(&mut s, sh.cipher);
+    s.push(',');
     dash_list(&mut s, sh.exts().map(|e| e.ty));
     md5_hex(&s)
 }
@@ -184,6 +214,17 @@ mod tests {
         );
         assert_eq!(hash12(&hex_list(&e)), "6d807ffa2a79");
         assert_eq!(hash12(""), "000000000000");
+    }
+
+    #[test]
+    fn number_writers() {
+        let mut s = String::new();
+        for v in [0u16, 7, 10, 771, 65535] {
+            push_dec(&mut s, v);
+            s.push(' ');
+        }
+        push_hex(&mut s, &[0x00, 0xab, 0x0f]);
+        assert_eq!(s, "0 7 10 771 65535 00ab0f");
     }
 
     #[test]

@@ -27,7 +27,14 @@ pub(crate) struct Shared {
     pub cfg: TlsConfig,
     pub stats: TlsStats,
     pub out: Vec<TlsRecord>,
+    /// Reassembly buffers of closed connections, reused by new ones: a certificate chain or a
+    /// QUIC ClientHello needs a few KiB, and allocating that per connection costs more than
+    /// reading it.
+    pub bufs: Vec<Vec<u8>>,
 }
+
+/// Buffers kept for reuse.
+const POOL: usize = 64;
 
 /// What a connection knows of its handshake beyond the record itself.
 #[derive(Debug, Default)]
@@ -61,6 +68,19 @@ pub(crate) fn printable(b: &[u8]) -> String {
 }
 
 impl Shared {
+    /// An empty buffer, reused when one is available.
+    pub fn take_buf(&mut self) -> Vec<u8> {
+        self.bufs.pop().unwrap_or_default()
+    }
+
+    /// Returns a buffer for reuse (its memory is kept only if it has some).
+    pub fn give_buf(&mut self, mut b: Vec<u8>) {
+        if b.capacity() > 0 && self.bufs.len() < POOL {
+            b.clear();
+            self.bufs.push(b);
+        }
+    }
+
     /// A name as it goes into a record: the name, or its token with a name key.
     fn name(&self, b: &[u8]) -> String {
         match &self.cfg.name_key {

@@ -51,6 +51,7 @@ impl TlsAnalyzer {
             sh: Shared {
                 stats: TlsStats::new(cfg.summary_keys),
                 out: Vec::new(),
+                bufs: Vec::new(),
                 cfg,
             },
             tcp: TcpTls::new(),

@@ -83,7 +83,9 @@ struct Conn {
     client: usize,
     last_seen: i64,
     dirs: [Dir; 2],
-    rec: Box<TlsRecord>,
+    /// The record being filled (inline: a boxed one would be a >1 KiB allocation per
+    /// connection).
+    rec: TlsRecord,
     pr: Progress,
     /// Emitted: the entry stays so that late duplicates are not a new connection.
     closed: bool,
@@ -241,7 +243,7 @@ impl TcpTls {
                 client,
                 last_seen: ts.as_nanos(),
                 dirs: Default::default(),
-                rec: Box::new(rec),
+                rec,
                 pr: Progress::default(),
                 closed: false,
             },
@@ -309,9 +311,9 @@ fn close(sh: &mut Shared, c: &mut Conn) {
     if rec.client_hellos == 0 || !c.pr.server_hello {
         rec.partial = true;
     }
-    sh.emit(*rec);
+    sh.emit(rec);
     for d in &mut c.dirs {
-        d.hs = Vec::new();
+        sh.give_buf(std::mem::take(&mut d.hs));
     }
 }
 
@@ -420,10 +422,18 @@ fn handshake(sh: &mut Shared, c: &mut Conn, d: usize, ts: Timestamp, mut p: &[u8
                 dir.hs_skip = 4 + len - p.len();
                 return;
             }
+            // A pooled buffer with room for the whole message, not a doubling growth.
+            if dir.hs.capacity() == 0 {
+                dir.hs = sh.take_buf();
+            }
+            dir.hs.reserve(4 + len);
             dir.hs.extend_from_slice(p);
             return;
         }
         // Complete the header, then the message, in the buffer.
+        if dir.hs.capacity() == 0 {
+            dir.hs = sh.take_buf();
+        }
         if dir.hs.len() < 4 {
             let n = (4 - dir.hs.len()).min(p.len());
             dir.hs.extend_from_slice(&p[..n]);
@@ -443,6 +453,7 @@ fn handshake(sh: &mut Shared, c: &mut Conn, d: usize, ts: Timestamp, mut p: &[u8
             }
         }
         let len = u24(&dir.hs[1..4]);
+        dir.hs.reserve(4 + len - dir.hs.len());
         let n = (4 + len - dir.hs.len()).min(p.len());
         dir.hs.extend_from_slice(&p[..n]);
         p = &p[n..];

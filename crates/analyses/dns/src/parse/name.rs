@@ -118,10 +118,12 @@ impl NameBuf {
 
 /// Appends one label: printable ASCII as is, anything else as `\xNN`.
 fn push_label(l: &[u8], out: &mut String) {
-    if l.iter().all(|b| (0x20..0x7f).contains(b)) {
-        // The common case: printable ASCII is valid UTF-8, copied at once.
-        out.push_str(std::str::from_utf8(l).unwrap_or_default());
-        return;
+    // The common case, printable ASCII, is copied at once (one validating pass).
+    if let Ok(s) = std::str::from_utf8(l) {
+        if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            out.push_str(s);
+            return;
+        }
     }
     for &b in l {
         if (0x20..0x7f).contains(&b) {

@@ -36,17 +36,16 @@ struct QConn {
     crypto: [CryptoStream; 2],
     /// The side's hello was read (or cannot be: its CRYPTO stream overflowed).
     done: [bool; 2],
-    rec: Box<TlsRecord>,
+    /// The record being filled (inline: a boxed one would be a >1 KiB allocation per
+    /// connection).
+    rec: TlsRecord,
     pr: Progress,
     emitted: bool,
 }
 
 fn hex(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{x:02x}");
-    }
+    crate::fingerprint::push_hex(&mut s, b);
     s
 }
 
@@ -194,9 +193,12 @@ impl QuicTls {
             odcid_len: 0,
             keys: [None, None],
             largest: [None, None],
-            crypto: Default::default(),
+            crypto: [
+                CryptoStream::with_buf(sh.take_buf()),
+                CryptoStream::with_buf(sh.take_buf()),
+            ],
             done: [false, false],
-            rec: Box::new(rec),
+            rec,
             pr: Progress::default(),
             emitted: false,
         };
@@ -260,9 +262,10 @@ fn emit(sh: &mut Shared, c: &mut QConn) {
     if rec.client_hellos == 0 || !c.pr.server_hello {
         rec.partial = true;
     }
-    sh.emit(*rec);
+    sh.emit(rec);
     for s in &mut c.crypto {
-        s.clear();
+        let b = s.take_buf();
+        sh.give_buf(b);
     }
 }
 
@@ -399,11 +402,11 @@ fn hello(sh: &mut Shared, c: &mut QConn, side: usize, ts: Timestamp) {
     }
     c.done[side] = true;
     let body = &s[4..4 + len];
+    // (The stream's buffer goes back to the pool when the connection is emitted.)
     match (side, s[0]) {
         (0, msg::CLIENT_HELLO) => sh.client_hello(&mut c.rec, &mut c.pr, body, ts, true),
         (1, msg::SERVER_HELLO) => sh.server_hello(&mut c.rec, &mut c.pr, body, ts),
         (0, _) => sh.bad(&mut c.rec, Malformed::BadClientHello),
         _ => sh.bad(&mut c.rec, Malformed::BadServerHello),
     }
-    c.crypto[side].clear();
 }

@@ -23,6 +23,21 @@ pub struct CryptoStream {
 }
 
 impl CryptoStream {
+    /// An empty stream that stores its bytes in `buf` (a reused allocation).
+    pub fn with_buf(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        CryptoStream {
+            buf,
+            ranges: Vec::new(),
+        }
+    }
+
+    /// Empties the stream and hands its buffer back for reuse.
+    pub fn take_buf(&mut self) -> Vec<u8> {
+        self.ranges = Vec::new();
+        std::mem::take(&mut self.buf)
+    }
+
     /// Stores `data` at stream offset `off`; what lies beyond `max` is dropped (and said).
     pub fn insert(&mut self, off: u64, data: &[u8], max: usize) -> Result<(), Overflow> {
         let Ok(off) = usize::try_from(off) else {
