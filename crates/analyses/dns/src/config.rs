@@ -21,13 +21,16 @@ pub enum ConfigError {
 #[derive(Clone, Debug)]
 pub struct DnsConfig {
     /// Transactions remembered at once, pending or recently answered (default 65,536; 1 to
-    /// 16,777,216). When full, the oldest is dropped: emitted as unanswered if it was pending,
-    /// counted in `evicted`.
+    /// 16,777,216). When full, the oldest answered one is dropped, else the oldest pending one
+    /// (emitted as unanswered); counted in `evicted`.
     pub max_transactions: usize,
-    /// A query with no response after this long is emitted as unanswered; an answered
-    /// transaction is remembered this long to recognise duplicates (default 10 s; 1 ms to 1 h;
-    /// nanoseconds of packet time).
+    /// A query with no response after this long is emitted as unanswered (default 10 s; 1 ms
+    /// to 1 h; nanoseconds of packet time).
     pub query_timeout_ns: i64,
+    /// An answered transaction is remembered this long after its response, so that duplicated
+    /// frames and retransmissions are recognised and not recorded again (default 1 s; 0 to
+    /// 1 h). A duplicate arriving later is recorded as an orphan response.
+    pub duplicate_window_ns: i64,
     /// DNS-over-TCP connections tracked at once (default 16,384; 1 to 1,048,576); when full the
     /// least recently active one is dropped (counted in `tcp_evicted`).
     pub max_tcp_connections: usize,
@@ -55,6 +58,7 @@ impl Default for DnsConfig {
         DnsConfig {
             max_transactions: 65_536,
             query_timeout_ns: 10_000_000_000,
+            duplicate_window_ns: 1_000_000_000,
             max_tcp_connections: 16_384,
             tcp_idle_timeout_ns: 60_000_000_000,
             max_tcp_message: 65_535,

@@ -198,6 +198,35 @@ fn duplicates_never_make_a_second_record() {
 }
 
 #[test]
+fn answered_transactions_are_remembered_for_the_duplicate_window_only() {
+    let mut r = Run::new(DnsConfig::default());
+    let q = udp(C, 40020, S, 53, &query(4, "w.example", 1));
+    let a = udp(
+        S,
+        53,
+        C,
+        40020,
+        &response(4, "w.example", &[[1, 1, 1, 1]], 0),
+    );
+    r.feed(&q);
+    r.feed(&a);
+    r.a.expire(Timestamp(r.t + 900_000_000));
+    r.feed(&a);
+    assert_eq!(
+        r.a.stats().duplicate_responses,
+        1,
+        "within 1 s: a duplicate"
+    );
+    r.a.expire(Timestamp(r.t + 1_100_000_000));
+    assert_eq!(r.a.transactions(), 0, "forgotten after the window");
+    r.feed(&a);
+    let (recs, st) = r.done();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[1].status, Status::OrphanResponse);
+    assert_eq!(st.orphan_responses, 1);
+}
+
+#[test]
 fn unanswered_queries_time_out_and_orphans_are_recorded() {
     let mut r = Run::new(DnsConfig::default());
     r.feed(&udp(C, 40001, S, 53, &query(1, "late.example", 1)));

@@ -14,7 +14,7 @@ use crate::parse::{
 };
 use crate::record::{DnsRecord, SectionRecords, Status};
 use crate::summary::{DnsStats, Malformed};
-use crate::table::{QueryInfo, Table, Txn};
+use crate::table::{QueryInfo, Table, Txn, Which};
 use netspectra_packet::{community_id_v1, FlowKey, Timestamp};
 use std::hash::{BuildHasher, Hasher};
 
@@ -160,7 +160,7 @@ impl Transactions {
             qtype: q.qtype,
             qclass: q.qclass,
             ts,
-            answered: false,
+            answered: None,
             query: Some(info),
         });
     }
@@ -177,7 +177,7 @@ impl Transactions {
         self.stats.responses += 1;
         let client_key = key.reversed();
         let (hash, found) = self.find(&client_key, h.id, &q.name);
-        let duplicate = found.is_some_and(|i| self.table.get(i).answered);
+        let duplicate = found.is_some_and(|i| self.table.get(i).answered.is_some());
         if h.flag(FLAG_TC) && !duplicate {
             self.stats.truncated_responses += 1;
         }
@@ -199,7 +199,7 @@ impl Transactions {
                 r.latency_us = Some(lat);
                 self.stats.latency.record(lat);
                 self.stats.answered += 1;
-                self.table.get_mut(i).answered = true;
+                self.table.answer(i, ts);
                 self.push(r);
             }
             None => {
@@ -212,7 +212,7 @@ impl Transactions {
                     qtype: q.qtype,
                     qclass: q.qclass,
                     ts,
-                    answered: true,
+                    answered: Some(ts),
                     query: None,
                 };
                 let mut r = self.base_record(&txn, Status::OrphanResponse);
@@ -224,12 +224,17 @@ impl Transactions {
         }
     }
 
-    /// Drops the oldest entry when the table is full (an unanswered query is emitted first).
+    /// Makes room when the table is full: the oldest answered entry goes first (it only
+    /// recognises duplicates), else the oldest pending query, emitted as unanswered.
     fn make_room(&mut self) {
         if self.table.len() < self.cfg.max_transactions {
             return;
         }
-        if let Some(i) = self.table.oldest() {
+        let victim = self
+            .table
+            .oldest(Which::Answered)
+            .or_else(|| self.table.oldest(Which::Pending));
+        if let Some(i) = victim {
             self.stats.evicted += 1;
             self.drop_entry(i);
         }
@@ -239,7 +244,7 @@ impl Transactions {
     /// in place, not copied out.
     fn drop_entry(&mut self, i: u32) {
         let t = self.table.get(i);
-        if !t.answered {
+        if t.answered.is_none() {
             self.stats.unanswered += 1;
             let r = self.base_record(t, Status::Unanswered);
             self.push(r);
@@ -258,20 +263,32 @@ impl Transactions {
         self.out.push(r);
     }
 
-    /// Emits queries older than the timeout as unanswered and forgets answered entries past it.
+    /// Emits queries older than the timeout as unanswered and forgets answered transactions
+    /// older than the duplicate window.
     pub fn expire(&mut self, now: Timestamp) {
         let limit = now.as_nanos().saturating_sub(self.cfg.query_timeout_ns);
-        while let Some(i) = self.table.oldest() {
+        while let Some(i) = self.table.oldest(Which::Pending) {
             if self.table.get(i).ts.as_nanos() >= limit {
                 break;
             }
             self.drop_entry(i);
         }
+        let limit = now.as_nanos().saturating_sub(self.cfg.duplicate_window_ns);
+        while let Some(i) = self.table.oldest(Which::Answered) {
+            if self.table.get(i).answered.map_or(0, |t| t.as_nanos()) >= limit {
+                break;
+            }
+            self.table.remove(i);
+        }
     }
 
     /// End of input: every pending query is emitted as unanswered.
     pub fn finish(&mut self) {
-        while let Some(i) = self.table.oldest() {
+        while let Some(i) = self
+            .table
+            .oldest(Which::Pending)
+            .or_else(|| self.table.oldest(Which::Answered))
+        {
             self.drop_entry(i);
         }
     }
