@@ -1,14 +1,24 @@
 //! A bounded connection table: a slab of entries, a hash index over precomputed hashes, and a
 //! recency list, so lookup, insertion, "touch", removal and finding the least recently active
 //! entry are O(1). Used for TLS-over-TCP and QUIC connections.
+//!
+//! An entry is moved to the front of the list at most once per [`REFRESH_NS`] of packet time:
+//! relinking touches up to three other entries (cache misses on every packet of a busy
+//! connection otherwise). The list is then ordered by activity to within that much, so an idle
+//! connection is found at most [`REFRESH_NS`] after its timeout.
 
 use hashbrown::HashTable;
 
 const NIL: u32 = u32::MAX;
 
+/// Packet time between two moves of an entry to the front of the list.
+pub(crate) const REFRESH_NS: i64 = 1_000_000_000;
+
 struct Slot<T> {
     val: Option<T>,
     hash: u64,
+    /// When the entry was last moved to the front.
+    stamp: i64,
     prev: u32,
     next: u32,
 }
@@ -62,19 +72,22 @@ impl<T> LruTable<T> {
         (self.tail != NIL).then_some(self.tail)
     }
 
-    /// Adds an entry as the most recently active; the caller keeps the table in its bound.
-    pub fn insert(&mut self, hash: u64, val: T) -> u32 {
+    /// Adds an entry as the most recently active at `now`; the caller keeps the table in its
+    /// bound.
+    pub fn insert(&mut self, hash: u64, now: i64, val: T) -> u32 {
         let i = match self.free.pop() {
             Some(i) => {
                 let s = &mut self.slots[i as usize];
                 s.val = Some(val);
                 s.hash = hash;
+                s.stamp = now;
                 i
             }
             None => {
                 self.slots.push(Slot {
                     val: Some(val),
                     hash,
+                    stamp: now,
                     prev: NIL,
                     next: NIL,
                 });
@@ -89,10 +102,13 @@ impl<T> LruTable<T> {
         i
     }
 
-    /// Marks an entry as the most recently active.
+    /// Marks an entry as active at `now` (moved to the front when it was last moved more than
+    /// [`REFRESH_NS`] ago).
     #[inline]
-    pub fn touch(&mut self, i: u32) {
-        if self.head != i {
+    pub fn touch(&mut self, i: u32, now: i64) {
+        let s = &mut self.slots[i as usize];
+        if now - s.stamp >= REFRESH_NS && self.head != i {
+            s.stamp = now;
             self.unlink(i);
             self.link_front(i);
         }
@@ -145,18 +161,24 @@ mod tests {
     #[test]
     fn recency_order_and_reuse() {
         let mut t = LruTable::new();
-        let a = t.insert(1, "a");
-        let b = t.insert(2, "b");
-        let c = t.insert(1, "c");
+        let a = t.insert(1, 0, "a");
+        let b = t.insert(2, 0, "b");
+        let c = t.insert(1, 0, "c");
         assert_eq!(t.oldest(), Some(a));
-        t.touch(a);
+        t.touch(a, REFRESH_NS - 1);
+        assert_eq!(
+            t.oldest(),
+            Some(a),
+            "touched too soon after its last move: stays"
+        );
+        t.touch(a, REFRESH_NS);
         assert_eq!(t.oldest(), Some(b));
         assert_eq!(t.find(1, |v| *v == "c"), Some(c));
         assert_eq!(t.find(1, |v| *v == "a"), Some(a));
         assert_eq!(t.remove(b), "b");
         assert_eq!(t.oldest(), Some(c));
         assert_eq!(t.find(2, |v| *v == "b"), None);
-        let d = t.insert(3, "d");
+        let d = t.insert(3, 0, "d");
         assert_eq!(d, b, "freed slot reused");
         assert_eq!(t.len(), 3);
     }

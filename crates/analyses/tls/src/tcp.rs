@@ -154,7 +154,7 @@ impl TcpTls {
                 i
             }
         };
-        self.table.touch(idx);
+        self.table.touch(idx, ts.as_nanos());
         let conn = self.table.get_mut(idx);
         conn.last_seen = conn.last_seen.max(ts.as_nanos());
         if conn.closed {
@@ -238,6 +238,7 @@ impl TcpTls {
         };
         self.table.insert(
             hash,
+            ts.as_nanos(),
             Conn {
                 key,
                 client,

@@ -107,7 +107,7 @@ impl QuicTls {
                 self.open(sh, canon, hash, dir, ts, version, dcid)
             }
         };
-        self.table.touch(idx);
+        self.table.touch(idx, ts.as_nanos());
         let c = self.table.get_mut(idx);
         c.last_seen = c.last_seen.max(ts.as_nanos());
         if c.emitted {
@@ -203,7 +203,7 @@ impl QuicTls {
             emitted: false,
         };
         set_odcid(&mut c, dcid);
-        self.table.insert(hash, c)
+        self.table.insert(hash, ts.as_nanos(), c)
     }
 
     /// Emits incomplete connections idle since before `now - quic_idle_timeout` and forgets
