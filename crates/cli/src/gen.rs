@@ -4,7 +4,7 @@
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use netspectra_gen::{generate, Format, GenConfig};
+use netspectra_gen::{generate, Format, GenConfig, Mix};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -53,6 +53,9 @@ pub struct GenArgs {
     /// Sessions alive at once.
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Traffic mix preset: default, tls-heavy, dns-heavy or all (replaces a --config mix).
+    #[arg(long)]
+    mix: Option<String>,
 }
 
 /// Parses `123`, `10K`, `64M`, `1G`, `1.5G` (binary multiples).
@@ -181,6 +184,14 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
     }
     if let Some(c) = a.concurrency {
         cfg.concurrency = c;
+    }
+    if let Some(m) = &a.mix {
+        cfg.mix = Mix::preset(m).ok_or_else(|| {
+            BadInput(format!(
+                "unknown --mix {m:?} (use one of: {})",
+                Mix::PRESETS.join(", ")
+            ))
+        })?;
     }
     let started = Instant::now();
     let to_stdout = a.output.as_os_str() == "-";

@@ -19,13 +19,18 @@
 //! frames are built in one reusable buffer and bodies come from precomputed templates.
 
 pub mod check;
+mod dns;
+mod quic;
 mod rng;
 mod session;
 mod stream;
+mod tls;
 pub mod truth;
 mod vocab;
 mod wire;
 
+pub use dns::DnsTransaction;
+pub use tls::TlsSession;
 pub use truth::{
     DnsTruth, Duplicates, Flows, FrameCounts, HttpTransaction, HttpTruth, IcmpTruth, TcpTruth,
     TlsTruth, Truth,
@@ -96,11 +101,18 @@ pub struct Mix {
     /// UDP probes answered by an ICMP / ICMPv6 error quoting them.
     #[serde(deserialize_with = "check::de::weight")]
     pub icmp_error: f64,
+    /// DNS queries answered over UDP with the TC bit, then retried over TCP (default 0).
+    #[serde(deserialize_with = "check::de::weight")]
+    pub dns_tcp: f64,
+    /// QUIC handshakes, version 1 (some version 2): Initial packets with known SNI/ALPN, then
+    /// 1-RTT packets (default 0).
+    #[serde(deserialize_with = "check::de::weight")]
+    pub quic: f64,
 }
 
 impl Mix {
     /// The weights in session-kind order.
-    fn weights(&self) -> [f64; 6] {
+    fn weights(&self) -> [f64; 8] {
         [
             self.http,
             self.tls,
@@ -108,12 +120,23 @@ impl Mix {
             self.dns,
             self.icmp_echo,
             self.icmp_error,
+            self.dns_tcp,
+            self.quic,
         ]
     }
 
     /// Checks every weight and their sum (the message names the weight at fault).
     pub fn check(&self) -> Result<(), String> {
-        let names = ["http", "tls", "bulk", "dns", "icmp_echo", "icmp_error"];
+        let names = [
+            "http",
+            "tls",
+            "bulk",
+            "dns",
+            "icmp_echo",
+            "icmp_error",
+            "dns_tcp",
+            "quic",
+        ];
         for (n, w) in names.iter().zip(self.weights()) {
             check::weight(w).map_err(|m| format!("{n}: {m}"))?;
         }
@@ -152,7 +175,55 @@ impl Default for Mix {
             dns: 40.0,
             icmp_echo: 4.0,
             icmp_error: 1.5,
+            dns_tcp: 0.0,
+            quic: 0.0,
         }
+    }
+}
+
+impl Mix {
+    /// Names accepted by [`Mix::preset`].
+    pub const PRESETS: &'static [&'static str] = &["default", "tls-heavy", "dns-heavy", "all"];
+
+    /// A named mix: `default`; `tls-heavy` (mostly TLS over TCP and QUIC handshakes, for the
+    /// TLS benchmark); `dns-heavy` (mostly DNS over UDP, with truncated answers retried over
+    /// TCP, for the DNS benchmark); `all` (every kind, for tests).
+    pub fn preset(name: &str) -> Option<Mix> {
+        let zero = Mix {
+            http: 0.0,
+            tls: 0.0,
+            bulk: 0.0,
+            dns: 0.0,
+            icmp_echo: 0.0,
+            icmp_error: 0.0,
+            dns_tcp: 0.0,
+            quic: 0.0,
+        };
+        Some(match name {
+            "default" => Mix::default(),
+            "tls-heavy" => Mix {
+                tls: 70.0,
+                quic: 15.0,
+                http: 5.0,
+                dns: 10.0,
+                bulk: 0.5,
+                ..zero
+            },
+            "dns-heavy" => Mix {
+                dns: 85.0,
+                dns_tcp: 4.0,
+                tls: 5.0,
+                http: 5.0,
+                icmp_echo: 1.0,
+                ..zero
+            },
+            "all" => Mix {
+                dns_tcp: 4.0,
+                quic: 8.0,
+                ..Mix::default()
+            },
+            _ => return None,
+        })
     }
 }
 
@@ -320,7 +391,16 @@ impl Plan {
             }
         }
         Plan {
-            kind_cdf: rng::cumulative(&[m.http, m.tls, m.bulk, m.dns, m.icmp_echo, m.icmp_error]),
+            kind_cdf: rng::cumulative(&[
+                m.http,
+                m.tls,
+                m.bulk,
+                m.dns,
+                m.icmp_echo,
+                m.icmp_error,
+                m.dns_tcp,
+                m.quic,
+            ]),
             client_cdf: rng::zipf(N_CLIENTS, 0.9),
             server_cdf: rng::zipf(N_SERVERS, 1.1),
             client_ports,
@@ -339,6 +419,8 @@ impl Plan {
             Kind::Dns,
             Kind::Echo,
             Kind::IcmpErr,
+            Kind::DnsTcp,
+            Kind::Quic,
         ][ctx.rng.weighted(&self.kind_cdf)];
         let rng = &mut ctx.rng;
         let v6 = rng.chance(cfg.ipv6_share);
@@ -427,8 +509,9 @@ impl Plan {
                 [client_port, port]
             }
             Kind::Tls => [client_port, if rng.chance(0.9) { 443 } else { 8443 }],
+            Kind::Quic => [client_port, 443],
             Kind::Bulk => [client_port, *rng.pick(BULK_PORTS)],
-            Kind::Dns => {
+            Kind::Dns | Kind::DnsTcp => {
                 // A resolver, not one of the web servers.
                 if v6 {
                     p.addr[1] = [
@@ -469,7 +552,9 @@ impl Plan {
         let f = &mut ctx.truth.flows;
         let (tcp, udp, icmp_flows) = match kind {
             Kind::Http | Kind::Tls | Kind::Bulk => (1, 0, 0),
-            Kind::Dns => (0, 1, 0),
+            Kind::Dns | Kind::Quic => (0, 1, 0),
+            // DNS over TCP: the UDP query that came back truncated, then the TCP retry.
+            Kind::DnsTcp => (1, 1, 0),
             // Every request/reply pair of the session shares one key: one ICMP flow.
             Kind::Echo => (0, 0, 1),
             // The UDP probe, and the ICMP error quoting it (one-way: a flow of its own).
@@ -646,6 +731,8 @@ where
     };
     truth.http.listed = true;
     truth.duplicates.listed = true;
+    truth.tls.listed = true;
+    truth.dns.listed = true;
     let (overhead, header): (fn(usize) -> u64, u64) = match cfg.format {
         Format::Pcapng => (pcapng_overhead, 48 + 32),
         _ => (pcap_overhead, 24),

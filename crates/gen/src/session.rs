@@ -6,7 +6,12 @@ use crate::truth::{bump, HttpTransaction};
 use crate::vocab::*;
 use crate::wire::{self, proto, Ip, Path};
 use crate::Ctx;
+use crate::{dns, tls};
 use std::fmt::Write as _;
+
+mod dns_tcp;
+mod quic;
+mod tls_flow;
 use std::io::Write as _;
 
 const FIN: u8 = 0x01;
@@ -31,6 +36,10 @@ pub enum Kind {
     Echo,
     /// A UDP probe answered by an ICMP / ICMPv6 error quoting it.
     IcmpErr,
+    /// A DNS query over UDP answered with TC=1, then retried over TCP (see `dns_tcp`).
+    DnsTcp,
+    /// A QUIC v1 handshake: Initial packets with a ClientHello and a ServerHello (see `quic`).
+    Quic,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -109,6 +118,14 @@ pub struct Session {
     probe_ttl: u8,
     probe_id: u16,
     windows: bool,
+    /// Truth-list indices of this session's DNS transactions.
+    dns_idx: [u32; 2],
+    /// Step counter of the DNS-over-TCP and QUIC sessions.
+    sub: u32,
+    /// The TLS handshake plan (TLS and QUIC sessions).
+    tls: Option<Box<tls::TlsPlan>>,
+    /// QUIC connection state.
+    quic: Option<Box<quic::QuicConn>>,
 }
 
 fn pick_weighted<T: Copy>(ctx: &mut Ctx, items: &[(T, u32)]) -> T {
@@ -188,7 +205,7 @@ impl Session {
     /// Sets up TCP parameters and the application plan.
     pub fn init(&mut self, ctx: &mut Ctx) {
         match self.kind {
-            Kind::Http | Kind::Tls | Kind::Bulk => {
+            Kind::Http | Kind::Tls | Kind::Bulk | Kind::DnsTcp => {
                 self.seq = [ctx.rng.u32(), ctx.rng.u32()];
                 self.ts_on = ctx.rng.chance(0.7);
                 self.ts_base = [ctx.rng.u32(), ctx.rng.u32()];
@@ -215,6 +232,8 @@ impl Session {
                         ctx.truth.tcp.tls += 1;
                         ctx.truth.tls.sessions += 1;
                         self.tls13 = ctx.rng.chance(0.3);
+                        // The client profile may not offer TLS 1.3: the plan decides.
+                        self.tls_init(ctx);
                         if self.tls13 {
                             ctx.truth.tls.tls13 += 1;
                         } else {
@@ -222,11 +241,17 @@ impl Session {
                         }
                         self.left = ctx.rng.pareto(1.0, 1.2, 60.0) as u32;
                     }
+                    Kind::DnsTcp => {
+                        ctx.truth.tcp.dns += 1;
+                        self.ids = [ctx.rng.u32() as u16, 0];
+                        self.qtypes = [*ctx.rng.pick(&[1u16, 1, 28]), 0];
+                    }
                     _ => {
                         ctx.truth.tcp.bulk += 1;
                     }
                 }
             }
+            Kind::Quic => self.quic_init(ctx),
             Kind::Dns => {
                 self.nq = if ctx.rng.chance(0.4) { 2 } else { 1 };
                 self.ids = [ctx.rng.u32() as u16, ctx.rng.u32() as u16];
@@ -256,6 +281,8 @@ impl Session {
         match self.kind {
             Kind::Http | Kind::Tls | Kind::Bulk => self.tcp_step(ctx),
             Kind::Dns => self.dns_step(ctx),
+            Kind::DnsTcp => self.dns_tcp_step(ctx),
+            Kind::Quic => self.quic_step(ctx),
             Kind::Echo => self.echo_step(ctx),
             Kind::IcmpErr => self.err_step(ctx),
         }
@@ -451,6 +478,7 @@ impl Session {
         match self.kind {
             Kind::Http => self.http_turn(ctx),
             Kind::Tls => self.tls_turn(ctx),
+            Kind::DnsTcp => self.dns_tcp_turn(ctx),
             _ => self.bulk_turn(ctx),
         }
     }
@@ -889,179 +917,6 @@ impl Session {
     }
 
     // ----------------------------------------------------------------------------------------
-    // TLS
-
-    /// Appends one TLS record; `body` writes the record body. Returns (start, end) positions.
-    fn tls_record(
-        &mut self,
-        ctx: &mut Ctx,
-        dir: usize,
-        ctype: u8,
-        body: impl FnOnce(&mut Vec<u8>, &mut crate::rng::Rng),
-    ) {
-        let version: u16 = if ctype == 22 && self.stage == 1 {
-            0x0301
-        } else {
-            0x0303
-        };
-        let rng = &mut ctx.rng;
-        let s = &mut self.streams[dir];
-        let start = s.end();
-        s.lit(|v| {
-            let at = v.len();
-            v.push(ctype);
-            v.extend_from_slice(&version.to_be_bytes());
-            v.extend_from_slice(&[0, 0]);
-            body(v, rng);
-            let len = (v.len() - at - 5) as u16;
-            v[at + 3..at + 5].copy_from_slice(&len.to_be_bytes());
-        });
-        let end = s.end();
-        self.count_record(ctx, dir, ctype, start, end);
-    }
-
-    /// Appends an encrypted record whose body comes from the random template.
-    fn tls_opaque(&mut self, ctx: &mut Ctx, dir: usize, ctype: u8, len: u64) {
-        let s = &mut self.streams[dir];
-        let start = s.end();
-        s.bytes(&[ctype, 3, 3, (len >> 8) as u8, len as u8]);
-        s.template(Src::Rand, ctx.rng.below(TPL_LEN as u64) as u32, len);
-        let end = s.end();
-        self.count_record(ctx, dir, ctype, start, end);
-    }
-
-    fn count_record(&mut self, ctx: &mut Ctx, dir: usize, ctype: u8, start: u64, end: u64) {
-        let t = &mut ctx.truth.tls;
-        match ctype {
-            20 => t.ccs_records += 1,
-            21 => t.alert_records += 1,
-            22 => t.handshake_records += 1,
-            _ => {
-                t.app_data_records += 1;
-                t.app_data_bytes += end - start - 5;
-            }
-        }
-        // Flights are segmented at MSS boundaries from the flight start.
-        let fs = self.streams[dir].sent;
-        let mss = self.seg_size(dir) as u64;
-        if (start - fs) / mss != (end - 1 - fs) / mss {
-            t.spanning_records += 1;
-        }
-    }
-
-    /// Payload bytes of a full-sized segment: the MSS less the TCP options every data segment
-    /// carries (timestamps), as real stacks do, so IP packets never exceed a 1500-byte MTU.
-    fn seg_size(&self, dir: usize) -> usize {
-        self.mss[dir] as usize - if self.ts_on { 12 } else { 0 }
-    }
-
-    fn tls_turn(&mut self, ctx: &mut Ctx) -> Option<usize> {
-        if self.stage >= CLOSED {
-            return None;
-        }
-        self.stage += 1;
-        let sni = HOSTS[self.host];
-        let tls13 = self.tls13;
-        match self.stage {
-            1 => {
-                self.tls_record(ctx, 0, 22, |v, r| client_hello(v, r, sni, tls13));
-                Some(0)
-            }
-            2 => {
-                self.tls_record(ctx, 1, 22, |v, r| server_hello(v, r, tls13));
-                if tls13 {
-                    self.tls_record(ctx, 1, 20, |v, _| v.push(1));
-                    let n = ctx.rng.range(1800, 4200);
-                    self.tls_opaque(ctx, 1, 23, n);
-                } else {
-                    let combined = ctx.rng.chance(0.5);
-                    if combined {
-                        // Certificate, ServerKeyExchange and ServerHelloDone in one record.
-                        self.tls_record(ctx, 1, 22, |v, r| {
-                            certificate(v, r, sni);
-                            server_key_exchange(v, r);
-                            v.extend_from_slice(&[14, 0, 0, 0]);
-                        });
-                    } else {
-                        self.tls_record(ctx, 1, 22, |v, r| certificate(v, r, sni));
-                        self.tls_record(ctx, 1, 22, server_key_exchange);
-                        self.tls_record(ctx, 1, 22, |v, _| v.extend_from_slice(&[14, 0, 0, 0]));
-                    }
-                }
-                Some(1)
-            }
-            3 => {
-                if tls13 {
-                    self.tls_record(ctx, 0, 20, |v, _| v.push(1));
-                    self.tls_opaque(ctx, 0, 23, 53);
-                } else {
-                    self.tls_record(ctx, 0, 22, |v, r| {
-                        v.extend_from_slice(&[16, 0, 0, 66, 65, 4]);
-                        let at = v.len();
-                        v.resize(at + 64, 0);
-                        r.fill(&mut v[at..]);
-                    });
-                    self.tls_record(ctx, 0, 20, |v, _| v.push(1));
-                    self.tls_opaque(ctx, 0, 22, 40);
-                }
-                Some(0)
-            }
-            4 => {
-                if tls13 {
-                    let n = ctx.rng.range(1, 2);
-                    for _ in 0..n {
-                        let l = ctx.rng.range(200, 300);
-                        self.tls_opaque(ctx, 1, 23, l);
-                    }
-                } else {
-                    self.tls_record(ctx, 1, 20, |v, _| v.push(1));
-                    self.tls_opaque(ctx, 1, 22, 40);
-                }
-                Some(1)
-            }
-            _ => {
-                let app = self.stage - 5;
-                if app.is_multiple_of(2) {
-                    if self.left == 0 || (ctx.draining && app > 0) {
-                        return self.tls_close(ctx);
-                    }
-                    self.left -= 1;
-                    let n = ctx.rng.range(1, 2);
-                    for _ in 0..n {
-                        let l = ctx.rng.range(60, 900) + 24;
-                        self.tls_opaque(ctx, 0, 23, l);
-                    }
-                    Some(0)
-                } else {
-                    let mut total = ctx.rng.pareto(400.0, 1.0, ctx.max_body as f64);
-                    while total > 0 {
-                        let rec = if ctx.rng.chance(0.3) {
-                            ctx.rng.range(100, 1400)
-                        } else {
-                            16384
-                        }
-                        .min(total);
-                        self.tls_opaque(ctx, 1, 23, rec + 24);
-                        total -= rec;
-                    }
-                    Some(1)
-                }
-            }
-        }
-    }
-
-    fn tls_close(&mut self, ctx: &mut Ctx) -> Option<usize> {
-        self.stage = CLOSED;
-        if self.tls13 {
-            self.tls_opaque(ctx, 0, 23, 19);
-        } else {
-            self.tls_opaque(ctx, 0, 21, 26);
-        }
-        self.closer = 0;
-        Some(0)
-    }
-
-    // ----------------------------------------------------------------------------------------
     // UDP / ICMP
 
     fn udp_frame(
@@ -1116,8 +971,9 @@ impl Session {
             let ipid = self.path.ipid[0];
             self.path.ipid[0] = ipid.wrapping_add(1);
             ctx.truth.dns.queries += 1;
+            self.dns_idx[st as usize] = self.list_dns(ctx, "udp", id, qt, edns);
             let ttl = self.path.ttl[0];
-            return Some(self.udp_frame(ctx, 0, ttl, ipid, |b| dns_query(b, id, name, qt, edns)));
+            return Some(self.udp_frame(ctx, 0, ttl, ipid, |b| dns::query(b, id, name, qt, edns)));
         }
         let mut r = st - nq;
         while r < nq && !self.answered[r as usize] {
@@ -1139,10 +995,52 @@ impl Session {
         if nx {
             ctx.truth.dns.nxdomain += 1;
         }
+        let a = dns::Answer {
+            id,
+            name,
+            qtype: qt,
+            edns,
+            nx,
+            cname,
+            ttl: ttl_s,
+            seed: addr_seed,
+            count: 0,
+            tc: false,
+        };
+        self.list_answer(ctx, self.dns_idx[r as usize], &a);
         let ttl = self.path.ttl[1];
-        Some(self.udp_frame(ctx, 1, ttl, ipid, |b| {
-            dns_response(b, id, name, qt, edns, nx, cname, ttl_s, addr_seed)
-        }))
+        Some(self.udp_frame(ctx, 1, ttl, ipid, |b| dns::response(b, &a, None)))
+    }
+
+    /// Lists a query of this session in the truth; returns its index.
+    fn list_dns(&self, ctx: &mut Ctx, transport: &str, id: u16, qtype: u16, edns: bool) -> u32 {
+        let p = &self.path;
+        let name = HOSTS[self.host];
+        dns::list(&mut ctx.truth.dns, ctx.max_listed, || dns::DnsTransaction {
+            client: p.endpoint(0),
+            server: p.endpoint(1),
+            transport: transport.to_string(),
+            vlan: (p.nvlan > 0).then_some(p.vlans[0]),
+            id,
+            qname: name.to_string(),
+            qtype,
+            edns,
+            ..Default::default()
+        })
+    }
+
+    /// Records the response `a` in the listed transaction `idx`.
+    fn list_answer(&self, ctx: &mut Ctx, idx: u32, a: &dns::Answer<'_>) {
+        if let Some(t) = dns::listed(&mut ctx.truth.dns, idx) {
+            let mut scratch = [0u8; 4096];
+            t.rcode = Some(if a.nx { 3 } else { 0 });
+            t.tc = a.tc;
+            dns::response(
+                &mut scratch,
+                a,
+                Some((&mut t.answer_types, &mut t.answer_data)),
+            );
+        }
     }
 
     fn icmp_frame(
@@ -1300,9 +1198,6 @@ impl Session {
     }
 }
 
-/// TLS stage after the closing alert.
-const CLOSED: u32 = u32::MAX / 2;
-
 const PROBE_LEN: usize = 32;
 
 fn probe_payload(b: &mut [u8]) -> usize {
@@ -1319,343 +1214,6 @@ fn udp_header(buf: &mut [u8], at: usize, sport: u16, dport: u16, n: usize) {
     buf[at + 6..at + 8].fill(0);
 }
 
-fn put_name(b: &mut [u8], mut at: usize, name: &str) -> usize {
-    for label in name.split('.') {
-        b[at] = label.len() as u8;
-        b[at + 1..at + 1 + label.len()].copy_from_slice(label.as_bytes());
-        at += 1 + label.len();
-    }
-    b[at] = 0;
-    at + 1
-}
-
-fn put_opt(b: &mut [u8], at: usize) -> usize {
-    b[at..at + 11].copy_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-    at + 11
-}
-
-fn dns_query(b: &mut [u8], id: u16, name: &str, qtype: u16, edns: bool) -> usize {
-    b[0..2].copy_from_slice(&id.to_be_bytes());
-    b[2..12].copy_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns as u8]);
-    let mut at = put_name(b, 12, name);
-    b[at..at + 4].copy_from_slice(&[(qtype >> 8) as u8, qtype as u8, 0, 1]);
-    at += 4;
-    if edns {
-        at = put_opt(b, at);
-    }
-    at
-}
-
-#[allow(clippy::too_many_arguments)]
-fn dns_response(
-    b: &mut [u8],
-    id: u16,
-    name: &str,
-    qtype: u16,
-    edns: bool,
-    nx: bool,
-    cname: bool,
-    ttl: u32,
-    seed: u64,
-) -> usize {
-    let answerable = matches!(qtype, 1 | 28);
-    let naddr = if nx || !answerable {
-        0
-    } else {
-        1 + (seed % 3) as usize
-    };
-    let cname = cname && !nx && answerable;
-    let ancount = naddr + cname as usize;
-    b[0..2].copy_from_slice(&id.to_be_bytes());
-    b[2..4].copy_from_slice(&[0x81, if nx { 0x83 } else { 0x80 }]);
-    b[4..12].copy_from_slice(&[0, 1, 0, ancount as u8, 0, 0, 0, edns as u8]);
-    let mut at = put_name(b, 12, name);
-    b[at..at + 4].copy_from_slice(&[(qtype >> 8) as u8, qtype as u8, 0, 1]);
-    at += 4;
-    let mut owner: u16 = 0xc00c;
-    let t = ttl.to_be_bytes();
-    if cname {
-        b[at..at + 10].copy_from_slice(&[0xc0, 0x0c, 0, 5, 0, 1, t[0], t[1], t[2], t[3]]);
-        let target = CDN_NAMES[(seed >> 8) as usize % CDN_NAMES.len()];
-        let rd = at + 12;
-        let end = put_name(b, rd, target);
-        b[at + 10..at + 12].copy_from_slice(&((end - rd) as u16).to_be_bytes());
-        owner = 0xc000 | rd as u16;
-        at = end;
-    }
-    for i in 0..naddr {
-        let o = owner.to_be_bytes();
-        b[at..at + 10].copy_from_slice(&[o[0], o[1], 0, qtype as u8, 0, 1, t[0], t[1], t[2], t[3]]);
-        let x = (seed >> (16 + i * 8)) as u8;
-        if qtype == 1 {
-            b[at + 10..at + 12].copy_from_slice(&[0, 4]);
-            b[at + 12..at + 16].copy_from_slice(&[198, 18, 10 + i as u8, x | 1]);
-            at += 16;
-        } else {
-            b[at + 10..at + 12].copy_from_slice(&[0, 16]);
-            let mut a = [0u8; 16];
-            a[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0x5]);
-            a[14] = i as u8;
-            a[15] = x | 1;
-            b[at + 12..at + 28].copy_from_slice(&a);
-            at += 28;
-        }
-    }
-    if edns {
-        at = put_opt(b, at);
-    }
-    at
-}
-
 const PROPFIND_BODY: &[u8] = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:propfind xmlns:D=\"DAV:\"><D:prop><D:displayname/><D:getcontentlength/><D:getlastmodified/><D:resourcetype/></D:prop></D:propfind>\n";
 
 const MULTISTATUS_BODY: &[u8] = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\"><D:response><D:href>/dav/documents/</D:href><D:propstat><D:prop><D:displayname>documents</D:displayname><D:resourcetype><D:collection/></D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response><D:response><D:href>/dav/documents/report.txt</D:href><D:propstat><D:prop><D:displayname>report.txt</D:displayname><D:getcontentlength>4096</D:getcontentlength><D:resourcetype/></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>\n";
-
-// ------------------------------------------------------------------------------------------
-// TLS handshake messages (structurally valid, random key material).
-
-/// Writes a big-endian length field of `w` bytes followed by the body that `f` writes.
-fn with_len(v: &mut Vec<u8>, w: usize, f: impl FnOnce(&mut Vec<u8>)) {
-    let at = v.len();
-    v.resize(at + w, 0);
-    f(v);
-    let n = v.len() - at - w;
-    for i in 0..w {
-        v[at + i] = (n >> (8 * (w - 1 - i))) as u8;
-    }
-}
-
-fn rand_bytes(v: &mut Vec<u8>, r: &mut crate::rng::Rng, n: usize) {
-    let at = v.len();
-    v.resize(at + n, 0);
-    r.fill(&mut v[at..]);
-}
-
-fn ext(v: &mut Vec<u8>, ty: u16, f: impl FnOnce(&mut Vec<u8>)) {
-    v.extend_from_slice(&ty.to_be_bytes());
-    with_len(v, 2, f);
-}
-
-fn client_hello(v: &mut Vec<u8>, r: &mut crate::rng::Rng, sni: &str, tls13: bool) {
-    v.push(1);
-    with_len(v, 3, |v| {
-        v.extend_from_slice(&[3, 3]);
-        rand_bytes(v, r, 32);
-        v.push(32);
-        rand_bytes(v, r, 32);
-        with_len(v, 2, |v| {
-            if tls13 {
-                v.extend_from_slice(&[0x13, 0x01, 0x13, 0x02, 0x13, 0x03]);
-            }
-            for cs in [
-                0xc02bu16, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d,
-                0x002f, 0x0035,
-            ] {
-                v.extend_from_slice(&cs.to_be_bytes());
-            }
-        });
-        v.extend_from_slice(&[1, 0]);
-        with_len(v, 2, |v| {
-            ext(v, 0, |v| {
-                with_len(v, 2, |v| {
-                    v.push(0);
-                    with_len(v, 2, |v| v.extend_from_slice(sni.as_bytes()));
-                })
-            });
-            ext(v, 23, |_| {});
-            ext(v, 0xff01, |v| v.push(0));
-            ext(v, 10, |v| {
-                with_len(v, 2, |v| v.extend_from_slice(&[0, 0x1d, 0, 0x17, 0, 0x18]))
-            });
-            ext(v, 11, |v| v.extend_from_slice(&[1, 0]));
-            ext(v, 35, |_| {});
-            ext(v, 16, |v| {
-                with_len(v, 2, |v| {
-                    v.push(8);
-                    v.extend_from_slice(b"http/1.1");
-                })
-            });
-            ext(v, 13, |v| {
-                with_len(v, 2, |v| {
-                    for s in [
-                        0x0403u16, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
-                    ] {
-                        v.extend_from_slice(&s.to_be_bytes());
-                    }
-                })
-            });
-            if tls13 {
-                ext(v, 51, |v| {
-                    with_len(v, 2, |v| {
-                        v.extend_from_slice(&[0, 0x1d, 0, 32]);
-                        rand_bytes(v, r, 32);
-                    })
-                });
-                ext(v, 45, |v| v.extend_from_slice(&[1, 1]));
-                ext(v, 43, |v| v.extend_from_slice(&[4, 3, 4, 3, 3]));
-            }
-        });
-    });
-}
-
-fn server_hello(v: &mut Vec<u8>, r: &mut crate::rng::Rng, tls13: bool) {
-    v.push(2);
-    with_len(v, 3, |v| {
-        v.extend_from_slice(&[3, 3]);
-        rand_bytes(v, r, 32);
-        v.push(32);
-        rand_bytes(v, r, 32);
-        v.extend_from_slice(if tls13 { &[0x13, 0x01] } else { &[0xc0, 0x2b] });
-        v.push(0);
-        with_len(v, 2, |v| {
-            if tls13 {
-                ext(v, 43, |v| v.extend_from_slice(&[3, 4]));
-                ext(v, 51, |v| {
-                    v.extend_from_slice(&[0, 0x1d, 0, 32]);
-                    rand_bytes(v, r, 32);
-                });
-            } else {
-                ext(v, 0xff01, |v| v.push(0));
-                ext(v, 11, |v| v.extend_from_slice(&[1, 0]));
-                ext(v, 23, |_| {});
-            }
-        });
-    });
-}
-
-/// DER TLV with a definite length.
-fn der(v: &mut Vec<u8>, tag: u8, f: impl FnOnce(&mut Vec<u8>)) {
-    let at = v.len();
-    v.push(tag);
-    v.extend_from_slice(&[0x82, 0, 0]);
-    let body = v.len();
-    f(v);
-    let n = v.len() - body;
-    if n < 128 {
-        v[at + 1] = n as u8;
-        v.drain(at + 2..at + 4);
-    } else if n < 256 {
-        v[at + 1] = 0x81;
-        v[at + 2] = n as u8;
-        v.remove(at + 3);
-    } else {
-        v[at + 2] = (n >> 8) as u8;
-        v[at + 3] = n as u8;
-    }
-}
-
-fn der_int_rand(v: &mut Vec<u8>, r: &mut crate::rng::Rng, n: usize) {
-    der(v, 0x02, |v| {
-        let at = v.len();
-        rand_bytes(v, r, n);
-        v[at] = (v[at] & 0x7f) | 0x01;
-    });
-}
-
-fn der_name(v: &mut Vec<u8>, org: &str, cn: &str) {
-    der(v, 0x30, |v| {
-        der(v, 0x31, |v| {
-            der(v, 0x30, |v| {
-                v.extend_from_slice(&[6, 3, 0x55, 4, 6]);
-                der(v, 0x13, |v| v.extend_from_slice(b"US"));
-            })
-        });
-        der(v, 0x31, |v| {
-            der(v, 0x30, |v| {
-                v.extend_from_slice(&[6, 3, 0x55, 4, 10]);
-                der(v, 0x0c, |v| v.extend_from_slice(org.as_bytes()));
-            })
-        });
-        der(v, 0x31, |v| {
-            der(v, 0x30, |v| {
-                v.extend_from_slice(&[6, 3, 0x55, 4, 3]);
-                der(v, 0x0c, |v| v.extend_from_slice(cn.as_bytes()));
-            })
-        });
-    });
-}
-
-const ECDSA_SHA256: &[u8] = &[6, 8, 0x2a, 0x86, 0x48, 0xce, 0x3d, 4, 3, 2];
-
-fn der_cert(
-    v: &mut Vec<u8>,
-    r: &mut crate::rng::Rng,
-    subject: &str,
-    issuer: &str,
-    san: Option<&str>,
-) {
-    der(v, 0x30, |v| {
-        der(v, 0x30, |v| {
-            der(v, 0xa0, |v| v.extend_from_slice(&[2, 1, 2]));
-            der_int_rand(v, r, 16);
-            der(v, 0x30, |v| v.extend_from_slice(ECDSA_SHA256));
-            der_name(v, "Example Trust Services", issuer);
-            der(v, 0x30, |v| {
-                der(v, 0x17, |v| v.extend_from_slice(b"231101000000Z"));
-                der(v, 0x17, |v| v.extend_from_slice(b"241130235959Z"));
-            });
-            der_name(v, "Example Org", subject);
-            der(v, 0x30, |v| {
-                der(v, 0x30, |v| {
-                    v.extend_from_slice(&[6, 7, 0x2a, 0x86, 0x48, 0xce, 0x3d, 2, 1]);
-                    v.extend_from_slice(&[6, 8, 0x2a, 0x86, 0x48, 0xce, 0x3d, 3, 1, 7]);
-                });
-                der(v, 0x03, |v| {
-                    v.extend_from_slice(&[0, 4]);
-                    rand_bytes(v, r, 64);
-                });
-            });
-            if let Some(san) = san {
-                der(v, 0xa3, |v| {
-                    der(v, 0x30, |v| {
-                        der(v, 0x30, |v| {
-                            v.extend_from_slice(&[6, 3, 0x55, 0x1d, 0x11]);
-                            der(v, 0x04, |v| {
-                                der(v, 0x30, |v| {
-                                    der(v, 0x82, |v| v.extend_from_slice(san.as_bytes()))
-                                })
-                            });
-                        })
-                    })
-                });
-            }
-        });
-        der(v, 0x30, |v| v.extend_from_slice(ECDSA_SHA256));
-        der(v, 0x03, |v| {
-            v.push(0);
-            der(v, 0x30, |v| {
-                der_int_rand(v, r, 32);
-                der_int_rand(v, r, 32);
-            });
-        });
-    });
-}
-
-fn certificate(v: &mut Vec<u8>, r: &mut crate::rng::Rng, host: &str) {
-    v.push(11);
-    with_len(v, 3, |v| {
-        with_len(v, 3, |v| {
-            with_len(v, 3, |v| {
-                der_cert(v, r, host, "Example Issuing CA 1", Some(host))
-            });
-            with_len(v, 3, |v| {
-                der_cert(v, r, "Example Issuing CA 1", "Example Root CA", None)
-            });
-        });
-    });
-}
-
-fn server_key_exchange(v: &mut Vec<u8>, r: &mut crate::rng::Rng) {
-    v.push(12);
-    with_len(v, 3, |v| {
-        v.extend_from_slice(&[3, 0, 0x17, 65, 4]);
-        rand_bytes(v, r, 64);
-        v.extend_from_slice(&[4, 3]);
-        with_len(v, 2, |v| {
-            der(v, 0x30, |v| {
-                der_int_rand(v, r, 32);
-                der_int_rand(v, r, 32);
-            })
-        });
-    });
-}

@@ -116,6 +116,9 @@ pub struct TcpTruth {
     pub tls: u64,
     /// Plain bulk-transfer sessions.
     pub bulk: u64,
+    /// Sessions carrying DNS (the TCP retry after a truncated UDP response).
+    #[serde(default)]
+    pub dns: u64,
     /// TCP payload bytes (both directions, duplicates excluded).
     pub payload_bytes: u64,
 }
@@ -200,9 +203,20 @@ pub struct TlsTruth {
     pub alert_records: u64,
     /// Records whose bytes span more than one TCP segment.
     pub spanning_records: u64,
+    /// QUIC connections (their Initial packets carry a ClientHello and a ServerHello; not
+    /// counted in `sessions` nor in the record counts above, which are TLS over TCP).
+    #[serde(default)]
+    pub quic_sessions: u64,
+    /// Every TLS-over-TCP and QUIC session's handshake, in the order they started; empty when
+    /// there were more than `max_listed` (see `listed`).
+    #[serde(default)]
+    pub list: Vec<crate::tls::TlsSession>,
+    /// True when `list` holds every session.
+    #[serde(default)]
+    pub listed: bool,
 }
 
-/// DNS counts.
+/// DNS counts (UDP and TCP).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DnsTruth {
     /// Queries.
@@ -211,6 +225,22 @@ pub struct DnsTruth {
     pub responses: u64,
     /// Responses with rcode NXDOMAIN.
     pub nxdomain: u64,
+    /// Queries over TCP (included in `queries`).
+    #[serde(default)]
+    pub tcp_queries: u64,
+    /// Responses over TCP (included in `responses`).
+    #[serde(default)]
+    pub tcp_responses: u64,
+    /// UDP responses with the TC bit (each followed by the same query over TCP).
+    #[serde(default)]
+    pub truncated: u64,
+    /// Every transaction, in the order queries were written; empty when there were more than
+    /// `max_listed` (see `listed`).
+    #[serde(default)]
+    pub transactions: Vec<crate::dns::DnsTransaction>,
+    /// True when `transactions` holds every transaction.
+    #[serde(default)]
+    pub listed: bool,
 }
 
 /// ICMP and ICMPv6 counts.

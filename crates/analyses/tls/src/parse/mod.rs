@@ -1,0 +1,3 @@
+//! Zero-copy readers of the TLS handshake layer.
+
+pub mod hello;
