@@ -8,12 +8,15 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # Oracles and peers (tshark/capinfos/editcap, tcpdump, softflowd, httpry, tcprewrite, nfpcapd),
 # build dependencies (libpcap for BPF filter compilation, clang + libbpf headers for the guard),
 # namespace/network tools for the privileged integration tests, and the Prometheus project's
-# Python parser that checks our metrics output, and clickhouse-server for the flow export test.
+# Python parser that checks our metrics output; the servers of the monitoring tests:
+# clickhouse-server (+ zookeeper and a JRE for replicated clusters), nats-server (JetStream bus),
+# prometheus and prometheus-alertmanager (alert rules end to end), chromium (console page tests).
 PKGS=(
   build-essential pkg-config libpcap-dev clang llvm libbpf-dev linux-libc-dev bpftool
   tshark tcpdump wireshark-common softflowd httpry tcpreplay nfdump argus-client argus-server
   iproute2 iperf3 nftables ethtool hyperfine time python3-dpkt gzip iputils-ping sockperf pktanon
-  python3-prometheus-client clickhouse-server
+  python3-prometheus-client clickhouse-server zookeeper default-jre-headless nats-server
+  prometheus prometheus-alertmanager chromium
 )
 
 missing=()
