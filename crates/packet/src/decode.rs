@@ -64,16 +64,6 @@ impl Decoded {
     }
 }
 
-/// The view with a kernel-stripped VLAN tag already counted.
-#[inline]
-fn start(vlan_tci: Option<u16>) -> PacketView {
-    let mut v = PacketView::default();
-    if let Some(tci) = vlan_tci {
-        link::push_vlan(&mut v, tci & 0x0fff);
-    }
-    v
-}
-
 /// Decodes one frame. `vlan_tci` is a tag the kernel stripped from the frame (live capture).
 ///
 /// Never panics and never allocates, whatever the bytes.
@@ -83,15 +73,12 @@ pub fn decode(
     vlan_tci: Option<u16>,
     opts: &DecodeOptions,
 ) -> PacketView {
-    if opts.inner {
-        return *decode_all(data, link, vlan_tci).innermost();
+    let mut v = PacketView::default();
+    if let Some(t) = outer(data, link, vlan_tci, &mut v, opts.inner) {
+        if let Some(inner) = tunnel::inner(data, &v, t) {
+            v = inner;
+        }
     }
-    let mut v = start(vlan_tci);
-    let mut cx = Cx {
-        tunnels: false,
-        pending: None,
-    };
-    link::frame(data, link, &mut v, &mut cx);
     v
 }
 
@@ -101,17 +88,36 @@ pub fn decode(
 ///
 /// Never panics and never allocates, whatever the bytes.
 pub fn decode_all(data: &[u8], link: LinkType, vlan_tci: Option<u16>) -> Decoded {
-    let mut outer = start(vlan_tci);
+    // Built in place (the return slot): no view is copied.
+    let mut d = Decoded {
+        outer: PacketView::default(),
+        inner: None,
+    };
+    if let Some(t) = outer(data, link, vlan_tci, &mut d.outer, true) {
+        d.inner = tunnel::inner(data, &d.outer, t);
+    }
+    d
+}
+
+/// Walks a frame once into `v` (a default view): the outer view, and when `tunnels` the
+/// tunnel it carries, not yet decoded. [`decode`] and [`decode_all`] share this path.
+#[inline(always)]
+fn outer(
+    data: &[u8],
+    link: LinkType,
+    vlan_tci: Option<u16>,
+    v: &mut PacketView,
+    tunnels: bool,
+) -> Option<Pending> {
+    if let Some(tci) = vlan_tci {
+        link::push_vlan(v, tci & 0x0fff);
+    }
     let mut cx = Cx {
-        tunnels: true,
+        tunnels,
         pending: None,
     };
-    link::frame(data, link, &mut outer, &mut cx);
-    let inner = match cx.pending {
-        Some(t) => tunnel::inner(data, &outer, t),
-        None => None,
-    };
-    Decoded { outer, inner }
+    link::frame(data, link, v, &mut cx);
+    cx.pending
 }
 
 #[cfg(test)]

@@ -414,6 +414,11 @@ impl TunnelHeader {
                 _ => None,
             }
         }
+        // Most datagrams are on none of these ports: one range test each rules them out.
+        const PORTS: std::ops::RangeInclusive<u16> = 4789..=6635;
+        if !PORTS.contains(&dst_port) && !PORTS.contains(&src_port) {
+            return None;
+        }
         by(dst_port).or_else(|| by(src_port))
     }
 

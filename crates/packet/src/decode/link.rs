@@ -31,9 +31,14 @@ fn fail(v: &mut PacketView, why: Bad, layer: Layer) {
 
 /// Decodes a whole frame of link type `link`.
 pub(super) fn frame(data: &[u8], link: LinkType, v: &mut PacketView, cx: &mut Cx) {
-    // The common case first, without a detour through the link-header table.
+    // The common cases first, without a detour through the link-header table or the walk.
     if link == LinkType::ETHERNET {
-        return walk(data, 0, Next::Ethernet, v, cx);
+        return match be16(data, 12) {
+            Some(ethertype::IPV4) => ip::ipv4(data, 14, v, cx),
+            Some(ethertype::IPV6) => ip::ipv6(data, 14, v, cx),
+            Some(et) => walk(data, 14, Next::EtherType(et), v, cx),
+            None => v.status = DecodeStatus::Truncated(Layer::Link),
+        };
     }
     match encap::link(data, link) {
         None => v.status = DecodeStatus::Undecoded,

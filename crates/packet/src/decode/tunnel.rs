@@ -24,6 +24,8 @@ pub(super) struct Pending {
 /// [`tunnel`](PacketView::tunnel) is the outermost tunnel's kind and its
 /// [`outer_l3_offset`](PacketView::outer_l3_offset) the outer IP header's offset; its VLAN
 /// fields continue the outer ones (tags inside the tunnel count after those outside).
+// Kept out of line: untunnelled frames, the common case, never call it.
+#[inline(never)]
 pub(super) fn inner(data: &[u8], outer: &PacketView, first: Pending) -> Option<PacketView> {
     let mut best: Option<PacketView> = None;
     let mut pending = Some(first);
