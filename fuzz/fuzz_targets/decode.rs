@@ -1,9 +1,10 @@
 //! Fuzzes the frame decoder: any bytes, any link type, with and without tunnel decoding. The
-//! decoder must never panic and every offset it reports must stay inside the frame.
+//! decoder must never panic, every offset it reports must stay inside the frame, and the
+//! one-walk `decode_all` must give exactly what `decode` gives for each view.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netspectra_packet::{decode, DecodeOptions, FlowKey, LinkType};
+use netspectra_packet::{decode, decode_all, DecodeOptions, FlowKey, LinkType};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 3 {
@@ -16,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
     let v = decode(frame, link, tci, &DecodeOptions { inner });
     assert!(v.payload_offset as usize + v.payload_len as usize <= frame.len());
     assert!(v.l4_offset as usize <= frame.len());
+    let all = decode_all(frame, link, tci);
+    assert_eq!(*all.view(inner), v);
     if let Some(k) = FlowKey::from_view(&v) {
         let _ = netspectra_packet::community_id_v1(&k, 0);
         assert_eq!(k.symmetric_hash(), k.reversed().symmetric_hash());

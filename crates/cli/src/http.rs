@@ -106,8 +106,13 @@ pub struct HttpArgs {
     /// Do not parse User-Agent strings.
     #[arg(long)]
     no_ua: bool,
-    /// Decode HTTP inside GRE/VXLAN/GENEVE/IP-in-IP tunnels.
+    /// Do not look inside tunnels. By default HTTP is also found in packets carried by GRE,
+    /// ERSPAN, VXLAN, VXLAN-GPE, GENEVE, MPLS over UDP, PIM register and IP-in-IP tunnels
+    /// (nested up to four deep), as tshark, Zeek and Suricata do.
     #[arg(long)]
+    no_tunnels: bool,
+    /// Look inside tunnels: the default (accepted for older command lines).
+    #[arg(long, hide = true, conflicts_with = "no_tunnels")]
     tunnels: bool,
     /// Summary format (printed on stderr when records go to stdout, else on stdout).
     #[arg(long, value_enum, default_value = "text")]
@@ -187,6 +192,7 @@ fn config(a: &HttpArgs) -> HttpConfig {
             max_value: a.max_value_len,
         },
         parse_user_agent: !a.no_ua,
+        decode_tunnels: a.tunnels || !a.no_tunnels,
         ..HttpConfig::default()
     }
 }
@@ -212,7 +218,8 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             Some(
                 FIELDS
                     .iter()
-                    .filter(|f| **f != "headers")
+                    // Both are maps or rarely set; `-F` selects them.
+                    .filter(|f| **f != "headers" && **f != "lenient")
                     .map(|f| f.to_string())
                     .collect(),
             )

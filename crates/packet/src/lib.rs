@@ -15,7 +15,8 @@ pub mod time;
 
 pub use community_id::{community_id_v1, push_community_id_v1};
 pub use decode::{
-    decode, DecodeOptions, DecodeStatus, Fragment, L3Proto, Layer, PacketView, TcpFlags, Tunnel,
+    decode, decode_all, DecodeOptions, DecodeStatus, Decoded, Fragment, L3Proto, Layer, PacketView,
+    TcpFlags, Tunnel,
 };
 pub use flow_key::{FlowKey, IpPair};
 pub use icmp::{icmp_counterpart, icmp_role, IcmpRole};

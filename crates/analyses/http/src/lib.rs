@@ -23,8 +23,10 @@ use netspectra_packet::{
     community_id_v1, decode, Batch, DecodeOptions, FlowKey, Fragment, Packet, PacketView, TcpFlags,
     Timestamp,
 };
-use parse::{parse, parse_partial, ExtractOptions, FramingHint, Interner, Message, Parsed};
-pub use record::{HttpRecord, Kind, Text, FIELDS};
+use parse::{
+    http09_request, parse, parse_partial, ExtractOptions, FramingHint, Interner, Message, Parsed,
+};
+pub use record::{HttpRecord, Kind, Lenient, Text, FIELDS};
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 pub use summary::{Malformed, Stats, Summary};
@@ -66,7 +68,9 @@ pub struct HttpConfig {
     pub ua_cache_slots: usize,
     /// Keys kept per summary count map (hosts, User-Agents, methods).
     pub summary_keys: usize,
-    /// Decode the packet inside GRE/VXLAN/GENEVE/IP-in-IP tunnels.
+    /// Find HTTP inside tunnels (GRE, ERSPAN, VXLAN, VXLAN-GPE, GENEVE, MPLS over UDP, PIM
+    /// register, IP-in-IP; on by default, as tshark, Zeek and Suricata do): records then
+    /// carry the tunnelled connection's addresses.
     pub decode_tunnels: bool,
 }
 
@@ -82,7 +86,7 @@ impl Default for HttpConfig {
             parse_user_agent: true,
             ua_cache_slots: 4096,
             summary_keys: 10_000,
-            decode_tunnels: false,
+            decode_tunnels: true,
         }
     }
 }
@@ -195,6 +199,10 @@ struct Conn {
     last_seen: i64,
     closed: bool,
     tunnel: bool,
+    /// A CONNECT was answered 2xx and nothing has gone through the tunnel yet: its first
+    /// bytes tell whether it carries plain HTTP (parsed on) or something else (TLS: the
+    /// connection becomes a tunnel, no more parsing).
+    connect_probe: bool,
     dirs: [Dir; 2],
     pending: VecDeque<Pending>,
     cid: Option<Text>,
@@ -208,6 +216,7 @@ impl Conn {
             last_seen: now,
             closed: false,
             tunnel: false,
+            connect_probe: false,
             dirs: [Dir::new(), Dir::new()],
             pending: VecDeque::new(),
             cid: None,
@@ -372,14 +381,21 @@ impl HttpAnalyzer {
             let c = self.conn_mut(idx);
             c.closed = false;
             c.tunnel = false;
+            c.connect_probe = false;
             c.dirs = [Dir::new(), Dir::new()];
         }
-        if flags.has(TcpFlags::SYN) {
+        // The SYN takes one sequence number; data it carries (TCP Fast Open, on the SYN or the
+        // SYN-ACK) starts after it and is stream data like any other.
+        let syn = flags.has(TcpFlags::SYN);
+        let seq = if syn {
             let dir = &mut self.conn_mut(idx).dirs[d];
             if dir.next_seq.is_none() {
                 dir.next_seq = Some(seq.wrapping_add(1));
             }
-        }
+            seq.wrapping_add(1)
+        } else {
+            seq
+        };
 
         if wire_len > 0 && !self.conn(idx).closed {
             let dir = &mut self.conn_mut(idx).dirs[d];
@@ -405,8 +421,13 @@ impl HttpAnalyzer {
                     self.stats.gaps += 1;
                     self.on_gap(idx, d, gap as u64);
                 }
+                let data = payload.get(skip..).unwrap_or(&[]);
+                if self.conn(idx).connect_probe && !data.is_empty() {
+                    let c = self.conn_mut(idx);
+                    c.connect_probe = false;
+                    c.tunnel = classify(data) == Start::None;
+                }
                 if !self.conn(idx).tunnel {
-                    let data = payload.get(skip..).unwrap_or(&[]);
                     self.consume(idx, d, ts, data);
                     let missing = wire_len.saturating_sub(skip.max(payload.len()));
                     if missing > 0 {
@@ -599,6 +620,17 @@ impl HttpAnalyzer {
         dir.state = State::Lost;
         let buf = std::mem::take(&mut dir.buf);
         let ts = dir.msg_ts;
+        if kind == Start::Request {
+            // A request line without a version and nothing after it is a whole HTTP/0.9
+            // request, not a cut one.
+            if let Some(m) = http09_request(&buf, &self.cfg.extract) {
+                self.emit(idx, d, ts, Box::new(m), false);
+                let dir = &mut self.conn_mut(idx).dirs[d];
+                dir.buf = buf;
+                dir.buf.clear();
+                return;
+            }
+        }
         let m = match kind {
             // Confirmed once its request line is complete and ends in `HTTP/1.x`.
             Start::MaybeRequest if classify(&buf) != Start::Request => None,
@@ -613,12 +645,28 @@ impl HttpAnalyzer {
         dir.buf.clear();
     }
 
+    /// When direction `d` answers while the other direction holds an HTTP/0.9 request line
+    /// (no version, nothing after it), that request is complete and this is its response:
+    /// a body without a status line, running to the close. Returns whether it was so.
+    fn answer_http09(&mut self, idx: u32, d: usize) -> bool {
+        let req = &self.conn(idx).dirs[1 - d];
+        if req.state != State::Header(Start::Request)
+            || http09_request(&req.buf, &self.cfg.extract).is_none()
+        {
+            return false;
+        }
+        self.abandon_header(idx, 1 - d);
+        self.conn_mut(idx).dirs[d].state = State::UntilClose;
+        true
+    }
+
     /// Runs the parser of direction `d` over in-order bytes.
     fn consume(&mut self, idx: u32, d: usize, ts: Timestamp, mut p: &[u8]) {
         while !p.is_empty() {
             let state = self.conn(idx).dirs[d].state;
             match state {
                 State::Idle | State::Lost => match classify(p) {
+                    Start::None if self.answer_http09(idx, d) => {}
                     Start::None => {
                         if state == State::Idle {
                             self.stats.malformed(Malformed::UnexpectedData);
@@ -799,6 +847,7 @@ impl HttpAnalyzer {
             latency_us: None,
             partial: false,
             headers: None,
+            lenient: None,
         }
     }
 
@@ -863,6 +912,7 @@ impl HttpAnalyzer {
         rec.content_length = m.content_length;
         rec.transfer_encoding = m.transfer_encoding;
         rec.headers = m.headers;
+        rec.lenient = m.lenient;
         let pending = Pending {
             dir: d as u8,
             ts,
@@ -933,8 +983,16 @@ impl HttpAnalyzer {
             let connect_ok =
                 req_method.as_deref() == Some("CONNECT") && (200..300).contains(&status);
             let tunnel = status == 101 || connect_ok;
+            if connect_ok {
+                // The tunnel's first bytes decide whether parsing goes on (plain HTTP through
+                // the proxy) or stops (TLS and anything else); both directions start afresh.
+                c.connect_probe = true;
+                c.dirs[1 - d].state = State::Lost;
+            }
             let dir = &mut c.dirs[d];
-            dir.state = if tunnel {
+            dir.state = if connect_ok {
+                State::Lost
+            } else if tunnel {
                 // The connection now carries another protocol.
                 c.tunnel = true;
                 State::Lost

@@ -1,7 +1,7 @@
 //! Turning one header block into owned fields with httparse: the standard fields, the body
 //! framing, and the configured extra headers (capped and redacted).
 
-use crate::record::Text;
+use crate::record::{Lenient, Text};
 use crate::summary::Malformed;
 use crate::HeaderSelect;
 use std::collections::BTreeMap;
@@ -54,6 +54,8 @@ pub struct Message {
     pub framing: Option<FramingHint>,
     /// A header line was skipped as invalid.
     pub bad_line: Option<Malformed>,
+    /// The request line was read leniently.
+    pub lenient: Option<Lenient>,
 }
 
 /// What the headers say about the body.
@@ -158,9 +160,129 @@ pub fn parse(buf: &[u8], request: bool, opts: &ExtractOptions, intern: &mut Inte
                 Err(e2) => Parsed::Invalid(error_reason(e2, request)),
             }
         }
+        // A request line with spaces in its target or without a version: read it as tshark
+        // and Zeek do.
+        Err(e @ (httparse::Error::Token | httparse::Error::Version)) if request => {
+            lenient_request(buf, opts, intern).unwrap_or(Parsed::Invalid(error_reason(e, true)))
+        }
         Err(e) => Parsed::Invalid(error_reason(e, request)),
         Ok(p) => p,
     }
+}
+
+/// Longest request line read leniently.
+const MAX_LENIENT_LINE: usize = 8192;
+
+/// The parts of a request line httparse refused.
+struct LenientLine<'a> {
+    method: &'a [u8],
+    target: &'a [u8],
+    /// The minor version of `HTTP/1.x`; `None` when the line has no version.
+    version: Option<u8>,
+    how: Lenient,
+}
+
+/// Splits a request line httparse refused; `None` unless every byte is printable ASCII, the
+/// method is a token, the target is not empty and a version, if any, is HTTP/1.0 or 1.1.
+fn lenient_line(line: &[u8]) -> Option<LenientLine<'_>> {
+    if !line.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    let sp = line.iter().position(|&b| b == b' ')?;
+    let method = &line[..sp];
+    if method.is_empty()
+        || !method
+            .iter()
+            .all(|&b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    let rest = line[sp..].trim_ascii();
+    let last = rest.rsplit(|&b| b == b' ').next().unwrap_or(rest);
+    let version = match last {
+        b"HTTP/1.0" => Some(0),
+        b"HTTP/1.1" => Some(1),
+        // Another version (HTTP/2.0, HTTP/1.2, ...) is not HTTP/1.x.
+        v if v.starts_with(b"HTTP/") => return None,
+        _ => None,
+    };
+    let target = match version {
+        Some(_) => rest[..rest.len() - last.len()].trim_ascii_end(),
+        None => rest,
+    };
+    if target.is_empty() {
+        return None;
+    }
+    Some(LenientLine {
+        method,
+        target,
+        version,
+        how: match version {
+            Some(_) => Lenient::SpaceInUri,
+            None => Lenient::NoVersion,
+        },
+    })
+}
+
+/// Reads a request whose line httparse refused (see [`lenient_line`]); its headers, if any,
+/// must parse. A line alone, with nothing after it yet, is `Partial`: headers may follow, or
+/// it is an HTTP/0.9 request, which [`http09_request`] completes when the client stops.
+fn lenient_request(buf: &[u8], opts: &ExtractOptions, intern: &mut Interner) -> Option<Parsed> {
+    let Some(eol) = buf.iter().take(MAX_LENIENT_LINE).position(|&b| b == b'\n') else {
+        // The line is not complete: wait for it while it can still be one.
+        let ok = buf.len() < MAX_LENIENT_LINE && buf.iter().all(|&b| (0x20..0x7f).contains(&b));
+        return ok.then_some(Parsed::Partial);
+    };
+    let line = &buf[..eol];
+    let parts = lenient_line(line.strip_suffix(b"\r").unwrap_or(line))?;
+    let after = &buf[eol + 1..];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let (used, hs): (usize, &[httparse::Header<'_>]) = if after.is_empty() {
+        return Some(Parsed::Partial);
+    } else if after.starts_with(b"\r\n") {
+        (2, &[])
+    } else if after.starts_with(b"\n") {
+        (1, &[])
+    } else {
+        match httparse::parse_headers(after, &mut headers) {
+            Ok(httparse::Status::Complete((n, hs))) => (n, hs),
+            Ok(httparse::Status::Partial) => return Some(Parsed::Partial),
+            Err(e) => return Some(Parsed::Invalid(error_reason(e, true))),
+        }
+    };
+    let mut m = lenient_message(&parts, opts);
+    fill_headers(&mut m, hs, opts, intern);
+    Some(Parsed::Complete(eol + 1 + used, Box::new(m)))
+}
+
+fn lenient_message(l: &LenientLine<'_>, opts: &ExtractOptions) -> Message {
+    Message {
+        is_request: true,
+        // The method is ASCII (checked by `lenient_line`).
+        method: Some(method(
+            std::str::from_utf8(l.method).unwrap_or("-"),
+            opts.max_value,
+        )),
+        uri: Some(text(l.target, opts.max_value)),
+        version: l.version.map(version),
+        lenient: Some(l.how),
+        ..Message::default()
+    }
+}
+
+/// An HTTP/0.9 request: `buf` is exactly one request line without a version and its line
+/// end, and the client sent nothing after it (it closed, or the server answered).
+pub fn http09_request(buf: &[u8], opts: &ExtractOptions) -> Option<Message> {
+    let line = buf.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.contains(&b'\n') {
+        return None;
+    }
+    let parts = lenient_line(line)?;
+    parts
+        .version
+        .is_none()
+        .then(|| lenient_message(&parts, opts))
 }
 
 fn parse_req<'b>(

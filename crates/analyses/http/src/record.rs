@@ -93,6 +93,18 @@ pub enum Kind {
     Transaction,
 }
 
+/// How a request line that a strict parser refuses was read (tshark and Zeek read these
+/// too, and so does this crate; the record says so).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lenient {
+    /// Spaces inside the request target (`GET /a b HTTP/1.1`): the target is everything
+    /// between the method and the version.
+    SpaceInUri,
+    /// No version (`GET /path`, HTTP/0.9 style, alone or followed by headers).
+    NoVersion,
+}
+
 /// One HTTP record. Fields that do not apply (or were absent) are `None`.
 ///
 /// Addresses are as seen on the wire for requests and responses (a response goes from the
@@ -176,6 +188,9 @@ pub struct HttpRecord {
     /// Extra headers (names lower-cased; repeated headers joined by `, `), when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
+    /// Set when the request line was read leniently (see [`Lenient`]); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lenient: Option<Lenient>,
 }
 
 /// Every column name a record has, in output order (for CSV/TSV field lists).
@@ -216,4 +231,5 @@ pub const FIELDS: &[&str] = &[
     "latency_us",
     "partial",
     "headers",
+    "lenient",
 ];

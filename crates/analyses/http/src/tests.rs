@@ -387,6 +387,187 @@ fn interim_and_upgrade() {
     );
 }
 
+impl Conv {
+    /// Sends a segment with the SYN flag (and ACK for the server's SYN-ACK) carrying `b`;
+    /// the SYN takes one sequence number before the data.
+    fn syn(&mut self, from_server: bool, b: &[u8]) -> u32 {
+        let d = from_server as usize;
+        let s = self.seq[d];
+        self.seq[d] = s.wrapping_add(1 + b.len() as u32);
+        self.t += 1_000_000;
+        let k = self.key(from_server);
+        let f = TcpFlags::SYN | if from_server { TcpFlags::ACK } else { 0 };
+        self.a
+            .on_segment(Timestamp(self.t), &k, s, TcpFlags(f), b, b.len());
+        s
+    }
+}
+
+#[test]
+fn fast_open_data_on_syn_and_syn_ack_is_stream_data() {
+    let mut c = Conv::new(HttpConfig::default());
+    let syn = c.syn(false, REQ);
+    c.syn(true, b"HTTP/1.1 204 No Content\r\n\r\n");
+    // The SYN retransmitted with the same data is a duplicate, not a second request.
+    c.t += 1_000_000;
+    let k = c.key(false);
+    c.a.on_segment(
+        Timestamp(c.t),
+        &k,
+        syn,
+        TcpFlags(TcpFlags::SYN),
+        REQ,
+        REQ.len(),
+    );
+    c.send(false, b"GET /second HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    c.send(true, RESP);
+    let (r, s) = c.done();
+    let lines: Vec<_> = r
+        .iter()
+        .map(|x| (x.kind, x.method.as_deref(), x.uri.as_deref(), x.status))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (Kind::Request, Some("GET"), Some("/index.html"), None),
+            (Kind::Response, Some("GET"), Some("/index.html"), Some(204)),
+            (Kind::Request, Some("GET"), Some("/second"), None),
+            (Kind::Response, Some("GET"), Some("/second"), Some(200)),
+        ]
+    );
+    assert_eq!((s.malformed_total(), s.retransmissions), (0, 1));
+}
+
+#[test]
+fn lenient_request_lines_are_recorded_and_marked() {
+    let mut c = Conv::new(HttpConfig::default());
+    c.send(false, b"GET /a b/c d HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.send(true, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    c.send(false, b"GET /noversion\r\nHost: y\r\n\r\n");
+    c.send(true, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    c.send(false, REQ);
+    let (r, s) = c.done();
+    let reqs: Vec<_> = r
+        .iter()
+        .filter(|x| x.kind == Kind::Request)
+        .map(|x| {
+            (
+                x.uri.as_deref(),
+                x.host.as_deref(),
+                x.version.as_deref(),
+                x.lenient,
+            )
+        })
+        .collect();
+    assert_eq!(
+        reqs,
+        [
+            (
+                Some("/a b/c d"),
+                Some("x"),
+                Some("HTTP/1.1"),
+                Some(Lenient::SpaceInUri)
+            ),
+            (
+                Some("/noversion"),
+                Some("y"),
+                None,
+                Some(Lenient::NoVersion)
+            ),
+            (
+                Some("/index.html"),
+                Some("example.com"),
+                Some("HTTP/1.1"),
+                None
+            ),
+        ]
+    );
+    assert_eq!((s.paired, s.malformed_total()), (2, 0));
+    // Absent from a strictly parsed record's JSON, present in a lenient one's.
+    let json = |x: &HttpRecord| serde_json::to_string(x).unwrap();
+    assert!(!json(&r[4]).contains("lenient"));
+    assert!(
+        json(&r[0]).ends_with(r#","lenient":"space_in_uri"}"#),
+        "{}",
+        json(&r[0])
+    );
+}
+
+#[test]
+fn lenient_parsing_still_refuses_garbage() {
+    for bad in [
+        &b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET \r\nHost: x\r\n\r\n",
+        b"GET /x\r\nthis is no header\r\n\r\n",
+    ] {
+        let mut c = Conv::new(HttpConfig::default());
+        c.send(false, bad);
+        let (r, s) = c.done();
+        assert!(r.iter().all(|x| x.lenient.is_none() || x.partial), "{r:?}");
+        assert!(
+            s.malformed_total() >= 1 || r.iter().all(|x| x.partial),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn http09_request_then_body_to_the_close() {
+    let mut c = Conv::new(HttpConfig::default());
+    c.send(false, b"GET /old.html\r\n");
+    c.send(true, b"<html>GET / HTTP/1.1 is not a request here</html>");
+    c.flags(true, TcpFlags::FIN | TcpFlags::ACK);
+    c.flags(false, TcpFlags::FIN | TcpFlags::ACK);
+    // And one the client ended itself, with no answer.
+    let mut c2 = Conv::new(HttpConfig::default());
+    c2.send(false, b"GET /alone\r\n");
+    c2.flags(false, TcpFlags::FIN | TcpFlags::ACK);
+    for (c, uri) in [(c, "/old.html"), (c2, "/alone")] {
+        let (r, s) = c.done();
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].uri.as_deref(), Some(uri));
+        assert_eq!(
+            (r[0].lenient, r[0].partial),
+            (Some(Lenient::NoVersion), false)
+        );
+        assert_eq!((s.requests, s.responses, s.malformed_total()), (1, 0, 0));
+    }
+}
+
+#[test]
+fn connect_tunnel_with_plain_http_is_parsed_and_tls_is_not() {
+    let connect = b"CONNECT example.com:80 HTTP/1.1\r\nHost: example.com:80\r\n\r\n";
+    let ok = b"HTTP/1.1 200 Connection established\r\n\r\n";
+    let mut c = Conv::new(HttpConfig::default());
+    c.send(false, connect);
+    c.send(true, ok);
+    c.send(false, b"GET /inner HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    c.send(true, RESP);
+    let (r, s) = c.done();
+    let got: Vec<_> = r.iter().map(|x| (x.method.as_deref(), x.status)).collect();
+    assert_eq!(
+        got,
+        [
+            (Some("CONNECT"), None),
+            (Some("CONNECT"), Some(200)),
+            (Some("GET"), None),
+            (Some("GET"), Some(200))
+        ]
+    );
+    assert_eq!((s.tunnels, s.malformed_total()), (1, 0));
+
+    let mut c = Conv::new(HttpConfig::default());
+    c.send(false, connect);
+    c.send(true, ok);
+    c.send(false, b"\x16\x03\x01\x00\x05hello");
+    c.send(false, b"GET /looks-like-http HTTP/1.1\r\n\r\n");
+    c.send(true, b"HTTP/1.1 200 OK\r\n\r\n");
+    let (r, s) = c.done();
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!((s.tunnels, s.malformed_total()), (1, 0));
+}
+
 #[test]
 fn pipelining_in_one_segment() {
     let mut c = Conv::new(HttpConfig::default());

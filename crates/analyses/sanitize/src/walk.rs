@@ -1,5 +1,6 @@
 //! Walks one frame layer by layer over a mutable buffer: rewrites every address it understands
-//! (outer and tunnelled headers, packets quoted in ICMP errors, ARP, NDP), applies the masking
+//! (outer and tunnelled headers, packets quoted in ICMP errors, ARP, NDP; the layers below IP
+//! and the tunnels are in [`encap`]), applies the masking
 //! rules above each transport header, masks everything above the last layer understood, and
 //! keeps each checksum exactly as right or wrong as it was.
 
@@ -7,6 +8,13 @@ use crate::anon::Anonymizer;
 use crate::checksum;
 use crate::mask::{is_dns_port, Act, Bucket, DirKey, Masker};
 use netspectra_packet::LinkType;
+
+mod dns;
+mod encap;
+mod icmp;
+mod ipv6_ext;
+
+use ipv6_ext::final_destination;
 
 /// Deepest encapsulation followed (tunnels and ICMP quotes); deeper layers are masked.
 const MAX_DEPTH: u8 = 6;
@@ -17,40 +25,6 @@ const MAX_SCOPES: usize = 24;
 const MAX_ADDR_EXTS: usize = 4;
 /// IPv6 destination option carrying a Mobile IPv6 home address (RFC 6275).
 const OPT_HOME_ADDRESS: u8 = 0xc9;
-
-/// End of the (possibly compressed) DNS name at `p`, or `None` when it runs past `end`.
-fn skip_dns_name(buf: &[u8], mut p: usize, end: usize) -> Option<usize> {
-    loop {
-        let l = *buf.get(p).filter(|_| p < end)? as usize;
-        match l {
-            0 => return Some(p + 1),
-            l if l & 0xc0 == 0xc0 => return (p + 2 <= end).then_some(p + 2),
-            l if l & 0xc0 == 0 => p += 1 + l,
-            _ => return None,
-        }
-    }
-}
-
-/// Offset of the final destination inside the routing header at `p` (`l` bytes, captured up to
-/// `ip_end`) while segments are left: the last address of a type 0 or 2 header, the first
-/// entry of a segment list (type 4); `None` when the IPv6 destination is the final one.
-fn final_destination(buf: &[u8], p: usize, l: usize, ip_end: usize) -> Option<usize> {
-    if buf[p + 3] == 0 {
-        return None;
-    }
-    let at = match buf[p + 2] {
-        0 | 2 => {
-            let n = buf[p + 1] as usize / 2;
-            if n == 0 {
-                return None;
-            }
-            p + 8 + 16 * (n - 1)
-        }
-        4 => p + 8,
-        _ => return None,
-    };
-    (at + 16 <= (p + l).min(ip_end)).then_some(at)
-}
 
 /// Kinds of checksums, for counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,7 +226,7 @@ impl<'a> Walker<'a> {
                     self.ethertype(buf, et, 20, end, 0);
                 }
             }
-            _ => self.unparsed(buf, 0, end),
+            _ => self.other_link(buf, link, end),
         }
         self.finish(buf);
         self.res
@@ -286,6 +260,11 @@ impl<'a> Walker<'a> {
             }
             let mut new = checksum::adjust(old, before, after);
             if s.kind == CkKind::Udp as u8 && new == 0 {
+                new = 0xffff;
+            } else if new == 0 && s.complete && self.scope_sum(buf, &s, true) == 0 {
+                // One's complement has two zeros, and the incremental rule can give 0x0000
+                // where covered bytes that are all zero (an ICMP echo with id, sequence and
+                // masked payload 0) need 0xffff. Rare: only then are the bytes summed.
                 new = 0xffff;
             }
             buf[s.ck..s.ck + 2].copy_from_slice(&new.to_be_bytes());
@@ -418,72 +397,6 @@ impl<'a> Walker<'a> {
         let _ = buf;
         self.scopes[self.nscopes] = s;
         self.nscopes += 1;
-    }
-
-    fn ether(&mut self, buf: &mut [u8], off: usize, end: usize, depth: u8) {
-        if off + 14 > end {
-            self.unparsed(buf, off, end);
-            return;
-        }
-        if self.anon.is_some() {
-            self.addr(buf, off, AddrKind::Mac);
-            self.addr(buf, off + 6, AddrKind::Mac);
-        }
-        let et = be16(buf, off + 12);
-        self.ethertype(buf, et, off + 14, end, depth);
-    }
-
-    fn ethertype(&mut self, buf: &mut [u8], mut et: u16, mut off: usize, end: usize, depth: u8) {
-        loop {
-            match et {
-                0x8100 | 0x88a8 | 0x9100 => {
-                    if off + 4 > end {
-                        self.unparsed(buf, off, end);
-                        return;
-                    }
-                    et = be16(buf, off + 2);
-                    off += 4;
-                }
-                0x8847 | 0x8848 => {
-                    // MPLS: skip the label stack, then guess IPv4/IPv6 from the version nibble.
-                    loop {
-                        if off + 4 > end {
-                            self.unparsed(buf, off, end);
-                            return;
-                        }
-                        let bos = buf[off + 2] & 1 == 1;
-                        off += 4;
-                        if bos {
-                            break;
-                        }
-                    }
-                    self.ip_by_version(buf, off, end, depth);
-                    return;
-                }
-                0x8864 => {
-                    // PPPoE session: 6-byte header, then a PPP protocol number.
-                    if off + 8 > end {
-                        self.unparsed(buf, off, end);
-                        return;
-                    }
-                    let p = be16(buf, off + 6);
-                    off += 8;
-                    match p {
-                        0x0021 => self.ipv4(buf, off, end, depth, false),
-                        0x0057 => self.ipv6(buf, off, end, depth, false),
-                        _ => self.unparsed(buf, off, end),
-                    }
-                    return;
-                }
-                0x0800 => return self.ipv4(buf, off, end, depth, false),
-                0x86dd => return self.ipv6(buf, off, end, depth, false),
-                0x0806 => return self.arp(buf, off, end),
-                _ => {
-                    self.unparsed(buf, off, end);
-                    return;
-                }
-            }
-        }
     }
 
     fn arp(&mut self, buf: &mut [u8], off: usize, end: usize) {
@@ -695,66 +608,6 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Rewrites the addresses of the noted extension headers (`(type, start, end)`, captured up
-    /// to `ip_end`): routing header addresses and segment lists, and home address options.
-    fn anon_exts(&mut self, buf: &mut [u8], exts: &[(u8, usize, usize)], ip_end: usize) {
-        if self.anon.is_none() {
-            return;
-        }
-        for &(kind, p, hend) in exts {
-            let hend = hend.min(ip_end);
-            if kind == 43 {
-                match buf[p + 2] {
-                    // Source route (type 0, deprecated), Mobile IPv6 (type 2), segment
-                    // routing (type 4, only its segment list): 16-byte addresses from byte 8.
-                    0 | 2 | 4 => {
-                        let n = if buf[p + 2] == 4 {
-                            buf[p + 4] as usize + 1
-                        } else {
-                            buf[p + 1] as usize / 2
-                        };
-                        for k in 0..n {
-                            let a = p + 8 + 16 * k;
-                            if a >= hend {
-                                break;
-                            }
-                            if a + 16 <= hend {
-                                self.addr(buf, a, AddrKind::V6);
-                            } else {
-                                self.wipe(buf, a, hend);
-                            }
-                        }
-                    }
-                    // Other routing types (RPL's compressed addresses, ...): not understood.
-                    _ => self.wipe(buf, (p + 8).min(hend), hend),
-                }
-                continue;
-            }
-            // Options: Pad1 is one byte, every other option is type, length, data.
-            let mut q = p + 2;
-            while q < hend {
-                let t = buf[q];
-                if t == 0 {
-                    q += 1;
-                    continue;
-                }
-                if q + 2 > hend {
-                    break;
-                }
-                let len = buf[q + 1] as usize;
-                if t == OPT_HOME_ADDRESS {
-                    let a = q + 2;
-                    if len == 16 && a + 16 <= hend {
-                        self.addr(buf, a, AddrKind::V6);
-                    } else {
-                        self.wipe(buf, a.min(hend), (a + len).min(hend));
-                    }
-                }
-                q += 2 + len;
-            }
-        }
-    }
-
     /// Zero-fills `buf[from..to]` whatever the masking rules say (addresses that cannot be
     /// rewritten), accounting for checksums.
     fn wipe(&mut self, buf: &mut [u8], from: usize, to: usize) {
@@ -837,95 +690,8 @@ impl<'a> Walker<'a> {
             47 if !ip.quoted => self.gre(buf, l4, end, depth),
             // An Ethernet frame carried directly over IP (SRv6 L2 services, RFC 8986).
             143 if !ip.quoted => self.ether(buf, l4, end, depth + 1),
+            103 if !ip.quoted && self.pim_register(buf, l4, end, depth) => {}
             _ => self.unparsed(buf, l4, end),
-        }
-    }
-
-    /// True when addresses are rewritten and DNS payloads stay (no masking, or `keep_dns`).
-    fn keeps_dns(&self) -> bool {
-        self.anon.is_some() && self.masker.as_deref().is_none_or(|m| m.keeps_dns())
-    }
-
-    /// Rewrites the addresses a kept DNS message in `buf[msg..end]` carries: A and AAAA
-    /// records of every section, and the client subnet of an EDNS option (RFC 7871, mapped
-    /// like a whole address, then cut to its source prefix). Parsing stops at the first thing
-    /// out of bounds; what was rewritten stays rewritten.
-    fn dns_addresses(&mut self, buf: &mut [u8], msg: usize, end: usize) {
-        if msg + 12 > end {
-            return;
-        }
-        let count = |i: usize| be16(buf, msg + 4 + 2 * i) as usize;
-        let (qd, rrs) = (count(0), count(1) + count(2) + count(3));
-        let mut p = msg + 12;
-        for _ in 0..qd {
-            let Some(q) = skip_dns_name(buf, p, end) else {
-                return;
-            };
-            p = q + 4;
-        }
-        for _ in 0..rrs {
-            let Some(q) = skip_dns_name(buf, p, end) else {
-                return;
-            };
-            if q + 10 > end {
-                return;
-            }
-            let (rtype, rdlen) = (be16(buf, q), be16(buf, q + 8) as usize);
-            let rdata = q + 10;
-            if rdata + rdlen > end {
-                return;
-            }
-            match (rtype, rdlen) {
-                (1, 4) => self.addr(buf, rdata, AddrKind::V4),
-                (28, 16) => self.addr(buf, rdata, AddrKind::V6),
-                (41, _) => self.dns_client_subnet(buf, rdata, rdata + rdlen),
-                _ => {}
-            }
-            p = rdata + rdlen;
-        }
-    }
-
-    /// Maps the address of an EDNS client-subnet option among the options in `buf[p..end]`.
-    fn dns_client_subnet(&mut self, buf: &mut [u8], mut p: usize, end: usize) {
-        while p + 4 <= end {
-            let (code, len) = (be16(buf, p), be16(buf, p + 2) as usize);
-            let data = p + 4;
-            if data + len > end {
-                return;
-            }
-            if code == 8 && len >= 4 {
-                let (family, bits) = (be16(buf, data), buf[data + 2] as usize);
-                let alen = match family {
-                    1 => 4,
-                    2 => 16,
-                    _ => 0,
-                };
-                let n = len - 4;
-                if alen > 0 && n <= alen {
-                    // Prefix-preserving: the first `bits` of the mapped whole address depend
-                    // only on the first `bits` of the original.
-                    let mut whole = [0u8; 16];
-                    whole[..n].copy_from_slice(&buf[data + 4..data + 4 + n]);
-                    if let Some(a) = self.anon.as_deref_mut() {
-                        if alen == 4 {
-                            a.rewrite_v4(&mut whole[..4]);
-                        } else {
-                            a.rewrite_v6(&mut whole);
-                        }
-                    }
-                    let bits = bits.min(8 * n);
-                    for (i, b) in whole.iter_mut().enumerate().take(n) {
-                        let keep = bits.saturating_sub(8 * i).min(8);
-                        *b &= !(0xffu8.checked_shr(keep as u32).unwrap_or(0));
-                    }
-                    let field = data + 4;
-                    let old = checksum::sum(&buf[field..field + n], false);
-                    buf[field..field + n].copy_from_slice(&whole[..n]);
-                    let new = checksum::sum(&buf[field..field + n], false);
-                    self.changed(field, old, new);
-                }
-            }
-            p = data + len;
         }
     }
 
@@ -993,23 +759,8 @@ impl<'a> Walker<'a> {
         }
         let (sp, dp) = (be16(buf, l4), be16(buf, l4 + 2));
         let pay = l4 + 8;
-        if dp == 4789 && pay + 8 <= end && buf[pay] & 0x08 != 0 && depth < MAX_DEPTH {
-            self.ether(buf, pay + 8, end, depth + 1);
+        if self.udp_tunnel(buf, sp, dp, pay, end, depth) {
             return;
-        }
-        if dp == 6081 && pay + 8 <= end && buf[pay] >> 6 == 0 && depth < MAX_DEPTH {
-            let hl = 8 + (buf[pay] & 0x3f) as usize * 4;
-            let pt = be16(buf, pay + 2);
-            if pay + hl <= end {
-                if self.masking() {
-                    self.zero(buf, pay + 8, pay + hl, Bucket::Other);
-                }
-                match pt {
-                    0x6558 => self.ether(buf, pay + hl, end, depth + 1),
-                    _ => self.ethertype(buf, pt, pay + hl, end, depth + 1),
-                }
-                return;
-            }
         }
         let dns = is_dns_port(sp) || is_dns_port(dp);
         if dns && self.keeps_dns() {
@@ -1025,152 +776,5 @@ impl<'a> Walker<'a> {
             m.other(self.act, &mut buf[pay..end], pay);
         }
         self.after_mask(pay, before);
-    }
-
-    fn gre(&mut self, buf: &mut [u8], l4: usize, end: usize, depth: u8) {
-        if l4 + 4 > end {
-            self.unparsed(buf, l4, end);
-            return;
-        }
-        let flags = be16(buf, l4);
-        if flags & 0x7 != 0 || depth >= MAX_DEPTH {
-            self.unparsed(buf, l4 + 4, end);
-            return;
-        }
-        let mut hl = 4;
-        if flags & 0x8000 != 0 {
-            self.scope(buf, CkKind::Gre, l4 + 4, l4, end, false, None);
-            hl += 4;
-        }
-        if flags & 0x2000 != 0 {
-            hl += 4;
-        }
-        if flags & 0x1000 != 0 {
-            hl += 4;
-        }
-        if l4 + hl > end {
-            self.unparsed(buf, l4 + 4, end);
-            return;
-        }
-        let pt = be16(buf, l4 + 2);
-        match pt {
-            0x6558 => self.ether(buf, l4 + hl, end, depth + 1),
-            0x0800 | 0x86dd => self.ethertype(buf, pt, l4 + hl, end, depth + 1),
-            _ => self.unparsed(buf, l4 + hl, end),
-        }
-    }
-
-    fn icmp(&mut self, buf: &mut [u8], l4: usize, end: usize, depth: u8) {
-        if l4 + 8 > end {
-            return;
-        }
-        let ty = buf[l4];
-        match ty {
-            3 | 4 | 5 | 11 | 12 => {
-                if ty == 5 && self.anon.is_some() {
-                    self.addr(buf, l4 + 4, AddrKind::V4);
-                }
-                if l4 + 8 < end {
-                    self.ipv4(buf, l4 + 8, end, depth + 1, true);
-                }
-            }
-            _ => {
-                if self.masking() {
-                    self.zero(buf, l4 + 8, end, Bucket::Other);
-                }
-            }
-        }
-    }
-
-    fn icmpv6(&mut self, buf: &mut [u8], l4: usize, end: usize, depth: u8) {
-        if l4 + 8 > end {
-            return;
-        }
-        let ty = buf[l4];
-        let opts = match ty {
-            1..=4 => {
-                if l4 + 8 < end {
-                    self.ipv6(buf, l4 + 8, end, depth + 1, true);
-                }
-                return;
-            }
-            130..=132 => {
-                if l4 + 24 <= end && self.anon.is_some() {
-                    self.addr(buf, l4 + 8, AddrKind::V6);
-                }
-                l4 + 24
-            }
-            133 => l4 + 8,
-            134 => l4 + 16,
-            135 | 136 => {
-                if l4 + 24 <= end && self.anon.is_some() {
-                    self.addr(buf, l4 + 8, AddrKind::V6);
-                }
-                l4 + 24
-            }
-            137 => {
-                if l4 + 40 <= end && self.anon.is_some() {
-                    self.addr(buf, l4 + 8, AddrKind::V6);
-                    self.addr(buf, l4 + 24, AddrKind::V6);
-                }
-                l4 + 40
-            }
-            _ => {
-                if self.masking() {
-                    self.zero(buf, l4 + 8, end, Bucket::Other);
-                }
-                return;
-            }
-        };
-        if (133..=137).contains(&ty) {
-            self.ndp_options(buf, opts, end);
-        } else if self.masking() && opts < end {
-            self.zero(buf, opts, end, Bucket::Other);
-        }
-    }
-
-    /// NDP options: link-layer addresses follow the MAC policy, prefixes are mapped, other
-    /// option bodies are masked; type and length bytes stay so the packet still parses.
-    fn ndp_options(&mut self, buf: &mut [u8], mut p: usize, end: usize) {
-        while p + 2 <= end {
-            let (ty, len) = (buf[p], buf[p + 1] as usize * 8);
-            if len == 0 || p + len > end {
-                self.unparsed(buf, p, end);
-                return;
-            }
-            match ty {
-                1 | 2 if len == 8 => {
-                    if self.anon.is_some() {
-                        self.addr(buf, p + 2, AddrKind::Mac);
-                    }
-                }
-                3 if len == 32 => {
-                    if self.anon.is_some() {
-                        let bits = buf[p + 2].min(128) as u32;
-                        self.addr(buf, p + 16, AddrKind::V6);
-                        let mut x = [0u8; 16];
-                        x.copy_from_slice(&buf[p + 16..p + 32]);
-                        let keep = if bits == 0 {
-                            0
-                        } else {
-                            u128::MAX << (128 - bits)
-                        };
-                        let v = u128::from_be_bytes(x) & keep;
-                        let before = checksum::sum(&buf[p + 16..p + 32], false);
-                        buf[p + 16..p + 32].copy_from_slice(&v.to_be_bytes());
-                        let after = checksum::sum(&buf[p + 16..p + 32], false);
-                        self.changed(p + 16, before, after);
-                    }
-                }
-                5 => {}
-                _ => {
-                    if self.masking() {
-                        self.zero(buf, p + 2, p + len, Bucket::Other);
-                    }
-                }
-            }
-            p += len;
-        }
-        self.unparsed(buf, p, end);
     }
 }

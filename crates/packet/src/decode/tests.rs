@@ -1,7 +1,8 @@
 use super::*;
-use crate::FlowKey;
+use crate::{FlowKey, LinkType};
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
+use std::net::IpAddr;
 
 fn eth_tcp(payload: &[u8]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2([1; 6], [2; 6])
