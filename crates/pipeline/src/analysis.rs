@@ -195,7 +195,7 @@ impl Parts {
 
     /// One packet, decoded once for every part.
     #[inline]
-    pub fn packet(&mut self, p: &Packet<'_>, d: &crate::Decoded) {
+    pub fn packet(&mut self, p: &Packet<'_>, d: &netspectra_packet::Decoded) {
         if let Some(f) = &mut self.flows {
             let v = d.view(f.worker.inner());
             f.worker.on_view(p.ts, p.orig_len, v);

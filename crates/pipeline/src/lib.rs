@@ -20,7 +20,6 @@
 //! capture files).
 
 pub mod analysis;
-pub mod decoded;
 pub mod merge;
 pub mod metrics;
 pub mod probe;
@@ -30,7 +29,6 @@ pub mod sanitize;
 pub mod worker;
 
 pub use analysis::{AnalysisSet, AnonymizeSetup, FlowsSetup};
-pub use decoded::{decode_all, Decoded};
 pub use metrics::PipelineMetrics;
 pub use run::{Control, Pipeline, RunReport};
 

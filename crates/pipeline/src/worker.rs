@@ -1,11 +1,12 @@
 //! One engine worker: decodes each packet once and hands the view to every enabled analysis.
 
 use crate::analysis::Parts;
-use crate::decoded::decode_all;
 use crate::metrics::PipelineMetrics;
 use netspectra_capture::FileFilter;
 use netspectra_engine::Analysis;
-use netspectra_packet::{Batch, IpPair, PacketView, Timestamp};
+use netspectra_packet::{
+    decode, decode_all, Batch, DecodeOptions, Decoded, IpPair, LinkType, PacketView, Timestamp,
+};
 use netspectra_sanitize::anon::Anonymizer;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -123,7 +124,7 @@ impl Analysis for PacketWorker {
                     continue;
                 }
             }
-            let mut d = decode_all(p.data, p.link, p.vlan_tci, self.outer, self.inner);
+            let mut d = decode_views(p.data, p.link, p.vlan_tci, self.outer, self.inner);
             if let Some(a) = &mut self.anon {
                 anonymize(a, &mut d.outer);
                 if let Some(i) = &mut d.inner {
@@ -149,6 +150,26 @@ impl Analysis for PacketWorker {
         if let Some(p) = self.parts.as_mut() {
             p.tick(at);
         }
+    }
+}
+
+/// The views the analyses want from one walk of the frame: both when some want the wire's
+/// packet and some the tunnelled one, else the one they want (as `outer`, which
+/// [`Decoded::view`] then gives for either question).
+#[inline]
+fn decode_views(
+    data: &[u8],
+    link: LinkType,
+    vlan_tci: Option<u16>,
+    outer: bool,
+    inner: bool,
+) -> Decoded {
+    if outer && inner {
+        return decode_all(data, link, vlan_tci);
+    }
+    Decoded {
+        outer: decode(data, link, vlan_tci, &DecodeOptions { inner: !outer }),
+        inner: None,
     }
 }
 
