@@ -378,9 +378,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
             views,
             top: a.top,
         }),
-        http: None,
-        anonymize: None,
-        ring: None,
+        ..AnalysisSet::default()
     };
     let workers = a.threads;
     let mut pipeline = Pipeline::new(set, workers, filter.map(str::to_string));
@@ -423,7 +421,7 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
                 .map(|p| (StreamKind::Flows, p.clone()))
                 .collect(),
             format,
-            http_fields: None,
+            fields: Vec::new(),
             rotation: Rotation::default(),
             routes: Routes::kinds(&kinds),
             keep_going: false,

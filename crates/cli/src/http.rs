@@ -6,72 +6,25 @@
 //! Several files are read as one input (a connection may continue from one to the next).
 
 use crate::exit::BadInput;
-use crate::record_format::RecordFormatArg;
+use crate::record_cmd::{self, CommandSummary, RecordArgs, RecordCommand, Totals};
 use crate::stdout::outln;
-use crate::stop::Stop;
 use anyhow::Result;
-use clap::{Args, ValueEnum};
-use netspectra_capture::LiveConfig;
-use netspectra_engine::MAX_THREADS;
+use clap::Args;
 use netspectra_http::parse::ExtractOptions;
-use netspectra_http::{HeaderSelect, HttpConfig, Stats, Summary, FIELDS};
-use netspectra_packet::SourceError;
-use netspectra_pcap::CaptureReader;
-use netspectra_pipeline::{AnalysisSet, Pipeline};
-use netspectra_sinks::delivery::{DeliveryConfig, SinkRunner, WhenFull};
-use netspectra_sinks::file_sink::{FileSink, FileSinkConfig, Rotation};
-use netspectra_sinks::outputs::OutputPlan;
-use netspectra_sinks::sink::Routes;
+use netspectra_http::{HeaderSelect, HttpConfig, Stats, FIELDS};
+use netspectra_pipeline::analysis::AnalysisReport;
+use netspectra_pipeline::AnalysisSet;
 use netspectra_sinks::stream::StreamKind;
-use netspectra_sinks::RecordFormat;
-use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
-
-/// How the end-of-run summary is printed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum SummaryArg {
-    /// Human-readable text.
-    Text,
-    /// One JSON object.
-    Json,
-    /// No summary.
-    None,
-}
 
 /// Arguments of `netspectra http`.
 #[derive(Args)]
 pub struct HttpArgs {
-    /// Capture files (pcap, pcapng, optionally gzip-compressed); `-` reads standard input.
-    #[arg(required_unless_present = "interface", conflicts_with = "interface")]
-    files: Vec<PathBuf>,
-    /// Capture live from this interface (AF_PACKET ring) until SIGINT/SIGTERM.
-    #[arg(short = 'i', long = "interface")]
-    interface: Option<String>,
-    /// tcpdump filter expression (libpcap syntax): in the kernel for `-i`, in user space for files.
-    #[arg(short = 'f', long = "filter")]
-    filter: Option<String>,
-    /// Record output file; `-` (default) is standard output.
-    #[arg(short = 'o', long = "output", default_value = "-")]
-    output: PathBuf,
-    /// Record format.
-    #[arg(long, value_enum, default_value = "jsonl")]
-    format: RecordFormatArg,
-    /// Columns to write, comma-separated (record field names, or httpry names such as
-    /// timestamp,source-ip,dest-ip,method,host,request-uri,status-code). `--list-fields` shows all.
-    #[arg(short = 'F', long = "fields", value_delimiter = ',')]
-    fields: Option<Vec<String>>,
-    /// Print the available field names and exit.
-    #[arg(long)]
-    list_fields: bool,
+    #[command(flatten)]
+    common: RecordArgs,
     /// One record per transaction (request + response, Zeek http.log style).
     #[arg(long)]
     paired: bool,
-    /// Worker threads (shared-nothing; connections are partitioned by address pair).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
     /// Extra headers to record in `headers`, comma-separated (case-insensitive).
     #[arg(long, value_delimiter = ',', conflicts_with = "all_headers")]
     headers: Option<Vec<String>>,
@@ -114,19 +67,6 @@ pub struct HttpArgs {
     /// Look inside tunnels: the default (accepted for older command lines).
     #[arg(long, hide = true, conflicts_with = "no_tunnels")]
     tunnels: bool,
-    /// Summary format (printed on stderr when records go to stdout, else on stdout).
-    #[arg(long, value_enum, default_value = "text")]
-    summary: SummaryArg,
-    /// Entries in the summary's top hosts and User-Agents.
-    #[arg(long, default_value_t = 10)]
-    top: usize,
-    /// No progress display.
-    #[arg(short = 'q', long)]
-    quiet: bool,
-    /// Serve Prometheus metrics (records written; with -i, the capture's counters) on this
-    /// address, e.g. 127.0.0.1:9464, at GET /metrics.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<String>,
 }
 
 /// httpry's field names mapped to ours.
@@ -146,21 +86,14 @@ const HTTPRY_NAMES: &[(&str, &str)] = &[
     ("content-length", "content_length"),
 ];
 
-fn map_field(f: &str) -> Result<String> {
-    let f = f.trim();
+/// A `-F` name as a record field: httpry's names are mapped, `headers.<name>` selects one
+/// recorded header.
+fn map_field(f: &str) -> Option<String> {
     let name = HTTPRY_NAMES
         .iter()
         .find(|(h, _)| h.eq_ignore_ascii_case(f))
         .map_or(f, |(_, ours)| *ours);
-    if FIELDS.contains(&name) || name.starts_with("headers.") {
-        Ok(name.to_string())
-    } else {
-        Err(BadInput(format!(
-            "unknown field '{f}' (available: {})",
-            FIELDS.join(",")
-        ))
-        .into())
-    }
+    (FIELDS.contains(&name) || name.starts_with("headers.")).then(|| name.to_string())
 }
 
 fn config(a: &HttpArgs) -> HttpConfig {
@@ -199,40 +132,13 @@ fn config(a: &HttpArgs) -> HttpConfig {
 
 /// Runs `netspectra http`.
 pub fn run(a: HttpArgs) -> Result<ExitCode> {
-    if a.list_fields {
+    if a.common.list_fields {
         outln!("{}", FIELDS.join("\n"));
         return Ok(ExitCode::SUCCESS);
     }
-    if a.threads == 0 || a.threads > MAX_THREADS {
-        return Err(BadInput(format!("--threads must be 1..={MAX_THREADS}")).into());
-    }
-    let format = RecordFormat::from(a.format);
-    let fields = match &a.fields {
-        Some(f) => Some(f.iter().map(|x| map_field(x)).collect::<Result<Vec<_>>>()?),
-        None if matches!(
-            format,
-            RecordFormat::Csv | RecordFormat::Tsv | RecordFormat::Parquet
-        ) =>
-        {
-            // Fixed columns, so that every row has the same shape whatever the first record.
-            Some(
-                FIELDS
-                    .iter()
-                    // Both are maps or rarely set; `-F` selects them.
-                    .filter(|f| **f != "headers" && **f != "lenient")
-                    .map(|f| f.to_string())
-                    .collect(),
-            )
-        }
-        None => None,
-    };
-    let filter = crate::live::user_filter(a.filter.as_deref())?;
-    let mut plan = OutputPlan::new();
-    for f in &a.files {
-        plan.input(f);
-    }
-    plan.output(&a.output)
-        .map_err(|e| BadInput(format!("-o: {e}")))?;
+    record_cmd::check_args(&a.common)?;
+    // `headers` is a map and `lenient` rarely set: `-F` selects them.
+    let fields = record_cmd::select_fields(&a.common, FIELDS, &["headers", "lenient"], &map_field)?;
     let cfg = config(&a);
     cfg.validate().map_err(|e| {
         // The library names its keys; here they are flags.
@@ -245,250 +151,65 @@ pub fn run(a: HttpArgs) -> Result<ExitCode> {
             e.min, e.max, e.got
         ))
     })?;
-    if a.top > 1000 {
-        return Err(BadInput("--top must be 0..=1000 (0: no top lists)".into()).into());
-    }
-    if format == RecordFormat::Parquet && !netspectra_sinks::parquet_enabled() {
-        return Err(BadInput(netspectra_sinks::SinkError::ParquetDisabled.to_string()).into());
-    }
-    let stop = Stop::new();
     let set = AnalysisSet {
-        flows: None,
         http: Some(cfg),
-        anonymize: None,
-        ring: None,
+        ..AnalysisSet::default()
     };
-    let mut pipeline = Pipeline::new(set, a.threads, filter.map(str::to_string));
-    let metrics = pipeline.metrics();
-    let live_counters = Arc::new(crate::metrics::LiveCounters::default());
-    let live_render = Arc::clone(&live_counters);
-    let _metrics_server = match &a.metrics {
-        Some(addr) => Some(crate::metrics::serve("http", addr, a.quiet, move |e| {
-            metrics.render(e);
-            live_render.render(e);
-        })?),
-        None => None,
-    };
-    // Every input is checked before anything is written: a missing or unreadable file is
-    // reported alone, without a summary of zero packets and without touching an older output.
-    // (After the metrics endpoint: reading a pipe's header waits for its writer.)
-    let mut first_reader = None;
-    for (i, f) in a.files.iter().enumerate() {
-        if i == 0 {
-            first_reader = Some(CaptureReader::open(f)?);
-        } else if f.as_os_str() != "-" {
-            std::fs::File::open(f).map_err(|e| SourceError::Io {
-                context: format!("{}: cannot open", f.display()),
-                source: e,
-            })?;
-        }
-    }
-    // The output last; it appears under its name only when complete.
-    let fcfg = FileSinkConfig {
-        dir: None,
-        paths: vec![(StreamKind::Http, a.output.clone())],
-        format,
-        http_fields: fields,
-        rotation: Rotation::default(),
-        routes: Routes::kinds(&[StreamKind::Http]),
-        keep_going: false,
-    };
-    let sink = FileSink::new(fcfg, &a.files);
-    let dcfg = DeliveryConfig {
-        when_full: WhenFull::Block,
-        memory_batches: 16,
-        fail_fast: true,
-        on_failure: Some(stop.handle().shared()),
-        ..DeliveryConfig::default()
-    };
-    pipeline.add_sink(SinkRunner::start(Box::new(sink), &Routes::all(), dcfg)?);
-    let t0 = Instant::now();
-    let to_stdout = a.output.as_os_str() == "-";
-    let report = if let Some(iface) = &a.interface {
-        let mut lc = LiveConfig::new(iface);
-        lc.threads = a.threads;
-        lc.filter = filter.map(str::to_string);
-        let sources = crate::live::open(&mut lc, &stop)?;
-        // Handlers only now: a signal during the filter compilation ends the process.
-        stop.arm()?;
-        live_counters.set(iface, &sources);
-        if !a.quiet {
-            crate::live::announce("http", iface, a.threads);
-        }
-        pipeline.run_live(sources)
-    } else {
-        stop.arm()?;
-        let show = !a.quiet && std::io::stderr().is_terminal();
-        let mut last = Instant::now();
-        let mut progress = |file: &PathBuf, st: &netspectra_packet::SourceStats| {
-            if show && last.elapsed().as_millis() >= 250 {
-                last = Instant::now();
-                eprint!("\r{}: {} packets", file.display(), st.packets);
-            }
-        };
-        let r = pipeline.run_files(
-            &a.files,
-            &mut |f| match first_reader.take() {
-                Some(r) => Ok(r),
-                None => CaptureReader::open(f),
-            },
-            &stop.handle().shared(),
-            &mut progress,
-        );
-        if show {
-            eprint!("\r\x1b[K");
-        }
-        r
-    };
-    let elapsed = t0.elapsed().as_secs_f64();
-    let (mut written, mut kept_partial, mut failure) = (0, None, None);
-    for (rep, closed) in &report.sinks {
-        written += rep.delivered_by_stream.get("http").copied().unwrap_or(0);
-        match closed {
-            Ok(c) => {
-                kept_partial = c
-                    .files
-                    .iter()
-                    .find(|p| p.to_string_lossy().ends_with(".partial"))
-                    .cloned()
-            }
-            Err(e) => failure = Some(e.to_string()),
-        }
-        if let Some(f) = &rep.failure {
-            failure.get_or_insert(f.clone());
-        }
-    }
-    if let Some(f) = failure {
-        if crate::stdout::is_closed_pipe_message(&f) {
-            crate::stdout::closed();
-        }
-        return Err(anyhow::anyhow!("{f}"));
-    }
-    let interrupted = report.stopped && a.interface.is_none();
-    if a.summary != SummaryArg::None {
-        let total = report
-            .analyses
-            .http
-            .clone()
-            .unwrap_or_else(|| Stats::new(1));
-        let summary = total.report(a.top);
-        let (packets, bytes) = (report.stats.packets, report.stats.bytes);
-        let text = if a.summary == SummaryArg::Json {
-            let mut v = serde_json::to_value(&summary)?;
-            v["records"] = written.into();
-            v["packets"] = packets.into();
-            v["bytes"] = bytes.into();
-            v["seconds"] = elapsed.into();
-            v["stopped"] = interrupted.into();
-            v["warnings"] = report.warnings.clone().into();
-            serde_json::to_string(&v)?
-        } else {
-            render(&summary, written, packets, bytes, elapsed, &report.warnings)
-        };
-        if to_stdout {
-            eprintln!("{text}");
-        } else {
-            outln!("{text}");
-        }
-    }
-    if let Some(e) = report.error {
-        if let Some(p) = &kept_partial {
-            // Everything before the bad spot was extracted and written: say where.
-            eprintln!(
-                "netspectra: note: the records of the packets before the error are in {}",
-                p.display()
-            );
-        }
-        let what = match (&report.error_input, &a.interface) {
-            (_, Some(i)) => format!("capturing on {i}"),
-            (Some(f), None) => format!("reading {}", f.display()),
-            _ => "reading".to_string(),
-        };
-        return Err(anyhow::Error::new(e).context(what));
-    }
-    if interrupted {
-        let detail = match &kept_partial {
-            Some(p) => format!(
-                "the records of the packets read until then are in {}",
-                p.display()
-            ),
-            None => "the output holds the records of the packets read until then".to_string(),
-        };
-        return Err(stop.interrupted(detail).into());
-    }
-    Ok(ExitCode::SUCCESS)
+    record_cmd::run(
+        &a.common,
+        RecordCommand {
+            name: "http",
+            kind: StreamKind::Http,
+            set,
+            fields,
+            summary: &HttpSummary,
+        },
+    )
 }
 
-/// The human-readable summary.
-fn render(
-    s: &Summary,
-    records: u64,
-    packets: u64,
-    bytes: u64,
-    secs: f64,
-    warnings: &[String],
-) -> String {
-    use std::fmt::Write;
-    let mut o = String::new();
-    let rate = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
-    let _ = writeln!(
-        o,
-        "HTTP summary: {} packets, {:.1} MB in {secs:.2} s ({:.0} MB/s, {:.2} Mpps)",
-        packets,
-        bytes as f64 / 1e6,
-        rate(bytes as f64) / 1e6,
-        rate(packets as f64) / 1e6
-    );
-    let _ = writeln!(
-        o,
-        "  records {records}: requests {}, responses {} (paired {}), unanswered requests {}, responses without request {}, partial {}",
-        s.requests, s.responses, s.paired, s.unanswered, s.orphan_responses, s.partial
-    );
-    let _ = writeln!(
-        o,
-        "  connections {} (evicted {}, timed out {}, tunnels {}); segments ignored as retransmitted/duplicate {}, sequence gaps {}",
-        s.connections, s.evicted, s.timed_out, s.tunnels, s.retransmissions, s.gaps
-    );
-    let list = |m: &mut dyn Iterator<Item = (String, u64)>| {
-        m.map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let _ = writeln!(o, "  methods: {}", list(&mut s.methods.clone().into_iter()));
-    let _ = writeln!(o, "  status:  {}", list(&mut s.status.clone().into_iter()));
-    let l = &s.latency_us;
-    let us = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{:.3} ms", v as f64 / 1000.0));
-    let _ = writeln!(
-        o,
-        "  latency: p50 {}, p90 {}, p99 {}, max {} ({} pairs)",
-        us(l.p50),
-        us(l.p90),
-        us(l.p99),
-        us(l.max),
-        l.count
-    );
-    let _ = writeln!(o, "  top hosts:");
-    for (h, n) in &s.top_hosts {
-        let _ = writeln!(o, "    {n:>10}  {h}");
+/// The HTTP summary: counts, methods, status codes, latency, top hosts and User-Agents.
+struct HttpSummary;
+
+impl CommandSummary for HttpSummary {
+    fn json(&self, r: &AnalysisReport, top: usize) -> Result<serde_json::Value> {
+        let total = r.http.clone().unwrap_or_else(|| Stats::new(1));
+        Ok(serde_json::to_value(total.report(top))?)
     }
-    let _ = writeln!(o, "  top user agents:");
-    for (h, n) in &s.top_user_agents {
-        let _ = writeln!(o, "    {n:>10}  {h}");
-    }
-    let _ = write!(
-        o,
-        "  malformed: {}",
-        if s.malformed.is_empty() {
-            "none".to_string()
-        } else {
-            list(&mut s.malformed.clone().into_iter())
+
+    fn text(&self, r: &AnalysisReport, top: usize, t: &Totals<'_>) -> String {
+        use std::fmt::Write;
+        let total = r.http.clone().unwrap_or_else(|| Stats::new(1));
+        let s = total.report(top);
+        let mut o = String::new();
+        let _ = writeln!(o, "{}", t.headline("HTTP"));
+        let _ = writeln!(
+            o,
+            "  records {}: requests {}, responses {} (paired {}), unanswered requests {}, responses without request {}, partial {}",
+            t.records, s.requests, s.responses, s.paired, s.unanswered, s.orphan_responses, s.partial
+        );
+        let _ = writeln!(
+            o,
+            "  connections {} (evicted {}, timed out {}, tunnels {}); segments ignored as retransmitted/duplicate {}, sequence gaps {}",
+            s.connections, s.evicted, s.timed_out, s.tunnels, s.retransmissions, s.gaps
+        );
+        let _ = writeln!(o, "  methods: {}", record_cmd::list(&s.methods));
+        let _ = writeln!(o, "  status:  {}", record_cmd::list(&s.status));
+        let l = &s.latency_us;
+        let _ = writeln!(
+            o,
+            "  latency: p50 {}, p90 {}, p99 {}, max {} ({} pairs)",
+            record_cmd::ms(l.p50),
+            record_cmd::ms(l.p90),
+            record_cmd::ms(l.p99),
+            record_cmd::ms(l.max),
+            l.count
+        );
+        record_cmd::top_list(&mut o, "top hosts", &s.top_hosts);
+        record_cmd::top_list(&mut o, "top user agents", &s.top_user_agents);
+        let _ = write!(o, "  malformed: {}", record_cmd::list(&s.malformed));
+        if let Some(r) = s.ua_cache_hit_rate {
+            let _ = write!(o, "\n  user-agent cache hit rate: {:.1} %", r * 100.0);
         }
-    );
-    if let Some(r) = s.ua_cache_hit_rate {
-        let _ = write!(o, "\n  user-agent cache hit rate: {:.1} %", r * 100.0);
+        o
     }
-    for w in warnings {
-        let _ = write!(o, "\n  warning: {w}");
-    }
-    o
 }

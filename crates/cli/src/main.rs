@@ -3,6 +3,7 @@
 //! (0 ok, 1 runtime failure, 2 bad input or usage).
 
 mod capture;
+mod dns;
 mod exit;
 mod flows;
 mod gen;
@@ -12,11 +13,13 @@ mod info;
 mod live;
 mod metrics;
 mod probe;
+mod record_cmd;
 mod record_format;
 mod replay;
 mod sanitize;
 mod stdout;
 mod stop;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -50,9 +53,13 @@ enum Command {
     Guard(guard::GuardArgs),
     /// HTTP/1.x request/response records on any port (method, host, URI, status, User-Agent, latency), like httpry / Zeek http.log.
     Http(http::HttpArgs),
+    /// TLS and QUIC connection records (SNI, ALPN, versions, ciphers, JA3/JA4, certificates, handshake latency) on any port, like Zeek ssl.log / Suricata eve tls.
+    Tls(tls::TlsArgs),
+    /// DNS transaction records over UDP and TCP (query, rcode, answers of every section, EDNS client subnet, latency, unanswered queries), like Zeek dns.log.
+    Dns(dns::DnsArgs),
     /// Flow records (bidirectional, Community ID), config-driven views with snapshots, sketches and top talkers/conversations (like softflowd, argus, tshark -z conv).
     Flows(flows::FlowsArgs),
-    /// Watch a network continuously: one capture, one decode, every analysis (flows, HTTP), every record stream to every sink (files, ClickHouse, IPFIX) with queues and spools; SIGHUP reloads, SIGTERM drains.
+    /// Watch a network continuously: one capture, one decode, every analysis (flows, HTTP, TLS, DNS), every record stream to every sink (files, ClickHouse, IPFIX) with queues and spools; SIGHUP reloads, SIGTERM drains.
     Probe(probe::ProbeArgs),
 }
 
@@ -66,6 +73,8 @@ fn main() -> ExitCode {
         Command::Replay(a) => replay::run(a),
         Command::Sanitize(a) => sanitize::run(a),
         Command::Http(a) => http::run(a),
+        Command::Tls(a) => tls::run(a),
+        Command::Dns(a) => dns::run(a),
         Command::Flows(a) => flows::run(a),
         Command::Probe(a) => probe::run(a),
     };

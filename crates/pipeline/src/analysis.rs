@@ -3,12 +3,14 @@
 //! turns the parts' messages into record batches.
 
 use crate::metrics::WorkerSlot;
+use netspectra_dns::{DnsAnalyzer, DnsConfig, DnsRecord, DnsStats};
 use netspectra_flow::{
     config::ViewSpec, FlowWorker, Merger, Output, Summary as FlowSummary, TableConfig, WorkerMsg,
 };
 use netspectra_http::{HttpAnalyzer, HttpConfig, HttpRecord, Stats as HttpStats};
-use netspectra_packet::{Packet, Timestamp};
+use netspectra_packet::{Packet, PacketView, Timestamp};
 use netspectra_sinks::stream::{Payload, Stream, StreamKind};
+use netspectra_tls::{TlsAnalyzer, TlsConfig, TlsRecord, TlsStats};
 use std::sync::mpsc::SyncSender;
 
 /// The flow analysis: table settings, views, and top-list length of the summary.
@@ -32,6 +34,21 @@ pub struct AnonymizeSetup {
     pub policy: netspectra_sanitize::AnonPolicy,
     /// Cut HTTP URIs at `?`.
     pub strip_query: bool,
+    /// Replace TLS server names and DNS query names by keyed tokens (HMAC-SHA256 under a
+    /// key derived from `key`), for sharing records without the names.
+    pub hash_names: bool,
+}
+
+impl AnonymizeSetup {
+    /// The key of name tokens: derived from the Crypto-PAn key, so that one key file gives
+    /// stable tokens without using the same key bytes for two algorithms.
+    pub fn name_key(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"netspectra name tokens v1\0");
+        h.update(self.key);
+        h.finalize().into()
+    }
 }
 
 /// The forensic ring buffer: the last packets as rotating pcapng files, written by each worker
@@ -55,6 +72,10 @@ pub struct AnalysisSet {
     pub flows: Option<FlowsSetup>,
     /// HTTP records.
     pub http: Option<HttpConfig>,
+    /// TLS and QUIC handshake records.
+    pub tls: Option<TlsConfig>,
+    /// DNS transaction records.
+    pub dns: Option<DnsConfig>,
     /// Anonymized records.
     pub anonymize: Option<AnonymizeSetup>,
     /// The forensic ring buffer of raw packets.
@@ -69,8 +90,8 @@ impl AnalysisSet {
         if let Some(f) = &self.flows {
             ticks.extend(Merger::base_tick(&f.views));
         }
-        if self.http.is_some() {
-            ticks.push(HTTP_TICK_NS);
+        if self.http.is_some() || self.tls.is_some() || self.dns.is_some() {
+            ticks.push(RECORD_TICK_NS);
         }
         ticks.into_iter().filter(|&t| t > 0).reduce(gcd)
     }
@@ -84,6 +105,19 @@ impl AnalysisSet {
     pub fn wants_inner(&self) -> bool {
         self.flows.as_ref().is_some_and(|f| f.table.inner)
             || self.http.as_ref().is_some_and(|h| h.decode_tunnels)
+            || self.tls.is_some()
+            || self.dns.is_some()
+    }
+
+    /// The analyses' settings with the anonymization applied where they take it (name
+    /// tokens for TLS and DNS).
+    pub fn resolved(mut self) -> AnalysisSet {
+        if let Some(a) = self.anonymize.as_ref().filter(|a| a.hash_names) {
+            let k = a.name_key();
+            self.tls = self.tls.map(|c| c.with_name_key(k));
+            self.dns = self.dns.map(|c| c.with_name_key(k));
+        }
+        self
     }
 }
 
@@ -95,11 +129,12 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
-/// HTTP connections idle past their timeout are swept at this cadence.
-pub const HTTP_TICK_NS: i64 = 1_000_000_000;
+/// Connections and transactions of the record analyses (HTTP, TLS, DNS) idle past their
+/// timeouts are swept at this cadence.
+pub const RECORD_TICK_NS: i64 = 1_000_000_000;
 
-/// Records an HTTP part ships at once.
-const HTTP_BATCH: usize = 512;
+/// Records a record part ships at once.
+const RECORD_BATCH: usize = 512;
 
 /// What worker parts send to the merge thread.
 pub enum Msg {
@@ -109,6 +144,14 @@ pub enum Msg {
     Http(Vec<HttpRecord>),
     /// An HTTP part finished: its counters.
     HttpDone(Box<HttpStats>),
+    /// TLS records of one worker.
+    Tls(Vec<TlsRecord>),
+    /// A TLS part finished: its counters.
+    TlsDone(Box<TlsStats>),
+    /// DNS records of one worker.
+    Dns(Vec<DnsRecord>),
+    /// A DNS part finished: its counters.
+    DnsDone(Box<DnsStats>),
 }
 
 /// What the owner of a running pipeline can ask of it (through [`crate::run::Control`]).
@@ -139,35 +182,218 @@ impl FlowsPart {
     }
 }
 
-/// A worker's part of the HTTP analysis.
-pub struct HttpPart {
-    an: HttpAnalyzer,
-    pending: Vec<HttpRecord>,
-    tx: SyncSender<Msg>,
-    strip_query: bool,
+/// An analysis whose worker part turns packets into records of one stream (HTTP, TLS, DNS):
+/// what [`RecordPart`] needs of it.
+pub trait RecordAnalysis: Send + 'static {
+    /// The record it makes.
+    type Record: Send + 'static;
+    /// Its counters, merged on the merge thread at the end.
+    type Stats: Send + 'static;
+    /// Which of [`RecordKind`] it is (metrics slot, message kind).
+    const KIND: RecordKind;
+    /// True when it wants the packet inside tunnels.
+    fn inner(&self) -> bool;
+    /// One decoded packet.
+    fn on_view(&mut self, p: &Packet<'_>, v: &PacketView);
+    /// Emits what has been idle past its timeout (packet time).
+    fn expire(&mut self, at: Timestamp);
+    /// End of input: emits everything still held.
+    fn finish(&mut self);
+    /// Moves the records made so far into `into`.
+    fn take(&mut self, into: &mut Vec<Self::Record>);
+    /// Its counters.
+    fn stats(&self) -> Self::Stats;
+    /// Connections or transactions tracked now.
+    fn tracked(&self) -> usize;
+    /// The message carrying a batch of its records.
+    fn batch(v: Vec<Self::Record>) -> Msg;
+    /// The message carrying its final counters.
+    fn done(s: Self::Stats) -> Msg;
 }
 
-impl HttpPart {
+/// The record analyses, for metrics and messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// HTTP/1.x.
+    Http = 0,
+    /// TLS and QUIC handshakes.
+    Tls = 1,
+    /// DNS transactions.
+    Dns = 2,
+}
+
+impl RecordAnalysis for HttpAnalyzer {
+    type Record = HttpRecord;
+    type Stats = HttpStats;
+    const KIND: RecordKind = RecordKind::Http;
+    fn inner(&self) -> bool {
+        self.decodes_tunnels()
+    }
+    #[inline]
+    fn on_view(&mut self, p: &Packet<'_>, v: &PacketView) {
+        HttpAnalyzer::on_view(self, p, v)
+    }
+    fn expire(&mut self, at: Timestamp) {
+        HttpAnalyzer::expire(self, at)
+    }
+    fn finish(&mut self) {
+        HttpAnalyzer::finish(self)
+    }
+    fn take(&mut self, into: &mut Vec<HttpRecord>) {
+        self.take_records(into)
+    }
+    fn stats(&self) -> HttpStats {
+        HttpAnalyzer::stats(self)
+    }
+    fn tracked(&self) -> usize {
+        self.connections()
+    }
+    fn batch(v: Vec<HttpRecord>) -> Msg {
+        Msg::Http(v)
+    }
+    fn done(s: HttpStats) -> Msg {
+        Msg::HttpDone(Box::new(s))
+    }
+}
+
+impl RecordAnalysis for TlsAnalyzer {
+    type Record = TlsRecord;
+    type Stats = TlsStats;
+    const KIND: RecordKind = RecordKind::Tls;
+    fn inner(&self) -> bool {
+        true
+    }
+    #[inline]
+    fn on_view(&mut self, p: &Packet<'_>, v: &PacketView) {
+        self.on_packet(p, v)
+    }
+    fn expire(&mut self, at: Timestamp) {
+        TlsAnalyzer::expire(self, at)
+    }
+    fn finish(&mut self) {
+        TlsAnalyzer::finish(self)
+    }
+    fn take(&mut self, into: &mut Vec<TlsRecord>) {
+        self.take_records(into)
+    }
+    fn stats(&self) -> TlsStats {
+        TlsAnalyzer::stats(self)
+    }
+    fn tracked(&self) -> usize {
+        self.connections() + self.quic_connections()
+    }
+    fn batch(v: Vec<TlsRecord>) -> Msg {
+        Msg::Tls(v)
+    }
+    fn done(s: TlsStats) -> Msg {
+        Msg::TlsDone(Box::new(s))
+    }
+}
+
+impl RecordAnalysis for DnsAnalyzer {
+    type Record = DnsRecord;
+    type Stats = DnsStats;
+    const KIND: RecordKind = RecordKind::Dns;
+    fn inner(&self) -> bool {
+        true
+    }
+    #[inline]
+    fn on_view(&mut self, p: &Packet<'_>, v: &PacketView) {
+        self.on_packet(p, v)
+    }
+    fn expire(&mut self, at: Timestamp) {
+        DnsAnalyzer::expire(self, at)
+    }
+    fn finish(&mut self) {
+        DnsAnalyzer::finish(self)
+    }
+    fn take(&mut self, into: &mut Vec<DnsRecord>) {
+        self.take_records(into)
+    }
+    fn stats(&self) -> DnsStats {
+        DnsAnalyzer::stats(self)
+    }
+    fn tracked(&self) -> usize {
+        self.transactions() + self.tcp_connections()
+    }
+    fn batch(v: Vec<DnsRecord>) -> Msg {
+        Msg::Dns(v)
+    }
+    fn done(s: DnsStats) -> Msg {
+        Msg::DnsDone(Box::new(s))
+    }
+}
+
+/// Changes made to each record before it leaves the worker (anonymization the packet view
+/// cannot carry: URI query strings, addresses inside DNS answers).
+type Rewrite<R> = Box<dyn FnMut(&mut R) + Send>;
+
+/// A worker's part of a record analysis: the analyzer and the batch it is filling.
+pub struct RecordPart<A: RecordAnalysis> {
+    an: A,
+    pending: Vec<A::Record>,
+    tx: SyncSender<Msg>,
+    rewrite: Option<Rewrite<A::Record>>,
+}
+
+impl<A: RecordAnalysis> RecordPart<A> {
+    fn new(an: A, tx: &SyncSender<Msg>, rewrite: Option<Rewrite<A::Record>>) -> Self {
+        RecordPart {
+            an,
+            pending: Vec::with_capacity(RECORD_BATCH),
+            tx: tx.clone(),
+            rewrite,
+        }
+    }
+
     /// Takes the analyzer's new records and sends them on once a batch is full (or `force`);
     /// returns how many were new.
     fn ship(&mut self, force: bool) -> u64 {
         let before = self.pending.len();
-        self.an.take_records(&mut self.pending);
+        self.an.take(&mut self.pending);
         let new = self.pending.len() - before;
-        if self.strip_query {
-            for r in &mut self.pending[before..] {
-                if let Some(u) = &r.uri {
-                    if let Some((path, _)) = u.split_once('?') {
-                        r.uri = Some(path.into());
-                    }
-                }
-            }
+        if let Some(f) = &mut self.rewrite {
+            self.pending[before..].iter_mut().for_each(&mut **f);
         }
-        if self.pending.len() >= HTTP_BATCH || (force && !self.pending.is_empty()) {
-            let v = std::mem::replace(&mut self.pending, Vec::with_capacity(HTTP_BATCH));
-            let _ = self.tx.send(Msg::Http(v));
+        if self.pending.len() >= RECORD_BATCH || (force && !self.pending.is_empty()) {
+            let v = std::mem::replace(&mut self.pending, Vec::with_capacity(RECORD_BATCH));
+            // The merge thread only goes away after a failure it reports.
+            let _ = self.tx.send(A::batch(v));
         }
         new as u64
+    }
+
+    #[inline]
+    fn packet(&mut self, p: &Packet<'_>, d: &netspectra_packet::Decoded) {
+        let v = d.view(self.an.inner());
+        self.an.on_view(p, v);
+    }
+
+    fn end_batch(&mut self, slot: Option<&WorkerSlot>) {
+        let n = self.ship(false);
+        if let Some(s) = slot {
+            s.publish_records(A::KIND as usize, self.an.tracked() as u64, n);
+        }
+    }
+
+    fn tick(&mut self, at: Timestamp) {
+        self.an.expire(at);
+        self.ship(true);
+    }
+
+    fn finish(mut self) {
+        self.an.finish();
+        self.ship(true);
+        let _ = self.tx.send(A::done(self.an.stats()));
+    }
+}
+
+/// Cuts HTTP URIs at `?`.
+fn strip_query(r: &mut HttpRecord) {
+    if let Some(u) = &r.uri {
+        if let Some((path, _)) = u.split_once('?') {
+            r.uri = Some(path.into());
+        }
     }
 }
 
@@ -176,19 +402,42 @@ pub struct Parts {
     /// Flows, when enabled.
     pub flows: Option<FlowsPart>,
     /// HTTP, when enabled.
-    pub http: Option<HttpPart>,
+    pub http: Option<RecordPart<HttpAnalyzer>>,
+    /// TLS and QUIC, when enabled.
+    pub tls: Option<RecordPart<TlsAnalyzer>>,
+    /// DNS, when enabled.
+    pub dns: Option<RecordPart<DnsAnalyzer>>,
 }
 
 impl Parts {
-    /// Worker `i`'s parts of `set`, sending to the merge thread over `tx`.
+    /// Worker `i`'s parts of `set` (as [`AnalysisSet::resolved`] gives it), sending to the
+    /// merge thread over `tx`.
     pub fn new(i: usize, set: &AnalysisSet, tx: &SyncSender<Msg>) -> Parts {
+        let anon = set.anonymize.as_ref();
         Parts {
             flows: set.flows.as_ref().map(|f| FlowsPart::new(i, f, tx.clone())),
-            http: set.http.as_ref().map(|c| HttpPart {
-                an: HttpAnalyzer::new(c.clone()),
-                pending: Vec::with_capacity(HTTP_BATCH),
-                tx: tx.clone(),
-                strip_query: set.anonymize.as_ref().is_some_and(|a| a.strip_query),
+            http: set.http.as_ref().map(|c| {
+                let strip = anon.is_some_and(|a| a.strip_query);
+                RecordPart::new(
+                    HttpAnalyzer::new(c.clone()),
+                    tx,
+                    strip.then(|| Box::new(strip_query) as Rewrite<HttpRecord>),
+                )
+            }),
+            tls: set
+                .tls
+                .as_ref()
+                .map(|c| RecordPart::new(TlsAnalyzer::new(c.clone()), tx, None)),
+            dns: set.dns.as_ref().map(|c| {
+                // Addresses in answers and the client subnet go through the same mapping as
+                // the packet's (the view's addresses are mapped before any analysis sees them).
+                let rewrite = anon.map(|a| {
+                    let mut m = netspectra_sanitize::Anonymizer::new(&a.key, a.policy.clone());
+                    Box::new(move |r: &mut DnsRecord| {
+                        r.anonymize_data_addresses(&mut |ip| crate::worker::map(&mut m, ip));
+                    }) as Rewrite<DnsRecord>
+                });
+                RecordPart::new(DnsAnalyzer::new(c.clone()), tx, rewrite)
             }),
         }
     }
@@ -201,8 +450,13 @@ impl Parts {
             f.worker.on_view(p.ts, p.orig_len, v);
         }
         if let Some(h) = &mut self.http {
-            let v = d.view(h.an.decodes_tunnels());
-            h.an.on_view(p, v);
+            h.packet(p, d);
+        }
+        if let Some(t) = &mut self.tls {
+            t.packet(p, d);
+        }
+        if let Some(n) = &mut self.dns {
+            n.packet(p, d);
         }
     }
 
@@ -215,10 +469,13 @@ impl Parts {
             }
         }
         if let Some(h) = &mut self.http {
-            let n = h.ship(false);
-            if let Some(s) = slot {
-                s.publish_http(&h.an, n);
-            }
+            h.end_batch(slot);
+        }
+        if let Some(t) = &mut self.tls {
+            t.end_batch(slot);
+        }
+        if let Some(n) = &mut self.dns {
+            n.end_batch(slot);
         }
     }
 
@@ -228,8 +485,13 @@ impl Parts {
             f.worker.on_tick(at);
         }
         if let Some(h) = &mut self.http {
-            h.an.expire(at);
-            h.ship(true);
+            h.tick(at);
+        }
+        if let Some(t) = &mut self.tls {
+            t.tick(at);
+        }
+        if let Some(n) = &mut self.dns {
+            n.tick(at);
         }
     }
 
@@ -239,10 +501,14 @@ impl Parts {
         if let Some(f) = self.flows {
             f.worker.finish_with(reason);
         }
-        if let Some(mut h) = self.http {
-            h.an.finish();
-            h.ship(true);
-            let _ = h.tx.send(Msg::HttpDone(Box::new(h.an.stats())));
+        if let Some(h) = self.http {
+            h.finish();
+        }
+        if let Some(t) = self.tls {
+            t.finish();
+        }
+        if let Some(n) = self.dns {
+            n.finish();
         }
     }
 }
@@ -251,8 +517,8 @@ impl Parts {
 pub struct Collectors {
     flows: Option<(Merger, usize)>,
     http: Option<HttpStats>,
-    /// HTTP parts not finished yet.
-    http_open: usize,
+    tls: Option<TlsStats>,
+    dns: Option<DnsStats>,
 }
 
 /// What the analyses produced over a run, for summaries.
@@ -262,6 +528,10 @@ pub struct AnalysisReport {
     pub flows: Option<FlowSummary>,
     /// The HTTP counters.
     pub http: Option<HttpStats>,
+    /// The TLS counters.
+    pub tls: Option<TlsStats>,
+    /// The DNS counters.
+    pub dns: Option<DnsStats>,
 }
 
 impl Collectors {
@@ -273,7 +543,8 @@ impl Collectors {
                 .as_ref()
                 .map(|f| (Merger::new(workers, f.views.clone()), f.top)),
             http: set.http.as_ref().map(|c| HttpStats::new(c.summary_keys)),
-            http_open: if set.http.is_some() { workers } else { 0 },
+            tls: set.tls.as_ref().map(|c| TlsStats::new(c.summary_keys)),
+            dns: set.dns.as_ref().map(|c| DnsStats::new(c.summary_keys)),
         }
     }
 
@@ -291,11 +562,22 @@ impl Collectors {
                 }
             }
             Msg::Http(v) => emit(Stream::of(StreamKind::Http), Payload::Http(v)),
+            Msg::Tls(v) => emit(Stream::of(StreamKind::Tls), Payload::Tls(v)),
+            Msg::Dns(v) => emit(Stream::of(StreamKind::Dns), Payload::Dns(v)),
             Msg::HttpDone(st) => {
                 if let Some(t) = &mut self.http {
                     t.merge(&st);
                 }
-                self.http_open = self.http_open.saturating_sub(1);
+            }
+            Msg::TlsDone(st) => {
+                if let Some(t) = &mut self.tls {
+                    t.merge(&st);
+                }
+            }
+            Msg::DnsDone(st) => {
+                if let Some(t) = &mut self.dns {
+                    t.merge(&st);
+                }
             }
         }
     }
@@ -317,6 +599,8 @@ impl Collectors {
         AnalysisReport {
             flows: self.flows.as_ref().map(|(m, top)| m.summary(*top)),
             http: self.http.clone(),
+            tls: self.tls.clone(),
+            dns: self.dns.clone(),
         }
     }
 }

@@ -58,13 +58,15 @@ impl Router {
         }
     }
 
-    /// Numbers a batch and hands it to every sink that takes its stream. Flow and HTTP batches
-    /// without records go nowhere; a view snapshot always does (an empty window is still a
+    /// Numbers a batch and hands it to every sink that takes its stream. Flow, HTTP, TLS and DNS
+    /// batches without records go nowhere; a view snapshot always does (an empty window is still a
     /// window).
     pub fn route(&mut self, stream: Stream, payload: Payload) {
         let empty = match &payload {
             Payload::Flows(v) => v.is_empty(),
             Payload::Http(v) => v.is_empty(),
+            Payload::Tls(v) => v.is_empty(),
+            Payload::Dns(v) => v.is_empty(),
             _ => false,
         };
         if empty || !self.runners.iter().any(|r| r.accepts(&stream)) {

@@ -3,7 +3,6 @@
 //! runners' counters.
 
 use netspectra_flow::{EndReason, FlowWorker};
-use netspectra_http::HttpAnalyzer;
 use netspectra_metrics::{Exposition, Kind};
 use netspectra_sinks::delivery::DeliveryStats;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,10 +31,11 @@ pub struct WorkerSlot {
     pub malformed: AtomicU64,
     /// See `truncated`.
     pub undecoded: AtomicU64,
-    /// HTTP connections tracked.
-    pub http_connections: AtomicU64,
-    /// HTTP records made.
-    pub http_records: AtomicU64,
+    /// Connections or transactions tracked by each record analysis (HTTP, TLS, DNS: indexed
+    /// by [`crate::analysis::RecordKind`]).
+    pub tracked: [AtomicU64; 3],
+    /// Records made by each record analysis (same index).
+    pub records: [AtomicU64; 3],
 }
 
 impl WorkerSlot {
@@ -55,11 +55,11 @@ impl WorkerSlot {
         self.undecoded.store(d.undecoded, Ordering::Relaxed);
     }
 
-    /// Publishes an HTTP analyzer's counters.
-    pub fn publish_http(&self, a: &HttpAnalyzer, records: u64) {
-        self.http_connections
-            .store(a.connections() as u64, Ordering::Relaxed);
-        self.http_records.fetch_add(records, Ordering::Relaxed);
+    /// Publishes a record analysis's counters: what it tracks now and the records it made
+    /// since the last call.
+    pub fn publish_records(&self, kind: usize, tracked: u64, new_records: u64) {
+        self.tracked[kind].store(tracked, Ordering::Relaxed);
+        self.records[kind].fetch_add(new_records, Ordering::Relaxed);
     }
 }
 
@@ -76,15 +76,21 @@ pub struct PipelineMetrics {
     pub flows: bool,
     /// See `flows`.
     pub http: bool,
+    /// See `flows`.
+    pub tls: bool,
+    /// See `flows`.
+    pub dns: bool,
 }
 
 impl PipelineMetrics {
-    /// Counters for `workers` workers.
-    pub fn new(workers: usize, flows: bool, http: bool) -> PipelineMetrics {
+    /// Counters for `workers` workers running the analyses of `set`.
+    pub fn new(workers: usize, set: &crate::AnalysisSet) -> PipelineMetrics {
         PipelineMetrics {
             workers: (0..workers).map(|_| WorkerSlot::default()).collect(),
-            flows,
-            http,
+            flows: set.flows.is_some(),
+            http: set.http.is_some(),
+            tls: set.tls.is_some(),
+            dns: set.dns.is_some(),
             ..PipelineMetrics::default()
         }
     }
@@ -171,16 +177,45 @@ impl PipelineMetrics {
                 self.sum(|w| &w.packets),
             );
         }
-        if self.http {
-            e.gauge(
-                "netspectra_http_connections",
+        for (on, kind, tracked, help) in [
+            (
+                self.http,
+                0,
+                "http_connections",
                 "HTTP connections tracked now.",
-                self.sum(|w| &w.http_connections) as f64,
+            ),
+            (
+                self.tls,
+                1,
+                "tls_connections",
+                "TLS and QUIC connections tracked now.",
+            ),
+            (
+                self.dns,
+                2,
+                "dns_pending",
+                "DNS queries awaiting a response and DNS-over-TCP connections tracked now.",
+            ),
+        ] {
+            if !on {
+                continue;
+            }
+            let name = ["http", "tls", "dns"][kind];
+            e.gauge(
+                &format!("netspectra_{tracked}"),
+                help,
+                self.workers
+                    .iter()
+                    .map(|w| w.tracked[kind].load(Ordering::Relaxed))
+                    .sum::<u64>() as f64,
             );
             e.counter(
-                "netspectra_http_records_total",
-                "HTTP records made.",
-                self.sum(|w| &w.http_records),
+                &format!("netspectra_{name}_records_total"),
+                &format!("{} records made.", name.to_uppercase()),
+                self.workers
+                    .iter()
+                    .map(|w| w.records[kind].load(Ordering::Relaxed))
+                    .sum(),
             );
         }
         let sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());

@@ -85,11 +85,8 @@ impl Pipeline {
     /// expression applied in user space to files (live captures filter in the kernel).
     pub fn new(set: AnalysisSet, workers: usize, filter: Option<String>) -> Pipeline {
         let workers = workers.max(1);
-        let metrics = Arc::new(PipelineMetrics::new(
-            workers,
-            set.flows.is_some(),
-            set.http.is_some(),
-        ));
+        let set = set.resolved();
+        let metrics = Arc::new(PipelineMetrics::new(workers, &set));
         let (ctl_tx, ctl_rx) = channel();
         Pipeline {
             set,

@@ -184,8 +184,9 @@ fn anonymize(a: &mut Anonymizer, v: &mut PacketView) {
     }
 }
 
+/// The anonymized image of an address.
 #[inline]
-fn map(a: &mut Anonymizer, ip: IpAddr) -> IpAddr {
+pub(crate) fn map(a: &mut Anonymizer, ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(x) => IpAddr::V4(a.map_v4(u32::from(x)).into()),
         IpAddr::V6(x) => IpAddr::V6(a.map_v6(u128::from(x)).into()),

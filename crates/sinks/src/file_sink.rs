@@ -8,8 +8,10 @@ use crate::outputs::OutputPlan;
 use crate::sink::{Closed, DeliverError, Routes, Sink};
 use crate::stream::{Batch, Payload, StreamKind};
 use crate::{Destination, RecordFormat, RecordWriter};
+use netspectra_dns::DnsRecord;
 use netspectra_flow::record::{dir_stamp, FlowRecord};
 use netspectra_http::HttpRecord;
+use netspectra_tls::TlsRecord;
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -41,8 +43,9 @@ pub struct FileSinkConfig {
     pub paths: Vec<(StreamKind, PathBuf)>,
     /// File format.
     pub format: RecordFormat,
-    /// Columns (CSV/TSV) or keys (JSON) to write for HTTP records.
-    pub http_fields: Option<Vec<String>>,
+    /// Columns (CSV/TSV) or keys (JSON) to write, for the record streams that have a
+    /// selection (HTTP, TLS, DNS); the others write every field.
+    pub fields: Vec<(StreamKind, Vec<String>)>,
     /// Rotation of per-stream files (not of view snapshots, one file each already).
     pub rotation: Rotation,
     /// The streams written.
@@ -57,6 +60,8 @@ pub struct FileSinkConfig {
 enum StreamFile {
     Flows(RecordWriter<FlowRecord>),
     Http(RecordWriter<HttpRecord>),
+    Tls(RecordWriter<TlsRecord>),
+    Dns(RecordWriter<DnsRecord>),
     /// JSON lines written as they come (streams without a typed form).
     Raw {
         out: BufWriter<Destination>,
@@ -139,6 +144,20 @@ impl FileSink {
         })
     }
 
+    /// A record writer for stream `k` at `path`, with the stream's field selection.
+    fn writer<T: serde::Serialize>(
+        &self,
+        k: StreamKind,
+        path: &Path,
+    ) -> Result<RecordWriter<T>, DeliverError> {
+        let mut w =
+            RecordWriter::create(path, self.cfg.format).map_err(|e| io_err(path, "creating", e))?;
+        if let Some((_, f)) = self.cfg.fields.iter().find(|(s, _)| *s == k) {
+            w = w.with_fields(f.clone());
+        }
+        Ok(w)
+    }
+
     fn file(&mut self, k: StreamKind) -> Result<Option<&mut Open>, DeliverError> {
         if !self.open.contains_key(&k) {
             let Some(path) = self.path_for(k) else {
@@ -149,14 +168,9 @@ impl FileSink {
                 StreamKind::Flows => StreamFile::Flows(
                     RecordWriter::create(&path, fmt).map_err(|e| io_err(&path, "creating", e))?,
                 ),
-                StreamKind::Http => {
-                    let mut w = RecordWriter::create(&path, fmt)
-                        .map_err(|e| io_err(&path, "creating", e))?;
-                    if let Some(f) = &self.cfg.http_fields {
-                        w = w.with_fields(f.clone());
-                    }
-                    StreamFile::Http(w)
-                }
+                StreamKind::Http => StreamFile::Http(self.writer(k, &path)?),
+                StreamKind::Tls => StreamFile::Tls(self.writer(k, &path)?),
+                StreamKind::Dns => StreamFile::Dns(self.writer(k, &path)?),
                 _ => StreamFile::Raw {
                     out: BufWriter::with_capacity(
                         256 << 10,
@@ -187,6 +201,8 @@ impl FileSink {
         let kept = match o.file {
             StreamFile::Flows(w) => close_writer(w, complete, &o.path)?,
             StreamFile::Http(w) => close_writer(w, complete, &o.path)?,
+            StreamFile::Tls(w) => close_writer(w, complete, &o.path)?,
+            StreamFile::Dns(w) => close_writer(w, complete, &o.path)?,
             StreamFile::Raw { out, path, .. } => {
                 let d = out
                     .into_inner()
@@ -254,6 +270,8 @@ impl FileSink {
         match self.open.get(&k).map(|o| &o.file) {
             Some(StreamFile::Flows(w)) => w.records(),
             Some(StreamFile::Http(w)) => w.records(),
+            Some(StreamFile::Tls(w)) => w.records(),
+            Some(StreamFile::Dns(w)) => w.records(),
             Some(StreamFile::Raw { records, .. }) => *records,
             None => 0,
         }
@@ -302,7 +320,7 @@ impl Sink for FileSink {
     }
 
     fn takes_json(&self) -> bool {
-        self.cfg.format == RecordFormat::JsonLines && self.cfg.http_fields.is_none()
+        self.cfg.format == RecordFormat::JsonLines && self.cfg.fields.is_empty()
     }
 
     fn deliver(&mut self, b: &Batch) -> Result<(), DeliverError> {
@@ -326,6 +344,8 @@ impl Sink for FileSink {
             let r = match &mut o.file {
                 StreamFile::Flows(w) => w.flush().map_err(|e| e.to_string()),
                 StreamFile::Http(w) => w.flush().map_err(|e| e.to_string()),
+                StreamFile::Tls(w) => w.flush().map_err(|e| e.to_string()),
+                StreamFile::Dns(w) => w.flush().map_err(|e| e.to_string()),
                 StreamFile::Raw { out, .. } => out.flush().map_err(|e| e.to_string()),
             };
             r.map_err(|e| io_err(&o.path, "writing", e))?;
@@ -403,11 +423,9 @@ impl FileSink {
                     .map_err(|e| io_err(&path, "writing", e))?;
                 }
             }
-            (StreamFile::Http(w), Payload::Http(v)) => {
-                for r in v {
-                    w.write(r).map_err(|e| io_err(&path, "writing", e))?;
-                }
-            }
+            (StreamFile::Http(w), Payload::Http(v)) => write_all(w, v, &path)?,
+            (StreamFile::Tls(w), Payload::Tls(v)) => write_all(w, v, &path)?,
+            (StreamFile::Dns(w), Payload::Dns(v)) => write_all(w, v, &path)?,
             (StreamFile::Raw { out, records, .. }, _) => {
                 out.write_all(b.json())
                     .map_err(|e| io_err(&path, "writing", e))?;
@@ -421,6 +439,14 @@ impl FileSink {
                 w.write_raw_lines(b.json(), *records)
                     .map_err(|e| io_err(&path, "writing", e))?;
             }
+            (StreamFile::Tls(w), Payload::Encoded { records }) => {
+                w.write_raw_lines(b.json(), *records)
+                    .map_err(|e| io_err(&path, "writing", e))?;
+            }
+            (StreamFile::Dns(w), Payload::Encoded { records }) => {
+                w.write_raw_lines(b.json(), *records)
+                    .map_err(|e| io_err(&path, "writing", e))?;
+            }
             _ => {
                 return Err(DeliverError::fatal(
                     &self.name,
@@ -431,6 +457,18 @@ impl FileSink {
         o.bytes = before + b.approx_bytes() as u64;
         Ok(())
     }
+}
+
+/// Writes typed records one by one (the writer applies the field selection and format).
+fn write_all<T: serde::Serialize>(
+    w: &mut RecordWriter<T>,
+    v: &[T],
+    path: &Path,
+) -> Result<(), DeliverError> {
+    for r in v {
+        w.write(r).map_err(|e| io_err(path, "writing", e))?;
+    }
+    Ok(())
 }
 
 /// Record streams as JSON lines on standard output, one whole batch per write (lines of

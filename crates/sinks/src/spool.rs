@@ -361,6 +361,8 @@ fn kind_code(k: StreamKind) -> u8 {
         StreamKind::Http => 3,
         StreamKind::Alerts => 4,
         StreamKind::Guard => 5,
+        StreamKind::Tls => 6,
+        StreamKind::Dns => 7,
     }
 }
 

@@ -5,8 +5,10 @@
 //! the typed records for sinks that need them (IPFIX, CSV, Parquet) and renders its JSON lines
 //! once, on first use, for every sink that sends JSON (files, ClickHouse, the bus, the spool).
 
+use netspectra_dns::DnsRecord;
 use netspectra_flow::{EndedFlow, Snapshot};
 use netspectra_http::HttpRecord;
+use netspectra_tls::TlsRecord;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -19,6 +21,10 @@ pub enum StreamKind {
     View,
     /// HTTP request/response/transaction records.
     Http,
+    /// TLS and QUIC connection records (handshake metadata).
+    Tls,
+    /// DNS transaction records.
+    Dns,
     /// Alert events (firing, resolved).
     Alerts,
     /// Events of the eBPF guard (deny, log).
@@ -32,16 +38,20 @@ impl StreamKind {
             StreamKind::Flows => "flows",
             StreamKind::View => "views",
             StreamKind::Http => "http",
+            StreamKind::Tls => "tls",
+            StreamKind::Dns => "dns",
             StreamKind::Alerts => "alerts",
             StreamKind::Guard => "guard",
         }
     }
 
     /// Every kind, in a stable order.
-    pub const ALL: [StreamKind; 5] = [
+    pub const ALL: [StreamKind; 7] = [
         StreamKind::Flows,
         StreamKind::View,
         StreamKind::Http,
+        StreamKind::Tls,
+        StreamKind::Dns,
         StreamKind::Alerts,
         StreamKind::Guard,
     ];
@@ -100,6 +110,10 @@ pub enum Payload {
     Snapshot(Snapshot),
     /// HTTP records.
     Http(Vec<HttpRecord>),
+    /// TLS records.
+    Tls(Vec<TlsRecord>),
+    /// DNS records.
+    Dns(Vec<DnsRecord>),
     /// Records that exist only as JSON lines: read back from a spool, or made by a stream
     /// without a typed form (alerts, guard events). `records` counts the lines.
     Encoded {
@@ -145,6 +159,8 @@ impl Batch {
             Payload::Flows(v) => v.len() as u64,
             Payload::Snapshot(s) => s.rows.len() as u64,
             Payload::Http(v) => v.len() as u64,
+            Payload::Tls(v) => v.len() as u64,
+            Payload::Dns(v) => v.len() as u64,
             Payload::Encoded { records } => *records,
         }
     }
@@ -169,14 +185,9 @@ impl Batch {
                     // Writing to a Vec cannot fail.
                     let _ = s.write_jsonl(&mut out);
                 }
-                Payload::Http(v) => {
-                    for r in v {
-                        // An HTTP record always serializes (no maps with non-string keys).
-                        if crate::json::to_vec(&mut out, r).is_ok() {
-                            out.push(b'\n');
-                        }
-                    }
-                }
+                Payload::Http(v) => json_lines(&mut out, v),
+                Payload::Tls(v) => json_lines(&mut out, v),
+                Payload::Dns(v) => json_lines(&mut out, v),
                 Payload::Encoded { .. } => {}
             }
             out
@@ -199,9 +210,21 @@ impl Batch {
             Payload::Flows(_) => 420,
             Payload::Snapshot(_) => 160,
             Payload::Http(_) => 700,
+            Payload::Tls(_) => 1200,
+            Payload::Dns(_) => 600,
             Payload::Encoded { .. } => 100,
         };
         self.records() as usize * per
+    }
+}
+
+/// Appends one JSON line per record (HTTP, TLS and DNS records always serialize: no maps
+/// with non-string keys).
+fn json_lines<T: serde::Serialize>(out: &mut Vec<u8>, v: &[T]) {
+    for r in v {
+        if crate::json::to_vec(out, r).is_ok() {
+            out.push(b'\n');
+        }
     }
 }
 

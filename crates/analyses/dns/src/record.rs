@@ -165,6 +165,33 @@ pub struct DnsRecord {
 }
 
 impl DnsRecord {
+    /// Maps the addresses the message carries (A and AAAA data, the EDNS client subnet) with
+    /// `f`, leaving the transaction's own addresses alone (a pipeline maps those in the
+    /// packet already).
+    pub fn anonymize_data_addresses(&mut self, f: &mut dyn FnMut(IpAddr) -> IpAddr) {
+        let sections = [
+            (&self.answer_types, &mut self.answer_data),
+            (&self.authority_types, &mut self.authority_data),
+            (&self.additional_types, &mut self.additional_data),
+        ];
+        for (types, data) in sections {
+            for (t, d) in types.iter().zip(data.iter_mut()) {
+                if matches!(t, 1 | 28) {
+                    if let Ok(ip) = d.parse::<IpAddr>() {
+                        *d = f(ip).to_string();
+                    }
+                }
+            }
+        }
+        if let Some(ecs) = &mut self.edns_client_subnet {
+            if let Some((a, p)) = ecs.split_once('/') {
+                if let Ok(ip) = a.parse::<IpAddr>() {
+                    *ecs = format!("{}/{p}", f(ip));
+                }
+            }
+        }
+    }
+
     /// The records of one section as parallel arrays, moved out of the record's fields.
     pub(crate) fn set_section(&mut self, i: usize, s: SectionRecords) {
         let (n, t, l, d) = match i {
@@ -208,27 +235,7 @@ impl DnsRecord {
             vlan: self.vlan,
         };
         self.community_id = community_id_v1(&key, 0);
-        let sections = [
-            (&self.answer_types, &mut self.answer_data),
-            (&self.authority_types, &mut self.authority_data),
-            (&self.additional_types, &mut self.additional_data),
-        ];
-        for (types, data) in sections {
-            for (t, d) in types.iter().zip(data.iter_mut()) {
-                if matches!(t, 1 | 28) {
-                    if let Ok(ip) = d.parse::<IpAddr>() {
-                        *d = f(ip).to_string();
-                    }
-                }
-            }
-        }
-        if let Some(ecs) = &mut self.edns_client_subnet {
-            if let Some((a, p)) = ecs.split_once('/') {
-                if let Ok(ip) = a.parse::<IpAddr>() {
-                    *ecs = format!("{}/{p}", f(ip));
-                }
-            }
-        }
+        self.anonymize_data_addresses(f);
     }
 }
 

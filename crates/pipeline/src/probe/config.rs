@@ -190,6 +190,44 @@ impl Default for HttpSection {
     }
 }
 
+/// `analyses.tls:` — the `tls` command's options (unset keys keep their defaults).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// TLS-over-TCP connections tracked per worker.
+    pub max_connections: Option<usize>,
+    /// Idle timeout of a TLS connection.
+    pub idle_timeout: Option<Dur>,
+    /// QUIC connections tracked per worker.
+    pub max_quic_connections: Option<usize>,
+    /// Idle timeout of a QUIC connection.
+    pub quic_idle_timeout: Option<Dur>,
+    /// Largest handshake message reassembled.
+    pub max_handshake_bytes: Option<Size>,
+    /// Largest QUIC CRYPTO prefix reassembled.
+    pub max_crypto_bytes: Option<Size>,
+    /// Certificates kept per record.
+    pub max_certs: Option<usize>,
+    /// Read QUIC Initial packets (default true).
+    pub quic: Option<bool>,
+}
+
+/// `analyses.dns:` — the `dns` command's options (unset keys keep their defaults).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    /// Transactions remembered per worker.
+    pub max_transactions: Option<usize>,
+    /// A query unanswered this long is recorded as unanswered.
+    pub query_timeout: Option<Dur>,
+    /// DNS-over-TCP connections tracked per worker.
+    pub max_tcp_connections: Option<usize>,
+    /// Records kept per section of a transaction.
+    pub max_records: Option<usize>,
+    /// Look for DNS off its usual ports, by content (default true).
+    pub detect_off_port: Option<bool>,
+}
+
 /// `analyses:` — what runs (a missing section: not run).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +236,10 @@ pub struct AnalysesSection {
     pub flows: Option<FileConfig>,
     /// HTTP records.
     pub http: Option<HttpSection>,
+    /// TLS and QUIC handshake records.
+    pub tls: Option<TlsSection>,
+    /// DNS transaction records.
+    pub dns: Option<DnsSection>,
 }
 
 /// `anonymize:` — Crypto-PAn addresses in every record stream, as `sanitize` maps them.
@@ -212,6 +254,9 @@ pub struct AnonymizeSection {
     /// Keep private addresses unchanged (sanitize's `--keep private`).
     #[serde(default)]
     pub keep_private: bool,
+    /// Replace TLS server names (and certificate names) and DNS names by keyed tokens.
+    #[serde(default)]
+    pub hash_names: bool,
 }
 
 /// A queue and spool of one sink.

@@ -7,6 +7,7 @@ pub mod config;
 use crate::analysis::{AnalysisSet, AnonymizeSetup, FlowsSetup};
 use config::{ConfigError, ProbeConfig, QueueSection, SinkSection};
 use netspectra_clickhouse::{ClickHouseSink, SinkOptions};
+use netspectra_dns::DnsConfig;
 use netspectra_flow::config::{default_views, DEFAULT_INTERVAL};
 use netspectra_flow::TableConfig;
 use netspectra_http::parse::ExtractOptions;
@@ -18,6 +19,7 @@ use netspectra_sinks::file_sink::{FileSink, FileSinkConfig, Rotation, StdoutSink
 use netspectra_sinks::sink::{Routes, Sink};
 use netspectra_sinks::stream::StreamKind;
 use netspectra_sinks::RecordFormat;
+use netspectra_tls::TlsConfig;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -31,13 +33,14 @@ pub fn analyses(cfg: &ProbeConfig, text: &str, origin: &str) -> Result<AnalysisS
         line: config::line_of(text, needle),
         message,
     };
-    let (flows_file, http_section) = if cfg.analyses.flows.is_none() && cfg.analyses.http.is_none()
-    {
+    let a = &cfg.analyses;
+    let none = a.flows.is_none() && a.http.is_none() && a.tls.is_none() && a.dns.is_none();
+    let (flows_file, http_section) = if none {
         (None, Some(config::HttpSection::default()))
     } else {
-        (cfg.analyses.flows.as_ref(), cfg.analyses.http.clone())
+        (a.flows.as_ref(), a.http.clone())
     };
-    let default_flows = cfg.analyses.flows.is_none() && cfg.analyses.http.is_none();
+    let default_flows = none;
     let flows = if default_flows {
         Some(FlowsSetup {
             table: TableConfig::default(),
@@ -73,6 +76,30 @@ pub fn analyses(cfg: &ProbeConfig, text: &str, origin: &str) -> Result<AnalysisS
         })?),
         None => None,
     };
+    let tls = match &a.tls {
+        Some(t) => Some(tls_config(t).map_err(|e| {
+            let key = match &e {
+                netspectra_tls::ConfigError::OutOfRange { key, .. } => *key,
+            };
+            err(
+                &format!("{}:", key.trim_end_matches("_ns")),
+                format!("analyses.{e}"),
+            )
+        })?),
+        None => None,
+    };
+    let dns = match &a.dns {
+        Some(d) => Some(dns_config(d).map_err(|e| {
+            let key = match &e {
+                netspectra_dns::ConfigError::OutOfRange { key, .. } => *key,
+            };
+            err(
+                &format!("{}:", key.trim_end_matches("_ns")),
+                format!("analyses.{e}"),
+            )
+        })?),
+        None => None,
+    };
     let anonymize = match &cfg.anonymize {
         Some(a) => Some(AnonymizeSetup {
             key: read_key(&a.key_file)
@@ -82,6 +109,7 @@ pub fn analyses(cfg: &ProbeConfig, text: &str, origin: &str) -> Result<AnalysisS
                 ..netspectra_sanitize::AnonPolicy::default()
             },
             strip_query: a.strip_query,
+            hash_names: a.hash_names,
         }),
         None => None,
     };
@@ -96,6 +124,8 @@ pub fn analyses(cfg: &ProbeConfig, text: &str, origin: &str) -> Result<AnalysisS
     Ok(AnalysisSet {
         flows,
         http,
+        tls,
+        dns,
         anonymize,
         ring,
     })
@@ -125,6 +155,43 @@ pub fn http_config(h: &config::HttpSection) -> Result<HttpConfig, netspectra_htt
         },
         parse_user_agent: h.user_agent,
         decode_tunnels: h.tunnels,
+        ..d
+    };
+    c.validate()?;
+    Ok(c)
+}
+
+/// The TLS analysis settings of a section, checked against their bounds.
+pub fn tls_config(t: &config::TlsSection) -> Result<TlsConfig, netspectra_tls::ConfigError> {
+    let d = TlsConfig::default();
+    let c = TlsConfig {
+        max_connections: t.max_connections.unwrap_or(d.max_connections),
+        idle_timeout_ns: t.idle_timeout.map_or(d.idle_timeout_ns, |x| x.0),
+        max_quic_connections: t.max_quic_connections.unwrap_or(d.max_quic_connections),
+        quic_idle_timeout_ns: t.quic_idle_timeout.map_or(d.quic_idle_timeout_ns, |x| x.0),
+        max_handshake_bytes: t
+            .max_handshake_bytes
+            .map_or(d.max_handshake_bytes, |s| s.0 as usize),
+        max_crypto_bytes: t
+            .max_crypto_bytes
+            .map_or(d.max_crypto_bytes, |s| s.0 as usize),
+        max_certs: t.max_certs.unwrap_or(d.max_certs),
+        quic: t.quic.unwrap_or(d.quic),
+        ..d
+    };
+    c.validate()?;
+    Ok(c)
+}
+
+/// The DNS analysis settings of a section, checked against their bounds.
+pub fn dns_config(s: &config::DnsSection) -> Result<DnsConfig, netspectra_dns::ConfigError> {
+    let d = DnsConfig::default();
+    let c = DnsConfig {
+        max_transactions: s.max_transactions.unwrap_or(d.max_transactions),
+        query_timeout_ns: s.query_timeout.map_or(d.query_timeout_ns, |x| x.0),
+        max_tcp_connections: s.max_tcp_connections.unwrap_or(d.max_tcp_connections),
+        max_records: s.max_records.unwrap_or(d.max_records),
+        detect_off_port: s.detect_off_port.unwrap_or(d.detect_off_port),
         ..d
     };
     c.validate()?;
@@ -230,13 +297,7 @@ pub fn start_sinks(
     sinks: &[SinkSection],
     ctx: &SinkContext<'_>,
 ) -> Result<Vec<StartedSink>, String> {
-    let all = [
-        StreamKind::Flows,
-        StreamKind::View,
-        StreamKind::Http,
-        StreamKind::Alerts,
-        StreamKind::Guard,
-    ];
+    let all = StreamKind::ALL;
     let mut out = Vec::new();
     for (i, s) in sinks.iter().enumerate() {
         let (sink, cfg, ch): (Box<dyn Sink>, DeliveryConfig, _) = match s {
@@ -262,7 +323,7 @@ pub fn start_sinks(
                     dir: Some(dir.clone()),
                     paths: Vec::new(),
                     format,
-                    http_fields: None,
+                    fields: Vec::new(),
                     rotation: Rotation {
                         max_bytes: r.size.map(|s| s.0),
                         max_age: r

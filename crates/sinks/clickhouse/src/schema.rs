@@ -29,6 +29,63 @@ cache_control Nullable(String), resp_content_length Nullable(UInt64), \
 latency_us Nullable(UInt64), partial UInt8, \
 time DateTime MATERIALIZED toDateTime(toUInt32(toUInt64OrZero(splitByChar('.', ts)[1])))";
 
+/// The `time` column of record streams whose `ts` is `seconds.nanoseconds` text.
+const TS_TIME: &str =
+    "time DateTime MATERIALIZED toDateTime(toUInt32(toUInt64OrZero(splitByChar('.', ts)[1])))";
+
+/// Columns shared by the TLS and DNS tables: time and the connection's addresses.
+macro_rules! conn_columns {
+    () => {
+        "ts String, ip_version UInt8, src_ip String, src_port UInt16, dst_ip String, \
+dst_port UInt16, vlan Nullable(UInt16), community_id String, transport String, "
+    };
+}
+
+/// Columns of the TLS table, in the order of the JSON record's fields (booleans as UInt8,
+/// lists as arrays).
+pub fn tls_columns() -> String {
+    format!(
+        "{}sni Nullable(String), alpn_offered Array(String), client_version Nullable(UInt16), \
+versions_offered Array(UInt16), ciphers_offered Array(UInt16), extensions Array(UInt16), \
+groups Array(UInt16), point_formats Array(UInt8), sig_algs Array(UInt16), \
+resumption_offered UInt8, ja3 Nullable(String), ja4 Nullable(String), client_hellos UInt8, \
+ja4_retry Nullable(String), hello_retry UInt8, version Nullable(String), \
+version_code Nullable(UInt16), cipher Nullable(UInt16), cipher_name Nullable(String), \
+alpn Nullable(String), ja3s Nullable(String), resumed UInt8, \
+handshake_latency_us Nullable(UInt64), cert_count UInt16, cert_subjects Array(String), \
+cert_issuers Array(String), cert_serials Array(String), cert_not_before Array(String), \
+cert_not_after Array(String), cert_san_dns Array(String), alert_senders Array(String), \
+alert_levels Array(UInt8), alert_descriptions Array(UInt8), encrypted_alerts UInt32, \
+established UInt8, partial UInt8, malformed Nullable(String), quic_version Nullable(UInt32), \
+quic_dcid Nullable(String), quic_scid Nullable(String), quic_server_scid Nullable(String), \
+{TS_TIME}",
+        conn_columns!()
+    )
+}
+
+/// Columns of the DNS table, in the order of the JSON record's fields.
+pub fn dns_columns() -> String {
+    let section = |s: &str| {
+        format!(
+            "{s}_names Array(String), {s}_types Array(UInt16), {s}_ttls Array(UInt32), \
+{s}_data Array(String), "
+        )
+    };
+    format!(
+        "{}status String, id UInt16, opcode UInt8, qname String, qtype UInt16, \
+qtype_name String, qclass UInt16, rcode Nullable(UInt16), rcode_name Nullable(String), \
+aa UInt8, tc UInt8, rd UInt8, ra UInt8, ad UInt8, cd UInt8, {}{}{}answer_count UInt16, \
+authority_count UInt16, additional_count UInt16, edns_udp_size Nullable(UInt16), \
+edns_version Nullable(UInt8), edns_do UInt8, edns_client_subnet Nullable(String), \
+latency_us Nullable(UInt64), query_len Nullable(UInt32), response_len Nullable(UInt32), \
+malformed Nullable(String), {TS_TIME}",
+        conn_columns!(),
+        section("answer"),
+        section("authority"),
+        section("additional")
+    )
+}
+
 /// The ClickHouse type of a view snapshot column, from its name (views name their columns
 /// `interval_start`, key columns such as `src_ip_24` or `dst_port`, and metric columns).
 pub fn view_column_type(name: &str) -> &'static str {
@@ -65,7 +122,9 @@ pub fn create_table(kind: StreamKind, full: &str, columns: &str, ids: bool) -> S
     };
     let (part, order) = match kind {
         StreamKind::Flows => ("toYYYYMMDD(start_time)", "(start_time, src_ip, dst_ip)"),
-        StreamKind::Http => ("toYYYYMMDD(time)", "(time, src_ip, dst_ip)"),
+        StreamKind::Http | StreamKind::Tls | StreamKind::Dns => {
+            ("toYYYYMMDD(time)", "(time, src_ip, dst_ip)")
+        }
         StreamKind::View => ("toYYYYMMDD(time)", "(time)"),
         StreamKind::Alerts | StreamKind::Guard => ("toYYYYMMDD(time)", "(time)"),
     };

@@ -10,7 +10,9 @@
 //! never counts twice.
 
 use crate::client::Client;
-use crate::schema::{create_table, json_keys, view_columns, FLOW_COLUMNS, HTTP_COLUMNS};
+use crate::schema::{
+    create_table, dns_columns, json_keys, tls_columns, view_columns, FLOW_COLUMNS, HTTP_COLUMNS,
+};
 use crate::{is_ident, ClickHouseError};
 use netspectra_sinks::sink::{Closed, DeliverError, Routes, Sink};
 use netspectra_sinks::stream::{Batch, Payload, Stream, StreamKind};
@@ -75,7 +77,12 @@ impl ClickHouseSink {
             "CREATE DATABASE",
             &format!("CREATE DATABASE IF NOT EXISTS {}", s.opts.database),
         )?;
-        for k in [StreamKind::Flows, StreamKind::Http] {
+        for k in [
+            StreamKind::Flows,
+            StreamKind::Http,
+            StreamKind::Tls,
+            StreamKind::Dns,
+        ] {
             let st = Stream::of(k);
             if s.opts.routes.accepts(&st) {
                 s.ensure_table(&st, None)?;
@@ -131,6 +138,8 @@ impl ClickHouseSink {
         let columns = match s.kind {
             StreamKind::Flows => FLOW_COLUMNS.to_string(),
             StreamKind::Http => HTTP_COLUMNS.to_string(),
+            StreamKind::Tls => tls_columns(),
+            StreamKind::Dns => dns_columns(),
             StreamKind::View => match view_cols {
                 Some(c) if c.iter().all(|n| is_ident(n)) => view_columns(&c),
                 _ => {
