@@ -3,11 +3,14 @@
 //! whatever the number of workers; table formats write every field; the probe writes, in one
 //! pass with flows and HTTP, the records the commands write; and its `anonymize` option maps
 //! addresses as `sanitize` maps them in the capture (answers included) and replaces names by
-//! keyed tokens. The parsers themselves are checked against tshark and the JA4 reference in
+//! keyed tokens; ClickHouse takes every TLS and DNS record, arrays included. The parsers themselves are checked against tshark and the JA4 reference in
 //! crates/analyses/{tls,dns}/tests.
 
+#[path = "support/clickhouse.rs"]
+mod clickhouse;
 mod common;
 
+use clickhouse::ClickHouse;
 use common::{bin, generated_capture, run};
 use netspectra_gen::{GenConfig, Mix, Truth};
 use serde_json::Value;
@@ -385,5 +388,60 @@ fn the_probe_anonymizes_tls_and_dns_records_as_sanitize_anonymizes_the_capture()
                 .collect()
         ),
         "one token per name"
+    );
+}
+
+#[test]
+fn clickhouse_takes_every_tls_and_dns_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ch) = ClickHouse::start(&dir.path().join("ch")) else {
+        return;
+    };
+    let (cap, t) = capture(dir.path(), 35);
+    let url = format!("clickhouse://127.0.0.1:{}/nsp", ch.http);
+    let cfg = dir.path().join("p.yaml");
+    let out = dir.path().join("p");
+    std::fs::write(
+        &cfg,
+        format!(
+            "analyses:\n  tls: {{}}\n  dns:\n    max_records: 128\n\
+             sinks:\n  - type: files\n    dir: {}\n  - type: clickhouse\n    url: {url}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    run(bin().args([
+        "probe",
+        "-q",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--read",
+        cap.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        ch.count("SELECT count() FROM nsp.tls"),
+        t.tls.list.len() as u64
+    );
+    assert_eq!(
+        ch.count("SELECT count() FROM nsp.dns"),
+        t.dns.transactions.len() as u64
+    );
+    // Arrays and nullable fields arrive whole: the answers, SNI and JA4 of every record.
+    let sum_answers: u64 = records(&out.join("dns.jsonl"))
+        .iter()
+        .map(|r| r["answer_data"].as_array().unwrap().len() as u64)
+        .sum();
+    assert_eq!(
+        ch.count("SELECT sum(length(answer_data)) FROM nsp.dns"),
+        sum_answers
+    );
+    let with_sni = t.tls.list.iter().filter(|h| h.sni.is_some()).count() as u64;
+    assert_eq!(
+        ch.count("SELECT count() FROM nsp.tls WHERE isNotNull(sni)"),
+        with_sni
+    );
+    assert_eq!(
+        ch.count("SELECT count() FROM nsp.tls WHERE length(ja4) = 36"),
+        t.tls.list.len() as u64
     );
 }
