@@ -4,7 +4,6 @@
 //! query names, types and response codes at the end.
 
 use crate::record_cmd::{self, CommandSummary, RecordArgs, RecordCommand, Totals};
-use crate::stdout::outln;
 use crate::tls::flag_error;
 use anyhow::Result;
 use clap::Args;
@@ -50,13 +49,11 @@ fn config(a: &DnsArgs) -> DnsConfig {
 
 /// Runs `netspectra dns`.
 pub fn run(a: DnsArgs) -> Result<ExitCode> {
-    if a.common.list_fields {
-        outln!("{}", FIELDS.join("\n"));
+    let Some(fields) =
+        record_cmd::start(&a.common, FIELDS, &[], &record_cmd::plain_fields(FIELDS))?
+    else {
         return Ok(ExitCode::SUCCESS);
-    }
-    record_cmd::check_args(&a.common)?;
-    let fields =
-        record_cmd::select_fields(&a.common, FIELDS, &[], &record_cmd::plain_fields(FIELDS))?;
+    };
     let cfg = config(&a);
     cfg.validate().map_err(|e| match e {
         netspectra_dns::ConfigError::OutOfRange { key, value, range } => {

@@ -7,7 +7,6 @@
 
 use crate::exit::BadInput;
 use crate::record_cmd::{self, CommandSummary, RecordArgs, RecordCommand, Totals};
-use crate::stdout::outln;
 use anyhow::Result;
 use clap::Args;
 use netspectra_http::parse::ExtractOptions;
@@ -132,13 +131,11 @@ fn config(a: &HttpArgs) -> HttpConfig {
 
 /// Runs `netspectra http`.
 pub fn run(a: HttpArgs) -> Result<ExitCode> {
-    if a.common.list_fields {
-        outln!("{}", FIELDS.join("\n"));
-        return Ok(ExitCode::SUCCESS);
-    }
-    record_cmd::check_args(&a.common)?;
     // `headers` is a map and `lenient` rarely set: `-F` selects them.
-    let fields = record_cmd::select_fields(&a.common, FIELDS, &["headers", "lenient"], &map_field)?;
+    let Some(fields) = record_cmd::start(&a.common, FIELDS, &["headers", "lenient"], &map_field)?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let cfg = config(&a);
     cfg.validate().map_err(|e| {
         // The library names its keys; here they are flags.

@@ -211,6 +211,8 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
             [
                 set.flows.as_ref().map(|_| "flows"),
                 set.http.as_ref().map(|_| "http"),
+                set.tls.as_ref().map(|_| "tls"),
+                set.dns.as_ref().map(|_| "dns"),
             ]
             .into_iter()
             .flatten()
@@ -407,6 +409,8 @@ fn reload(
     }
     if old.analyses.flows.is_some() != new.analyses.flows.is_some()
         || old.analyses.http.is_some() != new.analyses.http.is_some()
+        || old.analyses.tls.is_some() != new.analyses.tls.is_some()
+        || old.analyses.dns.is_some() != new.analyses.dns.is_some()
         || old.anonymize.is_some() != new.anonymize.is_some()
     {
         return Err("analyses or anonymization switched on or off: that needs a restart".into());
@@ -544,6 +548,8 @@ fn finish(
     }
     let flows = report.analyses.flows.as_ref();
     let http = report.analyses.http.as_ref().map(|h| h.report(10));
+    let tls = report.analyses.tls.as_ref().map(|s| s.report(10));
+    let dns = report.analyses.dns.as_ref().map(|s| s.report(10));
     if a.json {
         let v = serde_json::json!({
             "packets": report.stats.packets,
@@ -562,6 +568,16 @@ fn finish(
                 "requests": h.requests,
                 "responses": h.responses,
                 "paired": h.paired,
+            })),
+            "tls": tls.as_ref().map(|s| serde_json::json!({
+                "records": s.records,
+                "connections": s.connections,
+                "quic_connections": s.quic_connections,
+            })),
+            "dns": dns.as_ref().map(|s| serde_json::json!({
+                "records": s.records,
+                "answered": s.answered,
+                "unanswered": s.unanswered,
             })),
             "sinks": sinks,
             "warnings": report.warnings,
@@ -582,6 +598,18 @@ fn finish(
             t.push_str(&format!(
                 "\n  http: {} requests, {} responses",
                 h.requests, h.responses
+            ));
+        }
+        if let Some(s) = &tls {
+            t.push_str(&format!(
+                "\n  tls: {} records ({} TLS, {} QUIC connections)",
+                s.records, s.connections, s.quic_connections
+            ));
+        }
+        if let Some(s) = &dns {
+            t.push_str(&format!(
+                "\n  dns: {} records ({} answered, {} unanswered)",
+                s.records, s.answered, s.unanswered
             ));
         }
         for (rep, _) in &report.sinks {

@@ -209,6 +209,23 @@ pub fn select_fields(
     }
 }
 
+/// The common start of a record command: `--list-fields` prints `all` and ends the command
+/// (`Ok(None)`); otherwise the shared options are checked and `-F` resolved (see
+/// [`select_fields`]).
+pub fn start(
+    a: &RecordArgs,
+    all: &[&str],
+    skip: &[&str],
+    known: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Option<Vec<String>>>> {
+    if a.list_fields {
+        outln!("{}", all.join("\n"));
+        return Ok(None);
+    }
+    check_args(a)?;
+    select_fields(a, all, skip, known).map(Some)
+}
+
 /// Field lookup for records without aliases: the name itself when it is one of `all`.
 pub fn plain_fields(all: &'static [&'static str]) -> impl Fn(&str) -> Option<String> {
     move |f| all.contains(&f).then(|| f.to_string())

@@ -5,7 +5,6 @@
 
 use crate::exit::BadInput;
 use crate::record_cmd::{self, CommandSummary, RecordArgs, RecordCommand, Totals};
-use crate::stdout::outln;
 use anyhow::Result;
 use clap::Args;
 use netspectra_pipeline::analysis::AnalysisReport;
@@ -67,13 +66,11 @@ pub(crate) fn flag_error(key: &str, value: &str, range: &str) -> BadInput {
 
 /// Runs `netspectra tls`.
 pub fn run(a: TlsArgs) -> Result<ExitCode> {
-    if a.common.list_fields {
-        outln!("{}", FIELDS.join("\n"));
+    let Some(fields) =
+        record_cmd::start(&a.common, FIELDS, &[], &record_cmd::plain_fields(FIELDS))?
+    else {
         return Ok(ExitCode::SUCCESS);
-    }
-    record_cmd::check_args(&a.common)?;
-    let fields =
-        record_cmd::select_fields(&a.common, FIELDS, &[], &record_cmd::plain_fields(FIELDS))?;
+    };
     let cfg = config(&a);
     cfg.validate().map_err(|e| match e {
         netspectra_tls::ConfigError::OutOfRange { key, value, range } => {

@@ -256,73 +256,53 @@ impl RecordAnalysis for HttpAnalyzer {
     }
 }
 
-impl RecordAnalysis for TlsAnalyzer {
-    type Record = TlsRecord;
-    type Stats = TlsStats;
-    const KIND: RecordKind = RecordKind::Tls;
-    fn inner(&self) -> bool {
-        true
-    }
-    #[inline]
-    fn on_view(&mut self, p: &Packet<'_>, v: &PacketView) {
-        self.on_packet(p, v)
-    }
-    fn expire(&mut self, at: Timestamp) {
-        TlsAnalyzer::expire(self, at)
-    }
-    fn finish(&mut self) {
-        TlsAnalyzer::finish(self)
-    }
-    fn take(&mut self, into: &mut Vec<TlsRecord>) {
-        self.take_records(into)
-    }
-    fn stats(&self) -> TlsStats {
-        TlsAnalyzer::stats(self)
-    }
-    fn tracked(&self) -> usize {
-        self.connections() + self.quic_connections()
-    }
-    fn batch(v: Vec<TlsRecord>) -> Msg {
-        Msg::Tls(v)
-    }
-    fn done(s: TlsStats) -> Msg {
-        Msg::TlsDone(Box::new(s))
-    }
+/// `RecordAnalysis` for an analyzer with the TLS/DNS analyzers' method names: `on_packet`,
+/// `expire`, `finish`, `take_records`, `stats`; it looks inside tunnels.
+macro_rules! record_analysis {
+    ($an:ty, $rec:ty, $stats:ty, $kind:ident, $batch:ident, $done:ident, $tracked:expr) => {
+        impl RecordAnalysis for $an {
+            type Record = $rec;
+            type Stats = $stats;
+            const KIND: RecordKind = RecordKind::$kind;
+            fn inner(&self) -> bool {
+                true
+            }
+            #[inline]
+            fn on_view(&mut self, p: &Packet<'_>, v: &PacketView) {
+                self.on_packet(p, v)
+            }
+            fn expire(&mut self, at: Timestamp) {
+                <$an>::expire(self, at)
+            }
+            fn finish(&mut self) {
+                <$an>::finish(self)
+            }
+            fn take(&mut self, into: &mut Vec<$rec>) {
+                self.take_records(into)
+            }
+            fn stats(&self) -> $stats {
+                <$an>::stats(self)
+            }
+            fn tracked(&self) -> usize {
+                let f: fn(&$an) -> usize = $tracked;
+                f(self)
+            }
+            fn batch(v: Vec<$rec>) -> Msg {
+                Msg::$batch(v)
+            }
+            fn done(s: $stats) -> Msg {
+                Msg::$done(Box::new(s))
+            }
+        }
+    };
 }
 
-impl RecordAnalysis for DnsAnalyzer {
-    type Record = DnsRecord;
-    type Stats = DnsStats;
-    const KIND: RecordKind = RecordKind::Dns;
-    fn inner(&self) -> bool {
-        true
-    }
-    #[inline]
-    fn on_view(&mut self, p: &Packet<'_>, v: &PacketView) {
-        self.on_packet(p, v)
-    }
-    fn expire(&mut self, at: Timestamp) {
-        DnsAnalyzer::expire(self, at)
-    }
-    fn finish(&mut self) {
-        DnsAnalyzer::finish(self)
-    }
-    fn take(&mut self, into: &mut Vec<DnsRecord>) {
-        self.take_records(into)
-    }
-    fn stats(&self) -> DnsStats {
-        DnsAnalyzer::stats(self)
-    }
-    fn tracked(&self) -> usize {
-        self.transactions() + self.tcp_connections()
-    }
-    fn batch(v: Vec<DnsRecord>) -> Msg {
-        Msg::Dns(v)
-    }
-    fn done(s: DnsStats) -> Msg {
-        Msg::DnsDone(Box::new(s))
-    }
-}
+record_analysis!(TlsAnalyzer, TlsRecord, TlsStats, Tls, Tls, TlsDone, |a| a
+    .connections()
+    + a.quic_connections());
+record_analysis!(DnsAnalyzer, DnsRecord, DnsStats, Dns, Dns, DnsDone, |a| a
+    .transactions()
+    + a.tcp_connections());
 
 /// Changes made to each record before it leaves the worker (anonymization the packet view
 /// cannot carry: URI query strings, addresses inside DNS answers).
