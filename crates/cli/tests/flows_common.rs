@@ -2,9 +2,10 @@
 //! of its own).
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[path = "common/tool.rs"]
 mod tool;
@@ -223,9 +224,24 @@ pub fn diff_convs(
 
 /// Runs tshark's conversation statistics for TCP and UDP on a file.
 pub fn tshark_conv(file: &str) -> String {
-    let o = Command::new("tshark")
-        .args(["-n", "-r", file, "-q", "-z", "conv,tcp", "-z", "conv,udp"])
-        .output()
-        .expect("tshark");
-    String::from_utf8_lossy(&o.stdout).to_string()
+    // Tests of one binary that run in parallel ask for the same files: tshark, by far the
+    // slowest part, reads each file once per process.
+    type Cache = Mutex<HashMap<String, Arc<OnceLock<String>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let slot = Arc::clone(
+        CACHE
+            .get_or_init(Cache::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(file.to_string())
+            .or_default(),
+    );
+    slot.get_or_init(|| {
+        let o = Command::new("tshark")
+            .args(["-n", "-r", file, "-q", "-z", "conv,tcp", "-z", "conv,udp"])
+            .output()
+            .expect("tshark");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    })
+    .clone()
 }
