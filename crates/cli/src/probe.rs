@@ -51,6 +51,10 @@ pub struct ProbeArgs {
     /// snapshots in <interval start>/<view>.jsonl).
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
+    /// Store every stream in this embedded store file (SQLite; no server): what
+    /// `netspectra console --store FILE` serves.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
     /// Also send every stream to this destination: clickhouse://HOST:PORT/DB (one table per
     /// stream) or ipfix://HOST:PORT (flow records). Repeatable.
     #[arg(long, value_name = "URL")]
@@ -158,10 +162,12 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let set = probe::analyses(&loaded.cfg, &loaded.text, &loaded.origin)
         .map_err(|e| BadInput(e.to_string()))?;
     let mut cfg_sinks = loaded.cfg.sinks.clone();
-    cfg_sinks.extend(probe::shortcut_sinks(a.out.as_deref(), &a.export).map_err(BadInput)?);
+    cfg_sinks.extend(
+        probe::shortcut_sinks(a.out.as_deref(), a.store.as_deref(), &a.export).map_err(BadInput)?,
+    );
     if cfg_sinks.is_empty() {
         return Err(BadInput(
-            "no sink: give --out DIR, --export URL, or sinks in the configuration".into(),
+            "no sink: give --store FILE (the embedded store), --out DIR, --export URL, or sinks in the configuration".into(),
         )
         .into());
     }
@@ -312,7 +318,8 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
             filters,
             base_tick,
             SinkSetup {
-                extra: probe::shortcut_sinks(a.out.as_deref(), &a.export).unwrap_or_default(),
+                extra: probe::shortcut_sinks(a.out.as_deref(), a.store.as_deref(), &a.export)
+                    .unwrap_or_default(),
                 stop: stop.handle().shared(),
             },
         )?;

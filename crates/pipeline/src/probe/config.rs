@@ -285,6 +285,16 @@ pub enum SinkSection {
         /// Spool.
         spool: Option<SpoolSection>,
     },
+    /// The embedded store of one host (a SQLite file; no server): what `netspectra console`
+    /// reads without `--clickhouse`.
+    Store {
+        /// The store file (created).
+        path: PathBuf,
+        /// Streams stored (default all).
+        streams: Option<Vec<String>>,
+        /// Queue.
+        queue: Option<QueueSection>,
+    },
     /// An IPFIX collector (flow records): `ipfix://HOST:PORT`.
     Ipfix {
         /// Collector.
@@ -462,6 +472,20 @@ impl ProbeConfig {
                     streams
                 }
                 SinkSection::Stdout { streams } => streams,
+                SinkSection::Store {
+                    path,
+                    streams,
+                    queue,
+                } => {
+                    if path.as_os_str().is_empty() || path.is_dir() {
+                        return Err(err(
+                            "path:",
+                            format!("sinks[{i}].path {}: not a file name", path.display()),
+                        ));
+                    }
+                    check_queue(queue.as_ref(), i).map_err(|m| err("queue:", m))?;
+                    streams
+                }
                 SinkSection::Clickhouse {
                     url,
                     streams,

@@ -311,6 +311,24 @@ pub fn start_sinks(
                     Some(stats),
                 )
             }
+            SinkSection::Store {
+                path,
+                streams,
+                queue,
+            } => {
+                let sink = netspectra_store::StoreSink::open(
+                    path,
+                    ctx.probe,
+                    routes(streams.as_ref(), &all),
+                )
+                .map_err(|e| format!("sinks[{i}]: {e}"))?;
+                // A local file: like a files sink, it fails a run over files when it cannot write.
+                (
+                    Box::new(sink),
+                    delivery(queue.as_ref(), None, ctx, false),
+                    None,
+                )
+            }
             SinkSection::Ipfix { url, domain, rate } => {
                 let peer = netspectra_ipfix::resolve_collector(url)
                     .map_err(|e| format!("sinks[{i}]: {e}"))?;
@@ -337,10 +355,22 @@ pub fn start_sinks(
     Ok(out)
 }
 
-/// The sinks of the command line's shortcuts: `--out DIR` (files of every stream) and each
-/// `--export URL` (`clickhouse://HOST:PORT/DB`, `ipfix://HOST:PORT`).
-pub fn shortcut_sinks(out: Option<&Path>, exports: &[String]) -> Result<Vec<SinkSection>, String> {
+/// The sinks of the command line's shortcuts: `--out DIR` (files of every stream), `--store
+/// FILE` (the embedded store) and each `--export URL` (`clickhouse://HOST:PORT/DB`,
+/// `ipfix://HOST:PORT`).
+pub fn shortcut_sinks(
+    out: Option<&Path>,
+    store: Option<&Path>,
+    exports: &[String],
+) -> Result<Vec<SinkSection>, String> {
     let mut v = Vec::new();
+    if let Some(p) = store {
+        v.push(SinkSection::Store {
+            path: p.to_path_buf(),
+            streams: None,
+            queue: None,
+        });
+    }
     if let Some(d) = out {
         v.push(SinkSection::Files {
             dir: d.to_path_buf(),
