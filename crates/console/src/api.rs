@@ -199,3 +199,30 @@ fn trace_summary(recs: &[Value]) -> Value {
         "end_reasons": reasons,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_file_lists_exactly_the_routes() {
+        let doc: Value = serde_json::from_str(crate::OPENAPI).unwrap();
+        let mut documented: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        documented.sort();
+        let mut served: Vec<&str> = API_ROUTES.to_vec();
+        served.push("/api/openapi.json");
+        served.sort();
+        assert_eq!(documented, served);
+        for r in API_ROUTES {
+            assert!(
+                doc["paths"][r]["get"]["responses"]["400"].is_object(),
+                "{r}"
+            );
+        }
+    }
+}
