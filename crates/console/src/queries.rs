@@ -535,20 +535,34 @@ pub fn http_latency(d: &Dialect, p: &Params) -> Result<Sql, BadRequest> {
             b.push(" AND latency_us IS NOT NULL)");
         }
         Dialect::ClickHouse { .. } => {
+            // Nearest rank, as for SQLite: the ceil(n * q)-th smallest.
             b.push(if group {
-                "SELECT `host` AS host, "
+                "SELECT host, count, p50, p90, p99, max FROM (SELECT `host` AS host, "
             } else {
-                "SELECT "
+                "SELECT count, p50, p90, p99, max FROM (SELECT "
             });
-            b.push("count() AS count, quantileExactHigh(0.5)(latency_us) AS p50, ");
-            b.push("quantileExactHigh(0.9)(latency_us) AS p90, quantileExactHigh(0.99)(latency_us) AS p99, ");
-            b.push("max(latency_us) AS max FROM ").table("http");
+            b.push(
+                "count() AS count, arraySort(groupArray(assumeNotNull(latency_us))) AS sorted, ",
+            );
+            b.push("sorted[toUInt64(ceil(length(sorted) * 0.5))] AS p50, ");
+            b.push("sorted[toUInt64(ceil(length(sorted) * 0.9))] AS p90, ");
+            b.push("sorted[toUInt64(ceil(length(sorted) * 0.99))] AS p99, ");
+            b.push("max(assumeNotNull(latency_us)) AS max FROM ")
+                .table("http");
             http_where(&mut b, p)?;
             b.push(" AND latency_us IS NOT NULL");
+            if group {
+                b.push(" GROUP BY host");
+            }
+            b.push(")");
         }
     }
     if group {
-        b.push(" GROUP BY host ORDER BY count DESC, host");
+        b.push(if matches!(d, Dialect::Sqlite) {
+            " GROUP BY host ORDER BY count DESC, host"
+        } else {
+            " ORDER BY count DESC, host"
+        });
     }
     b.push(" LIMIT ").val(Lit::Int(limit as i64));
     Ok(b.finish())

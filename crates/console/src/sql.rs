@@ -165,9 +165,9 @@ impl<'a> Builder<'a> {
                     .col(column)
                     .push(", ':') = 0, concat(IPv4NumToString(toUInt32(bitAnd(IPv4StringToNum(");
                 self.col(column).push(&format!(
-                    "), {m}))), '/{v4}'), concat(IPv6NumToString(cutIPv6(IPv6StringToNum("
+                    "), {m}))), '/{v4}'), concat(cutIPv6(IPv6StringToNum("
                 ));
-                self.col(column).push(&format!("), {cut}, 0)), '/{v6}'))"))
+                self.col(column).push(&format!("), {cut}, 0), '/{v6}'))"))
             }
         }
     }

@@ -147,7 +147,7 @@ pub fn check_api(c: &Console, truth: &netspectra_gen::Truth) -> (String, u64) {
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["key"].to_string() == *code)
+            .find(|r| r["key"].as_u64().map(|k| k.to_string()).as_deref() == Some(code.as_str()))
             .map_or(0, |r| r["count"].as_u64().unwrap());
         assert_eq!(got, *n, "status {code}");
     }
