@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn fill(path: &PathBuf, flows: u64) {
+fn fill(path: &std::path::Path, flows: u64) {
     let mut c = netspectra_store::open_write(path).unwrap();
     netspectra_store::ensure_base_tables(&c).unwrap();
     let have: u64 = c
