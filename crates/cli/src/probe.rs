@@ -243,11 +243,13 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let metrics = pipeline.metrics();
     let capture_open = Arc::new(AtomicBool::new(false));
     let live_counters = Arc::new(crate::metrics::LiveCounters::default());
+    let alert_metrics = Arc::new(netspectra_alerts::AlertMetrics::default());
     let _endpoint = match &metrics_cfg {
         Some(m) => Some(start_endpoint(
             m,
             Arc::clone(&metrics),
             Arc::clone(&live_counters),
+            Arc::clone(&alert_metrics),
             Arc::clone(&capture_open),
             a.quiet,
         )?),
@@ -286,6 +288,16 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         stop: stop.handle().shared(),
     };
     let started = probe::start_sinks(&cfg_sinks, &ctx).map_err(|e| anyhow::anyhow!(e))?;
+    let counters = Arc::clone(&live_counters);
+    let alerts = probe::start_alerts(
+        &loaded.cfg,
+        pipeline.analyses(),
+        &cfg_sinks,
+        &ctx,
+        Arc::clone(&alert_metrics),
+        Some(Arc::new(move || counters.totals())),
+    )
+    .map_err(BadInput)?;
     let user = a.user.clone().or_else(|| loaded.cfg.capture.user.clone());
     if let Some(u) = &user {
         // Folders made for outputs stay writable by the user we become.
@@ -306,6 +318,9 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     }
     for s in started {
         pipeline.add_sink(s.runner);
+    }
+    if let Some(r) = alerts {
+        pipeline.add_sink(r);
     }
     let control = pipeline.control();
     let base_tick = pipeline.analyses().base_tick();
@@ -470,6 +485,7 @@ fn start_endpoint(
     m: &MetricsSection,
     metrics: Arc<PipelineMetrics>,
     live: Arc<crate::metrics::LiveCounters>,
+    alerts: Arc<netspectra_alerts::AlertMetrics>,
     capture_open: Arc<AtomicBool>,
     quiet: bool,
 ) -> Result<MetricsServer> {
@@ -503,6 +519,7 @@ fn start_endpoint(
         move |e| {
             metrics.render(e);
             live.render(e);
+            alerts.expose(e);
         },
         opts,
     )
