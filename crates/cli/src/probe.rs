@@ -161,6 +161,7 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let loaded = load(a.config.as_deref())?;
     let set = probe::analyses(&loaded.cfg, &loaded.text, &loaded.origin)
         .map_err(|e| BadInput(e.to_string()))?;
+    probe::check_alerts(&loaded.cfg, &set).map_err(BadInput)?;
     let mut cfg_sinks = loaded.cfg.sinks.clone();
     cfg_sinks.extend(
         probe::shortcut_sinks(a.out.as_deref(), a.store.as_deref(), &a.export).map_err(BadInput)?,

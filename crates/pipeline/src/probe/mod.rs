@@ -408,6 +408,25 @@ pub fn shortcut_sinks(
     Ok(v)
 }
 
+/// Checks the alert rules against the configured views (names and metric columns).
+pub fn check_alerts(cfg: &ProbeConfig, set: &AnalysisSet) -> Result<(), String> {
+    let Some(a) = &cfg.alerts else {
+        return Ok(());
+    };
+    let views: Vec<(String, Vec<String>)> = set
+        .flows
+        .iter()
+        .flat_map(|f| f.views.iter())
+        .map(|v| {
+            (
+                v.name.clone(),
+                v.metrics.iter().map(|m| m.column()).collect(),
+            )
+        })
+        .collect();
+    netspectra_alerts::check_rules(&a.rules, &views).map_err(|e| e.to_string())
+}
+
 /// The alert rules' sink, when the configuration has rules: evaluates them at each snapshot
 /// and sends the events to a second instance of every configured sink that takes the `alerts`
 /// stream, to the webhooks and to `metrics`. `capture` reads the capture counters (live runs).
