@@ -132,8 +132,18 @@ function setNum(id, v) {
   e.setAttribute('data-value', e.textContent);
 }
 
+// The start of the selected range, from the newest data (null: everything).
+let summaryCache = null;
+async function rangeFrom() {
+  summaryCache = await api('summary');
+  const span = Number($('range').value);
+  const f = summaryCache.flows || {};
+  return span && f.last ? Math.max(f.first || 0, f.last - span + 1) : null;
+}
+
 async function overview() {
-  const s = await api('summary');
+  const from = await rangeFrom();
+  const s = summaryCache;
   const f = s.flows || {};
   setNum('total-flows', f.flows);
   setNum('total-packets', f.packets);
@@ -141,14 +151,14 @@ async function overview() {
   $('total-bytes-h').textContent = human(f.bytes);
   setNum('http-requests', (s.http || {}).requests);
   $('time-range').textContent = isoTime(f.first) + ' – ' + isoTime(f.last);
-  const ts = await api('flows/timeseries', { step: step(f.first, f.last), limit: 1000 });
+  const ts = await api('flows/timeseries', { step: step(from || f.first, f.last), from, limit: 1000 });
   lineChart('chart-traffic', [{ name: 'bytes', points: ts.rows.map(r => [r.t, r.bytes]) }]);
-  const talkers = await api('flows/top', { by: 'src_ip', order: 'bytes', limit: 10 });
+  const talkers = await api('flows/top', { by: 'src_ip', order: 'bytes', limit: 10, from });
   barChart('chart-talkers', talkers.rows.map(r => ({ label: r.src_ip, value: r.bytes })));
   table('table-talkers', talkers.rows.map(r => ({ ...r, share: (100 * r.share).toFixed(1) + ' %' })), ['src_ip', 'bytes', 'packets', 'flows', 'share']);
-  const conv = await api('flows/top', { by: 'src_ip,dst_ip', order: 'bytes', limit: 10 });
+  const conv = await api('flows/top', { by: 'src_ip,dst_ip', order: 'bytes', limit: 10, from });
   table('table-conversations', conv.rows, ['src_ip', 'dst_ip', 'bytes', 'packets', 'flows']);
-  const pr = await api('flows/aggregate', { by: 'proto', order: 'bytes', limit: 20 });
+  const pr = await api('flows/aggregate', { by: 'proto', order: 'bytes', limit: 20, from });
   const prows = pr.rows.map(r => ({ ...r, name: PROTO[r.proto] || String(r.proto) }));
   barChart('chart-protocols', prows.map(r => ({ label: r.name, value: r.bytes })));
   table('table-protocols', prows, ['name', 'proto', 'bytes', 'packets', 'flows']);
@@ -162,6 +172,10 @@ function formParams(form) {
 
 async function aggregate() {
   const p = formParams($('agg-form'));
+  if (!p.from && !p.to) {
+    const from = await rangeFrom();
+    if (from) p.from = String(from);
+  }
   $('agg-error').textContent = '';
   try {
     const r = await api('flows/aggregate', p);
@@ -204,15 +218,16 @@ async function flows() {
 }
 
 async function http() {
-  const hosts = await api('http/counts', { by: 'host', limit: 15 });
+  const from = await rangeFrom();
+  const hosts = await api('http/counts', { by: 'host', limit: 15, from });
   barChart('chart-hosts', hosts.rows.map(r => ({ label: r.key, value: r.count })));
   table('table-hosts', hosts.rows, ['key', 'count']);
-  const dev = await api('http/counts', { by: 'ua_device', limit: 10 });
+  const dev = await api('http/counts', { by: 'ua_device', limit: 10, from });
   barChart('chart-devices', dev.rows.map(r => ({ label: r.key, value: r.count })));
   table('table-devices', dev.rows, ['key', 'count']);
-  const s = await api('summary');
-  const st = step(s.flows.first, s.flows.last);
-  const sc = await api('http/counts', { by: 'status', step: st, limit: 10000 });
+  const s = summaryCache;
+  const st = step(from || s.flows.first, s.flows.last);
+  const sc = await api('http/counts', { by: 'status', step: st, limit: 10000, from });
   const classes = {};
   const totals = {};
   for (const r of sc.rows) {
@@ -225,9 +240,9 @@ async function http() {
     name: c, points: Object.entries(classes[c]).map(([t, v]) => [Number(t), v]).sort((a, b) => a[0] - b[0]),
   })));
   table('table-status', Object.entries(totals).map(([k, v]) => ({ status: Number(k), count: v })), ['status', 'count']);
-  const lat = await api('http/latency', { by: 'host', limit: 15 });
+  const lat = await api('http/latency', { by: 'host', limit: 15, from });
   table('table-latency', lat.rows, ['host', 'count', 'p50', 'p90', 'p99', 'max']);
-  const slow = await api('http/search', { order: 'latency', type: 'response', limit: 15 });
+  const slow = await api('http/search', { order: 'latency', type: 'response', limit: 15, from });
   table('table-slowest', slow.rows, ['ts', 'method', 'host', 'uri', 'status', 'latency_us', 'src_ip', 'dst_ip']);
 }
 
@@ -269,6 +284,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('agg-form').addEventListener('submit', e => { e.preventDefault(); aggregate(); });
   $('trace-form').addEventListener('submit', e => { e.preventDefault(); trace(formParams($('trace-form'))); });
   window.addEventListener('hashchange', show);
+  $('range').addEventListener('change', show);
   setInterval(() => { if ($('auto').checked) show(); }, 30000);
   show();
 });
