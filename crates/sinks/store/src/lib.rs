@@ -48,7 +48,8 @@ pub fn open_write(path: &Path) -> Result<Connection, StoreError> {
     }
     let c = Connection::open(path).map_err(err)?;
     c.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; \
+         PRAGMA cache_size=-65536;",
     )
     .map_err(err)?;
     Ok(c)
@@ -65,7 +66,7 @@ pub fn open_read(path: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(err)?;
-    c.execute_batch("PRAGMA busy_timeout=5000; PRAGMA query_only=1;")
+    c.execute_batch("PRAGMA busy_timeout=5000; PRAGMA query_only=1; PRAGMA cache_size=-65536;")
         .map_err(err)?;
     Ok(c)
 }
