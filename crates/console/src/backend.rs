@@ -301,3 +301,62 @@ impl Backend for ClickHouseBackend {
             .unwrap_or(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteBackend) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        drop(netspectra_store::open_write(&p).unwrap());
+        let b = SqliteBackend::open(&p).unwrap();
+        (dir, b)
+    }
+
+    fn sql(text: &str) -> Sql {
+        Sql {
+            text: text.into(),
+            binds: vec![],
+        }
+    }
+
+    #[test]
+    fn a_statement_past_its_time_out_is_interrupted() {
+        let (_d, b) = store();
+        let long = sql("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000000) SELECT count(*) FROM c");
+        let e = b.run(&long, 10, Duration::ZERO).unwrap_err();
+        assert!(matches!(e, QueryError::Timeout(_)), "{e}");
+        // The connection goes back to the pool usable.
+        let t = b
+            .run(
+                &sql("SELECT count(*) FROM flows"),
+                10,
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        assert_eq!(t.rows, vec![vec![Value::from(0)]]);
+    }
+
+    #[test]
+    fn more_rows_than_allowed_is_an_error_and_writes_are_refused() {
+        let (_d, b) = store();
+        let three = sql("SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3");
+        assert!(matches!(
+            b.run(&three, 2, Duration::from_secs(60)),
+            Err(QueryError::TooManyRows(2))
+        ));
+        assert_eq!(
+            b.run(&three, 3, Duration::from_secs(60))
+                .unwrap()
+                .rows
+                .len(),
+            3
+        );
+        let e = b
+            .run(&sql("DELETE FROM flows"), 10, Duration::from_secs(60))
+            .unwrap_err();
+        assert!(matches!(e, QueryError::Backend(_)), "read-only: {e}");
+        assert!(b.has_table("flows") && !b.has_table("alerts"));
+    }
+}
