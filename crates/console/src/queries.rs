@@ -97,6 +97,12 @@ fn key_expr(b: &mut Builder<'_>, k: &Key) {
             b.prefix(k.column, v4, v6);
         }
         None => {
+            // `+col` keeps SQLite from walking an index in key order (a random row lookup per
+            // row: ~2x slower than a scan and a sort at 10 M rows) and lets it use the time
+            // index for a range.
+            if matches!(b.dialect(), Dialect::Sqlite) {
+                b.push("+");
+            }
             b.col(k.column);
         }
     }
