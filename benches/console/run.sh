@@ -9,9 +9,8 @@ FLOWS=${FLOWS:-10000000}
 RUNS=${RUNS:-20}
 data=${DATA:-bench-data/console}
 mkdir -p "$data"
-cargo build --release --locked -p netspectra-console --example console_bench -p netspectra
+cargo build --release --locked -p netspectra-console --example console_bench
 bench=target/release/examples/console_bench
-bin=target/release/netspectra
 
 echo "== embedded store: $FLOWS flows"
 /usr/bin/time -f "fill+bench wall %e s, peak RSS %M KB" "$bench" "$data/store.db" "$FLOWS" "$RUNS"
@@ -22,7 +21,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 echo "== page load in Chromium (overview, last hour of data)"
-"$bin" console --store "$data/store.db" --listen 127.0.0.1:0 --timeout 60 > "$data/console.txt" &
+SERVE=1 "$bench" "$data/store.db" "$FLOWS" > "$data/console.txt" &
 pids+=($!)
 for _ in $(seq 100); do grep -q http "$data/console.txt" 2>/dev/null && break; sleep 0.1; done
 url=$(grep -o 'http://[^ ]*' "$data/console.txt")
@@ -51,11 +50,6 @@ if [ -x /usr/sbin/clickhouse-server ]; then
   pids+=($!)
   for _ in $(seq 100); do curl -s "http://127.0.0.1:$http/?query=SELECT%201" | grep -q 1 && break; sleep 0.2; done
   "$bench" "clickhouse://127.0.0.1:$http/bench" "$FLOWS" "$RUNS"
-  echo "clickhouse-client, same aggregate (wall, 5 runs):"
-  for i in 1 2 3 4 5; do
-    /usr/bin/time -f "%e s" clickhouse-client --port "$tcp" --query \
-      "SELECT src_ip, sum(fwd_packets + rev_packets) AS packets, sum(fwd_bytes + rev_bytes) AS bytes, count(*) AS flows FROM bench.flows GROUP BY src_ip ORDER BY bytes DESC, src_ip LIMIT 100" > /dev/null
-  done
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
   rm -rf "$ch"
 fi

@@ -190,7 +190,7 @@ fn fill_clickhouse(url: &str, flows: u64) -> netspectra_clickhouse::Client {
              SELECT toString(toDateTime(1700000000 + intDiv(number * 86400, {flows}))), '', 0.5, \
              concat('10.', toString(intDiv(s, 65536)), '.', toString(intDiv(s, 256) % 256), '.', toString(s % 256)), \
              1024 + (h % 60000), concat('172.16.', toString(intDiv(d, 256)), '.', toString(d % 256)), \
-             [80, 443, 53, 22, 8080][1 + (h % 5)], 6, NULL, concat('1:', leftPad(toString(number), 20, '0')), \
+             [80, 443, 53, 22, 8080][1 + (h % 5)], 6, NULL, concat('1:', substring('00000000000000000000', 1, 20 - length(toString(number))), toString(number)), \
              1 + h % 100, (1 + h % 100) * 700, (1 + h % 100) * 680, 1 + h % 100, (1 + h % 100) * 300, \
              (1 + h % 100) * 280, 'SA', 'SA', 'fin', 'p1' \
              FROM (SELECT number, cityHash64(number) AS h, if(h % 10 < 3, h % 50, h % 60000) AS s, \
@@ -204,7 +204,7 @@ fn fill_clickhouse(url: &str, flows: u64) -> netspectra_clickhouse::Client {
             "INSERT INTO {db}.http (type, ts, ip_version, src_ip, src_port, dst_ip, dst_port, community_id, \
              method, host, uri, status, latency_us, partial, probe) \
              SELECT 'response', concat(toString(1700000000 + intDiv(number * 864000, {flows})), '.000000000'), 4, \
-             '172.16.0.1', 80, '10.0.0.1', 1024 + number % 60000, concat('1:', leftPad(toString(number * 10), 20, '0')), \
+             '172.16.0.1', 80, '10.0.0.1', 1024 + number % 60000, concat('1:', substring('00000000000000000000', 1, 20 - length(toString(number * 10))), toString(number * 10)), \
              'GET', concat('host', toString(number % 500), '.example.com'), concat('/p/', toString(number % 1000)), \
              [200, 200, 200, 404, 500, 301][1 + number % 6], 100 + (number * 7919) % 100000, 0, 'p1' \
              FROM numbers({})",
@@ -229,6 +229,14 @@ fn main() {
     let path = PathBuf::from(target);
     fill(&path, flows);
     let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open(&path).unwrap());
+    if std::env::var("SERVE").is_ok() {
+        // Only serve (for the page-load measurement), until killed.
+        let (_rt, addr, _stop) = serve(backend);
+        println!("console: http://{addr}/");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let bound = rt
         .block_on(netspectra_console::bind(ConsoleConfig {

@@ -108,6 +108,16 @@ fn key_expr(b: &mut Builder<'_>, k: &Key) {
     }
 }
 
+/// Appends a GROUP BY term: the key's expression for SQLite (where an alias named like a
+/// column would mean the column, and its index), the alias for ClickHouse.
+fn group_key(b: &mut Builder<'_>, k: &Key) {
+    if matches!(b.dialect(), Dialect::Sqlite) {
+        key_expr(b, k);
+    } else {
+        b.col(&k.name);
+    }
+}
+
 /// Appends ` WHERE ...` for the flow filters (always at least `1 = 1`).
 pub fn flow_where(b: &mut Builder<'_>, p: &Params) -> Result<(), BadRequest> {
     b.push(" WHERE 1 = 1");
@@ -191,7 +201,7 @@ pub fn aggregate(d: &Dialect, p: &Params, def_limit: u64) -> Result<(Sql, Vec<Ke
         if i > 0 {
             b.push(", ");
         }
-        b.col(&k.name);
+        group_key(&mut b, k);
     }
     b.push(&format!(" ORDER BY {order} DESC"));
     for k in &keys {
@@ -240,7 +250,7 @@ pub fn distinct(d: &Dialect, p: &Params) -> Result<Sql, BadRequest> {
         if i > 0 {
             b.push(", ");
         }
-        b.col(&k.name);
+        group_key(&mut b, k);
     }
     b.push(" HAVING ")
         .distinct(count)
@@ -276,7 +286,8 @@ pub fn timeseries(d: &Dialect, p: &Params) -> Result<Sql, BadRequest> {
     flow_where(&mut b, p)?;
     b.push(" GROUP BY t");
     if let Some(k) = key.as_ref().and_then(|k| k.first()) {
-        b.push(", ").col(&k.name);
+        b.push(", ");
+        group_key(&mut b, k);
     }
     b.push(" ORDER BY t");
     b.push(" LIMIT ").val(Lit::Int(limit as i64));
