@@ -26,3 +26,14 @@ head -n 2 "$out/http.jsonl"
 echo; echo "== netspectra sanitize $sample -o $out/sanitized.pcapng, then --verify"
 $bin sanitize "$sample" -o "$out/sanitized.pcapng" --passphrase demo
 $bin sanitize --verify "$out/sanitized.pcapng" --original "$sample"
+
+echo; echo "== one host, no server: netspectra probe --store, then netspectra console"
+$bin probe --read "$sample" --store "$out/store.db" -q
+$bin console --store "$out/store.db" --listen 127.0.0.1:0 > "$out/console.txt" &
+console_pid=$!
+trap 'kill "$console_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q http "$out/console.txt" 2>/dev/null && break; sleep 0.1; done
+url=$(grep -o 'http://[^ ]*' "$out/console.txt")
+echo "console at $url (the demo stops it now; run it yourself to keep it):"
+curl -s "${url}api/v1/summary"; echo
+kill "$console_pid"

@@ -3,6 +3,7 @@
 //! (0 ok, 1 runtime failure, 2 bad input or usage).
 
 mod capture;
+mod console;
 mod dns;
 mod exit;
 mod flows;
@@ -61,6 +62,8 @@ enum Command {
     Flows(flows::FlowsArgs),
     /// Watch a network continuously: one capture, one decode, every analysis (flows, HTTP, TLS, DNS), every record stream to every sink (files, ClickHouse, IPFIX) with queues and spools; SIGHUP reloads, SIGTERM drains.
     Probe(probe::ProbeArgs),
+    /// Query API and web page over stored records: the embedded store (--store FILE) or ClickHouse (--clickhouse URL); 127.0.0.1 unless a token is given.
+    Console(console::ConsoleArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Dns(a) => dns::run(a),
         Command::Flows(a) => flows::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::Console(a) => console::run(a),
     };
     exit::report(result)
 }

@@ -90,6 +90,13 @@ impl LiveCounters {
         let _ = self.0.set((iface.to_string(), handles));
     }
 
+    /// Packets the kernel received (drops included) and dropped, once the sockets are set.
+    pub fn totals(&self) -> Option<(u64, u64)> {
+        let (_, handles) = self.0.get()?;
+        let s = group_stats(handles);
+        Some((s.kernel_received, s.kernel_drops))
+    }
+
     /// Adds the capture's counters (see [`capture_metrics`]) once they are set.
     pub fn render(&self, e: &mut Exposition) {
         if let Some((iface, handles)) = self.0.get() {

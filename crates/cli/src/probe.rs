@@ -51,6 +51,10 @@ pub struct ProbeArgs {
     /// snapshots in <interval start>/<view>.jsonl).
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
+    /// Store every stream in this embedded store file (SQLite; no server): what
+    /// `netspectra console --store FILE` serves.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
     /// Also send every stream to this destination: clickhouse://HOST:PORT/DB (one table per
     /// stream) or ipfix://HOST:PORT (flow records). Repeatable.
     #[arg(long, value_name = "URL")]
@@ -157,11 +161,14 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let loaded = load(a.config.as_deref())?;
     let set = probe::analyses(&loaded.cfg, &loaded.text, &loaded.origin)
         .map_err(|e| BadInput(e.to_string()))?;
+    probe::check_alerts(&loaded.cfg, &set).map_err(BadInput)?;
     let mut cfg_sinks = loaded.cfg.sinks.clone();
-    cfg_sinks.extend(probe::shortcut_sinks(a.out.as_deref(), &a.export).map_err(BadInput)?);
+    cfg_sinks.extend(
+        probe::shortcut_sinks(a.out.as_deref(), a.store.as_deref(), &a.export).map_err(BadInput)?,
+    );
     if cfg_sinks.is_empty() {
         return Err(BadInput(
-            "no sink: give --out DIR, --export URL, or sinks in the configuration".into(),
+            "no sink: give --store FILE (the embedded store), --out DIR, --export URL, or sinks in the configuration".into(),
         )
         .into());
     }
@@ -239,11 +246,13 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let metrics = pipeline.metrics();
     let capture_open = Arc::new(AtomicBool::new(false));
     let live_counters = Arc::new(crate::metrics::LiveCounters::default());
+    let alert_metrics = Arc::new(netspectra_alerts::AlertMetrics::default());
     let _endpoint = match &metrics_cfg {
         Some(m) => Some(start_endpoint(
             m,
             Arc::clone(&metrics),
             Arc::clone(&live_counters),
+            Arc::clone(&alert_metrics),
             Arc::clone(&capture_open),
             a.quiet,
         )?),
@@ -282,6 +291,16 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         stop: stop.handle().shared(),
     };
     let started = probe::start_sinks(&cfg_sinks, &ctx).map_err(|e| anyhow::anyhow!(e))?;
+    let counters = Arc::clone(&live_counters);
+    let alerts = probe::start_alerts(
+        &loaded.cfg,
+        pipeline.analyses(),
+        &cfg_sinks,
+        &ctx,
+        Arc::clone(&alert_metrics),
+        Some(Arc::new(move || counters.totals())),
+    )
+    .map_err(BadInput)?;
     let user = a.user.clone().or_else(|| loaded.cfg.capture.user.clone());
     if let Some(u) = &user {
         // Folders made for outputs stay writable by the user we become.
@@ -303,6 +322,9 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     for s in started {
         pipeline.add_sink(s.runner);
     }
+    if let Some(r) = alerts {
+        pipeline.add_sink(r);
+    }
     let control = pipeline.control();
     let base_tick = pipeline.analyses().base_tick();
     let running = Arc::new(Mutex::new(loaded.cfg));
@@ -314,7 +336,8 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
             filters,
             base_tick,
             SinkSetup {
-                extra: probe::shortcut_sinks(a.out.as_deref(), &a.export).unwrap_or_default(),
+                extra: probe::shortcut_sinks(a.out.as_deref(), a.store.as_deref(), &a.export)
+                    .unwrap_or_default(),
                 stop: stop.handle().shared(),
             },
         )?;
@@ -467,6 +490,7 @@ fn start_endpoint(
     m: &MetricsSection,
     metrics: Arc<PipelineMetrics>,
     live: Arc<crate::metrics::LiveCounters>,
+    alerts: Arc<netspectra_alerts::AlertMetrics>,
     capture_open: Arc<AtomicBool>,
     quiet: bool,
 ) -> Result<MetricsServer> {
@@ -500,6 +524,7 @@ fn start_endpoint(
         move |e| {
             metrics.render(e);
             live.render(e);
+            alerts.expose(e);
         },
         opts,
     )

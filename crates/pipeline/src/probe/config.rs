@@ -330,6 +330,16 @@ pub enum SinkSection {
         /// Spool.
         spool: Option<SpoolSection>,
     },
+    /// The embedded store of one host (a SQLite file; no server): what `netspectra console`
+    /// reads without `--clickhouse`.
+    Store {
+        /// The store file (created).
+        path: PathBuf,
+        /// Streams stored (default all).
+        streams: Option<Vec<String>>,
+        /// Queue.
+        queue: Option<QueueSection>,
+    },
     /// An IPFIX collector (flow records): `ipfix://HOST:PORT`.
     Ipfix {
         /// Collector.
@@ -377,6 +387,19 @@ fn default_metrics() -> String {
     "127.0.0.1:9464".into()
 }
 
+/// `alerts:` — rules evaluated at each snapshot, and where their events go besides the sinks
+/// that take the `alerts` stream.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// The rules.
+    #[serde(default)]
+    pub rules: Vec<netspectra_alerts::Rule>,
+    /// Webhooks (JSON arrays of events, retried with back-off from a bounded queue).
+    #[serde(default)]
+    pub webhooks: Vec<netspectra_alerts::webhook::WebhookConfig>,
+}
+
 /// The whole probe configuration.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -399,6 +422,8 @@ pub struct ProbeConfig {
     pub ring: Option<RingSection>,
     /// Metrics and health endpoint.
     pub metrics: Option<MetricsSection>,
+    /// Alert rules.
+    pub alerts: Option<AlertsSection>,
 }
 
 /// A configuration error: what is wrong, with the key and (when known) the line.
@@ -507,6 +532,20 @@ impl ProbeConfig {
                     streams
                 }
                 SinkSection::Stdout { streams } => streams,
+                SinkSection::Store {
+                    path,
+                    streams,
+                    queue,
+                } => {
+                    if path.as_os_str().is_empty() || path.is_dir() {
+                        return Err(err(
+                            "path:",
+                            format!("sinks[{i}].path {}: not a file name", path.display()),
+                        ));
+                    }
+                    check_queue(queue.as_ref(), i).map_err(|m| err("queue:", m))?;
+                    streams
+                }
                 SinkSection::Clickhouse {
                     url,
                     streams,
@@ -564,6 +603,18 @@ impl ProbeConfig {
                         m.listen
                     ),
                 ));
+            }
+        }
+        if let Some(a) = &self.alerts {
+            for (i, w) in a.webhooks.iter().enumerate() {
+                if !w.url.starts_with("http://") || !(1..=1_000_000).contains(&w.queue) {
+                    return Err(err(
+                        "webhooks:",
+                        format!(
+                            "alerts.webhooks[{i}]: url http://HOST:PORT/PATH, queue 1..=1000000"
+                        ),
+                    ));
+                }
             }
         }
         if let Some(r) = &self.ring {

@@ -372,6 +372,24 @@ pub fn start_sinks(
                     Some(stats),
                 )
             }
+            SinkSection::Store {
+                path,
+                streams,
+                queue,
+            } => {
+                let sink = netspectra_store::StoreSink::open(
+                    path,
+                    ctx.probe,
+                    routes(streams.as_ref(), &all),
+                )
+                .map_err(|e| format!("sinks[{i}]: {e}"))?;
+                // A local file: like a files sink, it fails a run over files when it cannot write.
+                (
+                    Box::new(sink),
+                    delivery(queue.as_ref(), None, ctx, false),
+                    None,
+                )
+            }
             SinkSection::Ipfix { url, domain, rate } => {
                 let peer = netspectra_ipfix::resolve_collector(url)
                     .map_err(|e| format!("sinks[{i}]: {e}"))?;
@@ -398,10 +416,22 @@ pub fn start_sinks(
     Ok(out)
 }
 
-/// The sinks of the command line's shortcuts: `--out DIR` (files of every stream) and each
-/// `--export URL` (`clickhouse://HOST:PORT/DB`, `ipfix://HOST:PORT`).
-pub fn shortcut_sinks(out: Option<&Path>, exports: &[String]) -> Result<Vec<SinkSection>, String> {
+/// The sinks of the command line's shortcuts: `--out DIR` (files of every stream), `--store
+/// FILE` (the embedded store) and each `--export URL` (`clickhouse://HOST:PORT/DB`,
+/// `ipfix://HOST:PORT`).
+pub fn shortcut_sinks(
+    out: Option<&Path>,
+    store: Option<&Path>,
+    exports: &[String],
+) -> Result<Vec<SinkSection>, String> {
     let mut v = Vec::new();
+    if let Some(p) = store {
+        v.push(SinkSection::Store {
+            path: p.to_path_buf(),
+            streams: None,
+            queue: None,
+        });
+    }
     if let Some(d) = out {
         v.push(SinkSection::Files {
             dir: d.to_path_buf(),
@@ -437,4 +467,121 @@ pub fn shortcut_sinks(out: Option<&Path>, exports: &[String]) -> Result<Vec<Sink
         }
     }
     Ok(v)
+}
+
+/// Checks the alert rules against the configured views (names and metric columns).
+pub fn check_alerts(cfg: &ProbeConfig, set: &AnalysisSet) -> Result<(), String> {
+    let Some(a) = &cfg.alerts else {
+        return Ok(());
+    };
+    let views: Vec<(String, Vec<String>)> = set
+        .flows
+        .iter()
+        .flat_map(|f| f.views.iter())
+        .map(|v| {
+            (
+                v.name.clone(),
+                v.metrics.iter().map(|m| m.column()).collect(),
+            )
+        })
+        .collect();
+    netspectra_alerts::check_rules(&a.rules, &views).map_err(|e| e.to_string())
+}
+
+/// The alert rules' sink, when the configuration has rules: evaluates them at each snapshot
+/// and sends the events to a second instance of every configured sink that takes the `alerts`
+/// stream, to the webhooks and to `metrics`. `capture` reads the capture counters (live runs).
+pub fn start_alerts(
+    cfg: &ProbeConfig,
+    set: &AnalysisSet,
+    sinks: &[SinkSection],
+    ctx: &SinkContext<'_>,
+    metrics: Arc<netspectra_alerts::AlertMetrics>,
+    capture: Option<netspectra_alerts::sink::CaptureCounters>,
+) -> Result<Option<SinkRunner>, String> {
+    let Some(a) = cfg.alerts.as_ref().filter(|a| !a.rules.is_empty()) else {
+        return Ok(None);
+    };
+    let views: Vec<(String, Vec<String>)> = set
+        .flows
+        .iter()
+        .flat_map(|f| f.views.iter())
+        .map(|v| {
+            (
+                v.name.clone(),
+                v.metrics.iter().map(|m| m.column()).collect(),
+            )
+        })
+        .collect();
+    netspectra_alerts::check_rules(&a.rules, &views).map_err(|e| e.to_string())?;
+    // Each sink that takes the alerts stream gets its own instance for the events (the same
+    // destination: a store file, a folder, a ClickHouse database).
+    let takes_alerts =
+        |s: &Option<Vec<String>>| s.as_ref().is_none_or(|l| l.iter().any(|x| x == "alerts"));
+    let only = Some(vec!["alerts".to_string()]);
+    let mut second = Vec::new();
+    for s in sinks {
+        match s {
+            SinkSection::Files { streams, .. } | SinkSection::Store { streams, .. }
+                if takes_alerts(streams) =>
+            {
+                let mut c = s.clone();
+                match &mut c {
+                    SinkSection::Files { streams, .. } | SinkSection::Store { streams, .. } => {
+                        *streams = only.clone()
+                    }
+                    _ => {}
+                }
+                second.push(c);
+            }
+            SinkSection::Clickhouse {
+                url,
+                streams,
+                queue,
+                spool,
+            } if takes_alerts(streams) => second.push(SinkSection::Clickhouse {
+                url: url.clone(),
+                streams: only.clone(),
+                queue: queue.clone(),
+                spool: spool.as_ref().map(|sp| config::SpoolSection {
+                    dir: sp.dir.join("alerts"),
+                    max: sp.max,
+                }),
+            }),
+            SinkSection::Stdout { streams }
+                if streams
+                    .as_ref()
+                    .is_some_and(|l| l.iter().any(|x| x == "alerts")) =>
+            {
+                second.push(SinkSection::Stdout {
+                    streams: only.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    let outputs = start_sinks(&second, ctx)?
+        .into_iter()
+        .map(|s| s.runner)
+        .collect();
+    let webhooks = a
+        .webhooks
+        .iter()
+        .map(netspectra_alerts::webhook::Webhook::start)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("alerts: {e}"))?;
+    let sink = netspectra_alerts::sink::AlertSink::new(
+        netspectra_alerts::Engine::new(a.rules.clone()),
+        outputs,
+        webhooks,
+        metrics,
+        capture,
+    );
+    let runner = SinkRunner::start(
+        Box::new(sink),
+        &Routes::all(),
+        delivery(None, None, ctx, true),
+    )
+    .map_err(|e| format!("alerts: {e}"))?;
+    Ok(Some(runner))
 }
