@@ -163,23 +163,7 @@ impl ClickHouseSink {
         let Some(probe) = &self.opts.probe else {
             return b.json();
         };
-        let extra = format!(
-            ",\"probe\":{},\"_batch\":\"{}\"}}",
-            serde_json::to_string(probe).unwrap_or_else(|_| "\"\"".into()),
-            Self::batch_id(b)
-        );
-        self.body.clear();
-        for line in b.json().split_inclusive(|&c| c == b'\n') {
-            let l = line.strip_suffix(b"\n").unwrap_or(line);
-            match l.strip_suffix(b"}") {
-                Some(head) if !head.is_empty() => {
-                    self.body.extend_from_slice(head);
-                    self.body.extend_from_slice(extra.as_bytes());
-                    self.body.push(b'\n');
-                }
-                _ => {}
-            }
-        }
+        add_ids(b.json(), probe, &Self::batch_id(b), &mut self.body);
         &self.body
     }
 
@@ -267,5 +251,27 @@ impl Sink for ClickHouseSink {
 
     fn close(&mut self, _complete: bool) -> Result<Closed, DeliverError> {
         Ok(Closed::default())
+    }
+}
+
+/// Appends JSON lines to `out` with `probe` and `_batch` fields added to each object (the
+/// layout of a probe's tables); empty or non-object lines are left out.
+pub fn add_ids(json: &[u8], probe: &str, batch: &str, out: &mut Vec<u8>) {
+    out.clear();
+    let extra = format!(
+        ",\"probe\":{},\"_batch\":{}}}",
+        serde_json::to_string(probe).unwrap_or_else(|_| "\"\"".into()),
+        serde_json::to_string(batch).unwrap_or_else(|_| "\"\"".into()),
+    );
+    for line in json.split_inclusive(|&c| c == b'\n') {
+        let l = line.strip_suffix(b"\n").unwrap_or(line);
+        match l.strip_suffix(b"}") {
+            Some(head) if !head.is_empty() => {
+                out.extend_from_slice(head);
+                out.extend_from_slice(extra.as_bytes());
+                out.push(b'\n');
+            }
+            _ => {}
+        }
     }
 }
