@@ -285,6 +285,21 @@ pub enum SinkSection {
         /// Spool.
         spool: Option<SpoolSection>,
     },
+    /// The NATS JetStream bus: `nats://HOST:PORT[,HOST:PORT...]`, one subject per stream
+    /// (`netspectra.<site>.<probe>.<stream>`, docs/BUS.md).
+    Nats {
+        /// Servers (any nodes of the cluster).
+        url: String,
+        /// Streams sent (default all).
+        streams: Option<Vec<String>>,
+        /// Create the JetStream stream with this many replicas when it is missing (default:
+        /// it must exist; a collector makes it).
+        stream_replicas: Option<usize>,
+        /// Queue.
+        queue: Option<QueueSection>,
+        /// Spool: what the bus has not acknowledged waits here (strongly advised).
+        spool: Option<SpoolSection>,
+    },
     /// An IPFIX collector (flow records): `ipfix://HOST:PORT`.
     Ipfix {
         /// Collector.
@@ -478,6 +493,30 @@ impl ProbeConfig {
                                 format!("sinks[{i}].spool.max must be at least 1M"),
                             ));
                         }
+                    }
+                    streams
+                }
+                SinkSection::Nats {
+                    url,
+                    streams,
+                    queue,
+                    spool,
+                    stream_replicas,
+                } => {
+                    netspectra_nats::parse_url(url)
+                        .map_err(|e| err(url, format!("sinks[{i}].url: {e}")))?;
+                    check_queue(queue.as_ref(), i).map_err(|m| err("queue:", m))?;
+                    if spool.as_ref().is_some_and(|sp| sp.max.0 < (1 << 20)) {
+                        return Err(err(
+                            "max:",
+                            format!("sinks[{i}].spool.max must be at least 1M"),
+                        ));
+                    }
+                    if stream_replicas.is_some_and(|r| !(1..=5).contains(&r)) {
+                        return Err(err(
+                            "stream_replicas:",
+                            format!("sinks[{i}].stream_replicas: 1 to 5"),
+                        ));
                     }
                     streams
                 }
