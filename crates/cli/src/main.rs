@@ -3,6 +3,7 @@
 //! (0 ok, 1 runtime failure, 2 bad input or usage).
 
 mod capture;
+mod collect;
 mod exit;
 mod flows;
 mod gen;
@@ -54,6 +55,8 @@ enum Command {
     Flows(flows::FlowsArgs),
     /// Watch a network continuously: one capture, one decode, every analysis (flows, HTTP), every record stream to every sink (files, ClickHouse, IPFIX) with queues and spools; SIGHUP reloads, SIGTERM drains.
     Probe(probe::ProbeArgs),
+    /// Move record streams from the NATS JetStream bus into ClickHouse (durable consumers shared by a group, exactly-once effect, --init-schema for a sharded and replicated cluster).
+    Collect(collect::CollectArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Http(a) => http::run(a),
         Command::Flows(a) => flows::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::Collect(a) => collect::run(a),
     };
     exit::report(result)
 }

@@ -1,0 +1,528 @@
+//! Scale-out over NATS JetStream (issue 19), against real servers started here on loopback
+//! ports and stopped by PID: probes on generated captures publish to a 3-node JetStream cluster
+//! (stream replicas 3), two `netspectra collect` processes share a durable consumer and insert
+//! into ClickHouse (2 shards × 2 replicas, ZooKeeper); over the Distributed tables, packets,
+//! bytes and flows per probe equal the generator's truth, HTTP requests and responses equal the
+//! truth, and no record is stored twice. Also with a NATS node, a collector and a ClickHouse
+//! replica killed mid-run and started again, and with the whole bus down for 30 s while a
+//! probe runs (its spool is delivered afterwards).
+
+#[path = "support/bus.rs"]
+mod bus;
+mod common;
+
+use bus::{servers_installed, ChCluster, Collector, Nats, ZooKeeper};
+use common::BIN;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A generated capture of `packets` frames at `pps` frames per second of capture time.
+fn capture(
+    dir: &Path,
+    name: &str,
+    packets: u64,
+    seed: u64,
+    pps: f64,
+) -> (PathBuf, netspectra_gen::Truth) {
+    let p = dir.join(name);
+    let t = common::generated_capture(
+        &p,
+        &netspectra_gen::GenConfig {
+            packets: Some(packets),
+            seed,
+            packets_per_sec: pps,
+            ..Default::default()
+        },
+    );
+    (p, t)
+}
+
+/// A probe configuration: files (the reference) and the bus, flows and HTTP.
+fn probe_config(dir: &Path, name: &str, nats: &str) -> PathBuf {
+    let cfg = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "probe:\n  name: {name}\n  site: lab\nanalyses:\n  flows:\n    interval: 1s\n  http: {{}}\n\
+             sinks:\n  - type: files\n    dir: {out}\n    streams: [flows, http]\n\
+             \x20 - type: nats\n    url: {nats}\n    streams: [flows, http]\n    \
+             queue:\n      batches: 4\n    spool:\n      dir: {spool}\n      max: 1G\n",
+            out = dir.join(format!("{name}-out")).display(),
+            spool = dir.join(format!("{name}-spool")).display(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// The collectors' configuration: the cluster, replicated stream.
+fn collect_config(dir: &Path, cluster: bool) -> PathBuf {
+    let p = dir.join("collect.yaml");
+    let mut text = String::from("group: testers\nfetch: 64\nack_wait_secs: 5\n");
+    if cluster {
+        text.push_str("cluster: ns\nstream_replicas: 3\n");
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A probe reading a capture from its standard input, fed piece by piece; killed on drop.
+struct Fed {
+    child: Option<Child>,
+    stdin: Option<std::process::ChildStdin>,
+    bytes: Vec<u8>,
+    sent: usize,
+}
+
+impl Fed {
+    fn start(cap: &Path, cfg: &Path) -> Fed {
+        let mut child = Command::new(BIN)
+            .args(["probe", "--read", "-", "-q", "--json", "--config"])
+            .arg(cfg)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        Fed {
+            child: Some(child),
+            stdin,
+            bytes: std::fs::read(cap).unwrap(),
+            sent: 0,
+        }
+    }
+
+    fn feed(&mut self, share: f64) {
+        let end = ((self.bytes.len() as f64 * share) as usize + self.sent).min(self.bytes.len());
+        let w = self.stdin.as_mut().unwrap();
+        w.write_all(&self.bytes[self.sent..end]).unwrap();
+        w.flush().unwrap();
+        self.sent = end;
+    }
+
+    fn finish(mut self) -> serde_json::Value {
+        if self.sent < self.bytes.len() {
+            self.feed(1.0);
+        }
+        drop(self.stdin.take());
+        let o = self.child.take().unwrap().wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "probe: {}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+impl Drop for Fed {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The bus sink's line of a probe's summary.
+fn bus_report(summary: &serde_json::Value) -> serde_json::Value {
+    summary["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["sink"].as_str().unwrap().starts_with("nats://"))
+        .expect("a nats sink in the summary")
+        .clone()
+}
+
+/// What one probe must have put in the store.
+struct Expect {
+    probe: String,
+    truth: netspectra_gen::Truth,
+    /// Flow records the probe wrote to its files sink.
+    flows: u64,
+    /// The probe's files sink folder.
+    out: PathBuf,
+}
+
+/// Distinct records of a JSON-lines file by these fields.
+fn distinct(p: &Path, fields: &[&str]) -> u64 {
+    let text = std::fs::read_to_string(p).unwrap();
+    let set: std::collections::HashSet<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            fields
+                .iter()
+                .map(|f| v[*f].to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    set.len() as u64
+}
+
+fn lines(p: &Path) -> u64 {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .count() as u64
+}
+
+/// Waits until the Distributed tables (read on server `at`) hold every probe's rows, then
+/// checks them exactly: packets, bytes and flows per probe, HTTP requests and responses, no
+/// record twice.
+fn check_store(ch: &ChCluster, at: usize, want: &[Expect], db: &str) {
+    let total_flows: u64 = want.iter().map(|e| e.flows).sum();
+    let total_http: u64 = want
+        .iter()
+        .map(|e| e.truth.http.requests + e.truth.http.responses)
+        .sum();
+    let t0 = Instant::now();
+    loop {
+        let f = bus::query(
+            ch.nodes[at].http,
+            &format!("SELECT count() FROM {db}.flows"),
+        );
+        let h = bus::query(ch.nodes[at].http, &format!("SELECT count() FROM {db}.http"));
+        let n = |s: Option<String>| s.and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
+        let (f, h) = (n(f), n(h));
+        if f >= total_flows && h >= total_http {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "store incomplete after 90 s: {f}/{total_flows} flows, {h}/{total_http} http records"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for e in want {
+        let p = &e.probe;
+        let q = |sql: &str| ch.count(at, &sql.replace("DB", db).replace("PROBE", p));
+        assert_eq!(
+            q("SELECT sum(fwd_packets + rev_packets) FROM DB.flows WHERE probe = 'PROBE'"),
+            e.truth.packets,
+            "packets of {p}"
+        );
+        assert_eq!(
+            q("SELECT sum(fwd_bytes + rev_bytes) FROM DB.flows WHERE probe = 'PROBE'"),
+            e.truth.bytes,
+            "bytes of {p}"
+        );
+        assert_eq!(
+            q("SELECT count() FROM DB.flows WHERE probe = 'PROBE'"),
+            e.flows,
+            "flows of {p}"
+        );
+        assert_eq!(e.flows, e.truth.flows.total, "the probe's own flows of {p}");
+        assert_eq!(
+            q("SELECT count() FROM DB.http WHERE probe = 'PROBE' AND type = 'request'"),
+            e.truth.http.requests,
+            "HTTP requests of {p}"
+        );
+        assert_eq!(
+            q("SELECT count() FROM DB.http WHERE probe = 'PROBE' AND type = 'response'"),
+            e.truth.http.responses,
+            "HTTP responses of {p}"
+        );
+        // No record twice: as many distinct records as the probe's own files hold, and
+        // as many rows.
+        let out = e.out.as_path();
+        assert_eq!(
+            q("SELECT uniqExact(start, end, src_ip, src_port, dst_ip, dst_port, proto, ifNull(vlan, 0)) \
+               FROM DB.flows WHERE probe = 'PROBE'"),
+            distinct(&out.join("flows.jsonl"), &["start", "end", "src_ip", "src_port", "dst_ip", "dst_port", "proto", "vlan"]),
+            "distinct flows of {p}"
+        );
+        assert_eq!(
+            q("SELECT uniqExact(type, ts, src_ip, src_port, dst_ip, dst_port, ifNull(vlan, 0), ifNull(uri, ''), ifNull(status, 0)) \
+               FROM DB.http WHERE probe = 'PROBE'"),
+            distinct(&out.join("http.jsonl"), &["type", "ts", "src_ip", "src_port", "dst_ip", "dst_port", "vlan", "uri", "status"]),
+            "distinct HTTP records of {p}"
+        );
+        assert_eq!(
+            q("SELECT count() FROM DB.http WHERE probe = 'PROBE'"),
+            lines(&out.join("http.jsonl")),
+            "HTTP rows of {p}"
+        );
+    }
+    // The per-minute rollup saw every flow once.
+    let rolled: u64 = ch.count(at, &format!("SELECT sum(flows) FROM {db}.flows_1m"));
+    assert_eq!(rolled, total_flows, "flows in the rollup");
+}
+
+/// The test's folder (kept for a look when NETSPECTRA_KEEP_TEST_DIR is set).
+fn tmp() -> tempfile::TempDir {
+    let mut d = tempfile::tempdir().unwrap();
+    if std::env::var_os("NETSPECTRA_KEEP_TEST_DIR").is_some() {
+        d.disable_cleanup(true);
+        eprintln!("test folder: {}", d.path().display());
+    }
+    d
+}
+
+/// Servers of the cluster tests.
+struct Cluster {
+    nats: Nats,
+    ch: ChCluster,
+    _zk: ZooKeeper,
+}
+
+fn cluster(dir: &Path) -> Cluster {
+    let zk = ZooKeeper::start(&dir.join("zk"));
+    let ch = ChCluster::start(&dir.join("ch"), 2, 2, zk.port);
+    let nats = Nats::start(&dir.join("nats"), 3);
+    Cluster { nats, ch, _zk: zk }
+}
+
+fn collector(dir: &Path, c: &Cluster, i: usize, init: bool) -> Collector {
+    let cfg = collect_config(dir, true);
+    let (from, to) = (c.nats.url(), c.ch.url("ns"));
+    let mut args = vec![
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
+    if init {
+        args.push("--init-schema");
+    }
+    let col = Collector::start(BIN, &args, dir.join(format!("collect{i}.log")));
+    if init {
+        let t0 = Instant::now();
+        while !std::fs::read_to_string(&col.log)
+            .unwrap_or_default()
+            .contains("schema of ns ready")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "schema not made: {}",
+                std::fs::read_to_string(&col.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    col
+}
+
+#[test]
+fn probes_to_a_jetstream_cluster_to_a_sharded_replicated_store_exactly() {
+    if !servers_installed("bus cluster") {
+        return;
+    }
+    let dir = tmp();
+    let d = dir.path();
+    let c = cluster(d);
+    let mut c1 = collector(d, &c, 1, true);
+    let mut c2 = collector(d, &c, 2, false);
+    let mut want = Vec::new();
+    for (i, seed) in [(0, 21), (1, 22)] {
+        let name = format!("p{i}");
+        let (cap, truth) = capture(d, &format!("{name}.pcap"), 20_000, seed, 20_000.0);
+        let cfg = probe_config(d, &name, &c.nats.url());
+        let o = Command::new(BIN)
+            .args(["probe", "--read"])
+            .arg(&cap)
+            .args(["-q", "--json", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let b = bus_report(&s);
+        assert_eq!(b["backlog"], 0, "{b}");
+        assert_eq!(b["dropped_full"], 0, "{b}");
+        let flows = lines(&d.join(format!("{name}-out/flows.jsonl")));
+        assert_eq!(
+            b["delivered"].as_u64().unwrap(),
+            flows + lines(&d.join(format!("{name}-out/http.jsonl"))),
+            "{b}"
+        );
+        want.push(Expect {
+            out: d.join(format!("{name}-out")),
+            probe: name,
+            truth,
+            flows,
+        });
+    }
+    check_store(&c.ch, 0, &want, "ns");
+    c1.stop();
+    c2.stop();
+    // Both collectors took part.
+    for l in [&c1.log, &c2.log] {
+        let text = std::fs::read_to_string(l).unwrap();
+        assert!(!text.contains("stopped: 0 messages"), "{text}");
+    }
+}
+
+#[test]
+fn faults_mid_run_lose_nothing_and_count_nothing_twice() {
+    if !servers_installed("bus cluster faults") {
+        return;
+    }
+    let dir = tmp();
+    let d = dir.path();
+    let mut c = cluster(d);
+    let mut c1 = collector(d, &c, 1, true);
+    let mut c2 = collector(d, &c, 2, false);
+    let mut want = Vec::new();
+    let mut fed = Vec::new();
+    for (i, seed) in [(0, 31), (1, 32)] {
+        let name = format!("f{i}");
+        // 40 s of capture time each: records leave at every 1 s interval while it is fed.
+        let (cap, truth) = capture(d, &format!("{name}.pcap"), 24_000, seed, 600.0);
+        let cfg = probe_config(d, &name, &c.nats.url());
+        fed.push(Fed::start(&cap, &cfg));
+        want.push((name, truth));
+    }
+    let feed_all = |fed: &mut Vec<Fed>, share: f64| {
+        for f in fed.iter_mut() {
+            f.feed(share);
+        }
+    };
+    let rows = |c: &Cluster| {
+        bus::query(c.ch.nodes[0].http, "SELECT count() FROM ns.flows")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    feed_all(&mut fed, 0.2);
+    let t0 = Instant::now();
+    while rows(&c) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no rows before the faults"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A NATS node, a collector (between inserts and acknowledgements, maybe) and a ClickHouse
+    // replica go down, with traffic going on.
+    c.nats.kill(0);
+    c1.kill();
+    c.ch.kill(1);
+    for _ in 0..6 {
+        feed_all(&mut fed, 0.05);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    c.nats.restart(0);
+    c.ch.restart(1);
+    c1 = collector(d, &c, 1, false);
+    feed_all(&mut fed, 0.2);
+    std::thread::sleep(Duration::from_secs(1));
+    // The other collector crashes too, later.
+    c2.kill();
+    feed_all(&mut fed, 0.1);
+    std::thread::sleep(Duration::from_secs(1));
+    c2 = collector(d, &c, 2, false);
+    let mut expect = Vec::new();
+    for (f, (name, truth)) in fed.into_iter().zip(want) {
+        let s = f.finish();
+        let b = bus_report(&s);
+        assert_eq!(b["backlog"], 0, "{b}");
+        assert_eq!(b["dropped_full"], 0, "{b}");
+        let flows = lines(&d.join(format!("{name}-out/flows.jsonl")));
+        expect.push(Expect {
+            out: d.join(format!("{name}-out")),
+            probe: name,
+            truth,
+            flows,
+        });
+    }
+    check_store(&c.ch, 0, &expect, "ns");
+    // The replica that was down caught up: it alone holds what its shard holds.
+    let local = |i: usize| c.ch.count(i, "SELECT count() FROM ns.flows_local");
+    let t0 = Instant::now();
+    while local(1) != local(0) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "replica 1 did not catch up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c1.stop();
+    c2.stop();
+}
+
+#[test]
+fn a_bus_down_for_30_s_loses_nothing() {
+    if !servers_installed("bus outage") {
+        return;
+    }
+    let dir = tmp();
+    let d = dir.path();
+    let mut nats = Nats::start(&d.join("nats"), 1);
+    let zk = ZooKeeper::start(&d.join("zk"));
+    let ch = ChCluster::start(&d.join("ch"), 1, 1, zk.port);
+    let cfg = collect_config(d, false);
+    let (from, to) = (nats.url(), ch.url("nsp"));
+    let args = [
+        "--from",
+        from.as_str(),
+        "--to",
+        to.as_str(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--init-schema",
+    ];
+    let mut col = Collector::start(BIN, &args, d.join("collect.log"));
+    let (cap, truth) = capture(d, "o.pcap", 30_000, 41, 500.0);
+    let pcfg = probe_config(d, "o1", &from);
+    let t0 = Instant::now();
+    while bus::query(ch.nodes[0].http, "EXISTS TABLE nsp.flows").as_deref() != Some("1\n") {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no schema");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut fed = Fed::start(&cap, &pcfg);
+    fed.feed(0.2);
+    let t0 = Instant::now();
+    while bus::query(ch.nodes[0].http, "SELECT count() FROM nsp.flows")
+        .map_or(0, |s| s.trim().parse::<u64>().unwrap_or(0))
+        == 0
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no rows before the outage"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nats.kill(0);
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(30) {
+        fed.feed(0.025);
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    nats.restart(0);
+    let s = fed.finish();
+    let b = bus_report(&s);
+    assert!(
+        b["spooled"].as_u64().unwrap() > 0,
+        "the outage went through the spool: {b}"
+    );
+    assert!(b["errors"].as_u64().unwrap() > 0, "{b}");
+    assert_eq!(b["backlog"], 0, "{b}");
+    assert_eq!(b["dropped_full"], 0, "{b}");
+    // The probe kept capturing: every packet of the input is in its own records.
+    assert_eq!(
+        s["packets"].as_u64().unwrap_or(truth.packets),
+        truth.packets,
+        "{s}"
+    );
+    let flows = lines(&d.join("o1-out/flows.jsonl"));
+    check_store(
+        &ch,
+        0,
+        &[Expect {
+            out: d.join("o1-out"),
+            probe: "o1".into(),
+            truth,
+            flows,
+        }],
+        "nsp",
+    );
+    col.stop();
+}
