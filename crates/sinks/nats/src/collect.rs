@@ -55,6 +55,9 @@ pub struct CollectOptions {
     pub stream_replicas: usize,
     /// Bytes the JetStream stream holds at most (oldest dropped beyond; -1: no bound).
     pub stream_max_bytes: i64,
+    /// Test hook: once this many inserts were accepted, the process aborts before it
+    /// acknowledges them (a crash between insert and acknowledgement, on purpose).
+    pub crash_after_inserts: Option<u64>,
 }
 
 impl CollectOptions {
@@ -73,6 +76,7 @@ impl CollectOptions {
             inserters: 2,
             stream_replicas: 1,
             stream_max_bytes: 8 << 30,
+            crash_after_inserts: None,
         }
     }
 }
@@ -260,7 +264,8 @@ impl Servers {
 
 /// Runs a collector until `stop` is raised: pulls, inserts, acknowledges. What was pulled when
 /// `stop` rose is inserted and acknowledged first (a graceful stop leaves nothing half done).
-/// Fails only when the first connection or the consumer cannot be made.
+/// A bus that cannot be reached (or has no leader yet) is retried every second, so a
+/// collector can start before the bus; fails only when its runtime or clients cannot be made.
 pub fn run(opts: &CollectOptions, stats: &CollectStats, stop: &AtomicBool) -> Result<(), BusError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -281,33 +286,47 @@ pub fn run(opts: &CollectOptions, stats: &CollectStats, stop: &AtomicBool) -> Re
         what,
         message: e,
     };
-    let consumer = rt.block_on(async {
-        let client = connect(&opts.servers, Duration::from_secs(5)).await?;
-        let js = jetstream::new(client);
-        let stream = js
-            .get_or_create_stream(stream_config(
-                opts.stream_replicas,
-                opts.stream_max_bytes,
-                DUPLICATE_WINDOW,
-            ))
-            .await
-            .map_err(|e| nats_err("stream", e.to_string()))?;
-        stream
-            .get_or_create_consumer(
-                &opts.group,
-                pull::Config {
-                    durable_name: Some(opts.group.clone()),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: opts.ack_wait,
-                    max_ack_pending: opts.max_ack_pending,
-                    filter_subject: SUBJECTS.to_string(),
-                    max_deliver: -1,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| nats_err("consumer", e.to_string()))
-    })?;
+    // The bus may be down or electing leaders (a node restarting): keep trying.
+    let consumer = loop {
+        let r = rt.block_on(async {
+            let client = connect(&opts.servers, Duration::from_secs(5)).await?;
+            let js = jetstream::new(client);
+            let stream = js
+                .get_or_create_stream(stream_config(
+                    opts.stream_replicas,
+                    opts.stream_max_bytes,
+                    DUPLICATE_WINDOW,
+                ))
+                .await
+                .map_err(|e| nats_err("stream", e.to_string()))?;
+            stream
+                .get_or_create_consumer(
+                    &opts.group,
+                    pull::Config {
+                        durable_name: Some(opts.group.clone()),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait: opts.ack_wait,
+                        max_ack_pending: opts.max_ack_pending,
+                        filter_subject: SUBJECTS.to_string(),
+                        max_deliver: -1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| nats_err("consumer", e.to_string()))
+        });
+        match r {
+            Ok(c) => break c,
+            Err(e) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("collect: {e} (trying again)");
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    };
     stats.healthy.store(true, Ordering::Relaxed);
     let made: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
     while !stop.load(Ordering::Relaxed) {
@@ -347,6 +366,13 @@ pub fn run(opts: &CollectOptions, stats: &CollectStats, stop: &AtomicBool) -> Re
             .messages
             .fetch_add(msgs.len() as u64, Ordering::Relaxed);
         let done = store(opts, &servers, &made, stats, &msgs);
+        if opts
+            .crash_after_inserts
+            .is_some_and(|n| stats.inserts.load(Ordering::Relaxed) >= n)
+        {
+            eprintln!("collect: crashing on purpose between insert and acknowledgement");
+            std::process::abort();
+        }
         let ok = done.iter().all(|d| matches!(d, Done::Stored));
         stats.healthy.store(ok, Ordering::Relaxed);
         rt.block_on(async {
