@@ -114,6 +114,10 @@ pub fn run(a: CollectArgs) -> Result<std::process::ExitCode> {
         opts.stream_max_bytes = b;
     }
 
+    // Test hook of the exactly-once test: abort between an insert and its acknowledgement.
+    opts.crash_after_inserts = std::env::var("NETSPECTRA_TEST_CRASH_AFTER_INSERTS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))

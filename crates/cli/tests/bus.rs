@@ -280,6 +280,10 @@ fn cluster(dir: &Path) -> Cluster {
 }
 
 fn collector(dir: &Path, c: &Cluster, i: usize, init: bool) -> Collector {
+    collector_env(dir, c, i, init, &[])
+}
+
+fn collector_env(dir: &Path, c: &Cluster, i: usize, init: bool, env: &[(&str, &str)]) -> Collector {
     let cfg = collect_config(dir, true);
     let (from, to) = (c.nats.url(), c.ch.url("ns"));
     let mut args = vec![
@@ -293,7 +297,7 @@ fn collector(dir: &Path, c: &Cluster, i: usize, init: bool) -> Collector {
     if init {
         args.push("--init-schema");
     }
-    let col = Collector::start(BIN, &args, dir.join(format!("collect{i}.log")));
+    let col = Collector::start_env(BIN, &args, dir.join(format!("collect{i}.log")), env);
     if init {
         let t0 = Instant::now();
         while !std::fs::read_to_string(&col.log)
@@ -369,8 +373,15 @@ fn faults_mid_run_lose_nothing_and_count_nothing_twice() {
     let dir = tmp();
     let d = dir.path();
     let mut c = cluster(d);
-    let mut c1 = collector(d, &c, 1, true);
-    let mut c2 = collector(d, &c, 2, false);
+    // Collector 1 aborts between its 3rd insert and the acknowledgements (deterministically),
+    // so that those messages are delivered again to a collector.
+    let mut c1 = collector_env(
+        d,
+        &c,
+        1,
+        true,
+        &[("NETSPECTRA_TEST_CRASH_AFTER_INSERTS", "3")],
+    );
     let mut want = Vec::new();
     let mut fed = Vec::new();
     for (i, seed) in [(0, 31), (1, 32)] {
@@ -387,7 +398,7 @@ fn faults_mid_run_lose_nothing_and_count_nothing_twice() {
         }
     };
     let rows = |c: &Cluster| {
-        bus::query(c.ch.nodes[0].http, "SELECT count() FROM ns.flows")
+        bus::query(c.ch.nodes[0].http, "SELECT count() FROM ns.http")
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0)
     };
@@ -400,10 +411,14 @@ fn faults_mid_run_lose_nothing_and_count_nothing_twice() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // A NATS node, a collector (between inserts and acknowledgements, maybe) and a ClickHouse
+    // Collector 1 crashed between insert and acknowledgement; a NATS node and a ClickHouse
     // replica go down, with traffic going on.
+    assert!(c1.wait_exit(60), "collector 1 did not crash on purpose");
+    assert!(std::fs::read_to_string(&c1.log)
+        .unwrap()
+        .contains("crashing on purpose"));
+    let mut c2 = collector(d, &c, 2, false);
     c.nats.kill(0);
-    c1.kill();
     c.ch.kill(1);
     for _ in 0..6 {
         feed_all(&mut fed, 0.05);
@@ -411,14 +426,14 @@ fn faults_mid_run_lose_nothing_and_count_nothing_twice() {
     }
     c.nats.restart(0);
     c.ch.restart(1);
-    c1 = collector(d, &c, 1, false);
+    c1 = collector(d, &c, 3, false);
     feed_all(&mut fed, 0.2);
     std::thread::sleep(Duration::from_secs(1));
     // The other collector crashes too, later.
     c2.kill();
     feed_all(&mut fed, 0.1);
     std::thread::sleep(Duration::from_secs(1));
-    c2 = collector(d, &c, 2, false);
+    c2 = collector(d, &c, 4, false);
     let mut expect = Vec::new();
     for (f, (name, truth)) in fed.into_iter().zip(want) {
         let s = f.finish();
@@ -446,6 +461,29 @@ fn faults_mid_run_lose_nothing_and_count_nothing_twice() {
     }
     c1.stop();
     c2.stop();
+    // The messages of the crash were delivered again, and not stored twice (checked above).
+    let redelivered: u64 = [&c1.log, &c2.log]
+        .iter()
+        .map(|l| {
+            let text = std::fs::read_to_string(l).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.contains("stopped:"))
+                .unwrap_or("")
+                .to_string();
+            line.split(", ")
+                .find_map(|p| {
+                    p.strip_suffix(" redelivered (").or_else(|| {
+                        p.split(" redelivered")
+                            .next()
+                            .filter(|_| p.contains("redelivered"))
+                    })
+                })
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert!(redelivered > 0, "no message was delivered twice");
 }
 
 #[test]

@@ -367,7 +367,13 @@ pub struct Collector {
 
 impl Collector {
     pub fn start(bin: &str, args: &[&str], log: PathBuf) -> Collector {
+        Self::start_env(bin, args, log, &[])
+    }
+
+    /// [`Collector::start`] with environment variables.
+    pub fn start_env(bin: &str, args: &[&str], log: PathBuf, env: &[(&str, &str)]) -> Collector {
         let child = Command::new(bin)
+            .envs(env.iter().copied())
             .arg("collect")
             .args(args)
             .stdout(Stdio::null())
@@ -411,6 +417,21 @@ impl Collector {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Waits until it exited by itself (at most `secs`); true if it did.
+    pub fn wait_exit(&mut self, secs: u64) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(secs) {
+            if let Some(c) = self.child.as_mut() {
+                if c.try_wait().unwrap().is_some() {
+                    self.child = None;
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     pub fn running(&mut self) -> bool {
