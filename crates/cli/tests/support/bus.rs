@@ -359,6 +359,25 @@ pub fn query(port: u16, sql: &str) -> Option<String> {
     head.starts_with("HTTP/1.0 200").then(|| body.to_string())
 }
 
+/// One POST of `body` to `path` (e.g. an INSERT with settings in the query string); true on 200.
+pub fn post(port: u16, path: &str, body: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+    let req = format!(
+        "POST {path} HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if c.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut r = String::new();
+    let _ = c.read_to_string(&mut r);
+    r.starts_with("HTTP/1.0 200")
+}
+
 /// A `netspectra collect` process, killed on drop (SIGTERM by [`Collector::stop`]).
 pub struct Collector {
     child: Option<Child>,
