@@ -331,20 +331,31 @@ pub fn run(opts: &CollectOptions, stats: &CollectStats, stop: &AtomicBool) -> Re
     let made: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
     while !stop.load(Ordering::Relaxed) {
         let msgs = rt.block_on(async {
-            let mut out = Vec::new();
-            let batch = consumer
-                .batch()
-                .max_messages(opts.fetch)
-                .expires(opts.fetch_wait)
-                .messages()
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut batch = std::pin::pin!(batch);
-            while let Some(m) = batch.next().await {
-                match m {
-                    Ok(m) => out.push(m),
-                    Err(e) if out.is_empty() => return Err(e.to_string()),
-                    Err(_) => break,
+            // What is there now, without waiting; when nothing is, wait (at most
+            // `fetch_wait`) for one message, then take what else arrived meanwhile. A pull
+            // never waits for a full batch, so a quiet stream is not delayed.
+            let mut out = pull_now(&consumer, opts.fetch).await?;
+            if out.is_empty() {
+                let batch = consumer
+                    .batch()
+                    .max_messages(1)
+                    .expires(opts.fetch_wait)
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut batch = std::pin::pin!(batch);
+                // A local deadline too: async-nats 0.51 can miss the end of a pull (an idle
+                // heartbeat returns Pending without a wake-up).
+                let deadline = tokio::time::Instant::now() + opts.fetch_wait + PULL_SLACK;
+                while let Ok(Some(m)) = tokio::time::timeout_at(deadline, batch.next()).await {
+                    match m {
+                        Ok(m) => out.push(m),
+                        Err(e) if out.is_empty() => return Err(e.to_string()),
+                        Err(_) => break,
+                    }
+                }
+                if !out.is_empty() && opts.fetch > 1 {
+                    out.extend(pull_now(&consumer, opts.fetch - 1).await?);
                 }
             }
             Ok::<_, String>(out)
@@ -413,6 +424,34 @@ pub fn run(opts: &CollectOptions, stats: &CollectStats, stop: &AtomicBool) -> Re
     }
     Ok(())
 }
+
+/// The messages available now (at most `n`), without waiting for more.
+async fn pull_now(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+    n: usize,
+) -> Result<Vec<jetstream::Message>, String> {
+    let mut out = Vec::new();
+    let batch = consumer
+        .fetch()
+        .max_messages(n)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut batch = std::pin::pin!(batch);
+    let deadline = tokio::time::Instant::now() + PULL_SLACK;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, batch.next()).await {
+        match m {
+            Ok(m) => out.push(m),
+            Err(e) if out.is_empty() => return Err(e.to_string()),
+            Err(_) => break,
+        }
+    }
+    Ok(out)
+}
+
+/// How long a pull may outlast its own expiry before it is given up locally (a message that
+/// arrives for a given-up pull is delivered again after `ack_wait`).
+const PULL_SLACK: Duration = Duration::from_secs(2);
 
 /// Decodes, and inserts every message (`inserters` at a time).
 fn store(
