@@ -589,3 +589,301 @@ fn a_bus_down_for_30_s_loses_nothing() {
     );
     col.stop();
 }
+
+/// Frame offsets and timestamps (ns) of a nanosecond pcap file: (end offset, ts) per frame.
+fn pcap_index(bytes: &[u8]) -> Vec<(usize, i64)> {
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= bytes.len() {
+        let u = |i: usize| u32::from_le_bytes(bytes[off + i..off + i + 4].try_into().unwrap());
+        let ts = u(0) as i64 * 1_000_000_000 + u(4) as i64;
+        off += 16 + u(8) as usize;
+        out.push((off.min(bytes.len()), ts));
+    }
+    out
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// JetStream's stored bytes and messages of the bus stream (monitoring endpoint of node 0).
+fn stream_state(mon: u16) -> (u64, u64) {
+    let text = bus::http_get(mon, "/jsz?streams=true").unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let s = &v["account_details"][0]["stream_detail"][0]["state"];
+    (
+        s["bytes"].as_u64().unwrap_or(0),
+        s["messages"].as_u64().unwrap_or(0),
+    )
+}
+
+/// Benchmark (benches/bus/run.sh; BENCHMARKS.md): flow records per second through probe →
+/// JetStream (3 nodes, R3) → collect (1 and 2) → ClickHouse (2 shards × 2 replicas) against
+/// the probe's direct ClickHouse sink on the same capture; end-to-end latency at a steady rate;
+/// bytes per flow record on the bus. Release build: `cargo test --release ... -- --ignored`.
+#[test]
+#[ignore]
+fn bench_bus() {
+    if !servers_installed("bus bench") {
+        return;
+    }
+    let packets: u64 = std::env::var("BENCH_PACKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tmp();
+    let d = dir.path();
+    let zk = ZooKeeper::start(&d.join("zk"));
+    let ch = ChCluster::start(&d.join("ch"), 2, 2, zk.port);
+    let (cap, truth) = capture(d, "b.pcap", packets, 7, 50_000.0);
+    let flows = truth.flows.total;
+    let count = |db: &str| {
+        bus::query(ch.nodes[0].http, &format!("SELECT count() FROM {db}.flows"))
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let probe = |cfg: &Path| {
+        let o = Command::new(BIN)
+            .args(["probe", "--read"])
+            .arg(&cap)
+            .args(["-q", "--json", "--config"])
+            .arg(cfg)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    println!("capture: {packets} packets, {flows} flows");
+    // Direct: the probe's ClickHouse sink into one server (plain MergeTree).
+    let cfg = d.join("direct.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "probe:\n  name: b\nanalyses:\n  flows:\n    interval: 1s\nsinks:\n  - type: clickhouse\n    url: clickhouse://127.0.0.1:{}/direct\n    streams: [flows]\n",
+            ch.nodes[0].http
+        ),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    probe(&cfg);
+    let direct = t0.elapsed().as_secs_f64();
+    assert_eq!(count("direct"), flows);
+    println!(
+        "| direct ClickHouse sink | {:.2} s | {:.0} records/s | 1.00 |",
+        direct,
+        flows as f64 / direct
+    );
+    for k in [1usize, 2] {
+        let nats = Nats::start_monitored(&d.join(format!("nats{k}")), 3);
+        let c = d.join(format!("collect{k}.yaml"));
+        std::fs::write(&c, "cluster: ns\nstream_replicas: 3\nfetch: 256\n").unwrap();
+        let (from, to) = (nats.url(), ch.url(&format!("bus{k}")));
+        let mut cols = Vec::new();
+        for i in 0..k {
+            let mut args = vec![
+                "--from",
+                from.as_str(),
+                "--to",
+                to.as_str(),
+                "--config",
+                c.to_str().unwrap(),
+            ];
+            if i == 0 {
+                args.push("--init-schema");
+            }
+            cols.push(Collector::start(
+                BIN,
+                &args,
+                d.join(format!("c{k}-{i}.log")),
+            ));
+            if i == 0 {
+                let t = Instant::now();
+                while !std::fs::read_to_string(&cols[0].log)
+                    .unwrap_or_default()
+                    .contains("ready")
+                {
+                    assert!(t.elapsed() < Duration::from_secs(120));
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        let cfg = d.join(format!("bus{k}.yaml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "probe:\n  name: b\nanalyses:\n  flows:\n    interval: 1s\nsinks:\n  - type: nats\n    url: {from}\n    streams: [flows]\n"
+            ),
+        )
+        .unwrap();
+        let t0 = Instant::now();
+        probe(&cfg);
+        let published = t0.elapsed().as_secs_f64();
+        while count(&format!("bus{k}")) < flows {
+            assert!(
+                t0.elapsed() < Duration::from_secs(600),
+                "bus run {k} incomplete"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let total = t0.elapsed().as_secs_f64();
+        let (bytes, msgs) = stream_state(nats.monitor[0]);
+        println!(
+            "| bus, {k} collector(s) | {total:.2} s (probe done publishing at {published:.2} s) | {:.0} records/s | {:.2} | {} messages, {:.0} bytes stored per flow record |",
+            flows as f64 / total,
+            direct / total,
+            msgs,
+            bytes as f64 / flows as f64
+        );
+        for mut c in cols {
+            c.stop();
+        }
+    }
+    // Latency at a steady rate: a capture fed at its own pace (2,000 packets/s, 30 s), two
+    // collectors; for every flow, from its last packet's feeding to the first poll (every
+    // 50 ms) that sees its message's rows in the Distributed table.
+    let (lcap, ltruth) = capture(d, "l.pcap", 60_000, 8, 2_000.0);
+    let nats = Nats::start_monitored(&d.join("natsl"), 3);
+    let c = d.join("collectl.yaml");
+    std::fs::write(&c, "cluster: ns\nstream_replicas: 3\nfetch: 256\n").unwrap();
+    let (from, to) = (nats.url(), ch.url("lat"));
+    let mut cols = vec![Collector::start(
+        BIN,
+        &[
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--config",
+            c.to_str().unwrap(),
+            "--init-schema",
+        ],
+        d.join("cl0.log"),
+    )];
+    let t = Instant::now();
+    while !std::fs::read_to_string(&cols[0].log)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(t.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cols.push(Collector::start(
+        BIN,
+        &[
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--config",
+            c.to_str().unwrap(),
+        ],
+        d.join("cl1.log"),
+    ));
+    let cfg = d.join("lat.yaml");
+    std::fs::write(
+        &cfg,
+        format!("probe:\n  name: l\nanalyses:\n  flows:\n    interval: 1s\n    timeouts: {{tcp: 5s, tcp_closed: 1s, udp: 2s, icmp: 2s, other: 2s}}\nsinks:\n  - type: nats\n    url: {from}\n    streams: [flows]\n"),
+    )
+    .unwrap();
+    let bytes = std::fs::read(&lcap).unwrap();
+    let index = pcap_index(&bytes);
+    let first_ts = index[0].1;
+    let mut child = Command::new(BIN)
+        .args(["probe", "--read", "-", "-q", "--json", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let start = Instant::now();
+    let mut seen: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    let mut sent = 0usize;
+    let mut i = 0usize;
+    let mut last_poll = Instant::now();
+    while i < index.len() {
+        let now = start.elapsed().as_nanos() as i64;
+        let mut end = sent;
+        while i < index.len() && index[i].1 - first_ts <= now {
+            end = index[i].0;
+            i += 1;
+        }
+        if end > sent {
+            stdin.write_all(&bytes[sent..end]).unwrap();
+            stdin.flush().unwrap();
+            sent = end;
+        }
+        if last_poll.elapsed() >= Duration::from_millis(50) {
+            last_poll = Instant::now();
+            let at = start.elapsed().as_secs_f64();
+            for b in bus::query(ch.nodes[0].http, "SELECT DISTINCT _batch FROM lat.flows")
+                .unwrap_or_default()
+                .lines()
+            {
+                seen.entry(b.to_string()).or_insert(at);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(stdin);
+    let _ = child.wait();
+    let t = Instant::now();
+    while count("lat") < ltruth.flows.total && t.elapsed() < Duration::from_secs(60) {
+        let at = start.elapsed().as_secs_f64();
+        for b in bus::query(ch.nodes[0].http, "SELECT DISTINCT _batch FROM lat.flows")
+            .unwrap_or_default()
+            .lines()
+        {
+            seen.entry(b.to_string()).or_insert(at);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rows = bus::query(
+        ch.nodes[0].http,
+        "SELECT _batch, end FROM lat.flows FORMAT TSV",
+    )
+    .unwrap_or_default();
+    let mut lat = Vec::new();
+    for l in rows.lines() {
+        let Some((b, end)) = l.split_once('\t') else {
+            continue;
+        };
+        // `end` is the flow's last packet time, e.g. 2023-11-14T22:13:25.123456789Z.
+        let Some(seen_at) = seen.get(b) else { continue };
+        let ns = end_ns(end);
+        let fed_at = (ns - first_ts) as f64 / 1e9;
+        lat.push(seen_at - fed_at);
+    }
+    for mut c in cols {
+        c.stop();
+    }
+    assert!(!lat.is_empty());
+    let n = lat.len();
+    println!(
+        "latency over {n} flows (of {}) at 2,000 packets/s: p50 {:.2} s, p99 {:.2} s, max {:.2} s",
+        ltruth.flows.total,
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        percentile(&mut lat, 1.0)
+    );
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 UTC time with up to 9 fraction digits.
+fn end_ns(s: &str) -> i64 {
+    let s = s.trim_matches('"').trim_end_matches('Z');
+    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap_or(0)).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap_or(0)).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m, dd) = (d[0] - if d[1] <= 2 { 1 } else { 0 }, d[1], d[2]);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let frac_ns: i64 = format!("{frac:0<9}")[..9].parse().unwrap_or(0);
+    (days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) * 1_000_000_000 + frac_ns
+}

@@ -86,16 +86,30 @@ pub struct Nats {
     dir: PathBuf,
     pub ports: Vec<u16>,
     routes: Vec<u16>,
+    /// Monitoring ports (0: none).
+    pub monitor: Vec<u16>,
     procs: Vec<Proc>,
 }
 
 impl Nats {
     pub fn start(dir: &Path, n: usize) -> Nats {
+        Self::start_with(dir, n, false)
+    }
+
+    /// [`Nats::start`] with monitoring endpoints (`/jsz`, `/varz`) on loopback.
+    pub fn start_monitored(dir: &Path, n: usize) -> Nats {
+        Self::start_with(dir, n, true)
+    }
+
+    fn start_with(dir: &Path, n: usize, monitored: bool) -> Nats {
         std::fs::create_dir_all(dir).unwrap();
         let mut s = Nats {
             dir: dir.to_path_buf(),
             ports: (0..n).map(|_| free_port()).collect(),
             routes: (0..n).map(|_| free_port()).collect(),
+            monitor: (0..n)
+                .map(|_| if monitored { free_port() } else { 0 })
+                .collect(),
             procs: (0..n).map(|_| Proc(None)).collect(),
         };
         for i in 0..n {
@@ -121,6 +135,9 @@ impl Nats {
             self.ports[i],
             self.dir.join(format!("store{i}")).display()
         );
+        if self.monitor[i] != 0 {
+            text.push_str(&format!("http: 127.0.0.1:{}\n", self.monitor[i]));
+        }
         if self.ports.len() > 1 {
             let routes: Vec<String> = self
                 .routes
@@ -357,6 +374,19 @@ pub fn query(port: u16, sql: &str) -> Option<String> {
     c.read_to_string(&mut r).ok()?;
     let (head, body) = r.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.0 200").then(|| body.to_string())
+}
+
+/// The body of a GET (HTTP/1.0), None unless 200.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut r = String::new();
+    c.read_to_string(&mut r).ok()?;
+    let (head, body) = r.split_once("\r\n\r\n")?;
+    head.contains(" 200 ").then(|| body.to_string())
 }
 
 /// One POST of `body` to `path` (e.g. an INSERT with settings in the query string); true on 200.
