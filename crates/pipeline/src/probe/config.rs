@@ -668,4 +668,31 @@ mod tests {
             ProbeConfig::from_yaml("sinks:\n  - type: kafka\n    url: x\n", "p.yaml").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
     }
+
+    #[test]
+    fn nats_sinks_are_checked() {
+        let ok = "sinks:\n  - type: nats\n    url: nats://127.0.0.1:4222,h2\n    streams: [flows, http]\n    \
+                  stream_replicas: 3\n    spool:\n      dir: /tmp/s\n      max: 1G\n";
+        let c = ProbeConfig::from_yaml(ok, "p.yaml").unwrap();
+        assert!(matches!(
+            &c.sinks[0],
+            SinkSection::Nats {
+                stream_replicas: Some(3),
+                ..
+            }
+        ));
+        for (bad, says) in [
+            ("sinks:\n  - type: nats\n    url: http://x\n", "bad NATS URL"),
+            ("sinks:\n  - type: nats\n    url: nats://h\n    stream_replicas: 9\n", "1 to 5"),
+            (
+                "sinks:\n  - type: nats\n    url: nats://h\n    spool:\n      dir: /x\n      max: 4k\n",
+                "at least 1M",
+            ),
+        ] {
+            let e = ProbeConfig::from_yaml(bad, "p.yaml").unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        let v = super::super::shortcut_sinks(None, &["nats://a:1,b:2".to_string()]).unwrap();
+        assert!(matches!(&v[0], SinkSection::Nats { url, .. } if url == "nats://a:1,b:2"));
+    }
 }
