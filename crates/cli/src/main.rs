@@ -3,6 +3,7 @@
 //! (0 ok, 1 runtime failure, 2 bad input or usage).
 
 mod capture;
+mod collect;
 mod console;
 mod dns;
 mod exit;
@@ -64,6 +65,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Query API and web page over stored records: the embedded store (--store FILE) or ClickHouse (--clickhouse URL); 127.0.0.1 unless a token is given.
     Console(console::ConsoleArgs),
+    /// Move record streams from the NATS JetStream bus into ClickHouse (durable consumers shared by a group, exactly-once effect, --init-schema for a sharded and replicated cluster).
+    Collect(collect::CollectArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Flows(a) => flows::run(a),
         Command::Probe(a) => probe::run(a),
         Command::Console(a) => console::run(a),
+        Command::Collect(a) => collect::run(a),
     };
     exit::report(result)
 }

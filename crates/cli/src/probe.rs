@@ -56,7 +56,8 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
     /// Also send every stream to this destination: clickhouse://HOST:PORT/DB (one table per
-    /// stream) or ipfix://HOST:PORT (flow records). Repeatable.
+    /// stream), nats://HOST:PORT[,HOST:PORT] (the JetStream bus, docs/BUS.md) or
+    /// ipfix://HOST:PORT (flow records). Repeatable.
     #[arg(long, value_name = "URL")]
     export: Vec<String>,
     /// Metrics and health endpoint address (overrides the configuration's).
@@ -286,6 +287,7 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let offline = matches!(input, Input::Files(_));
     let ctx = SinkContext {
         probe: &loaded.cfg.probe.name,
+        site: &loaded.cfg.probe.site,
         offline,
         inputs: &inputs,
         stop: stop.handle().shared(),
@@ -308,6 +310,9 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
             let dirs: Vec<&PathBuf> = match s {
                 SinkSection::Files { dir, .. } => vec![dir],
                 SinkSection::Clickhouse {
+                    spool: Some(sp), ..
+                }
+                | SinkSection::Nats {
                     spool: Some(sp), ..
                 } => vec![&sp.dir],
                 _ => vec![],
@@ -459,6 +464,7 @@ fn reload(
     list.extend(setup.extra.iter().cloned());
     let ctx = SinkContext {
         probe: &new.probe.name,
+        site: &new.probe.site,
         offline: false,
         inputs: &[],
         stop: Arc::clone(&setup.stop),

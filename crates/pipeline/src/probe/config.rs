@@ -340,6 +340,21 @@ pub enum SinkSection {
         /// Queue.
         queue: Option<QueueSection>,
     },
+    /// The NATS JetStream bus: `nats://HOST:PORT[,HOST:PORT...]`, one subject per stream
+    /// (`netspectra.<site>.<probe>.<stream>`, docs/BUS.md).
+    Nats {
+        /// Servers (any nodes of the cluster).
+        url: String,
+        /// Streams sent (default all).
+        streams: Option<Vec<String>>,
+        /// Create the JetStream stream with this many replicas when it is missing (default:
+        /// it must exist; a collector makes it).
+        stream_replicas: Option<usize>,
+        /// Queue.
+        queue: Option<QueueSection>,
+        /// Spool: what the bus has not acknowledged waits here (strongly advised).
+        spool: Option<SpoolSection>,
+    },
     /// An IPFIX collector (flow records): `ipfix://HOST:PORT`.
     Ipfix {
         /// Collector.
@@ -565,6 +580,30 @@ impl ProbeConfig {
                     }
                     streams
                 }
+                SinkSection::Nats {
+                    url,
+                    streams,
+                    queue,
+                    spool,
+                    stream_replicas,
+                } => {
+                    netspectra_nats::parse_url(url)
+                        .map_err(|e| err(url, format!("sinks[{i}].url: {e}")))?;
+                    check_queue(queue.as_ref(), i).map_err(|m| err("queue:", m))?;
+                    if spool.as_ref().is_some_and(|sp| sp.max.0 < (1 << 20)) {
+                        return Err(err(
+                            "max:",
+                            format!("sinks[{i}].spool.max must be at least 1M"),
+                        ));
+                    }
+                    if stream_replicas.is_some_and(|r| !(1..=5).contains(&r)) {
+                        return Err(err(
+                            "stream_replicas:",
+                            format!("sinks[{i}].stream_replicas: 1 to 5"),
+                        ));
+                    }
+                    streams
+                }
                 SinkSection::Ipfix { url, rate, .. } => {
                     netspectra_ipfix::parse_collector_url(url)
                         .map_err(|e| err(url, format!("sinks[{i}].url: {e}")))?;
@@ -724,5 +763,32 @@ mod tests {
         let e =
             ProbeConfig::from_yaml("sinks:\n  - type: kafka\n    url: x\n", "p.yaml").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn nats_sinks_are_checked() {
+        let ok = "sinks:\n  - type: nats\n    url: nats://127.0.0.1:4222,h2\n    streams: [flows, http]\n    \
+                  stream_replicas: 3\n    spool:\n      dir: /tmp/s\n      max: 1G\n";
+        let c = ProbeConfig::from_yaml(ok, "p.yaml").unwrap();
+        assert!(matches!(
+            &c.sinks[0],
+            SinkSection::Nats {
+                stream_replicas: Some(3),
+                ..
+            }
+        ));
+        for (bad, says) in [
+            ("sinks:\n  - type: nats\n    url: http://x\n", "bad NATS URL"),
+            ("sinks:\n  - type: nats\n    url: nats://h\n    stream_replicas: 9\n", "1 to 5"),
+            (
+                "sinks:\n  - type: nats\n    url: nats://h\n    spool:\n      dir: /x\n      max: 4k\n",
+                "at least 1M",
+            ),
+        ] {
+            let e = ProbeConfig::from_yaml(bad, "p.yaml").unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        let v = super::super::shortcut_sinks(None, None, &["nats://a:1,b:2".to_string()]).unwrap();
+        assert!(matches!(&v[0], SinkSection::Nats { url, .. } if url == "nats://a:1,b:2"));
     }
 }

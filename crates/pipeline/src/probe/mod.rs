@@ -240,8 +240,10 @@ pub fn routes(streams: Option<&Vec<String>>, default: &[StreamKind]) -> Routes {
 
 /// How sinks behave in this run.
 pub struct SinkContext<'a> {
-    /// The probe's name (ClickHouse `probe` column).
+    /// The probe's name (ClickHouse `probe` column, bus subjects).
     pub probe: &'a str,
+    /// The probe's site (bus subjects).
+    pub site: &'a str,
     /// A run over files: nothing live waits, so full queues block instead of dropping, and
     /// a write error fails the run.
     pub offline: bool,
@@ -257,6 +259,8 @@ pub struct StartedSink {
     pub runner: SinkRunner,
     /// Its ClickHouse counters, for a ClickHouse sink.
     pub clickhouse: Option<Arc<netspectra_clickhouse::SinkStats>>,
+    /// Its bus counters, for a NATS sink.
+    pub bus: Option<Arc<netspectra_nats::sink::BusStats>>,
 }
 
 fn delivery(
@@ -300,6 +304,7 @@ pub fn start_sinks(
     let all = StreamKind::ALL;
     let mut out = Vec::new();
     for (i, s) in sinks.iter().enumerate() {
+        let mut bus = None;
         let (sink, cfg, ch): (Box<dyn Sink>, DeliveryConfig, _) = match s {
             SinkSection::Files {
                 dir,
@@ -390,6 +395,32 @@ pub fn start_sinks(
                     None,
                 )
             }
+            SinkSection::Nats {
+                url,
+                streams,
+                stream_replicas,
+                queue,
+                spool,
+            } => {
+                let servers =
+                    netspectra_nats::parse_url(url).map_err(|e| format!("sinks[{i}]: {e}"))?;
+                let mut opts = netspectra_nats::sink::BusOptions::new(
+                    servers,
+                    ctx.site,
+                    ctx.probe,
+                    routes(streams.as_ref(), &all),
+                );
+                opts.create_stream = *stream_replicas;
+                let sink = netspectra_nats::sink::NatsSink::lazy(opts)
+                    .map_err(|e| format!("sinks[{i}]: {e}"))?;
+                bus = Some(sink.stats());
+                let sp = spool.as_ref().map(|s| (s.dir.clone(), s.max.0));
+                (
+                    Box::new(sink),
+                    delivery(queue.as_ref(), sp, ctx, true),
+                    None,
+                )
+            }
             SinkSection::Ipfix { url, domain, rate } => {
                 let peer = netspectra_ipfix::resolve_collector(url)
                     .map_err(|e| format!("sinks[{i}]: {e}"))?;
@@ -411,6 +442,7 @@ pub fn start_sinks(
         out.push(StartedSink {
             runner,
             clickhouse: ch,
+            bus,
         });
     }
     Ok(out)
@@ -418,7 +450,7 @@ pub fn start_sinks(
 
 /// The sinks of the command line's shortcuts: `--out DIR` (files of every stream), `--store
 /// FILE` (the embedded store) and each `--export URL` (`clickhouse://HOST:PORT/DB`,
-/// `ipfix://HOST:PORT`).
+/// `nats://HOST:PORT[,...]`, `ipfix://HOST:PORT`).
 pub fn shortcut_sinks(
     out: Option<&Path>,
     store: Option<&Path>,
@@ -453,6 +485,18 @@ pub fn shortcut_sinks(
                     max: config::Size(1 << 30),
                 }),
             });
+        } else if u.starts_with("nats://") {
+            netspectra_nats::parse_url(u).map_err(|e| format!("--export: {e}"))?;
+            v.push(SinkSection::Nats {
+                url: u.clone(),
+                streams: None,
+                stream_replicas: None,
+                queue: None,
+                spool: out.map(|d| config::SpoolSection {
+                    dir: d.join(".spool").join("nats"),
+                    max: config::Size(1 << 30),
+                }),
+            });
         } else if u.starts_with("ipfix://") || u.starts_with("ipfix+udp://") {
             netspectra_ipfix::parse_collector_url(u).map_err(|e| format!("--export: {e}"))?;
             v.push(SinkSection::Ipfix {
@@ -462,7 +506,7 @@ pub fn shortcut_sinks(
             });
         } else {
             return Err(format!(
-                "--export {u:?}: unsupported scheme (clickhouse://HOST:PORT/DB, ipfix://HOST:PORT)"
+                "--export {u:?}: unsupported scheme (clickhouse://HOST:PORT/DB, nats://HOST:PORT[,HOST:PORT], ipfix://HOST:PORT)"
             ));
         }
     }

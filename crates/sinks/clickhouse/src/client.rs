@@ -61,8 +61,20 @@ impl Client {
 
     /// Inserts JSON lines into `table` (`db.table`); unknown fields are skipped.
     pub fn insert_json(&self, table: &str, rows: &[u8]) -> Result<(), ClickHouseError> {
+        self.insert_json_with(table, rows, "")
+    }
+
+    /// [`Client::insert_json`] with more settings (`name=value&...`, e.g.
+    /// `insert_distributed_sync=1`).
+    pub fn insert_json_with(
+        &self,
+        table: &str,
+        rows: &[u8],
+        settings: &str,
+    ) -> Result<(), ClickHouseError> {
         let path = format!(
-            "/?input_format_skip_unknown_fields=1&query={}",
+            "/?input_format_skip_unknown_fields=1{}{settings}&query={}",
+            if settings.is_empty() { "" } else { "&" },
             url_encode(&format!("INSERT INTO {table} FORMAT JSONEachRow"))
         );
         self.post(&path, "INSERT", rows).map(|_| ())

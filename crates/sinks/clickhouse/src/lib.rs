@@ -12,7 +12,7 @@ pub mod schema;
 pub mod sink;
 
 pub use client::Client;
-pub use sink::{ClickHouseSink, SinkOptions, SinkStats};
+pub use sink::{add_ids, ClickHouseSink, SinkOptions, SinkStats};
 
 use std::io;
 

@@ -120,18 +120,39 @@ pub fn create_table(kind: StreamKind, full: &str, columns: &str, ids: bool) -> S
     } else {
         ""
     };
-    let (part, order) = match kind {
+    let (part, order) = partition_and_order(kind);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {full} ({columns}{extra}) ENGINE = MergeTree() \
+         PARTITION BY {part} ORDER BY {order}"
+    )
+}
+
+/// The partition expression and sorting key of a stream's table.
+pub fn partition_and_order(kind: StreamKind) -> (&'static str, &'static str) {
+    match kind {
         StreamKind::Flows => ("toYYYYMMDD(start_time)", "(start_time, src_ip, dst_ip)"),
         StreamKind::Http | StreamKind::Tls | StreamKind::Dns => {
             ("toYYYYMMDD(time)", "(time, src_ip, dst_ip)")
         }
         StreamKind::View => ("toYYYYMMDD(time)", "(time)"),
-        StreamKind::Alerts | StreamKind::Guard => ("toYYYYMMDD(time)", "(time)"),
-    };
-    format!(
-        "CREATE TABLE IF NOT EXISTS {full} ({columns}{extra}) ENGINE = MergeTree() \
-         PARTITION BY {part} ORDER BY {order}"
-    )
+        _ => ("toYYYYMMDD(time)", "(time)"),
+    }
+}
+
+/// The columns of a stream's table (a view's from its column names, None when they are
+/// not valid identifiers).
+pub fn columns_of(kind: StreamKind, view_cols: Option<&[String]>) -> Option<String> {
+    Some(match kind {
+        StreamKind::Flows => FLOW_COLUMNS.to_string(),
+        StreamKind::Http => HTTP_COLUMNS.to_string(),
+        StreamKind::Tls => tls_columns(),
+        StreamKind::Dns => dns_columns(),
+        StreamKind::View => match view_cols {
+            Some(c) if c.iter().all(|n| crate::is_ident(n)) => view_columns(c),
+            _ => return None,
+        },
+        _ => "time DateTime, json String".to_string(),
+    })
 }
 
 /// Column names of a view snapshot batch known only as JSON lines: the keys of its first

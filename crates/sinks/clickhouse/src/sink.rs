@@ -10,10 +10,8 @@
 //! never counts twice.
 
 use crate::client::Client;
-use crate::schema::{
-    create_table, dns_columns, json_keys, tls_columns, view_columns, FLOW_COLUMNS, HTTP_COLUMNS,
-};
-use crate::{is_ident, ClickHouseError};
+use crate::schema::{columns_of, create_table, json_keys};
+use crate::ClickHouseError;
 use netspectra_sinks::sink::{Closed, DeliverError, Routes, Sink};
 use netspectra_sinks::stream::{Batch, Payload, Stream, StreamKind};
 use std::collections::HashSet;
@@ -135,21 +133,11 @@ impl ClickHouseSink {
             )?;
             self.database_made = true;
         }
-        let columns = match s.kind {
-            StreamKind::Flows => FLOW_COLUMNS.to_string(),
-            StreamKind::Http => HTTP_COLUMNS.to_string(),
-            StreamKind::Tls => tls_columns(),
-            StreamKind::Dns => dns_columns(),
-            StreamKind::View => match view_cols {
-                Some(c) if c.iter().all(|n| is_ident(n)) => view_columns(&c),
-                _ => {
-                    return Err(ClickHouseError::Url {
-                        url: full,
-                        why: "a view table needs its column names",
-                    })
-                }
-            },
-            StreamKind::Alerts | StreamKind::Guard => "time DateTime, json String".to_string(),
+        let Some(columns) = columns_of(s.kind, view_cols.as_deref()) else {
+            return Err(ClickHouseError::Url {
+                url: full,
+                why: "a view table needs its column names",
+            });
         };
         let sql = create_table(s.kind, &full, &columns, self.opts.probe.is_some());
         self.client.exec("CREATE TABLE", &sql)?;
@@ -172,23 +160,7 @@ impl ClickHouseSink {
         let Some(probe) = &self.opts.probe else {
             return b.json();
         };
-        let extra = format!(
-            ",\"probe\":{},\"_batch\":\"{}\"}}",
-            serde_json::to_string(probe).unwrap_or_else(|_| "\"\"".into()),
-            Self::batch_id(b)
-        );
-        self.body.clear();
-        for line in b.json().split_inclusive(|&c| c == b'\n') {
-            let l = line.strip_suffix(b"\n").unwrap_or(line);
-            match l.strip_suffix(b"}") {
-                Some(head) if !head.is_empty() => {
-                    self.body.extend_from_slice(head);
-                    self.body.extend_from_slice(extra.as_bytes());
-                    self.body.push(b'\n');
-                }
-                _ => {}
-            }
-        }
+        add_ids(b.json(), probe, &Self::batch_id(b), &mut self.body);
         &self.body
     }
 
@@ -276,5 +248,27 @@ impl Sink for ClickHouseSink {
 
     fn close(&mut self, _complete: bool) -> Result<Closed, DeliverError> {
         Ok(Closed::default())
+    }
+}
+
+/// Appends JSON lines to `out` with `probe` and `_batch` fields added to each object (the
+/// layout of a probe's tables); empty or non-object lines are left out.
+pub fn add_ids(json: &[u8], probe: &str, batch: &str, out: &mut Vec<u8>) {
+    out.clear();
+    let extra = format!(
+        ",\"probe\":{},\"_batch\":{}}}",
+        serde_json::to_string(probe).unwrap_or_else(|_| "\"\"".into()),
+        serde_json::to_string(batch).unwrap_or_else(|_| "\"\"".into()),
+    );
+    for line in json.split_inclusive(|&c| c == b'\n') {
+        let l = line.strip_suffix(b"\n").unwrap_or(line);
+        match l.strip_suffix(b"}") {
+            Some(head) if !head.is_empty() => {
+                out.extend_from_slice(head);
+                out.extend_from_slice(extra.as_bytes());
+                out.push(b'\n');
+            }
+            _ => {}
+        }
     }
 }

@@ -1,0 +1,497 @@
+//! Private servers of the scale-out tests, all on free loopback ports with their data in a
+//! temporary directory, each started and stopped by PID (killed on drop): a NATS JetStream
+//! cluster (Debian's nats-server), ZooKeeper (run directly with java, no admin server), and a
+//! ClickHouse cluster of shards × replicas (each server with its own config.xml).
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const NATS: &str = "/usr/sbin/nats-server";
+pub const CLICKHOUSE: &str = "/usr/sbin/clickhouse-server";
+const ZK_JARS: [&str; 4] = [
+    "/usr/share/java/zookeeper.jar",
+    "/usr/share/java/zookeeper-jute.jar",
+    "/usr/share/java/slf4j-log4j12.jar",
+    "/usr/share/java/log4j-1.2.jar",
+];
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, what: &str, child: &mut Child, log: &Path) {
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} exited; see {}",
+            log.display()
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{what} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// True when every server binary the tests need is installed; otherwise reports the skip
+/// (a failure under CI=true).
+pub fn servers_installed(what: &str) -> bool {
+    let java = Command::new("java").arg("-version").output().is_ok();
+    for (p, ok) in [
+        (NATS, Path::new(NATS).exists()),
+        (CLICKHOUSE, Path::new(CLICKHOUSE).exists()),
+        (ZK_JARS[0], Path::new(ZK_JARS[0]).exists()),
+        ("java", java),
+    ] {
+        if !ok {
+            netspectra_testnet::skip(
+                what,
+                &format!("{p} not installed (scripts/setup.sh installs it)"),
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// One process, killed on drop.
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A NATS cluster (or a single server when `n` is 1) with JetStream.
+pub struct Nats {
+    dir: PathBuf,
+    pub ports: Vec<u16>,
+    routes: Vec<u16>,
+    /// Monitoring ports (0: none).
+    pub monitor: Vec<u16>,
+    procs: Vec<Proc>,
+}
+
+impl Nats {
+    pub fn start(dir: &Path, n: usize) -> Nats {
+        Self::start_with(dir, n, false)
+    }
+
+    /// [`Nats::start`] with monitoring endpoints (`/jsz`, `/varz`) on loopback.
+    pub fn start_monitored(dir: &Path, n: usize) -> Nats {
+        Self::start_with(dir, n, true)
+    }
+
+    fn start_with(dir: &Path, n: usize, monitored: bool) -> Nats {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut s = Nats {
+            dir: dir.to_path_buf(),
+            ports: (0..n).map(|_| free_port()).collect(),
+            routes: (0..n).map(|_| free_port()).collect(),
+            monitor: (0..n)
+                .map(|_| if monitored { free_port() } else { 0 })
+                .collect(),
+            procs: (0..n).map(|_| Proc(None)).collect(),
+        };
+        for i in 0..n {
+            s.run(i);
+        }
+        s
+    }
+
+    /// `nats://127.0.0.1:P,...`
+    pub fn url(&self) -> String {
+        let v: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("nats://{}", v.join(","))
+    }
+
+    fn run(&mut self, i: usize) {
+        let cfg = self.dir.join(format!("n{i}.conf"));
+        let mut text = format!(
+            "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\n",
+            self.ports[i],
+            self.dir.join(format!("store{i}")).display()
+        );
+        if self.monitor[i] != 0 {
+            text.push_str(&format!("http: 127.0.0.1:{}\n", self.monitor[i]));
+        }
+        if self.ports.len() > 1 {
+            let routes: Vec<String> = self
+                .routes
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| format!("nats-route://127.0.0.1:{p}"))
+                .collect();
+            text.push_str(&format!(
+                "cluster {{ name: nsbus, listen: 127.0.0.1:{}, routes: [{}] }}\n",
+                self.routes[i],
+                routes.join(", ")
+            ));
+        }
+        std::fs::write(&cfg, text).unwrap();
+        let log = self.dir.join(format!("n{i}.log"));
+        let mut c = Command::new(NATS)
+            .args(["-c", cfg.to_str().unwrap(), "-l", log.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        wait_port(self.ports[i], "nats-server", &mut c, &log);
+        self.procs[i] = Proc(Some(c));
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill(&mut self, i: usize) {
+        self.procs[i].kill();
+    }
+
+    /// Starts node `i` again with its store.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.run(i);
+    }
+}
+
+/// A standalone ZooKeeper.
+pub struct ZooKeeper {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl ZooKeeper {
+    pub fn start(dir: &Path) -> ZooKeeper {
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let port = free_port();
+        std::fs::write(
+            dir.join("zoo.cfg"),
+            format!(
+                "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\n\
+                 clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+                 4lw.commands.whitelist=ruok\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("log4j.properties"),
+            "log4j.rootLogger=WARN, F\nlog4j.appender.F=org.apache.log4j.FileAppender\n\
+             log4j.appender.F.File=zk.log\nlog4j.appender.F.layout=org.apache.log4j.PatternLayout\n",
+        )
+        .unwrap();
+        let cp = format!("{}:{}", dir.display(), ZK_JARS.join(":"));
+        let log = dir.join("zk.out");
+        let mut c = Command::new("java")
+            .current_dir(dir)
+            .args([
+                "-Xmx256m",
+                "-cp",
+                &cp,
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                dir.join("zoo.cfg").to_str().unwrap(),
+            ])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start zookeeper");
+        wait_port(port, "zookeeper", &mut c, &log);
+        ZooKeeper {
+            port,
+            _proc: Proc(Some(c)),
+        }
+    }
+}
+
+/// One server of a ClickHouse cluster.
+pub struct ChNode {
+    dir: PathBuf,
+    pub http: u16,
+    pub tcp: u16,
+    proc: Proc,
+}
+
+/// A ClickHouse cluster named `ns` of `shards` × `replicas` servers.
+pub struct ChCluster {
+    pub nodes: Vec<ChNode>,
+}
+
+impl ChCluster {
+    pub fn start(dir: &Path, shards: usize, replicas: usize, zk: u16) -> ChCluster {
+        let mut nodes: Vec<ChNode> = (0..shards * replicas)
+            .map(|i| ChNode {
+                dir: dir.join(format!("ch{i}")),
+                http: free_port(),
+                tcp: free_port(),
+                proc: Proc(None),
+            })
+            .collect();
+        let mut remote = String::new();
+        for s in 0..shards {
+            remote.push_str("<shard><internal_replication>true</internal_replication>");
+            for r in 0..replicas {
+                remote.push_str(&format!(
+                    "<replica><host>127.0.0.1</host><port>{}</port></replica>",
+                    nodes[s * replicas + r].tcp
+                ));
+            }
+            remote.push_str("</shard>");
+        }
+        for (i, n) in nodes.iter_mut().enumerate() {
+            std::fs::create_dir_all(&n.dir).unwrap();
+            let d = |s: &str| format!("{}/{s}/", n.dir.display());
+            let cfg = format!(
+                "<?xml version=\"1.0\"?>\n<yandex>\
+                 <logger><level>warning</level><log>{log}</log><errorlog>{err}</errorlog><console>0</console></logger>\
+                 <http_port>{http}</http_port><tcp_port>{tcp}</tcp_port>\
+                 <interserver_http_port>{inter}</interserver_http_port>\
+                 <interserver_http_host>127.0.0.1</interserver_http_host>\
+                 <listen_host>127.0.0.1</listen_host>\
+                 <path>{data}</path><tmp_path>{tmp}</tmp_path><user_files_path>{uf}</user_files_path>\
+                 <format_schema_path>{fs}</format_schema_path>\
+                 <users_config>/etc/clickhouse-server/users.xml</users_config>\
+                 <default_profile>default</default_profile><default_database>default</default_database>\
+                 <mark_cache_size>268435456</mark_cache_size>\
+                 <remote_servers><ns>{remote}</ns></remote_servers>\
+                 <zookeeper><node><host>127.0.0.1</host><port>{zk}</port></node></zookeeper>\
+                 <macros><shard>{shard}</shard><replica>r{rep}</replica></macros>\
+                 <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\
+                 </yandex>\n",
+                log = n.dir.join("ch.log").display(),
+                err = n.dir.join("ch.err").display(),
+                http = n.http,
+                tcp = n.tcp,
+                inter = free_port(),
+                data = d("data"),
+                tmp = d("tmp"),
+                uf = d("user_files"),
+                fs = d("schemas"),
+                shard = i / replicas + 1,
+                rep = i % replicas + 1,
+            );
+            std::fs::write(n.dir.join("config.xml"), cfg).unwrap();
+        }
+        let mut c = ChCluster { nodes };
+        for i in 0..c.nodes.len() {
+            c.run(i);
+        }
+        c
+    }
+
+    fn run(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        let child = Command::new(CLICKHOUSE)
+            .arg(format!(
+                "--config-file={}",
+                n.dir.join("config.xml").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start clickhouse-server");
+        n.proc = Proc(Some(child));
+        let t0 = Instant::now();
+        while query(n.http, "SELECT 1").as_deref() != Some("1\n") {
+            let c = n.proc.0.as_mut().unwrap();
+            assert!(
+                c.try_wait().unwrap().is_none(),
+                "clickhouse-server exited; see {}",
+                n.dir.join("ch.err").display()
+            );
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "clickhouse did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILLs server `i`.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].proc.kill();
+    }
+
+    /// Starts server `i` again with its data.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.run(i);
+    }
+
+    /// `clickhouse://127.0.0.1:H1,127.0.0.1:H2,.../DB`
+    pub fn url(&self, db: &str) -> String {
+        let v: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.http))
+            .collect();
+        format!("clickhouse://{}/{db}", v.join(","))
+    }
+
+    /// A query's single number on server `i` (shards that do not answer skipped).
+    pub fn count(&self, i: usize, sql: &str) -> u64 {
+        query(self.nodes[i].http, sql)
+            .unwrap_or_else(|| panic!("query failed: {sql}"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// One query over HTTP (64-bit integers as numbers, unavailable shards skipped); None when the
+/// server does not answer 200.
+pub fn query(port: u16, sql: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let req = format!(
+        "POST /?output_format_json_quote_64bit_integers=0&skip_unavailable_shards=1 HTTP/1.0\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    );
+    c.write_all(req.as_bytes()).ok()?;
+    let mut r = String::new();
+    c.read_to_string(&mut r).ok()?;
+    let (head, body) = r.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.0 200").then(|| body.to_string())
+}
+
+/// The body of a GET (HTTP/1.0), None unless 200.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut r = String::new();
+    c.read_to_string(&mut r).ok()?;
+    let (head, body) = r.split_once("\r\n\r\n")?;
+    head.contains(" 200 ").then(|| body.to_string())
+}
+
+/// One POST of `body` to `path` (e.g. an INSERT with settings in the query string); true on 200.
+pub fn post(port: u16, path: &str, body: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+    let req = format!(
+        "POST {path} HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if c.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut r = String::new();
+    let _ = c.read_to_string(&mut r);
+    r.starts_with("HTTP/1.0 200")
+}
+
+/// A `netspectra collect` process, killed on drop (SIGTERM by [`Collector::stop`]).
+pub struct Collector {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Collector {
+    pub fn start(bin: &str, args: &[&str], log: PathBuf) -> Collector {
+        Self::start_env(bin, args, log, &[])
+    }
+
+    /// [`Collector::start`] with environment variables.
+    pub fn start_env(bin: &str, args: &[&str], log: PathBuf, env: &[(&str, &str)]) -> Collector {
+        let child = Command::new(bin)
+            .envs(env.iter().copied())
+            .arg("collect")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start collect");
+        Collector {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// SIGTERM, and the exit status must be success (a graceful stop).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child's PID.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let t0 = Instant::now();
+            loop {
+                if let Some(st) = c.try_wait().unwrap() {
+                    assert!(
+                        st.success(),
+                        "collect exited with {st}: {}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
+                    return;
+                }
+                if t0.elapsed() > Duration::from_secs(30) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("collect did not stop on SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// SIGKILL (a crash: what it inserted but did not acknowledge is delivered again).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits until it exited by itself (at most `secs`); true if it did.
+    pub fn wait_exit(&mut self, secs: u64) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(secs) {
+            if let Some(c) = self.child.as_mut() {
+                if c.try_wait().unwrap().is_some() {
+                    self.child = None;
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
