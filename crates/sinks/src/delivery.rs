@@ -89,7 +89,7 @@ pub struct DeliveryStats {
     /// Batches delivered.
     pub delivered_batches: AtomicU64,
     /// Records delivered per stream kind (in [`StreamKind::ALL`] order).
-    pub delivered_by_kind: [AtomicU64; 5],
+    pub delivered_by_kind: [AtomicU64; StreamKind::ALL.len()],
     /// Records that went through the spool.
     pub spooled: AtomicU64,
     /// Records dropped because memory and spool were full.

@@ -304,3 +304,58 @@ fn routes_select_streams_and_views() {
         "the sink only takes HTTP"
     );
 }
+
+/// A sink taking every stream kind (the runner's counters must have a slot for each).
+struct Everything(Arc<Mutex<u64>>);
+
+impl Sink for Everything {
+    fn name(&self) -> String {
+        "all://".into()
+    }
+    fn routes(&self) -> Routes {
+        Routes::all()
+    }
+    fn deliver(&mut self, b: &Batch) -> Result<(), DeliverError> {
+        *self.0.lock().unwrap() += b.records();
+        Ok(())
+    }
+}
+
+#[test]
+fn every_stream_kind_is_delivered_and_counted_under_its_name() {
+    let got = Arc::new(Mutex::new(0u64));
+    let r = SinkRunner::start(
+        Box::new(Everything(Arc::clone(&got))),
+        &Routes::all(),
+        quick(None, WhenFull::Block),
+    )
+    .unwrap();
+    for (i, k) in StreamKind::ALL.into_iter().enumerate() {
+        let stream = if k == StreamKind::View {
+            Stream::view("v")
+        } else {
+            Stream::of(k)
+        };
+        let n = i as u64 + 1;
+        r.push(&Arc::new(Batch::encoded(
+            stream,
+            0,
+            n,
+            "{}\n".repeat(n as usize).into_bytes(),
+        )));
+    }
+    let (rep, closed) = r.close(true);
+    closed.unwrap();
+    for (i, k) in StreamKind::ALL.into_iter().enumerate() {
+        assert_eq!(
+            rep.delivered_by_stream.get(k.name()).copied(),
+            Some(i as u64 + 1),
+            "{}",
+            k.name()
+        );
+    }
+    assert_eq!(
+        *got.lock().unwrap(),
+        (1..=StreamKind::ALL.len() as u64).sum::<u64>()
+    );
+}
