@@ -432,20 +432,16 @@ impl FileSink {
                 *records += b.records();
             }
             (StreamFile::Flows(w), Payload::Encoded { records }) => {
-                w.write_raw_lines(b.json(), *records)
-                    .map_err(|e| io_err(&path, "writing", e))?;
+                raw_lines(w, b.json(), *records, &path)?
             }
             (StreamFile::Http(w), Payload::Encoded { records }) => {
-                w.write_raw_lines(b.json(), *records)
-                    .map_err(|e| io_err(&path, "writing", e))?;
+                raw_lines(w, b.json(), *records, &path)?
             }
             (StreamFile::Tls(w), Payload::Encoded { records }) => {
-                w.write_raw_lines(b.json(), *records)
-                    .map_err(|e| io_err(&path, "writing", e))?;
+                raw_lines(w, b.json(), *records, &path)?
             }
             (StreamFile::Dns(w), Payload::Encoded { records }) => {
-                w.write_raw_lines(b.json(), *records)
-                    .map_err(|e| io_err(&path, "writing", e))?;
+                raw_lines(w, b.json(), *records, &path)?
             }
             _ => {
                 return Err(DeliverError::fatal(
@@ -469,6 +465,17 @@ fn write_all<T: serde::Serialize>(
         w.write(r).map_err(|e| io_err(path, "writing", e))?;
     }
     Ok(())
+}
+
+/// Writes records known only as their JSON lines (a batch read back from a spool).
+fn raw_lines<T: serde::Serialize>(
+    w: &mut RecordWriter<T>,
+    lines: &[u8],
+    records: u64,
+    path: &Path,
+) -> Result<(), DeliverError> {
+    w.write_raw_lines(lines, records)
+        .map_err(|e| io_err(path, "writing", e))
 }
 
 /// Record streams as JSON lines on standard output, one whole batch per write (lines of
