@@ -35,5 +35,5 @@ trap 'kill "$console_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q http "$out/console.txt" 2>/dev/null && break; sleep 0.1; done
 url=$(grep -o 'http://[^ ]*' "$out/console.txt")
 echo "console at $url (the demo stops it now; run it yourself to keep it):"
-curl -s "${url}api/v1/summary"; echo
+python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' "${url}api/v1/summary"
 kill "$console_pid"

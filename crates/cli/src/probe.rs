@@ -52,7 +52,8 @@ pub struct ProbeArgs {
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
     /// Store every stream in this embedded store file (SQLite; no server): what
-    /// `netspectra console --store FILE` serves.
+    /// `netspectra console --store FILE` serves. The default when no other sink is given is
+    /// netspectra.db in the working directory.
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
     /// Also send every stream to this destination: clickhouse://HOST:PORT/DB (one table per
@@ -150,6 +151,10 @@ fn check_filters(input: &Input, filter: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// The embedded store a probe writes when no sink is given: the file `netspectra console` reads
+/// when given none.
+const DEFAULT_STORE: &str = "netspectra.db";
+
 /// Runs `netspectra probe`.
 pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     if a.threads == 0 || a.threads > netspectra_engine::MAX_THREADS {
@@ -163,16 +168,22 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let set = probe::analyses(&loaded.cfg, &loaded.text, &loaded.origin)
         .map_err(|e| BadInput(e.to_string()))?;
     probe::check_alerts(&loaded.cfg, &set).map_err(BadInput)?;
+    // One host needs no server: with no sink given, records go to the embedded store that
+    // `netspectra console` reads by default.
+    let store = a.store.clone().or_else(|| {
+        (loaded.cfg.sinks.is_empty() && a.out.is_none() && a.export.is_empty())
+            .then(|| PathBuf::from(DEFAULT_STORE))
+    });
+    if a.store.is_none() && store.is_some() && !a.check_config {
+        eprintln!(
+            "probe: no sink given: every stream goes to the embedded store {DEFAULT_STORE} \
+             (`netspectra console` serves it)"
+        );
+    }
     let mut cfg_sinks = loaded.cfg.sinks.clone();
     cfg_sinks.extend(
-        probe::shortcut_sinks(a.out.as_deref(), a.store.as_deref(), &a.export).map_err(BadInput)?,
+        probe::shortcut_sinks(a.out.as_deref(), store.as_deref(), &a.export).map_err(BadInput)?,
     );
-    if cfg_sinks.is_empty() {
-        return Err(BadInput(
-            "no sink: give --store FILE (the embedded store), --out DIR, --export URL, or sinks in the configuration".into(),
-        )
-        .into());
-    }
     let input = input_of(&a, &loaded.cfg)?;
     check_filters(&input, a.filter.as_deref())?;
     let metrics_cfg = match &a.metrics {
@@ -197,9 +208,14 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         plan.input(f);
     }
     for s in &cfg_sinks {
-        if let SinkSection::Files { dir, .. } = s {
-            plan.output_dir(dir)
-                .map_err(|e| BadInput(format!("sinks: {e}")))?;
+        match s {
+            SinkSection::Files { dir, .. } => plan
+                .output_dir(dir)
+                .map_err(|e| BadInput(format!("sinks: {e}")))?,
+            SinkSection::Store { path, .. } => plan
+                .output(path)
+                .map_err(|e| BadInput(format!("sinks: {e}")))?,
+            _ => {}
         }
     }
     if a.check_config {
@@ -341,7 +357,7 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
             filters,
             base_tick,
             SinkSetup {
-                extra: probe::shortcut_sinks(a.out.as_deref(), a.store.as_deref(), &a.export)
+                extra: probe::shortcut_sinks(a.out.as_deref(), store.as_deref(), &a.export)
                     .unwrap_or_default(),
                 stop: stop.handle().shared(),
             },

@@ -1,15 +1,18 @@
 //! `netspectra probe` over capture files and pipes: the same records as `flows` and `http`, a
 //! ClickHouse outage that loses nothing and counts nothing twice, a restart that delivers its
 //! spool first, reloads that lose and double-count nothing, records anonymized exactly as
-//! `sanitize` anonymizes captures, configuration errors that name the key and the line, and
-//! the health endpoint.
+//! `sanitize` anonymizes captures, configuration errors that name the key and the line, the
+//! default embedded store, and the health endpoint (also as the console's probes page reads it).
 
 #[path = "support/clickhouse.rs"]
 mod clickhouse;
 mod common;
+#[path = "support/console.rs"]
+mod console;
 
 use clickhouse::ClickHouse;
 use common::bin;
+use console::Console;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -155,10 +158,41 @@ fn configuration_errors_name_the_key_and_the_line() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // Without any sink there is nothing to run for.
-    let o = bin().args(["probe", "--read", "x.pcap"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no sink"));
+    // Without any sink the records go to the embedded store the console reads by default.
+    let dir = tempfile::tempdir().unwrap();
+    let (cap, truth) = capture(dir.path(), "in.pcap", 2_000, 3);
+    let o = bin()
+        .current_dir(dir.path())
+        .args(["probe", "-q", "--read", "in.pcap"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("embedded store netspectra.db"));
+    let db = netspectra_store::open_read(&dir.path().join("netspectra.db")).unwrap();
+    let packets: i64 = db
+        .query_row(
+            "SELECT sum(fwd_packets + rev_packets) FROM flows",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(packets as u64, truth.packets);
+    drop(db);
+    // A store is an output like any other: never one of the inputs.
+    let before = std::fs::read(&cap).unwrap();
+    let o = bin()
+        .current_dir(dir.path())
+        .args(["probe", "-q", "--read", "in.pcap", "--store", "in.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("in.pcap"));
+    assert_eq!(std::fs::read(&cap).unwrap(), before);
 }
 
 /// A probe reading a capture through a pipe that this test feeds in pieces, so that things can
@@ -590,9 +624,10 @@ fn health_endpoints_say_whether_capture_and_sinks_are_working() {
     std::fs::write(
         &cfg,
         format!(
-            "sinks:\n  - type: files\n    dir: {}\n  - type: clickhouse\n    url: clickhouse://127.0.0.1:{closed}/x\n    \
+            "sinks:\n  - type: store\n    path: {}\n  - type: files\n    dir: {}\n  - type: clickhouse\n    url: clickhouse://127.0.0.1:{closed}/x\n    \
              queue:\n      drain_timeout: 1s\n    spool:\n      dir: {}\n      max: 1G\n\
              metrics:\n  listen: {addr}\n",
+            dir.path().join("store.db").display(),
             dir.path().join("o").display(),
             dir.path().join("spool").display()
         ),
@@ -639,6 +674,31 @@ fn health_endpoints_say_whether_capture_and_sinks_are_working() {
     assert_eq!(code, 200);
     assert!(body.contains("netspectra_sink_backlog_records"), "{body}");
     assert!(body.contains("netspectra_flows_packets_total"), "{body}");
+    // The console's probes page reads the same endpoint live: packets, the ClickHouse sink
+    // down with records waiting; and a probe that does not answer is shown down.
+    let c = Console::start(&[
+        "--store",
+        dir.path().join("store.db").to_str().unwrap(),
+        "--probe-metrics",
+        &format!("http://{addr}/metrics"),
+        "--probe-metrics",
+        &format!("http://127.0.0.1:{closed}"),
+    ]);
+    let p = c.json("/api/v1/probes");
+    let live = p["live"].as_array().expect("live");
+    assert_eq!(live.len(), 2, "{p}");
+    assert_eq!(live[0]["up"], true, "{p}");
+    assert_eq!(live[0]["sinks_down"], 1, "{p}");
+    assert!(live[0]["packets"].as_u64().unwrap() > 0, "{p}");
+    assert!(
+        live[0]["sink_backlog_records"].as_u64().unwrap()
+            + live[0]["sink_spool_bytes"].as_u64().unwrap()
+            > 0,
+        "{p}"
+    );
+    assert_eq!(live[1]["up"], false, "{p}");
+    assert!(!live[1]["error"].as_str().unwrap().is_empty(), "{p}");
+    drop(c);
     // The pipe stays open, so stop the run: the spool keeps what ClickHouse did not get.
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(fed.child.id() as libc::pid_t, libc::SIGTERM) };

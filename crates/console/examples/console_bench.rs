@@ -244,6 +244,7 @@ fn main() {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: None,
             timeout: Duration::from_secs(600),
+            live: Default::default(),
         }))
         .unwrap();
     let addr = bound.addr.to_string();
@@ -326,6 +327,7 @@ fn serve(
             listen: "127.0.0.1:0".parse().unwrap(),
             token: None,
             timeout: Duration::from_secs(600),
+            live: Default::default(),
         }))
         .unwrap();
     let addr = bound.addr.to_string();

@@ -3,6 +3,7 @@
 //! 4xx/5xx status.
 
 use crate::backend::{Backend, QueryError, Table};
+use crate::live::Live;
 use crate::params::{BadRequest, Params};
 use crate::queries::{self, FLOW_FILTERS, HTTP_FILTERS};
 use serde_json::{json, Value};
@@ -23,6 +24,9 @@ pub const API_ROUTES: &[&str] = &[
     "/api/v1/alerts",
     "/api/v1/probes",
 ];
+
+/// Longest wait for one probe's metrics endpoint.
+const LIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Most rows a backend may return for one statement.
 const MAX_ROWS: usize = crate::params::MAX_LIMIT as usize;
@@ -70,6 +74,7 @@ fn params(raw: Option<&str>, names: &[&str]) -> Result<Params, ApiError> {
 /// Answers one API request (blocking: runs the queries).
 pub fn answer(
     b: &Arc<dyn Backend>,
+    live: &Live,
     route: &str,
     raw: Option<&str>,
     timeout: Duration,
@@ -171,7 +176,10 @@ pub fn answer(
         }
         "/api/v1/probes" => {
             params(raw, &[])?;
-            Ok(json!({"rows": rows(&run(&queries::probes(&d))?)}))
+            // Stored totals per probe, and each configured probe's metrics read now.
+            let stored = rows(&run(&queries::probes(&d))?);
+            let now = live.read(timeout.min(LIVE_TIMEOUT));
+            Ok(json!({"rows": stored, "live": now}))
         }
         _ => Err(ApiError {
             status: 404,

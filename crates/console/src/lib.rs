@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod live;
 pub mod page;
 pub mod params;
 pub mod queries;
@@ -29,6 +30,8 @@ pub struct ConsoleConfig {
     pub token: Option<String>,
     /// Time-out of one query.
     pub timeout: Duration,
+    /// Probes whose metrics the probes page shows live.
+    pub live: live::Live,
 }
 
 /// Why the console stopped or could not start.
@@ -68,7 +71,12 @@ pub async fn bind(cfg: ConsoleConfig) -> Result<Bound, ConsoleError> {
         addr: cfg.listen,
         source,
     })?;
-    let state = Arc::new(server::AppState::new(cfg.backend, cfg.token, cfg.timeout));
+    let state = Arc::new(server::AppState::new(
+        cfg.backend,
+        cfg.token,
+        cfg.timeout,
+        cfg.live,
+    ));
     Ok(Bound {
         listener,
         state,

@@ -3,6 +3,7 @@
 
 use crate::api::{answer, ApiError, API_ROUTES};
 use crate::backend::Backend;
+use crate::live::Live;
 use axum::body::Body;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -36,15 +37,23 @@ pub struct AppState {
     pub slots: Semaphore,
     /// Requests refused because every slot was taken.
     pub refused_busy: AtomicU64,
+    /// Probes read live for the probes page.
+    pub live: Live,
 }
 
 impl AppState {
     /// State for a backend.
-    pub fn new(backend: Arc<dyn Backend>, token: Option<String>, timeout: Duration) -> AppState {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        token: Option<String>,
+        timeout: Duration,
+        live: Live,
+    ) -> AppState {
         AppState {
             backend,
             token,
             timeout,
+            live,
             slots: Semaphore::new(MAX_CONCURRENT),
             refused_busy: AtomicU64::new(0),
         }
@@ -121,7 +130,7 @@ async fn api(
     let route = uri.path().to_string();
     let st = Arc::clone(&s);
     let job = tokio::task::spawn_blocking(move || {
-        answer(&st.backend, &route, raw.as_deref(), st.timeout)
+        answer(&st.backend, &st.live, &route, raw.as_deref(), st.timeout)
     });
     let out = tokio::time::timeout(s.timeout + Duration::from_secs(5), job).await;
     drop(permit);

@@ -254,6 +254,13 @@ async function alerts() {
 async function probes() {
   const p = await api('probes');
   table('table-probes', p.rows.map(r => ({ ...r, first: isoTime(r.first), last: isoTime(r.last) })), ['probe', 'flows', 'packets', 'bytes', 'first', 'last']);
+  // Read from each probe's metrics endpoint at this refresh (console --probe-metrics URL).
+  table('table-probes-live', (p.live || []).map(r => ({
+    ...r,
+    up: r.up ? 'up' : 'DOWN',
+    drop_ratio: r.up ? (100 * r.drop_ratio).toFixed(3) + ' %' : '',
+    error: r.error || '',
+  })), ['url', 'up', 'packets', 'kernel_drops', 'drop_ratio', 'sink_backlog_records', 'sink_dropped_records', 'sink_spool_bytes', 'sinks_down', 'error']);
 }
 
 const VIEWS = { overview, flows, http, alerts, probes };

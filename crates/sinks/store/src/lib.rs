@@ -81,7 +81,42 @@ pub fn ensure_base_tables(c: &Connection) -> Result<(), rusqlite::Error> {
             &schema::record_columns(k, None),
         ))?;
     }
-    Ok(())
+    ensure_rollups(c)
+}
+
+/// Makes the per-day flow rollups and their triggers; a store that has flows but no rollup
+/// yet (written by an older version) gets its rollups filled once, in one transaction.
+pub fn ensure_rollups(c: &Connection) -> Result<(), rusqlite::Error> {
+    let missing: Vec<(&str, &str)> = schema::ROLLUPS
+        .iter()
+        .copied()
+        .filter(|(t, _)| {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                [t],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_or(true, |n| n == 0)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let done = (|| {
+        c.execute_batch(&schema::create_rollups())?;
+        for (t, ip) in &missing {
+            c.execute_batch(&schema::backfill_rollup(t, ip))?;
+        }
+        Ok(())
+    })();
+    match done {
+        Ok(()) => c.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// Rows written to the store (shared with metrics and summaries).

@@ -208,3 +208,64 @@ mod tests {
         assert_eq!(v[2].1, "INTEGER");
     }
 }
+
+/// Seconds in a rollup bucket: flow totals are kept per UTC day (of the flow's start).
+pub const ROLLUP_BUCKET: i64 = 86_400;
+
+/// The per-day flow rollups, by the address column each one keeps: table name and column. With
+/// the destination port, protocol and probe they answer full-range aggregates by address,
+/// prefix, port and protocol from a few hundred thousand rows instead of every flow.
+pub const ROLLUPS: &[(&str, &str)] = &[
+    ("flows_rollup_src", "src_ip"),
+    ("flows_rollup_dst", "dst_ip"),
+];
+
+/// Keys absent from a flow record are kept in a rollup as these values (a primary key cannot
+/// merge NULLs); queries turn them back into NULL with `nullif`.
+pub const ROLLUP_NO_TEXT: &str = "";
+/// See [`ROLLUP_NO_TEXT`].
+pub const ROLLUP_NO_INT: i64 = -1;
+
+/// Statements that make the rollup tables and the triggers that keep them equal to the flow
+/// table at every insert (whoever inserts); idempotent.
+pub fn create_rollups() -> String {
+    let mut sql = String::new();
+    for (t, ip) in ROLLUPS {
+        sql.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{t}\" (day INTEGER NOT NULL, probe TEXT NOT NULL, \
+             \"{ip}\" TEXT NOT NULL, dst_port INTEGER NOT NULL, proto INTEGER NOT NULL, \
+             packets INTEGER NOT NULL, bytes INTEGER NOT NULL, flows INTEGER NOT NULL, \
+             first INTEGER NOT NULL, last INTEGER NOT NULL, \
+             PRIMARY KEY (day, probe, \"{ip}\", dst_port, proto)) WITHOUT ROWID;\n\
+             CREATE TRIGGER IF NOT EXISTS \"{t}_add\" AFTER INSERT ON flows BEGIN \
+             INSERT INTO \"{t}\" VALUES ({}) ON CONFLICT DO UPDATE SET \
+             packets = packets + excluded.packets, bytes = bytes + excluded.bytes, \
+             flows = flows + 1, first = min(first, excluded.first), \
+             last = max(last, excluded.last); END;\n",
+            rollup_values("NEW.", ip)
+        ));
+    }
+    sql
+}
+
+/// The rollup row of one flow row (`row` is `NEW.` in a trigger, empty in a backfill).
+fn rollup_values(row: &str, ip: &str) -> String {
+    format!(
+        "{row}start_time / {ROLLUP_BUCKET}, coalesce({row}probe, '{ROLLUP_NO_TEXT}'), \
+         coalesce({row}\"{ip}\", '{ROLLUP_NO_TEXT}'), coalesce({row}dst_port, {ROLLUP_NO_INT}), \
+         coalesce({row}proto, {ROLLUP_NO_INT}), \
+         coalesce({row}fwd_packets + {row}rev_packets, 0), \
+         coalesce({row}fwd_bytes + {row}rev_bytes, 0), 1, {row}start_time, {row}start_time"
+    )
+}
+
+/// Fills an empty rollup from the flow rows already stored (a store written before rollups).
+pub fn backfill_rollup(table: &str, ip: &str) -> String {
+    format!(
+        "INSERT INTO \"{table}\" SELECT start_time / {ROLLUP_BUCKET} AS d, \
+         coalesce(probe, '{ROLLUP_NO_TEXT}') AS p, coalesce(\"{ip}\", '{ROLLUP_NO_TEXT}') AS a, \
+         coalesce(dst_port, {ROLLUP_NO_INT}) AS dp, coalesce(proto, {ROLLUP_NO_INT}) AS pr, \
+         sum(coalesce(fwd_packets + rev_packets, 0)), sum(coalesce(fwd_bytes + rev_bytes, 0)), \
+         count(*), min(start_time), max(start_time) FROM flows GROUP BY d, p, a, dp, pr"
+    )
+}

@@ -73,3 +73,96 @@ fn flows_views_and_events_land_once_with_their_columns() {
     assert_eq!(q("SELECT count(*) FROM alerts WHERE json LIKE '%scan%'"), 1);
     assert!(c.execute_batch("DELETE FROM flows").is_err(), "read-only");
 }
+
+/// Flow rows with repeats, missing ports, several days and probes, inserted one by one.
+fn fill_flows(c: &Connection, n: u64) {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port: Option<i64> = if x % 7 == 0 {
+            None
+        } else {
+            Some([80, 443, 53][(x % 3) as usize])
+        };
+        c.execute(
+            "INSERT INTO flows (src_ip, dst_ip, dst_port, proto, fwd_packets, rev_packets, \
+             fwd_bytes, rev_bytes, start_time, probe) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            rusqlite::params![
+                format!("10.0.{}.{}", x % 3, (x >> 8) % 5),
+                format!("192.0.2.{}", (x >> 16) % 7),
+                port,
+                if port == Some(53) { 17 } else { 6 },
+                (x >> 20) % 9,
+                (x >> 24) % 4,
+                (x >> 28) % 9000,
+                (x >> 36) % 500,
+                1_700_000_000 + (i as i64) * 977,
+                ["p1", "p2"][(x >> 40) as usize % 2],
+            ],
+        )
+        .unwrap();
+    }
+}
+
+/// Per (address, port, proto, probe): packets, bytes, flows, first, last, from the flow rows
+/// and from a rollup.
+fn raw_and_rolled(c: &Connection, table: &str, ip: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let q = |sql: &str| -> Vec<Vec<String>> {
+        let mut st = c.prepare(sql).unwrap();
+        let rows = st
+            .query_map([], |r| {
+                (0..8)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let raw = q(&format!(
+        "SELECT \"{ip}\", dst_port, proto, probe, sum(fwd_packets + rev_packets), \
+         sum(fwd_bytes + rev_bytes), count(*), min(start_time) || '-' || max(start_time) \
+         FROM flows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    ));
+    let rolled = q(&format!(
+        "SELECT nullif(\"{ip}\", ''), nullif(dst_port, -1), nullif(proto, -1), probe, \
+         sum(packets), sum(bytes), sum(flows), min(first) || '-' || max(last) \
+         FROM \"{table}\" GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    ));
+    (raw, rolled)
+}
+
+#[test]
+fn rollups_equal_the_flow_rows_when_kept_by_trigger_and_when_filled_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let c = open_write(&path).unwrap();
+    ensure_base_tables(&c).unwrap();
+    fill_flows(&c, 3000);
+    for (t, ip) in schema::ROLLUPS {
+        let (raw, rolled) = raw_and_rolled(&c, t, ip);
+        assert!(raw.len() > 50, "{}", raw.len());
+        assert_eq!(raw, rolled, "{t} kept by its trigger");
+    }
+    // A store from before the rollups: no rollup tables nor triggers; opening it fills them.
+    for (t, _) in schema::ROLLUPS {
+        c.execute_batch(&format!("DROP TRIGGER \"{t}_add\"; DROP TABLE \"{t}\";"))
+            .unwrap();
+    }
+    fill_flows(&c, 500);
+    ensure_base_tables(&c).unwrap();
+    for (t, ip) in schema::ROLLUPS {
+        let (raw, rolled) = raw_and_rolled(&c, t, ip);
+        assert_eq!(raw, rolled, "{t} filled from the stored flows");
+    }
+    // And the triggers keep them after that.
+    fill_flows(&c, 200);
+    for (t, ip) in schema::ROLLUPS {
+        let (raw, rolled) = raw_and_rolled(&c, t, ip);
+        assert_eq!(raw, rolled, "{t} kept after the fill");
+    }
+}
