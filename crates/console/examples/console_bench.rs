@@ -290,14 +290,11 @@ fn main() {
     println!("| question | API p50 ms | API p99 ms | direct p50 ms | direct p99 ms |");
     println!("|---|---|---|---|---|");
     for (name, url, sql) in &cases {
-        // Full-range aggregates scan every row: one run each (no warm-up) on SQLite.
-        let full = url.contains("aggregate");
-        if !full {
-            let _ = get(&addr, url);
-        }
+        // Full-range aggregates come from the per-day rollups (crates/console/src/rollup.rs).
+        let _ = get(&addr, url);
         let mut api = Vec::new();
         let mut dir = Vec::new();
-        for _ in 0..if full { 1 } else { runs } {
+        for _ in 0..runs {
             let t = Instant::now();
             get(&addr, url);
             api.push(t.elapsed());
@@ -309,6 +306,16 @@ fn main() {
         let (d50, d99) = pct(dir);
         println!("| {name} | {a50:.1} | {a99:.1} | {d50:.1} | {d99:.1} |");
     }
+    // The same full-range aggregate over every flow row, once: what the rollup saves.
+    let pr = p("by=src_ip&limit=100", &agg);
+    let keys = queries::parse_keys(&pr, "by", "src_ip").unwrap();
+    let raw = queries::aggregate_flows(&d, &pr, &keys, "bytes", 100).unwrap();
+    let t = Instant::now();
+    direct(&c, &raw);
+    println!(
+        "| aggregate by src_ip over the flow rows, no rollup (1 run) | | | {:.1} | |",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let _ = tx.send(());
     let _ = rt.block_on(server);
 }

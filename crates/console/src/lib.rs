@@ -10,6 +10,7 @@ pub mod live;
 pub mod page;
 pub mod params;
 pub mod queries;
+pub mod rollup;
 pub mod server;
 pub mod sql;
 

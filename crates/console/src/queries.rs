@@ -1,6 +1,7 @@
 //! The questions of the API as statements of either dialect, built from checked parameters.
 
 use crate::params::{BadRequest, Cidr, Params};
+use crate::rollup;
 use crate::sql::{Builder, Dialect, Lit, Sql};
 
 /// Parameters that filter flow records.
@@ -187,9 +188,24 @@ pub fn aggregate(d: &Dialect, p: &Params, def_limit: u64) -> Result<(Sql, Vec<Ke
     let keys = parse_keys(p, "by", "src_ip")?;
     let order = p.choice("order", &["bytes", "packets", "flows"], "bytes")?;
     let limit = p.limit(def_limit)?;
+    if let Some((r, days)) = rollup::choose(d, p, &keys)? {
+        flow_where(&mut Builder::new(d), p)?; // the same parameter checks either way
+        return Ok((rollup::aggregate(d, p, r, days, &keys, order, limit)?, keys));
+    }
+    Ok((aggregate_flows(d, p, &keys, order, limit)?, keys))
+}
+
+/// [`aggregate`] over every flow row.
+pub fn aggregate_flows(
+    d: &Dialect,
+    p: &Params,
+    keys: &[Key],
+    order: &str,
+    limit: u64,
+) -> Result<Sql, BadRequest> {
     let mut b = Builder::new(d);
     b.push("SELECT ");
-    for k in &keys {
+    for k in keys {
         key_expr(&mut b, k);
         b.push(" AS ").col(&k.name).push(", ");
     }
@@ -204,15 +220,24 @@ pub fn aggregate(d: &Dialect, p: &Params, def_limit: u64) -> Result<(Sql, Vec<Ke
         group_key(&mut b, k);
     }
     b.push(&format!(" ORDER BY {order} DESC"));
-    for k in &keys {
+    for k in keys {
         b.push(", ").col(&k.name);
     }
     b.push(" LIMIT ").val(Lit::Int(limit as i64));
-    Ok((b.finish(), keys))
+    Ok(b.finish())
 }
 
 /// Totals of the filtered flows: packets, bytes, flows, first and last start time.
 pub fn totals(d: &Dialect, p: &Params) -> Result<Sql, BadRequest> {
+    if let Some((r, days)) = rollup::choose(d, p, &[])? {
+        flow_where(&mut Builder::new(d), p)?; // the same parameter checks either way
+        return rollup::totals(d, p, r, days);
+    }
+    totals_flows(d, p)
+}
+
+/// [`totals`] over every flow row.
+pub fn totals_flows(d: &Dialect, p: &Params) -> Result<Sql, BadRequest> {
     let mut b = Builder::new(d);
     b.push("SELECT ");
     metrics(&mut b);
