@@ -122,7 +122,19 @@ cap_flows() {
   if [ -z "$got" ]; then echo "NA NA"; else echo "$sent $(( sent > got ? sent - got : 0 ))"; fi
 }
 
+# The probe with its default analyses (flows + HTTP) writing every stream to files (issue 18):
+# drops = kernel drops it reports (packets the kernel counted but never handed over).
+HAVE_PROBE=0
+if "$B" probe --help >/dev/null 2>&1; then HAVE_PROBE=1; fi
+cap_probe() {
+  rm -rf "$OUT_DIR/probe"
+  ip netns exec "$NSB" "$B" probe -i "$IFB" --out "$OUT_DIR/probe" --json -q >"$OUT_DIR/pr.json" 2>/dev/null &
+  drive $! "$1"
+  python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["packets"] + v["kernel_drops"], v["kernel_drops"])' "$OUT_DIR/pr.json" 2>/dev/null || echo "NA NA"
+}
+
 TOOLS=(netspectra tcpdump); [ "$HAVE_FLOWS" = 1 ] && TOOLS+=(flows)
+[ "$HAVE_PROBE" = 1 ] && TOOLS+=(probe)
 TOOLS+=(tdprint)
 declare -A ZERO TOPRATIO
 if [ -n "$RATES" ]; then
