@@ -170,8 +170,8 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let icmp = x % 11 == 0;
-            let src = if x % 5 == 0 {
+            let icmp = x.is_multiple_of(11);
+            let src = if x.is_multiple_of(5) {
                 format!("2001:db8:{}::{}", x % 3, (x >> 9) % 4)
             } else {
                 format!("10.{}.{}.{}", x % 2, (x >> 5) % 3, (x >> 9) % 6)
@@ -186,7 +186,7 @@ mod tests {
                     (!icmp).then_some(1024 + (x >> 17) % 50),
                     (!icmp).then_some([80u64, 443, 53][(x >> 23) as usize % 3]),
                     if icmp { 1 } else { 6 },
-                    (x % 4 == 0).then_some(7),
+                    x.is_multiple_of(4).then_some(7),
                     ((x >> 27) % 20) as i64,
                     ((x >> 31) % 20) as i64,
                     ((x >> 35) % 20_000) as i64,

@@ -173,42 +173,6 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_of_both_stamp_forms() {
-        assert_eq!(parse_time("1970-01-01T00:00:00.000000000Z"), Some(0));
-        assert_eq!(
-            parse_time("2023-11-14T22:13:20.500000000Z"),
-            Some(1_700_000_000)
-        );
-        assert_eq!(parse_time("1700000000.123456789"), Some(1_700_000_000));
-        assert_eq!(parse_time("1700000000"), Some(1_700_000_000));
-        assert_eq!(parse_time("garbage"), None);
-        assert_eq!(parse_time("2023-13-14T22:13:20Z"), None);
-    }
-
-    #[test]
-    fn tables_have_the_clickhouse_names_and_a_time_column() {
-        let sql = create_table(
-            StreamKind::Flows,
-            "flows",
-            &record_columns(StreamKind::Flows, None),
-        );
-        for c in ["\"src_ip\" TEXT", "\"fwd_bytes\" INTEGER", "\"start_time\""] {
-            assert!(sql.contains(c), "{c} in {sql}");
-        }
-        let v = record_columns(
-            StreamKind::View,
-            Some(&["interval_start".into(), "src_ip_24".into(), "bytes".into()]),
-        );
-        assert_eq!(v[1].1, "TEXT");
-        assert_eq!(v[2].1, "INTEGER");
-    }
-}
-
 /// Seconds in a rollup bucket: flow totals are kept per UTC day (of the flow's start).
 pub const ROLLUP_BUCKET: i64 = 86_400;
 
@@ -268,4 +232,40 @@ pub fn backfill_rollup(table: &str, ip: &str) -> String {
          sum(coalesce(fwd_packets + rev_packets, 0)), sum(coalesce(fwd_bytes + rev_bytes, 0)), \
          count(*), min(start_time), max(start_time) FROM flows GROUP BY d, p, a, dp, pr"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_of_both_stamp_forms() {
+        assert_eq!(parse_time("1970-01-01T00:00:00.000000000Z"), Some(0));
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.500000000Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_time("1700000000.123456789"), Some(1_700_000_000));
+        assert_eq!(parse_time("1700000000"), Some(1_700_000_000));
+        assert_eq!(parse_time("garbage"), None);
+        assert_eq!(parse_time("2023-13-14T22:13:20Z"), None);
+    }
+
+    #[test]
+    fn tables_have_the_clickhouse_names_and_a_time_column() {
+        let sql = create_table(
+            StreamKind::Flows,
+            "flows",
+            &record_columns(StreamKind::Flows, None),
+        );
+        for c in ["\"src_ip\" TEXT", "\"fwd_bytes\" INTEGER", "\"start_time\""] {
+            assert!(sql.contains(c), "{c} in {sql}");
+        }
+        let v = record_columns(
+            StreamKind::View,
+            Some(&["interval_start".into(), "src_ip_24".into(), "bytes".into()]),
+        );
+        assert_eq!(v[1].1, "TEXT");
+        assert_eq!(v[2].1, "INTEGER");
+    }
 }

@@ -81,7 +81,7 @@ fn fill_flows(c: &Connection, n: u64) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let port: Option<i64> = if x % 7 == 0 {
+        let port: Option<i64> = if x.is_multiple_of(7) {
             None
         } else {
             Some([80, 443, 53][(x % 3) as usize])
