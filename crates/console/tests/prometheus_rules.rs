@@ -31,7 +31,7 @@ fn the_rules_load_and_fire_as_their_tests_expect() {
         return;
     };
     assert!(ok, "{out}");
-    assert!(out.contains("6 rules found"), "{out}");
+    assert!(out.contains("8 rules found"), "{out}");
     let (ok, out) = promtool(&["test", "rules", "netspectra-rules.test.yml"]).unwrap();
     assert!(ok, "{out}");
     let (ok, out) = promtool(&["check", "config", "prometheus.yml"]).unwrap();
