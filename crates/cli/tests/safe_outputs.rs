@@ -739,3 +739,69 @@ fn walk(d: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `-o /dev/null` (or a FIFO, a terminal) is written in place: the rename that makes regular
+/// outputs appear whole would replace the device with a plain file, and every later program
+/// writing to or reading from it would get the wrong thing. A FIFO stands for /dev/null here.
+#[test]
+fn a_device_or_fifo_output_is_written_in_place_never_replaced() {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cap = capture(dir.path(), "in.pcap");
+    let fifo = dir.path().join("out.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for args in [
+        vec!["http", "-q"],
+        vec!["tls", "-q"],
+        vec!["dns", "-q"],
+        vec!["sanitize", "--passphrase", "x"],
+    ] {
+        let f2 = fifo.clone();
+        let reader = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            std::fs::File::open(&f2)
+                .unwrap()
+                .read_to_end(&mut v)
+                .unwrap();
+            v.len()
+        });
+        let o = bin()
+            .args(&args)
+            .arg(&cap)
+            .arg("-o")
+            .arg(&fifo)
+            .output()
+            .unwrap();
+        // A command that never opened the FIFO would leave the reader waiting: open it too.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+        }
+        let got = reader.join().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(
+            got > 0 || args[0] != "http",
+            "{args:?}: nothing came through the FIFO"
+        );
+        let m = std::fs::symlink_metadata(&fifo).unwrap();
+        assert!(
+            m.file_type().is_fifo(),
+            "{args:?} replaced the FIFO with a {:?}",
+            m.file_type()
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "temporary files left: {left:?}");
+}

@@ -223,17 +223,31 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A file written under a temporary name beside its destination and renamed into place by
 /// [`AtomicFile::commit`]: readers (and scripts that test for the file) never see it half
-/// written. Dropped without a commit, the temporary file is removed.
+/// written. Dropped without a commit, the temporary file is removed. A destination that exists
+/// and is not a regular file (`/dev/null`, a FIFO, a terminal, `/dev/stdout`) is written
+/// directly: renaming over it would replace the device or pipe with a plain file.
 #[derive(Debug)]
 pub struct AtomicFile {
     file: Option<File>,
     tmp: PathBuf,
     dest: PathBuf,
+    /// Written in place (a device, FIFO or socket): nothing to rename or remove.
+    direct: bool,
 }
 
 impl AtomicFile {
-    /// Creates the temporary file for `dest` (making `dest`'s parent folders).
+    /// Creates the temporary file for `dest` (making `dest`'s parent folders), or opens
+    /// `dest` itself when it is an existing non-regular file.
     pub fn create(dest: &Path) -> io::Result<AtomicFile> {
+        if std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let file = OpenOptions::new().write(true).open(dest)?;
+            return Ok(AtomicFile {
+                file: Some(file),
+                tmp: dest.to_path_buf(),
+                dest: dest.to_path_buf(),
+                direct: true,
+            });
+        }
         let parent = match dest.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -255,6 +269,7 @@ impl AtomicFile {
             file: Some(file),
             tmp,
             dest: dest.to_path_buf(),
+            direct: false,
         })
     }
 
@@ -279,6 +294,11 @@ impl AtomicFile {
     /// interrupted run: valid up to where it stopped, but not the complete result the name
     /// promises). Returns that path.
     pub fn keep_partial(mut self) -> io::Result<PathBuf> {
+        if self.direct {
+            let dest = self.dest.clone();
+            self.rename_to(&dest)?;
+            return Ok(dest);
+        }
         let mut p = self.dest.clone().into_os_string();
         p.push(".partial");
         let p = PathBuf::from(p);
@@ -289,7 +309,9 @@ impl AtomicFile {
     fn rename_to(&mut self, to: &Path) -> io::Result<()> {
         if let Some(mut f) = self.file.take() {
             f.flush()?;
-            std::fs::rename(&self.tmp, to)?;
+            if !self.direct {
+                std::fs::rename(&self.tmp, to)?;
+            }
         }
         Ok(())
     }
@@ -327,7 +349,7 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if self.file.take().is_some() && !self.direct {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
@@ -336,6 +358,42 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+
+    /// A FIFO stands for every non-regular destination (`/dev/null` itself is not risked).
+    #[test]
+    fn a_fifo_destination_is_written_in_place_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out.fifo");
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        for partial in [false, true] {
+            let f2 = fifo.clone();
+            let reader = std::thread::spawn(move || {
+                let mut s = String::new();
+                File::open(&f2).unwrap().read_to_string(&mut s).unwrap();
+                s
+            });
+            let mut w = AtomicFile::create(&fifo).unwrap();
+            w.write_all(b"records\n").unwrap();
+            let at = if partial {
+                w.keep_partial().unwrap()
+            } else {
+                w.commit().unwrap()
+            };
+            assert_eq!(at, fifo);
+            assert_eq!(reader.join().unwrap(), "records\n");
+            let m = std::fs::symlink_metadata(&fifo).unwrap();
+            assert!(m.file_type().is_fifo(), "the FIFO was replaced");
+        }
+        // Nothing was left beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1);
+    }
 
     #[test]
     fn an_input_is_caught_through_every_spelling() {
