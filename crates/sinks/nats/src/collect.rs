@@ -13,10 +13,10 @@
 //! - Before inserting, a collector looks messages up by their `_batch` (one
 //!   `SELECT DISTINCT _batch ... WHERE _batch IN (...)` per table and pull) and acknowledges
 //!   those found without inserting them: on a single server every message (plain MergeTree has
-//!   no insert deduplication, and JetStream's delivery count cannot tell every repeat: a
-//!   consumer made again, or a second group, delivers a stored message with a count of 1), on a
-//!   cluster the messages delivered more than once (a redelivery older than the replicated
-//!   deduplication window).
+//!   no insert deduplication, and JetStream's delivery count cannot tell every repeat: a server
+//!   SIGKILLed right after a delivery, a consumer made again, or a second group, delivers a
+//!   stored message with a count of 1), on a cluster the messages delivered more than once (a
+//!   redelivery older than the replicated deduplication window).
 
 use crate::{connect, stream_config, BusError, ENCODING, HDR_ENCODING, HDR_PROBE, HDR_STREAM};
 use crate::{DUPLICATE_WINDOW, STREAM, SUBJECTS};
@@ -525,9 +525,10 @@ fn store(
 
 /// Which messages must be looked up before they are inserted: on one server (plain MergeTree,
 /// no insert deduplication) every message, because a message that reached ClickHouse may come
-/// again *looking new*: a consumer deleted and made again, a durable whose state was lost, or
-/// a second group delivers it with a delivery count of 1; on a cluster only redeliveries, since
-/// a repeated message is the same block to the same shard, dropped by ReplicatedMergeTree.
+/// again *looking new*: a JetStream server SIGKILLed right after a delivery may deliver it again
+/// with a delivery count of 1 (seen with nats-server 2.9.10; issue 19), and so does a consumer
+/// made again or a second group; on a cluster only redeliveries, since a repeated message is
+/// the same block to the same shard, dropped by ReplicatedMergeTree.
 fn needs_lookup(opts: &CollectOptions, w: &Work) -> bool {
     opts.cluster.is_none() || w.redelivered
 }
