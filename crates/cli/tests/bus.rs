@@ -560,7 +560,9 @@ fn a_bus_down_for_30_s_loses_nothing() {
     let d = dir.path();
     let mut nats = Nats::start(&d.join("nats"), 1);
     let zk = ZooKeeper::start(&d.join("zk"));
-    let ch = ChCluster::start(&d.join("ch"), 1, 1, zk.port);
+    // The collector starts before ClickHouse does: `--init-schema` retries (connection
+    // refused) until the server answers.
+    let mut ch = ChCluster::configure(&d.join("ch"), 1, 1, zk.port);
     let cfg = collect_config(d, false);
     let (from, to) = (nats.url(), ch.url("nsp"));
     let args = [
@@ -575,11 +577,20 @@ fn a_bus_down_for_30_s_loses_nothing() {
     let mut col = Collector::start(BIN, &args, d.join("collect.log"));
     let (cap, truth) = capture(d, "o.pcap", 30_000, 41, 500.0);
     let pcfg = probe_config(d, "o1", &from);
+    std::thread::sleep(Duration::from_millis(1500));
+    if let Err(e) = ch.run_all() {
+        panic!("{e}");
+    }
     let t0 = Instant::now();
     while bus::query(ch.nodes[0].http, "EXISTS TABLE nsp.flows").as_deref() != Some("1\n") {
         assert!(t0.elapsed() < Duration::from_secs(60), "no schema");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let log = std::fs::read_to_string(&col.log).unwrap_or_default();
+    assert!(
+        log.contains("creating the schema on") && log.contains("trying again in"),
+        "the schema was made without a retry: {log}"
+    );
     let mut fed = Fed::start(&cap, &pcfg);
     fed.feed(0.2);
     let t0 = Instant::now();

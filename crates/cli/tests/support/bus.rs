@@ -432,8 +432,8 @@ impl ChCluster {
         })
     }
 
-    /// Ports, folders and a config.xml for every server.
-    fn configure(dir: &Path, shards: usize, replicas: usize, zk: u16) -> ChCluster {
+    /// Ports, folders and a config.xml for every server (not started: [`ChCluster::run_all`]).
+    pub fn configure(dir: &Path, shards: usize, replicas: usize, zk: u16) -> ChCluster {
         let token = run_token();
         let mut nodes: Vec<ChNode> = (0..shards * replicas)
             .map(|i| ChNode {
@@ -496,7 +496,7 @@ impl ChCluster {
 
     /// Starts every server, then waits until each answers `SELECT 1` and reaches ZooKeeper
     /// (`system.zookeeper`): ON CLUSTER statements need every node.
-    fn run_all(&mut self) -> Result<(), String> {
+    pub fn run_all(&mut self) -> Result<(), String> {
         for i in 0..self.nodes.len() {
             self.run(i, 1)?;
         }
