@@ -55,6 +55,54 @@ struct CollectFile {
     stream_replicas: Option<usize>,
     /// Bytes the JetStream stream holds at most.
     stream_max_bytes: Option<i64>,
+    /// Seconds `--init-schema` keeps retrying while ClickHouse cannot be reached or answers
+    /// with a transient error (a server still starting, ZooKeeper not ready yet).
+    init_wait_secs: Option<u64>,
+}
+
+/// `--init-schema`: creates the schema, retrying transient failures (a connection refused or
+/// closed without an answer, HTTP 5xx other than a data error) with a back-off of 0.5 s doubled
+/// up to 5 s, each attempt on the next server given, for at most `wait`. The statements are
+/// idempotent (`IF NOT EXISTS`), so an attempt that failed half-way is simply made again.
+fn init_schema_retrying(opts: &CollectOptions, wait: Duration, stop: &AtomicBool) -> Result<()> {
+    let clients = opts
+        .clickhouse
+        .iter()
+        .map(|h| {
+            netspectra_clickhouse::Client::new(h).map(|c| c.with_timeout(Duration::from_secs(200)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let t0 = std::time::Instant::now();
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 0usize;
+    loop {
+        let c = &clients[attempt % clients.len()];
+        attempt += 1;
+        match collect::init_schema(c, &opts.database, opts.cluster.as_deref()) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.retryable()
+                    && t0.elapsed() + delay < wait
+                    && !stop.load(Ordering::Relaxed) =>
+            {
+                eprintln!(
+                    "collect: creating the schema on {} failed (attempt {attempt}, trying again in {:.1} s): {e}",
+                    c.host(),
+                    delay.as_secs_f64()
+                );
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "creating the schema (--init-schema; {attempt} attempt(s) in {:.0} s)",
+                        t0.elapsed().as_secs_f64()
+                    )
+                })
+            }
+        }
+    }
 }
 
 /// Runs the collector until SIGTERM/SIGINT.
@@ -124,10 +172,8 @@ pub fn run(a: CollectArgs) -> Result<std::process::ExitCode> {
             .context("installing signal handlers")?;
     }
     if a.init_schema {
-        let c = netspectra_clickhouse::Client::new(&opts.clickhouse[0])?
-            .with_timeout(Duration::from_secs(200));
-        collect::init_schema(&c, &opts.database, opts.cluster.as_deref())
-            .context("creating the schema (--init-schema)")?;
+        let wait = Duration::from_secs(file.init_wait_secs.unwrap_or(120));
+        init_schema_retrying(&opts, wait, &stop)?;
         eprintln!("collect: schema of {} ready", opts.database);
     }
     let stats = Arc::new(CollectStats::default());

@@ -18,28 +18,130 @@ const ZK_JARS: [&str; 4] = [
     "/usr/share/java/log4j-1.2.jar",
 ];
 
+/// A loopback port for a server of these tests: below Linux's ephemeral range (32768-60999),
+/// so that neither an outgoing connection of any process nor another program's `bind(0)` can
+/// take it between now and the server's own bind; chosen at random, never handed out twice
+/// by this process, and free right now (bind checked).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut used = USED.lock().unwrap_or_else(|p| p.into_inner());
+    if STATE.load(Ordering::Relaxed) == 0 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        STATE.store(
+            t ^ ((std::process::id() as u64) << 32) | 1,
+            Ordering::Relaxed,
+        );
+    }
+    for _ in 0..10_000 {
+        // xorshift64
+        let mut x = STATE.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        STATE.store(x, Ordering::Relaxed);
+        let port = 20_000 + (x % 12_000) as u16;
+        if used.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            used.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000-31999");
 }
 
-fn wait_port(port: u16, what: &str, child: &mut Child, log: &Path) {
+/// The last `n` bytes of a log file (for a failure message: the test's folder is deleted).
+pub fn log_tail(p: &Path, n: usize) -> String {
+    let text = std::fs::read(p).unwrap_or_default();
+    let from = text.len().saturating_sub(n);
+    format!(
+        "--- {} (last {} bytes) ---\n{}",
+        p.display(),
+        text.len() - from,
+        String::from_utf8_lossy(&text[from..])
+    )
+}
+
+/// Waits until `port` accepts connections; Err (with the reason) when the process exited or
+/// 60 s passed.
+fn wait_port(port: u16, child: &mut Child) -> Result<(), String> {
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{what} exited; see {}",
-            log.display()
-        );
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "{what} did not start"
-        );
+        if let Some(st) = child.try_wait().unwrap() {
+            return Err(format!("exited at start ({st})"));
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            return Err("no listening port after 60 s".into());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(())
+}
+
+/// Starts a server with `spawn` and waits with `ready` (Ok when ready, Err(reason) when it
+/// failed), up to `attempts` times (1 s apart, a failed process killed). Every failure is
+/// printed with the tail of the server's logs (the test's folder is deleted afterwards); Err
+/// carries the last one.
+fn start_retrying(
+    what: &str,
+    logs: &[PathBuf],
+    attempts: usize,
+    mut spawn: impl FnMut() -> Child,
+    mut ready: impl FnMut(&mut Child) -> Result<(), String>,
+) -> Result<Child, String> {
+    let mut last = String::new();
+    for attempt in 1..=attempts {
+        let mut c = spawn();
+        match ready(&mut c) {
+            Ok(()) => return Ok(c),
+            Err(why) => {
+                let _ = c.kill();
+                let _ = c.wait();
+                let tails: Vec<String> = logs.iter().map(|l| log_tail(l, 3000)).collect();
+                last = format!(
+                    "{what}: {why} (attempt {attempt} of {attempts})\n{}",
+                    tails.join("\n")
+                );
+                eprintln!("{last}");
+                if attempt < attempts {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// A token that tells this test's servers from any other's on the same machine (each server
+/// is asked for it once it answers: a port taken by another program's server is noticed).
+fn run_token() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("t{}x{}", std::process::id(), t % 1_000_000_000_000)
+}
+
+/// Runs `start` (a whole set of servers on fresh ports) up to 3 times: a failed round is
+/// torn down (its value dropped, which kills its processes) and made again on new ports.
+fn fresh_start<T>(what: &str, mut start: impl FnMut() -> Result<T, String>) -> T {
+    let mut last = String::new();
+    for round in 1..=3 {
+        match start() {
+            Ok(v) => return v,
+            Err(e) => {
+                eprintln!("{what}: round {round} of 3 failed, starting again on new ports: {e}");
+                last = e;
+            }
+        }
+    }
+    panic!("{what} did not start in 3 rounds: {last}");
 }
 
 /// True when every server binary the tests need is installed; otherwise reports the skip
@@ -84,6 +186,7 @@ impl Drop for Proc {
 /// A NATS cluster (or a single server when `n` is 1) with JetStream.
 pub struct Nats {
     dir: PathBuf,
+    token: String,
     pub ports: Vec<u16>,
     routes: Vec<u16>,
     /// Monitoring ports (0: none).
@@ -103,19 +206,23 @@ impl Nats {
 
     fn start_with(dir: &Path, n: usize, monitored: bool) -> Nats {
         std::fs::create_dir_all(dir).unwrap();
-        let mut s = Nats {
-            dir: dir.to_path_buf(),
-            ports: (0..n).map(|_| free_port()).collect(),
-            routes: (0..n).map(|_| free_port()).collect(),
-            monitor: (0..n)
-                .map(|_| if monitored { free_port() } else { 0 })
-                .collect(),
-            procs: (0..n).map(|_| Proc(None)).collect(),
-        };
-        for i in 0..n {
-            s.run(i);
-        }
-        s
+        fresh_start("nats cluster", || {
+            let mut s = Nats {
+                dir: dir.to_path_buf(),
+                token: run_token(),
+                ports: (0..n).map(|_| free_port()).collect(),
+                routes: (0..n).map(|_| free_port()).collect(),
+                monitor: (0..n)
+                    .map(|_| if monitored { free_port() } else { 0 })
+                    .collect(),
+                procs: (0..n).map(|_| Proc(None)).collect(),
+            };
+            for i in 0..n {
+                let _ = std::fs::remove_dir_all(dir.join(format!("store{i}")));
+                s.run(i, 1)?;
+            }
+            Ok(s)
+        })
     }
 
     /// `nats://127.0.0.1:P,...`
@@ -128,10 +235,11 @@ impl Nats {
         format!("nats://{}", v.join(","))
     }
 
-    fn run(&mut self, i: usize) {
+    fn run(&mut self, i: usize, attempts: usize) -> Result<(), String> {
         let cfg = self.dir.join(format!("n{i}.conf"));
+        let name = format!("n{i}-{}", self.token);
         let mut text = format!(
-            "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\n",
+            "server_name: {name}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\n",
             self.ports[i],
             self.dir.join(format!("store{i}")).display()
         );
@@ -154,14 +262,31 @@ impl Nats {
         }
         std::fs::write(&cfg, text).unwrap();
         let log = self.dir.join(format!("n{i}.log"));
-        let mut c = Command::new(NATS)
-            .args(["-c", cfg.to_str().unwrap(), "-l", log.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        wait_port(self.ports[i], "nats-server", &mut c, &log);
+        let port = self.ports[i];
+        let c = start_retrying(
+            &format!("nats-server n{i} on port {port}"),
+            std::slice::from_ref(&log),
+            attempts,
+            || {
+                Command::new(NATS)
+                    .args(["-c", cfg.to_str().unwrap(), "-l", log.to_str().unwrap()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start nats-server")
+            },
+            |c| {
+                wait_port(port, c)?;
+                // Ours, not another program's on that port: the INFO line names the server.
+                let info = nats_info(port).unwrap_or_default();
+                if !info.contains(&format!("\"server_name\":\"{name}\"")) {
+                    return Err(format!("port {port} answers as another server: {info}"));
+                }
+                Ok(())
+            },
+        )?;
         self.procs[i] = Proc(Some(c));
+        Ok(())
     }
 
     /// SIGKILLs node `i`.
@@ -169,11 +294,23 @@ impl Nats {
         self.procs[i].kill();
     }
 
-    /// Starts node `i` again with its store.
+    /// Starts node `i` again with its store (same ports; up to 3 attempts).
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
-        self.run(i);
+        if let Err(e) = self.run(i, 3) {
+            panic!("{e}");
+        }
     }
+}
+
+/// The INFO line a NATS server sends first.
+fn nats_info(port: u16) -> Option<String> {
+    use std::io::BufRead;
+    let c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(c).read_line(&mut line).ok()?;
+    Some(line)
 }
 
 /// A standalone ZooKeeper.
@@ -185,44 +322,88 @@ pub struct ZooKeeper {
 impl ZooKeeper {
     pub fn start(dir: &Path) -> ZooKeeper {
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let port = free_port();
-        std::fs::write(
-            dir.join("zoo.cfg"),
-            format!(
-                "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\n\
-                 clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
-                 4lw.commands.whitelist=ruok\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
         std::fs::write(
             dir.join("log4j.properties"),
             "log4j.rootLogger=WARN, F\nlog4j.appender.F=org.apache.log4j.FileAppender\n\
              log4j.appender.F.File=zk.log\nlog4j.appender.F.layout=org.apache.log4j.PatternLayout\n",
         )
         .unwrap();
-        let cp = format!("{}:{}", dir.display(), ZK_JARS.join(":"));
-        let log = dir.join("zk.out");
-        let mut c = Command::new("java")
-            .current_dir(dir)
-            .args([
-                "-Xmx256m",
-                "-cp",
-                &cp,
-                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                dir.join("zoo.cfg").to_str().unwrap(),
-            ])
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start zookeeper");
-        wait_port(port, "zookeeper", &mut c, &log);
-        ZooKeeper {
-            port,
-            _proc: Proc(Some(c)),
-        }
+        let data = dir.join("data").display().to_string();
+        fresh_start("zookeeper", || {
+            let port = free_port();
+            std::fs::write(
+                dir.join("zoo.cfg"),
+                format!(
+                    "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={data}\nclientPort={port}\n\
+                     clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+                     4lw.commands.whitelist=ruok,conf\n",
+                ),
+            )
+            .unwrap();
+            let cp = format!("{}:{}", dir.display(), ZK_JARS.join(":"));
+            let log = dir.join("zk.out");
+            let c = start_retrying(
+                &format!("zookeeper on port {port}"),
+                &[log.clone(), dir.join("zk.log")],
+                1,
+                || {
+                    Command::new("java")
+                        .current_dir(dir)
+                        .args([
+                            "-Xmx256m",
+                            "-cp",
+                            &cp,
+                            "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                            dir.join("zoo.cfg").to_str().unwrap(),
+                        ])
+                        .stdout(std::fs::File::create(&log).unwrap())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("start zookeeper")
+                },
+                |c| {
+                    wait_port(port, c)?;
+                    // Serving, not only listening: `conf` answers with the configuration
+                    // (`ruok` says `imok` before the server serves requests), and it is ours,
+                    // not another program's on that port: its data folder is ours.
+                    let t0 = Instant::now();
+                    loop {
+                        let conf = four_letter(port, "conf").unwrap_or_default();
+                        if conf.contains(&format!("dataDir={data}")) {
+                            return Ok(());
+                        }
+                        if conf.contains("dataDir=") {
+                            return Err(format!(
+                                "port {port} answers as another ZooKeeper: {conf}"
+                            ));
+                        }
+                        if c.try_wait().unwrap().is_some() {
+                            return Err("exited at start".into());
+                        }
+                        if t0.elapsed() > Duration::from_secs(60) {
+                            return Err(format!("not serving after 60 s: {conf}"));
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                },
+            )?;
+            Ok(ZooKeeper {
+                port,
+                _proc: Proc(Some(c)),
+            })
+        })
     }
+}
+
+/// A ZooKeeper four-letter command's answer.
+fn four_letter(port: u16, cmd: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    c.write_all(cmd.as_bytes()).ok()?;
+    let mut r = String::new();
+    c.read_to_string(&mut r).ok()?;
+    Some(r.trim().to_string())
 }
 
 /// One server of a ClickHouse cluster.
@@ -230,6 +411,9 @@ pub struct ChNode {
     dir: PathBuf,
     pub http: u16,
     pub tcp: u16,
+    inter: u16,
+    /// The `run` macro that tells this server from any other on the machine.
+    token: String,
     proc: Proc,
 }
 
@@ -240,11 +424,24 @@ pub struct ChCluster {
 
 impl ChCluster {
     pub fn start(dir: &Path, shards: usize, replicas: usize, zk: u16) -> ChCluster {
+        fresh_start("clickhouse cluster", || {
+            let _ = std::fs::remove_dir_all(dir);
+            let mut c = ChCluster::configure(dir, shards, replicas, zk);
+            c.run_all()?;
+            Ok(c)
+        })
+    }
+
+    /// Ports, folders and a config.xml for every server (not started: [`ChCluster::run_all`]).
+    pub fn configure(dir: &Path, shards: usize, replicas: usize, zk: u16) -> ChCluster {
+        let token = run_token();
         let mut nodes: Vec<ChNode> = (0..shards * replicas)
             .map(|i| ChNode {
                 dir: dir.join(format!("ch{i}")),
                 http: free_port(),
                 tcp: free_port(),
+                inter: free_port(),
+                token: format!("{token}n{i}"),
                 proc: Proc(None),
             })
             .collect();
@@ -276,56 +473,119 @@ impl ChCluster {
                  <mark_cache_size>268435456</mark_cache_size>\
                  <remote_servers><ns>{remote}</ns></remote_servers>\
                  <zookeeper><node><host>127.0.0.1</host><port>{zk}</port></node></zookeeper>\
-                 <macros><shard>{shard}</shard><replica>r{rep}</replica></macros>\
+                 <macros><shard>{shard}</shard><replica>r{rep}</replica><run>{token}</run></macros>\
                  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\
                  </yandex>\n",
                 log = n.dir.join("ch.log").display(),
                 err = n.dir.join("ch.err").display(),
                 http = n.http,
                 tcp = n.tcp,
-                inter = free_port(),
+                inter = n.inter,
                 data = d("data"),
                 tmp = d("tmp"),
                 uf = d("user_files"),
                 fs = d("schemas"),
                 shard = i / replicas + 1,
                 rep = i % replicas + 1,
+                token = n.token,
             );
             std::fs::write(n.dir.join("config.xml"), cfg).unwrap();
         }
-        let mut c = ChCluster { nodes };
-        for i in 0..c.nodes.len() {
-            c.run(i);
-        }
-        c
+        ChCluster { nodes }
     }
 
-    fn run(&mut self, i: usize) {
+    /// Starts every server, then waits until each answers `SELECT 1` and reaches ZooKeeper
+    /// (`system.zookeeper`): ON CLUSTER statements need every node.
+    pub fn run_all(&mut self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            self.run(i, 1)?;
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_zookeeper(i)?;
+        }
+        Ok(())
+    }
+
+    fn wait_zookeeper(&mut self, i: usize) -> Result<(), String> {
         let n = &mut self.nodes[i];
-        let child = Command::new(CLICKHOUSE)
-            .arg(format!(
-                "--config-file={}",
-                n.dir.join("config.xml").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start clickhouse-server");
-        n.proc = Proc(Some(child));
         let t0 = Instant::now();
-        while query(n.http, "SELECT 1").as_deref() != Some("1\n") {
+        while query(
+            n.http,
+            "SELECT count() > 0 FROM system.zookeeper WHERE path = '/'",
+        )
+        .as_deref()
+            != Some("1\n")
+        {
             let c = n.proc.0.as_mut().unwrap();
-            assert!(
-                c.try_wait().unwrap().is_none(),
-                "clickhouse-server exited; see {}",
-                n.dir.join("ch.err").display()
-            );
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "clickhouse did not start"
-            );
+            if c.try_wait().unwrap().is_some() {
+                return Err(format!(
+                    "clickhouse-server {i} exited\n{}",
+                    log_tail(&n.dir.join("ch.err"), 3000)
+                ));
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                return Err(format!(
+                    "clickhouse-server {i} did not reach ZooKeeper in 60 s\n{}",
+                    log_tail(&n.dir.join("ch.err"), 3000)
+                ));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
+    }
+
+    fn run(&mut self, i: usize, attempts: usize) -> Result<(), String> {
+        let n = &mut self.nodes[i];
+        let cfg = n.dir.join("config.xml");
+        let http = n.http;
+        let token = n.token.clone();
+        let logs = [n.dir.join("ch.err"), n.dir.join("ch.log")];
+        let child = start_retrying(
+            &format!(
+                "clickhouse-server {i} (http {http}, tcp {}, interserver {})",
+                n.tcp, n.inter
+            ),
+            &logs,
+            attempts,
+            || {
+                Command::new(CLICKHOUSE)
+                    .arg(format!("--config-file={}", cfg.display()))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start clickhouse-server")
+            },
+            |c| {
+                let t0 = Instant::now();
+                while query(http, "SELECT 1").as_deref() != Some("1\n") {
+                    if let Some(st) = c.try_wait().unwrap() {
+                        return Err(format!("exited at start ({st})"));
+                    }
+                    if t0.elapsed() > Duration::from_secs(60) {
+                        return Err("no answer to SELECT 1 after 60 s".into());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                // Ours, not another program's server on that port: it knows our token.
+                let got = query(
+                    http,
+                    "SELECT substitution FROM system.macros WHERE macro = 'run'",
+                );
+                if got.as_deref().map(str::trim) != Some(token.as_str()) {
+                    return Err(format!(
+                        "port {http} answers as another server (run macro {got:?})"
+                    ));
+                }
+                // Still running a moment later (a server that lost a port race exits soon).
+                std::thread::sleep(Duration::from_millis(300));
+                if let Some(st) = c.try_wait().unwrap() {
+                    return Err(format!("exited right after start ({st})"));
+                }
+                Ok(())
+            },
+        )?;
+        n.proc = Proc(Some(child));
+        Ok(())
     }
 
     /// SIGKILLs server `i`.
@@ -333,10 +593,13 @@ impl ChCluster {
         self.nodes[i].proc.kill();
     }
 
-    /// Starts server `i` again with its data.
+    /// Starts server `i` again with its data, same ports (up to 3 attempts), and waits until
+    /// it reaches ZooKeeper.
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
-        self.run(i);
+        if let Err(e) = self.run(i, 3).and_then(|()| self.wait_zookeeper(i)) {
+            panic!("{e}");
+        }
     }
 
     /// `clickhouse://127.0.0.1:H1,127.0.0.1:H2,.../DB`

@@ -10,10 +10,13 @@
 //!   byte for byte the same (the message's lines, each with the same `probe` and `_batch`
 //!   fields, `_batch` being the message ID) and goes to the same shard (sharding key
 //!   `cityHash64(_batch)`), so ReplicatedMergeTree's insert deduplication drops it.
-//! - In every layout, a message delivered more than once is first looked up by its `_batch`
-//!   (`SELECT count() ... WHERE _batch = ID`) and not inserted again when found; this covers a
-//!   single server (plain MergeTree has no insert deduplication) and a redelivery older than
-//!   the replicated deduplication window.
+//! - Before inserting, a collector looks messages up by their `_batch` (one
+//!   `SELECT DISTINCT _batch ... WHERE _batch IN (...)` per table and pull) and acknowledges
+//!   those found without inserting them: on a single server every message (plain MergeTree has
+//!   no insert deduplication, and JetStream's delivery count cannot tell every repeat: a server
+//!   SIGKILLed right after a delivery, a consumer made again, or a second group, delivers a
+//!   stored message with a count of 1), on a cluster the messages delivered more than once (a
+//!   redelivery older than the replicated deduplication window).
 
 use crate::{connect, stream_config, BusError, ENCODING, HDR_ENCODING, HDR_PROBE, HDR_STREAM};
 use crate::{DUPLICATE_WINDOW, STREAM, SUBJECTS};
@@ -116,6 +119,7 @@ struct Work {
 }
 
 /// What became of one message.
+#[derive(Clone)]
 enum Done {
     Stored,
     Retry(String),
@@ -453,7 +457,9 @@ async fn pull_now(
 /// arrives for a given-up pull is delivered again after `ack_wait`).
 const PULL_SLACK: Duration = Duration::from_secs(2);
 
-/// Decodes, and inserts every message (`inserters` at a time).
+/// Decodes, looks up what may be stored already, and inserts the rest (`inserters` at a
+/// time). A message whose ID occurs twice in one pull is inserted once; its copy shares the
+/// outcome.
 fn store(
     opts: &CollectOptions,
     servers: &Servers,
@@ -461,34 +467,126 @@ fn store(
     stats: &CollectStats,
     msgs: &[jetstream::Message],
 ) -> Vec<Done> {
-    let work: Vec<Result<Work, Done>> = msgs
+    let mut work: Vec<Result<Work, Done>> = msgs
         .iter()
         .map(|m| prepare(opts, servers, made, m))
         .collect();
+    // The same message twice in one pull (a late answer to a given-up pull and its
+    // redelivery): the later copy waits for the first one's outcome.
+    let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut copy_of: Vec<Option<usize>> = vec![None; work.len()];
+    for (i, w) in work.iter().enumerate() {
+        if let Ok(w) = w {
+            match first.get(&w.batch) {
+                Some(&j) => copy_of[i] = Some(j),
+                None => {
+                    first.insert(w.batch.clone(), i);
+                }
+            }
+        }
+    }
+    for w in work.iter().flatten() {
+        if w.redelivered {
+            stats.redelivered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    lookup(opts, servers, stats, &mut work, &copy_of);
     let out: Vec<Mutex<Option<Done>>> = (0..work.len()).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
+    let todo: Vec<usize> = (0..work.len()).filter(|&i| copy_of[i].is_none()).collect();
     std::thread::scope(|s| {
-        for _ in 0..opts.inserters.clamp(1, 16).min(work.len()) {
+        for _ in 0..opts.inserters.clamp(1, 16).min(todo.len()) {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(w) = work.get(i) else { break };
-                let d = match w {
-                    Err(Done::Refuse(e)) => Done::Refuse(e.clone()),
-                    Err(Done::Retry(e)) => Done::Retry(e.clone()),
-                    Err(Done::Stored) => Done::Stored,
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = todo.get(k) else { break };
+                let d = match &work[i] {
+                    Err(d) => d.clone(),
                     Ok(w) => insert(opts, servers, stats, w),
                 };
                 *out[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
             });
         }
     });
-    out.into_iter()
+    let mut done: Vec<Done> = out
+        .into_iter()
         .map(|m| {
             m.into_inner()
                 .unwrap_or_else(|p| p.into_inner())
                 .unwrap_or(Done::Retry("not processed".into()))
         })
-        .collect()
+        .collect();
+    for (i, c) in copy_of.iter().enumerate() {
+        if let Some(j) = c {
+            done[i] = done[*j].clone();
+        }
+    }
+    done
+}
+
+/// Which messages must be looked up before they are inserted: on one server (plain MergeTree,
+/// no insert deduplication) every message, because a message that reached ClickHouse may come
+/// again *looking new*: a JetStream server SIGKILLed right after a delivery may deliver it again
+/// with a delivery count of 1 (seen with nats-server 2.9.10; issue 19), and so does a consumer
+/// made again or a second group; on a cluster only redeliveries, since a repeated message is
+/// the same block to the same shard, dropped by ReplicatedMergeTree.
+fn needs_lookup(opts: &CollectOptions, w: &Work) -> bool {
+    opts.cluster.is_none() || w.redelivered
+}
+
+/// Looks up, one query per table, the messages that may be stored already (`_batch` = the
+/// message ID); those found become [`Done::Stored`] without an insert. A failed lookup makes
+/// them [`Done::Retry`] (never an insert on a guess).
+fn lookup(
+    opts: &CollectOptions,
+    servers: &Servers,
+    stats: &CollectStats,
+    work: &mut [Result<Work, Done>],
+    copy_of: &[Option<usize>],
+) {
+    let mut by_table: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (i, w) in work.iter().enumerate() {
+        if let Ok(w) = w {
+            if copy_of[i].is_none() && needs_lookup(opts, w) {
+                by_table.entry(w.table.clone()).or_default().push(i);
+            }
+        }
+    }
+    // At most 500 IDs per query (ClickHouse's max_query_size is 256 KiB by default).
+    for (table, all) in by_table {
+        for idx in all.chunks(500) {
+            let ids: Vec<String> = idx
+                .iter()
+                .filter_map(|&i| work[i].as_ref().ok())
+                .map(|w| format!("'{}'", w.batch.replace('\\', "\\\\").replace('\'', "\\'")))
+                .collect();
+            let sql = format!(
+                "SELECT DISTINCT _batch FROM {table} WHERE _batch IN ({})",
+                ids.join(",")
+            );
+            let found: Result<HashSet<String>, String> = servers
+                .run(|c| c.post("/?skip_unavailable_shards=1", "SELECT", sql.as_bytes()))
+                .map(|text| text.lines().map(str::to_string).collect())
+                .map_err(|e| e.to_string());
+            for &i in idx {
+                let r = match (&found, &work[i]) {
+                    (Ok(set), Ok(w)) if set.contains(&w.batch) => {
+                        stats.already_there.fetch_add(1, Ordering::Relaxed);
+                        if !w.redelivered {
+                            // Not a redelivery by JetStream's count, yet stored: worth a line.
+                            eprintln!(
+                                "collect: message {} (a first delivery) is stored already: not inserted again",
+                                w.batch
+                            );
+                        }
+                        Done::Stored
+                    }
+                    (Ok(_), _) => continue,
+                    (Err(e), _) => Done::Retry(format!("looking up stored messages: {e}")),
+                };
+                work[i] = Err(r);
+            }
+        }
+    }
 }
 
 fn header<'a>(m: &'a jetstream::Message, name: &str) -> Option<&'a str> {
@@ -578,22 +676,6 @@ fn prepare(
 }
 
 fn insert(opts: &CollectOptions, servers: &Servers, stats: &CollectStats, w: &Work) -> Done {
-    if w.redelivered {
-        stats.redelivered.fetch_add(1, Ordering::Relaxed);
-        let sql = format!(
-            "SELECT count() FROM {} WHERE _batch = '{}'",
-            w.table,
-            w.batch.replace('\\', "\\\\").replace('\'', "\\'")
-        );
-        match servers.run(|c| c.post("/?skip_unavailable_shards=1", "SELECT", sql.as_bytes())) {
-            Ok(n) if n.trim().parse::<u64>().unwrap_or(0) > 0 => {
-                stats.already_there.fetch_add(1, Ordering::Relaxed);
-                return Done::Stored;
-            }
-            Ok(_) => {}
-            Err(e) => return Done::Retry(e.to_string()),
-        }
-    }
     let settings = if opts.cluster.is_some() {
         "insert_distributed_sync=1"
     } else {
