@@ -4,40 +4,36 @@
 # and a short smoke run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Cargo gives compilers /dev/null as standard input. If /dev/null has become a plain file (an
+# older `netspectra ... -o /dev/null` renamed its output over it; fixed since), rustc reads
+# whatever was written there as a program and cargo fails before building anything. Say so,
+# and as root put the device back.
+if [ ! -c /dev/null ]; then
+  echo "test.sh: /dev/null is not a character device ($(stat -c %F /dev/null 2>/dev/null))" >&2
+  if [ "$(id -u)" -eq 0 ]; then
+    rm -f /dev/null && mknod -m 666 /dev/null c 1 3 && echo "test.sh: /dev/null re-created" >&2
+  else
+    exit 1
+  fi
+fi
+
 # Nothing here reads the terminal; a stray stdin must not reach a compiler.
 exec </dev/null
 
 scripts/setup.sh
 
-# Runs one cargo step. Cargo 1.95 was seen (once, in CI, and reproducibly here after killed
-# builds) to fail its very first query of rustc, "failed to run `rustc` to learn about
-# target-specific information", with some other compiler's diagnostics as rustc's input. That
-# failure happens before anything is built or tested, so only it is retried, once.
-cargo_step() {
-  local log rc=0
-  log=$(mktemp)
-  cargo "$@" 2>&1 | tee "$log" || rc=$?
-  if [ "$rc" -ne 0 ] && grep -q 'to learn about target-specific information' "$log"; then
-    echo "== cargo could not query rustc before building; retrying once"
-    rc=0
-    cargo "$@" || rc=$?
-  fi
-  rm -f "$log"
-  return "$rc"
-}
-
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy -D warnings"
-cargo_step clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
-cargo_step test --workspace --locked
+cargo test --workspace --locked
 
 echo "== cargo test, Parquet output (feature parquet)"
-cargo_step clippy -p netspectra-sinks --features parquet --all-targets --locked -- -D warnings
-cargo_step test -p netspectra-sinks --features parquet --locked
+cargo clippy -p netspectra-sinks --features parquet --all-targets --locked -- -D warnings
+cargo test -p netspectra-sinks --features parquet --locked
 
 echo "== fuzz smoke run"
 scripts/fuzz.sh smoke
