@@ -32,6 +32,7 @@ pub struct Pipeline {
     metrics: Arc<PipelineMetrics>,
     ctl_tx: Sender<Ctl>,
     ctl_rx: Receiver<Ctl>,
+    producers: Arc<()>,
 }
 
 /// Asks a running pipeline for changes and hands it records made elsewhere. Cloneable; it may
@@ -58,6 +59,29 @@ impl Control {
         let _ = self
             .tx
             .send(Ctl::Command(Command::Records(stream, payload)));
+    }
+
+    /// Routes records made outside the workers that exist only as JSON lines (`records` of
+    /// them, each ending with `\n`), like any others.
+    pub fn lines(&self, stream: Stream, records: u64, json: Vec<u8>) {
+        let _ = self
+            .tx
+            .send(Ctl::Command(Command::Lines(stream, records, json)));
+    }
+}
+
+/// A source of records outside the workers (the guard's events) that the end of a run waits
+/// for: until every producer is dropped (up to [`crate::merge::PRODUCER_WAIT`] after the
+/// workers ended), the sinks stay open for its last records.
+pub struct Producer {
+    control: Control,
+    _alive: Arc<()>,
+}
+
+impl Producer {
+    /// Where its records go.
+    pub fn control(&self) -> &Control {
+        &self.control
     }
 }
 
@@ -96,6 +120,7 @@ impl Pipeline {
             metrics,
             ctl_tx,
             ctl_rx,
+            producers: Arc::new(()),
         }
     }
 
@@ -103,6 +128,15 @@ impl Pipeline {
     pub fn control(&self) -> Control {
         Control {
             tx: self.ctl_tx.clone(),
+        }
+    }
+
+    /// A producer of records outside the workers whose last records the end of the run waits
+    /// for (see [`Producer`]).
+    pub fn producer(&self) -> Producer {
+        Producer {
+            control: self.control(),
+            _alive: Arc::clone(&self.producers),
         }
     }
 
@@ -150,9 +184,10 @@ impl Pipeline {
         let metrics = Some(Arc::clone(&self.metrics));
         let c = Arc::clone(&complete);
         let ctl = self.ctl_rx;
+        let producers = self.producers;
         let merge = std::thread::Builder::new()
             .name("merge".into())
-            .spawn(move || merge_loop(rx, ctl, collectors, router, c, metrics))
+            .spawn(move || merge_loop(rx, ctl, collectors, router, c, metrics, producers))
             .expect("spawning the merge thread");
         let (outer, inner) = (self.set.wants_outer(), self.set.wants_inner());
         // Neither: no analysis looks at the packet (nothing enabled): decode the outer view.

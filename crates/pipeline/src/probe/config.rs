@@ -439,6 +439,8 @@ pub struct ProbeConfig {
     pub metrics: Option<MetricsSection>,
     /// Alert rules.
     pub alerts: Option<AlertsSection>,
+    /// The eBPF guard, run by the probe (the keys of `netspectra guard run`'s flags).
+    pub guard: Option<netspectra_guard::RunConfig>,
 }
 
 /// A configuration error: what is wrong, with the key and (when known) the line.
@@ -656,6 +658,19 @@ impl ProbeConfig {
                 }
             }
         }
+        if let Some(g) = &self.guard {
+            if let Err(e) = g.check() {
+                let msg = e.to_string();
+                // A policy file's own errors carry its name (and line): point at `policy:`.
+                let file = matches!(g.policy, netspectra_guard::PolicySource::File(_))
+                    && !matches!(e, netspectra_guard::GuardError::Config(_));
+                return Err(ConfigError {
+                    origin: origin.to_string(),
+                    line: guard_line(text, if file { "x: policy: " } else { &msg }),
+                    message: format!("guard: {msg}"),
+                });
+            }
+        }
         if let Some(r) = &self.ring {
             if r.file_size.0 < (1 << 20) {
                 return Err(err(
@@ -706,6 +721,50 @@ fn valid_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The line of a `guard:` section error: the key it names (`interface: ...`,
+/// `rules[1] (name 'x').dst: ...`, ``unknown field `defualt` ``) searched from the section's
+/// start (and from the named rule's line).
+fn guard_line(text: &str, msg: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_end() == "guard:" || l.starts_with("guard:"))?;
+    let find = |from: usize, needle: &str| {
+        lines[from..]
+            .iter()
+            .position(|l| l.contains(needle))
+            .map(|i| from + i)
+    };
+    // "invalid policy: rules[2] (name 'x').port: ..." or "invalid guard setting: xdp: ..."
+    let body = msg.split_once(": ").map_or(msg, |(_, b)| b);
+    let mut from = start;
+    if let Some(n) = body
+        .split_once("(name '")
+        .and_then(|(_, r)| r.split_once('\''))
+        .map(|(n, _)| n)
+    {
+        if let Some(i) = find(start, &format!("name: {n}")).or_else(|| find(start, n)) {
+            from = i;
+        }
+    }
+    let key = if let Some((_, r)) = body
+        .split_once("unknown field `")
+        .or_else(|| body.split_once("missing field `"))
+    {
+        r.split('`').next().unwrap_or("").to_string()
+    } else {
+        let head = body.split(": ").next().unwrap_or("");
+        head.rsplit(['.', ' ']).next().unwrap_or("").to_string()
+    };
+    let key = key.trim_end_matches(':');
+    let at = if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        None
+    } else {
+        find(from, &format!("{key}:")).or_else(|| find(from, key))
+    };
+    Some(at.unwrap_or(from) + 1)
 }
 
 /// The 1-based line of the first occurrence of `needle` in `text`.
@@ -763,6 +822,32 @@ mod tests {
         let e =
             ProbeConfig::from_yaml("sinks:\n  - type: kafka\n    url: x\n", "p.yaml").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn the_guard_section_is_checked_with_its_key_and_line() {
+        let ok = "guard:\n  interface: eth0\n  ingress: true\n  policy:\n    default: allow\n    rules:\n      - {name: no-dns, proto: udp, port: 53, action: deny}\n";
+        let c = ProbeConfig::from_yaml(ok, "p.yaml").unwrap();
+        let g = c.guard.unwrap();
+        assert_eq!(g.interface, "eth0");
+        assert_eq!(g.hooks(), vec![netspectra_guard::Hook::TcIngress]);
+        for (bad, line, says) in [
+            ("guard:\n  interface: eth0\n  hook: tc\n  policy: {default: allow}\n", 3, "hook"),
+            ("guard:\n  interface: eth0\n  xdp: true\n  egress: true\n  policy: {default: allow}\n", 4, "egress"),
+            (
+                "sinks: []\nguard:\n  interface: eth0\n  policy:\n    rules:\n      - name: a\n        action: allow\n      - name: b\n        proto: icmp\n        port: 7\n        action: deny\n",
+                10,
+                ".port",
+            ),
+            ("guard:\n  interface: eth0\n  policy:\n    defualt: allow\n", 4, "defualt"),
+            ("guard:\n  interface: eth0\n  policy: /nonexistent/policy.yaml\n", 3, "/nonexistent/policy.yaml"),
+            ("guard:\n  interface: eth0\n  max_sessions: 0\n  policy: {default: allow}\n", 3, "max_sessions"),
+            ("guard:\n  policy: {default: allow}\n", 2, "interface"),
+        ] {
+            let e = ProbeConfig::from_yaml(bad, "p.yaml").unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+            assert_eq!(e.line, Some(line), "{bad}: {e}");
+        }
     }
 
     #[test]
