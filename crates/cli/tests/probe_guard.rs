@@ -4,6 +4,8 @@
 //! `netspectra guard run --events` prints), its counters are in the probe's metrics, SIGHUP
 //! reloads its policy with the configuration, and SIGTERM detaches it.
 
+#[path = "support/clickhouse.rs"]
+mod clickhouse;
 mod common;
 
 use netspectra_testnet::{in_ns, require_root, Side, VethPair};
@@ -18,10 +20,14 @@ use std::time::{Duration, Instant};
 const A: &str = "10.91.0.1";
 const B: &str = "10.91.0.2";
 
-fn config(iface: &str, out: &Path, deny_port: u16) -> String {
+/// The probe's configuration: files (and ClickHouse at `ch`, a URL) take the guard stream.
+fn config(iface: &str, out: &Path, deny_port: u16, ch: Option<&str>) -> String {
+    let ch = ch
+        .map(|u| format!("  - type: clickhouse\n    url: {u}\n    streams: [guard]\n"))
+        .unwrap_or_default();
     format!(
         "capture:\n  interfaces:\n    - name: {iface}\nanalyses:\n  flows: {{}}\n\
-         sinks:\n  - type: files\n    dir: {}\n    streams: [guard, flows]\n\
+         sinks:\n  - type: files\n    dir: {}\n    streams: [guard, flows]\n{ch}\
          metrics:\n  listen: 127.0.0.1:9471\n\
          guard:\n  interface: {iface}\n  ingress: true\n  policy:\n    default: allow\n    rules:\n\
          \x20     - name: no-{deny_port}\n        src: {A}\n        proto: udp\n        port: {deny_port}\n        action: deny\n\
@@ -127,7 +133,13 @@ fn a_probe_runs_the_guard_and_its_deny_events_are_guard_records() {
     );
     let out = dir.path().join("out");
     let cfg = dir.path().join("probe.yaml");
-    std::fs::write(&cfg, config(&pair.b_if, &out, 9999)).unwrap();
+    // ClickHouse in b (optional: without a server the files alone are checked, with a SKIP
+    // line; CI has one).
+    let ch = clickhouse::ClickHouse::start_in(&dir.path().join("ch"), Some(&pair.b));
+    let url = ch
+        .as_ref()
+        .map(|c| format!("clickhouse://127.0.0.1:{}/pg", c.http));
+    std::fs::write(&cfg, config(&pair.b_if, &out, 9999, url.as_deref())).unwrap();
     // The configuration checks (the policy compiles) without loading anything.
     let check = common::run(
         common::bin()
@@ -179,7 +191,7 @@ fn a_probe_runs_the_guard_and_its_deny_events_are_guard_records() {
     assert_eq!(st["counters"]["dropped"], 6, "{st}");
 
     // SIGHUP: the reloaded configuration denies 8888 instead; 9999 passes from now on.
-    std::fs::write(&cfg, config(&pair.b_if, &out, 8888)).unwrap();
+    std::fs::write(&cfg, config(&pair.b_if, &out, 8888, url.as_deref())).unwrap();
     let hup = Command::new("kill")
         .args(["-HUP", &probe.id().to_string()])
         .status()
@@ -243,6 +255,30 @@ fn a_probe_runs_the_guard_and_its_deny_events_are_guard_records() {
     );
     assert_eq!(log_ports, want(&logged), "two log events per logged socket");
     assert!(!after.is_empty());
+    // The ClickHouse table: one column per field, the same events.
+    if let Some(ch) = &ch {
+        let q = |w: &str| ch.count(&format!("SELECT count() FROM pg.guard WHERE {w}"));
+        assert_eq!(q("1"), 10);
+        assert_eq!(
+            q(&format!(
+                "action = 'deny' AND rule = 'no-9999' AND src = '{A}' AND dst = '{B}' \
+                 AND dport = 9999 AND proto = 'udp' AND has(flags, 'dropped')"
+            )),
+            6
+        );
+        assert_eq!(
+            q(&format!("action = 'log' AND src = '{A}' AND dport = 7777")),
+            4
+        );
+        assert_eq!(
+            q("time < now() - 600 OR probe = ''"),
+            0,
+            "time and probe are set"
+        );
+        for p in &denied {
+            assert_eq!(q(&format!("action = 'deny' AND sport = {p}")), 2);
+        }
+    }
     // Flows of the capture still arrive next to the guard's records.
     assert!(out.join("flows.jsonl").exists());
 }
