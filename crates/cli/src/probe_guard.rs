@@ -190,10 +190,14 @@ fn event_loop(
                         "probe: guard: policy reloaded, generation {before} -> {g} ({} rules)",
                         r.policy().rules.len()
                     );
-                    let iface = &r.config().interface;
-                    let st = State::of(r, policy_origin(&cfg, config), "probe");
-                    if let Err(e) = write_state(iface, &st) {
-                        eprintln!("probe: guard: {e}");
+                    // After `capture.user` dropped the privileges the state stays as it was
+                    // (`guard status` reads the generation from the maps).
+                    if netspectra_guard::is_root() {
+                        let iface = &r.config().interface;
+                        let st = State::of(r, policy_origin(&cfg, config), "probe");
+                        if let Err(e) = write_state(iface, &st) {
+                            eprintln!("probe: guard: {e}");
+                        }
                     }
                 }
                 Err(e) => {

@@ -45,6 +45,22 @@ fn in_netns(ns: &str) -> Command {
     c
 }
 
+/// The running probe; when the test fails half-way, dropping it kills the probe and removes
+/// what its guard left (pins, state file).
+struct Probe {
+    child: Child,
+    iface: String,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/netspectra/{}", self.iface));
+        let _ = std::fs::remove_file(format!("/run/netspectra/{}.json", self.iface));
+    }
+}
+
 /// Starts the probe in namespace `ns`; its stderr lines arrive on the receiver.
 fn spawn_probe(ns: &str, cfg: &Path) -> (Child, Receiver<String>) {
     let mut c = in_netns(ns)
@@ -161,7 +177,11 @@ fn a_probe_runs_the_guard_and_its_deny_events_are_guard_records() {
         };
         (r(9999), r(7777))
     });
-    let (mut probe, lines) = spawn_probe(&pair.b, &cfg);
+    let (child, lines) = spawn_probe(&pair.b, &cfg);
+    let mut probe = Probe {
+        child,
+        iface: pair.b_if.clone(),
+    };
     wait_line(&lines, "listening on");
     let state = format!("/run/netspectra/{}.json", pair.b_if);
     assert!(Path::new(&state).exists(), "the guard publishes its state");
@@ -193,7 +213,7 @@ fn a_probe_runs_the_guard_and_its_deny_events_are_guard_records() {
     // SIGHUP: the reloaded configuration denies 8888 instead; 9999 passes from now on.
     std::fs::write(&cfg, config(&pair.b_if, &out, 8888, url.as_deref())).unwrap();
     let hup = Command::new("kill")
-        .args(["-HUP", &probe.id().to_string()])
+        .args(["-HUP", &probe.child.id().to_string()])
         .status()
         .unwrap();
     assert!(hup.success());
@@ -201,7 +221,7 @@ fn a_probe_runs_the_guard_and_its_deny_events_are_guard_records() {
     let after = send(&pair.a, 9999, 1, 1);
     assert_eq!(received(&r9999), 1, "9999 is allowed after the reload");
 
-    let s = sigterm_and_wait(&mut probe);
+    let s = sigterm_and_wait(&mut probe.child);
     assert_eq!(s["guard"]["events"], 10, "{s}");
     assert_eq!(s["guard"]["interface"], pair.b_if.as_str(), "{s}");
     // Detached and cleaned up: the pins and the state are gone, denied traffic passes.
