@@ -170,15 +170,22 @@ pub fn merge_loop(
     }
     // The producers outside the workers (the guard) see the same stop: their last records
     // arrive within moments.
+    // Past the wait, what is queued is taken (a producer still sending cannot hold the end
+    // back for more than twice the wait).
     let t0 = std::time::Instant::now();
-    loop {
-        let done = Arc::strong_count(&producers) == 1 || t0.elapsed() > PRODUCER_WAIT;
-        match ctl.recv_timeout(Duration::from_millis(20)) {
-            Ok(Ctl::Command(Command::Records(s, p))) => emit(&mut router, s, p),
-            Ok(Ctl::Command(Command::Lines(s, n, json))) => router.route_lines(s, n, json),
-            Ok(_) => {}
-            Err(_) if done => break,
-            Err(_) => {}
+    while t0.elapsed() < 2 * PRODUCER_WAIT {
+        let waiting = Arc::strong_count(&producers) > 1 && t0.elapsed() < PRODUCER_WAIT;
+        let next = if waiting {
+            ctl.recv_timeout(Duration::from_millis(20)).ok()
+        } else {
+            ctl.try_recv().ok()
+        };
+        match next {
+            Some(Ctl::Command(Command::Records(s, p))) => emit(&mut router, s, p),
+            Some(Ctl::Command(Command::Lines(s, n, json))) => router.route_lines(s, n, json),
+            Some(_) => {}
+            None if waiting => {}
+            None => break,
         }
     }
     if let Some(r) = pending_sinks {

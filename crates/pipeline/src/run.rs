@@ -338,3 +338,61 @@ fn add(t: &mut SourceStats, s: &SourceStats) {
     t.skipped_blocks += s.skipped_blocks;
     t.input_offset = s.input_offset;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netspectra_sinks::delivery::DeliveryConfig;
+    use netspectra_sinks::sink::{DeliverError, Routes, Sink};
+    use netspectra_sinks::stream::{Batch, StreamKind};
+    use std::time::Duration;
+
+    /// Keeps the JSON lines of the guard stream.
+    struct Collect(Arc<Mutex<Vec<u8>>>);
+
+    impl Sink for Collect {
+        fn name(&self) -> String {
+            "collect".into()
+        }
+        fn routes(&self) -> Routes {
+            Routes::kinds(&[StreamKind::Guard])
+        }
+        fn deliver(&mut self, b: &Batch) -> Result<(), DeliverError> {
+            self.0.lock().unwrap().extend_from_slice(b.json());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_run_waits_for_the_last_records_of_a_producer() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let mut p = Pipeline::new(AnalysisSet::default(), 1, None);
+        let sink = Collect(Arc::clone(&got));
+        p.add_sink(
+            SinkRunner::start(Box::new(sink), &Routes::all(), DeliveryConfig::default()).unwrap(),
+        );
+        let producer = p.producer();
+        let guard = Stream::of(StreamKind::Guard);
+        producer
+            .control()
+            .lines(guard.clone(), 2, b"{\"a\":1}\n{\"a\":2}\n".to_vec());
+        // The workers end at once (no input); the producer hands over its last line later.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            producer.control().lines(guard, 1, b"{\"a\":3}\n".to_vec());
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let r = p.run_files(
+            &[],
+            &mut |_| unreachable!("no files"),
+            &stop,
+            &mut |_, _| {},
+        );
+        late.join().unwrap();
+        assert_eq!(r.sinks[0].0.delivered, 3, "{:?}", r.sinks[0].0);
+        assert_eq!(
+            String::from_utf8_lossy(&got.lock().unwrap()),
+            "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n"
+        );
+    }
+}
