@@ -220,6 +220,23 @@ fn a_probe_runs_the_guard_and_its_deny_events_are_guard_records() {
     wait_line(&lines, "generation 1 -> 2");
     let after = send(&pair.a, 9999, 1, 1);
     assert_eq!(received(&r9999), 1, "9999 is allowed after the reload");
+    // `guard reload` signals the probe (which reloads its configuration), and refuses a
+    // policy file of its own for a probe's guard.
+    let rl = common::run(in_netns(&pair.b).args(["guard", "reload", "-i", &pair.b_if]));
+    assert!(
+        String::from_utf8_lossy(&rl.stdout).contains("generation 2 -> 3"),
+        "{}",
+        String::from_utf8_lossy(&rl.stdout)
+    );
+    let other = dir.path().join("other.yaml");
+    std::fs::write(&other, "default: allow\n").unwrap();
+    let rl = in_netns(&pair.b)
+        .args(["guard", "reload", "-i", &pair.b_if, "--policy"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(rl.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&rl.stderr).contains("netspectra probe"));
 
     let s = sigterm_and_wait(&mut probe.child);
     assert_eq!(s["guard"]["events"], 10, "{s}");
