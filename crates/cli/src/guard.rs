@@ -9,10 +9,11 @@ use crate::exit::BadInput;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use netspectra_guard::abi::{c, GuardEvent, SessKey, SessVal};
+use netspectra_guard::events::{action_name, event_json, proto_name};
+use netspectra_guard::loader::monotonic_ns;
 use netspectra_guard::policy::{rule_name, u128_to_ip};
-use netspectra_guard::{compile, Guard, GuardError, Hook, Maps, Policy, Rule};
-use netspectra_metrics::{Exposition, Kind};
-use serde::{Deserialize, Serialize};
+use netspectra_guard::run::{pid_alive, read_state, state_path, write_state, State};
+use netspectra_guard::{compile, GuardError, Maps, Policy, PolicySource, RunConfig, Running};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -140,52 +141,13 @@ struct ReloadArgs {
     policy: Option<PathBuf>,
 }
 
-/// What a running guard publishes for the other subcommands.
-#[derive(Serialize, Deserialize, Default)]
-struct State {
-    pid: u32,
-    policy: PathBuf,
-    generation: u32,
-    rules: Vec<String>,
-    hooks: Vec<String>,
-    pinned: bool,
-}
-
-fn state_path(iface: &str) -> PathBuf {
-    Path::new("/run/netspectra").join(format!("{iface}.json"))
-}
-
-fn read_state(iface: &str) -> Option<State> {
-    let text = std::fs::read_to_string(state_path(iface)).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-fn write_state(iface: &str, s: &State) -> Result<()> {
-    std::fs::create_dir_all("/run/netspectra").context("creating /run/netspectra")?;
-    let tmp = state_path(iface).with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(s)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, state_path(iface)).context("publishing guard state")?;
-    Ok(())
-}
-
-fn pid_alive(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence.
-    let exists = pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
-    // a recycled pid must not receive our SIGHUP: require a `... guard run ...` command line
-    exists
-        && std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| {
-                let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
-                args.windows(2).any(|w| w[0] == b"guard" && w[1] == b"run")
-            })
-            .unwrap_or(false)
-}
-
 /// Maps library errors to exit codes: policy problems are bad input (2).
 fn lib_err(e: GuardError) -> anyhow::Error {
     match e {
-        GuardError::Policy(_) | GuardError::Compile(_) => BadInput(e.to_string()).into(),
+        GuardError::Policy(_)
+        | GuardError::Compile(_)
+        | GuardError::Config(_)
+        | GuardError::NoInterface(_) => BadInput(e.to_string()).into(),
         other => other.into(),
     }
 }
@@ -210,154 +172,41 @@ pub fn run(a: GuardArgs) -> Result<ExitCode> {
     }
 }
 
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        132 => "sctp".into(),
-        n => n.to_string(),
-    }
-}
-
-fn action_name(a: u32) -> &'static str {
-    netspectra_guard::Action::from_code(a)
-        .map(|a| a.as_str())
-        .unwrap_or("?")
-}
-
-/// Writes one event as a JSON line (reuses `line`; no per-event allocation beyond the names).
+/// Writes one event as a JSON line (reuses `line`).
 fn write_event(
     out: &mut impl Write,
     e: &GuardEvent,
-    rules: &[Rule],
     names: &[String],
     line: &mut String,
 ) -> std::io::Result<()> {
-    use std::fmt::Write as _;
-    let now_mono = monotonic_ns();
-    let wall = realtime_ns().saturating_sub(now_mono.saturating_sub(e.ts_ns));
-    let rule = if !rules.is_empty() {
-        rule_name(rules, e.rule_id)
-    } else if let Some(n) = names.get(e.rule_id as usize) {
-        n.clone()
-    } else {
-        rule_name(&[], e.rule_id)
-    };
-    let mut flags = Vec::new();
-    if e.flags as u64 & c::GUARD_EV_DROPPED != 0 {
-        flags.push("\"dropped\"");
-    }
-    if e.flags as u64 & c::GUARD_EV_AUDIT != 0 {
-        flags.push("\"audit\"");
-    }
-    if e.flags as u64 & c::GUARD_EV_REEVAL != 0 {
-        flags.push("\"reevaluated\"");
-    }
-    if e.flags as u64 & c::GUARD_EV_NEW != 0 {
-        flags.push("\"new_session\"");
-    }
-    line.clear();
-    let _ = write!(
-        line,
-        "{{\"ts\":{:.6},\"action\":\"{}\",\"rule\":{},\"rule_id\":{},\"src\":\"{}\",\"dst\":\"{}\",\"sport\":{},\"dport\":{},\"proto\":\"{}\",\"len\":{},\"generation\":{},\"flags\":[{}]}}",
-        wall as f64 / 1e9,
-        action_name(e.action as u32),
-        serde_json::Value::String(rule),
-        e.rule_id as i64,
-        u128_to_ip(u128::from_be_bytes(e.src)),
-        u128_to_ip(u128::from_be_bytes(e.dst)),
-        e.sport,
-        e.dport,
-        proto_name(e.proto),
-        e.pkt_len,
-        e.generation,
-        flags.join(",")
-    );
+    event_json(e, &[], names, line);
     line.push('\n');
     out.write_all(line.as_bytes())
 }
 
 fn cmd_run(r: RunArgs) -> Result<ExitCode> {
-    let mut policy = load_policy(&r.policy)?;
-    if r.audit {
-        policy.audit = true;
-    }
+    let cfg = RunConfig {
+        interface: r.iface.clone(),
+        policy: PolicySource::File(r.policy.clone()),
+        ingress: r.ingress,
+        egress: r.egress,
+        xdp: r.xdp,
+        audit: r.audit,
+        max_sessions: r.max_sessions,
+    };
+    cfg.load_policy().map_err(lib_err)?;
     netspectra_guard::check_capabilities().map_err(lib_err)?;
-    let cname = std::ffi::CString::new(r.iface.clone())
-        .map_err(|_| BadInput("bad interface name".into()))?;
-    // SAFETY: valid NUL-terminated string; if_nametoindex looks in this process's network namespace.
-    if unsafe { libc::if_nametoindex(cname.as_ptr()) } == 0 {
-        return Err(BadInput(format!("interface '{}' does not exist", r.iface)).into());
-    }
     if let Some(st) = read_state(&r.iface) {
         if pid_alive(st.pid) && st.pid != std::process::id() {
             bail!("a guard is already running on {} (pid {})", r.iface, st.pid);
         }
     }
-    // leftovers of an earlier --pin run: remove them (this detaches the old programs)
-    let dir = netspectra_guard::pin_dir(&r.iface);
-    if dir.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let mut guard = Guard::load_for(r.max_sessions, r.xdp).map_err(lib_err)?;
-    let (gen, compiled) = guard.install(&policy).map_err(lib_err)?;
-    guard.pin_maps(&r.iface).map_err(lib_err)?;
-    let mut hooks = Vec::new();
-    if r.xdp {
-        hooks.push(Hook::Xdp);
-    } else {
-        if r.ingress || !r.egress {
-            hooks.push(Hook::TcIngress);
-        }
-        if r.egress || !r.ingress {
-            hooks.push(Hook::TcEgress);
-        }
-    }
-    for h in &hooks {
-        if let Err(e) = guard.attach(&r.iface, *h) {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(lib_err(e));
-        }
-    }
-    let mut state = State {
-        pid: std::process::id(),
-        policy: std::fs::canonicalize(&r.policy).unwrap_or(r.policy.clone()),
-        generation: gen,
-        rules: policy.rules.iter().map(|x| x.name.clone()).collect(),
-        hooks: hooks.iter().map(|h| format!("{h:?}")).collect(),
-        pinned: r.pin,
-    };
-    write_state(&r.iface, &state)?;
-    eprintln!(
-        "guard: attached to {} ({}), generation {gen}, {} rules ({} exact, {} LPM entries, {} destination nodes){}; maps pinned in {}",
-        r.iface,
-        state.hooks.join(", "),
-        policy.rules.len(),
-        compiled.exact.len(),
-        compiled.rules.len(),
-        compiled.dst.len(),
-        if policy.audit { ", AUDIT mode" } else { "" },
-        dir.display()
-    );
+    let mut guard = Running::start(cfg).map_err(lib_err)?;
+    let policy_file = std::fs::canonicalize(&r.policy).unwrap_or(r.policy.clone());
+    let mut state = State::of(&guard, policy_file, "");
+    state.pinned = r.pin;
+    write_state(&r.iface, &state).map_err(lib_err)?;
+    eprintln!("guard: {}", guard.summary());
 
     // Scrapes read the pinned maps on the metrics thread: the loop below never waits for them.
     let _metrics = match &r.metrics {
@@ -365,7 +214,7 @@ fn cmd_run(r: RunArgs) -> Result<ExitCode> {
             let maps = Maps::open_pinned(&r.iface).map_err(lib_err)?;
             let iface = r.iface.clone();
             Some(crate::metrics::serve("guard", addr, false, move |e| {
-                guard_metrics(e, &iface, &maps)
+                netspectra_guard::events::render_metrics(e, &iface, &maps)
             })?)
         }
         None => None,
@@ -380,20 +229,18 @@ fn cmd_run(r: RunArgs) -> Result<ExitCode> {
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut line = String::with_capacity(256);
-    let mut last_gc = Instant::now();
-    let mut warned_full = false;
     while !term.load(Ordering::Relaxed) {
         if r.events {
-            let rules = &policy.rules;
             guard
-                .maps
-                .poll_events(Duration::from_millis(200), |e| {
-                    let _ = write_event(&mut out, e, rules, &[], &mut line);
+                .poll(Duration::from_millis(200), |line| {
+                    let _ = out
+                        .write_all(line.as_bytes())
+                        .and_then(|()| out.write_all(b"\n"));
                 })
                 .map_err(lib_err)?;
             out.flush().ok();
         } else {
+            // The events stay in the ring buffer for `guard events`.
             std::thread::sleep(Duration::from_millis(200));
         }
         if hup.swap(false, Ordering::Relaxed) {
@@ -403,23 +250,21 @@ fn cmd_run(r: RunArgs) -> Result<ExitCode> {
                     state.policy = st.policy;
                 }
             }
-            match load_policy(&state.policy).and_then(|mut p| {
-                if r.audit {
-                    p.audit = true;
-                }
-                let (g, _) = guard.install(&p).map_err(lib_err)?;
-                Ok((p, g))
-            }) {
-                Ok((p, g)) => {
+            match load_policy(&state.policy).and_then(|p| guard.reload(p).map_err(lib_err)) {
+                Ok(g) => {
                     eprintln!(
                         "guard: reloaded {} -> generation {g} ({} rules)",
                         state.policy.display(),
-                        p.rules.len()
+                        guard.policy().rules.len()
                     );
                     state.generation = g;
-                    state.rules = p.rules.iter().map(|x| x.name.clone()).collect();
-                    policy = p;
-                    write_state(&r.iface, &state)?;
+                    state.rules = guard
+                        .policy()
+                        .rules
+                        .iter()
+                        .map(|x| x.name.clone())
+                        .collect();
+                    write_state(&r.iface, &state).map_err(lib_err)?;
                 }
                 Err(e) => eprintln!(
                     "guard: reload failed, keeping generation {}: {e:#}",
@@ -427,29 +272,16 @@ fn cmd_run(r: RunArgs) -> Result<ExitCode> {
                 ),
             }
         }
-        if last_gc.elapsed() > Duration::from_secs(10) {
-            last_gc = Instant::now();
-            let _ = guard.maps.gc_closed(monotonic_ns());
-            if let Ok(u) = guard.maps.usage() {
-                if let Some(s) = u.iter().find(|m| m.name == "sessions") {
-                    let fill = s.entries.unwrap_or(0) as f64 / s.max_entries.max(1) as f64;
-                    if fill > 0.9 && !warned_full {
-                        eprintln!("guard: session map {:.0}% full; LRU evictions are happening (on_full: {:?})", fill * 100.0, policy.on_full);
-                        warned_full = true;
-                    }
-                }
-            }
+        if let Some(w) = guard.tick() {
+            eprintln!("guard: {w}");
         }
     }
     out.flush().ok();
+    let dir = guard.pin_dir().to_path_buf();
+    guard.stop(r.pin).map_err(lib_err)?;
     if r.pin {
-        guard.pin_links(&r.iface).map_err(lib_err)?;
         eprintln!("guard: exiting; programs stay attached (pinned in {}); `netspectra guard unpin -i {}` detaches", dir.display(), r.iface);
-        std::mem::forget(guard);
     } else {
-        let _ = std::fs::remove_dir_all(&dir);
-        let _ = std::fs::remove_file(state_path(&r.iface));
-        drop(guard);
         eprintln!("guard: detached from {}", r.iface);
     }
     Ok(ExitCode::SUCCESS)
@@ -459,71 +291,6 @@ fn open(iface: &str) -> Result<Maps> {
     netspectra_guard::check_capabilities().map_err(lib_err)?;
     netspectra_guard::ensure_bpffs().map_err(lib_err)?;
     Maps::open_pinned(iface).map_err(lib_err)
-}
-
-/// Renders the guard's Prometheus metrics from its maps: every per-CPU counter (summed) as a
-/// counter, map fill, policy generation and audit mode as gauges; `netspectra_guard_up` is 0
-/// when the maps cannot be read.
-fn guard_metrics(e: &mut Exposition, iface: &str, maps: &Maps) {
-    let l = [("interface", iface)];
-    let read = maps
-        .counters()
-        .and_then(|c| Ok((c, maps.usage()?, maps.config()?)));
-    e.sample(
-        "netspectra_guard_up",
-        Kind::Gauge,
-        "1 when the guard's maps could be read.",
-        &l,
-        if read.is_ok() { 1.0 } else { 0.0 },
-    );
-    let Ok((counters, usage, cfg)) = read else {
-        return;
-    };
-    let mut name = String::new();
-    for (i, n) in netspectra_guard::abi::COUNTER_NAMES.iter().enumerate() {
-        name.clear();
-        name.push_str("netspectra_guard_");
-        name.push_str(n);
-        name.push_str("_total");
-        let help = format!("Guard counter {n}, summed over CPUs (see `guard status`).");
-        e.sample(&name, Kind::Counter, &help, &l, counters.0[i] as f64);
-    }
-    for u in &usage {
-        if let Some(n) = u.entries {
-            let lm = [("interface", iface), ("map", u.name)];
-            e.sample(
-                "netspectra_guard_map_entries",
-                Kind::Gauge,
-                "Entries in a BPF map.",
-                &lm,
-                n as f64,
-            );
-        }
-    }
-    for u in &usage {
-        let lm = [("interface", iface), ("map", u.name)];
-        e.sample(
-            "netspectra_guard_map_max_entries",
-            Kind::Gauge,
-            "Capacity of a BPF map.",
-            &lm,
-            u.max_entries as f64,
-        );
-    }
-    e.sample(
-        "netspectra_guard_policy_generation",
-        Kind::Gauge,
-        "Generation of the installed policy (grows by one per reload).",
-        &l,
-        cfg.generation as f64,
-    );
-    e.sample(
-        "netspectra_guard_audit_mode",
-        Kind::Gauge,
-        "1 when the policy only reports what it would deny.",
-        &l,
-        (cfg.audit != 0) as u8 as f64,
-    );
 }
 
 fn cmd_status(s: StatusArgs) -> Result<ExitCode> {
@@ -615,7 +382,7 @@ fn cmd_events(e: EventsArgs) -> Result<ExitCode> {
         let mut io_err = None;
         maps.poll_events(Duration::from_millis(100), |ev| {
             if n < limit {
-                if let Err(err) = write_event(&mut out, ev, &[], &names, &mut line) {
+                if let Err(err) = write_event(&mut out, ev, &names, &mut line) {
                     io_err = Some(err);
                 }
                 n += 1;
@@ -792,6 +559,15 @@ fn cmd_reload(r: ReloadArgs) -> Result<ExitCode> {
     let before = maps.config().map_err(lib_err)?.generation;
     match state {
         Some(st) if pid_alive(st.pid) => {
+            if st.owner == "probe" && r.policy.is_some() {
+                return Err(BadInput(format!(
+                    "the guard on {} runs under `netspectra probe` (pid {}): its policy is the \
+                     probe's `guard.policy`; change that and reload without --policy (or send \
+                     the probe SIGHUP)",
+                    r.iface, st.pid
+                ))
+                .into());
+            }
             if let Some(p) = &r.policy {
                 // validate first so that a bad file fails here, loudly, with exit code 2
                 load_policy(p)?;
@@ -800,7 +576,10 @@ fn cmd_reload(r: ReloadArgs) -> Result<ExitCode> {
                 write_state(&r.iface, &st2)?;
                 signal_and_wait(st2.pid, &maps, before)
             } else {
-                load_policy(&st.policy)?;
+                // a probe validates its whole configuration when signalled
+                if st.owner != "probe" {
+                    load_policy(&st.policy)?;
+                }
                 signal_and_wait(st.pid, &maps, before)
             }
         }

@@ -15,6 +15,7 @@ mod info;
 mod live;
 mod metrics;
 mod probe;
+mod probe_guard;
 mod record_cmd;
 mod record_format;
 mod replay;

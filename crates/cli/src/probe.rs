@@ -4,11 +4,13 @@
 //! runs over capture files and ends with them.
 
 use crate::exit::BadInput;
+use crate::probe_guard::{self, GuardMetrics, GuardThread};
 use crate::stdout::outln;
 use crate::stop::Stop;
 use anyhow::{Context, Result};
 use clap::Args;
 use netspectra_capture::{drop_privileges, give_to, FilterHandle, LiveConfig, LiveSource};
+use netspectra_guard::RunConfig;
 use netspectra_metrics::{EndpointOptions, MetricsServer, Readiness};
 use netspectra_pcap::CaptureReader;
 use netspectra_pipeline::probe::config::{
@@ -21,6 +23,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -218,9 +221,15 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
             _ => {}
         }
     }
+    if loaded.cfg.guard.is_some() && !a.read.is_empty() {
+        return Err(BadInput(
+            "guard: the guard protects a live interface; it does not run with --read".into(),
+        )
+        .into());
+    }
     if a.check_config {
         outln!(
-            "probe: configuration ok: {} ({}; analyses: {}; sinks: {})",
+            "probe: configuration ok: {} ({}; analyses: {}; sinks: {}{})",
             loaded.origin,
             match &input {
                 Input::Files(f) => format!("{} file(s)", f.len()),
@@ -242,7 +251,11 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
             .flatten()
             .collect::<Vec<_>>()
             .join(", "),
-            cfg_sinks.len()
+            cfg_sinks.len(),
+            match &loaded.cfg.guard {
+                Some(g) => format!("; guard on {}", g.interface),
+                None => String::new(),
+            }
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -264,12 +277,14 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
     let capture_open = Arc::new(AtomicBool::new(false));
     let live_counters = Arc::new(crate::metrics::LiveCounters::default());
     let alert_metrics = Arc::new(netspectra_alerts::AlertMetrics::default());
+    let guard_metrics = GuardMetrics::default();
     let _endpoint = match &metrics_cfg {
         Some(m) => Some(start_endpoint(
             m,
             Arc::clone(&metrics),
             Arc::clone(&live_counters),
             Arc::clone(&alert_metrics),
+            guard_metrics.clone(),
             Arc::clone(&capture_open),
             a.quiet,
         )?),
@@ -319,6 +334,19 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         Some(Arc::new(move || counters.totals())),
     )
     .map_err(BadInput)?;
+    // The guard loads and attaches while the privileges are there.
+    let guard = match (&loaded.cfg.guard, &a.config) {
+        (Some(g), Some(path)) => {
+            let r = probe_guard::start(g, path, &guard_metrics, a.quiet)?;
+            Some(GuardThread::spawn(
+                r,
+                pipeline.producer(),
+                stop.handle().shared(),
+                path.clone(),
+            )?)
+        }
+        _ => None,
+    };
     let user = a.user.clone().or_else(|| loaded.cfg.capture.user.clone());
     if let Some(u) = &user {
         // Folders made for outputs stay writable by the user we become.
@@ -360,6 +388,7 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
                 extra: probe::shortcut_sinks(a.out.as_deref(), store.as_deref(), &a.export)
                     .unwrap_or_default(),
                 stop: stop.handle().shared(),
+                guard: guard.as_ref().map(GuardThread::reloader),
             },
         )?;
     }
@@ -388,7 +417,18 @@ pub fn run(a: ProbeArgs) -> Result<ExitCode> {
         }
     };
     drop(control);
-    finish(&a, report, t0.elapsed().as_secs_f64(), &stop, offline)
+    // The stop that ended the capture ended the guard's loop too (the run waited for its last
+    // events); if the capture ended otherwise, stop it here.
+    stop.handle().shared().store(true, Ordering::Relaxed);
+    let guard = guard.map(GuardThread::join);
+    finish(
+        &a,
+        report,
+        t0.elapsed().as_secs_f64(),
+        &stop,
+        offline,
+        guard,
+    )
 }
 
 /// What a reload needs to start new sinks.
@@ -396,6 +436,8 @@ struct SinkSetup {
     /// Sinks from the command line, kept across reloads.
     extra: Vec<SinkSection>,
     stop: Arc<AtomicBool>,
+    /// Where a new `guard:` section goes (when a guard runs).
+    guard: Option<Sender<RunConfig>>,
 }
 
 /// Reloads the configuration on every SIGHUP: a valid one takes effect at the next interval
@@ -459,6 +501,11 @@ fn reload(
     {
         return Err("analyses or anonymization switched on or off: that needs a restart".into());
     }
+    match (&old.guard, &new.guard, &setup.guard) {
+        (None, None, _) => {}
+        (Some(o), Some(n), Some(_)) => probe_guard::reloadable(o, n)?,
+        _ => return Err("the guard section was added or removed: that needs a restart".into()),
+    }
     if let (Some(f), Some(base)) = (&set.flows, base_tick) {
         if let Some(v) = f.views.iter().find(|v| v.interval % base != 0) {
             return Err(format!(
@@ -501,6 +548,10 @@ fn reload(
     let n = (views.len(), started.len());
     control.views(views);
     control.sinks(started.into_iter().map(|s| s.runner).collect());
+    if let (Some(g), Some(tx)) = (&new.guard, &setup.guard) {
+        // The guard's thread installs the new policy at once (its log says so).
+        let _ = tx.send(g.clone());
+    }
     *old = loaded.cfg;
     Ok(format!(
         "{} views and {} sinks from the next interval boundary",
@@ -513,6 +564,7 @@ fn start_endpoint(
     metrics: Arc<PipelineMetrics>,
     live: Arc<crate::metrics::LiveCounters>,
     alerts: Arc<netspectra_alerts::AlertMetrics>,
+    guard: GuardMetrics,
     capture_open: Arc<AtomicBool>,
     quiet: bool,
 ) -> Result<MetricsServer> {
@@ -547,6 +599,7 @@ fn start_endpoint(
             metrics.render(e);
             live.render(e);
             alerts.expose(e);
+            guard.render(e);
         },
         opts,
     )
@@ -564,6 +617,7 @@ fn finish(
     secs: f64,
     stop: &Stop,
     offline: bool,
+    guard: Option<(String, u64)>,
 ) -> Result<ExitCode> {
     let mut failure = None;
     let mut waiting = Vec::new();
@@ -626,6 +680,10 @@ fn finish(
                 "answered": s.answered,
                 "unanswered": s.unanswered,
             })),
+            "guard": guard.as_ref().map(|(iface, n)| serde_json::json!({
+                "interface": iface,
+                "events": n,
+            })),
             "sinks": sinks,
             "warnings": report.warnings,
         });
@@ -658,6 +716,9 @@ fn finish(
                 "\n  dns: {} records ({} answered, {} unanswered)",
                 s.records, s.answered, s.unanswered
             ));
+        }
+        if let Some((iface, n)) = &guard {
+            t.push_str(&format!("\n  guard on {iface}: {n} deny/log events"));
         }
         for (rep, _) in &report.sinks {
             t.push_str(&format!(

@@ -3,9 +3,11 @@
 
 pub mod abi;
 pub mod compile;
+pub mod events;
 pub mod frames;
 pub mod loader;
 pub mod policy;
+pub mod run;
 pub mod sys;
 
 pub use compile::{compile, Compiled};
@@ -13,6 +15,7 @@ pub use loader::{
     check_capabilities, ensure_bpffs, pin_dir, Counters, Guard, Hook, Maps, PIN_ROOT,
 };
 pub use policy::{Action, Cidr, FlowTuple, OnFull, Policy, Rule, Verdict};
+pub use run::{PolicySource, RunConfig, Running};
 
 /// Errors of the guard library.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,12 @@ pub enum GuardError {
     /// No running guard found for the interface.
     #[error("no running guard found (no pinned maps in {0}); start one with `netspectra guard run -i IFACE --policy FILE`")]
     NotRunning(String),
+    /// A run setting (interface, hooks, session capacity) is invalid; the message names the key.
+    #[error("invalid guard setting: {0}")]
+    Config(String),
+    /// The interface to attach to does not exist (in this network namespace).
+    #[error("interface '{0}' does not exist")]
+    NoInterface(String),
     /// A BPF load/attach/map operation failed.
     #[error("bpf: {0}")]
     Bpf(String),

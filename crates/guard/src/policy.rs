@@ -277,6 +277,14 @@ impl Policy {
         raw.validate()
     }
 
+    /// Validates a policy given as a YAML value (a policy written inside another file, such as
+    /// the probe's configuration); errors name the key.
+    pub fn from_value(v: serde_yaml::Value) -> Result<Policy, GuardError> {
+        let raw: RawPolicy =
+            serde_yaml::from_value(v).map_err(|e| GuardError::Policy(e.to_string()))?;
+        raw.validate()
+    }
+
     /// Reads and parses a policy file.
     pub fn from_file(path: &std::path::Path) -> Result<Policy, GuardError> {
         use std::io::Read;

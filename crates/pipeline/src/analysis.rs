@@ -160,6 +160,9 @@ pub enum Command {
     Views(Vec<ViewSpec>),
     /// Records made outside the workers (guard events, alerts): routed like any other.
     Records(Stream, Payload),
+    /// Records made outside the workers that exist only as JSON lines (guard events): how many,
+    /// and the lines.
+    Lines(Stream, u64, Vec<u8>),
 }
 
 /// A worker's part of the flow analysis.

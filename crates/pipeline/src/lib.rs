@@ -30,7 +30,7 @@ pub mod worker;
 
 pub use analysis::{AnalysisSet, AnonymizeSetup, FlowsSetup};
 pub use metrics::PipelineMetrics;
-pub use run::{Control, Pipeline, RunReport};
+pub use run::{Control, Pipeline, Producer, RunReport};
 
 /// Errors of the pipeline.
 #[derive(Debug, thiserror::Error)]

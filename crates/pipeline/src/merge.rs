@@ -82,6 +82,22 @@ impl Router {
         }
     }
 
+    /// Numbers a batch known only as JSON lines (`records` of them) and hands it to every sink
+    /// that takes its stream.
+    pub fn route_lines(&mut self, stream: Stream, records: u64, json: Vec<u8>) {
+        if records == 0 || !self.runners.iter().any(|r| r.accepts(&stream)) {
+            return;
+        }
+        let seq = self.seqs.entry(stream.clone()).or_insert(0);
+        let b = Arc::new(Batch::encoded(stream, *seq, records, json));
+        *seq += 1;
+        for r in &self.runners {
+            if r.accepts(&b.stream) {
+                r.push(&b);
+            }
+        }
+    }
+
     /// Closes every sink (complete or partial outputs) and returns what each delivered.
     pub fn close(self, complete: bool) -> Vec<(DeliveryReport, Result<Closed, DeliverError>)> {
         // Sinks drain in parallel: one slow destination does not delay the others' close.
@@ -106,8 +122,13 @@ pub struct MergeOutcome {
     pub sinks: Vec<(DeliveryReport, Result<Closed, DeliverError>)>,
 }
 
-/// Runs until every worker's sender is gone, then closes the sinks (`complete` is read at that
-/// point: false when the run stopped before its input ended).
+/// How long the end of a run waits for the producers outside the workers (see
+/// [`crate::run::Producer`]) to hand over their last records.
+pub const PRODUCER_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs until every worker's sender is gone and every producer outside the workers is done (or
+/// [`PRODUCER_WAIT`] passed), then closes the sinks (`complete` is read at that point: false
+/// when the run stopped before its input ended).
 pub fn merge_loop(
     rx: Receiver<Msg>,
     ctl: Receiver<Ctl>,
@@ -115,6 +136,7 @@ pub fn merge_loop(
     mut router: Router,
     complete: Arc<AtomicBool>,
     metrics: Option<Arc<PipelineMetrics>>,
+    producers: Arc<()>,
 ) -> MergeOutcome {
     let mut pending_sinks: Option<Vec<SinkRunner>> = None;
     let emit = |router: &mut Router, stream: Stream, payload: Payload| {
@@ -135,6 +157,7 @@ pub fn merge_loop(
             match c {
                 Ctl::Command(Command::Views(v)) => collectors.reconfigure_views(v),
                 Ctl::Command(Command::Records(s, p)) => emit(&mut router, s, p),
+                Ctl::Command(Command::Lines(s, n, json)) => router.route_lines(s, n, json),
                 Ctl::Sinks(r) => pending_sinks = Some(r),
             }
         }
@@ -145,9 +168,24 @@ pub fn merge_loop(
             router.swap(r, metrics.as_deref());
         }
     }
-    while let Ok(c) = ctl.try_recv() {
-        if let Ctl::Command(Command::Records(s, p)) = c {
-            emit(&mut router, s, p);
+    // The producers outside the workers (the guard) see the same stop: their last records
+    // arrive within moments.
+    // Past the wait, what is queued is taken (a producer still sending cannot hold the end
+    // back for more than twice the wait).
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < 2 * PRODUCER_WAIT {
+        let waiting = Arc::strong_count(&producers) > 1 && t0.elapsed() < PRODUCER_WAIT;
+        let next = if waiting {
+            ctl.recv_timeout(Duration::from_millis(20)).ok()
+        } else {
+            ctl.try_recv().ok()
+        };
+        match next {
+            Some(Ctl::Command(Command::Records(s, p))) => emit(&mut router, s, p),
+            Some(Ctl::Command(Command::Lines(s, n, json))) => router.route_lines(s, n, json),
+            Some(_) => {}
+            None if waiting => {}
+            None => break,
         }
     }
     if let Some(r) = pending_sinks {

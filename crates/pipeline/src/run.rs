@@ -32,6 +32,7 @@ pub struct Pipeline {
     metrics: Arc<PipelineMetrics>,
     ctl_tx: Sender<Ctl>,
     ctl_rx: Receiver<Ctl>,
+    producers: Arc<()>,
 }
 
 /// Asks a running pipeline for changes and hands it records made elsewhere. Cloneable; it may
@@ -58,6 +59,29 @@ impl Control {
         let _ = self
             .tx
             .send(Ctl::Command(Command::Records(stream, payload)));
+    }
+
+    /// Routes records made outside the workers that exist only as JSON lines (`records` of
+    /// them, each ending with `\n`), like any others.
+    pub fn lines(&self, stream: Stream, records: u64, json: Vec<u8>) {
+        let _ = self
+            .tx
+            .send(Ctl::Command(Command::Lines(stream, records, json)));
+    }
+}
+
+/// A source of records outside the workers (the guard's events) that the end of a run waits
+/// for: until every producer is dropped (up to [`crate::merge::PRODUCER_WAIT`] after the
+/// workers ended), the sinks stay open for its last records.
+pub struct Producer {
+    control: Control,
+    _alive: Arc<()>,
+}
+
+impl Producer {
+    /// Where its records go.
+    pub fn control(&self) -> &Control {
+        &self.control
     }
 }
 
@@ -96,6 +120,7 @@ impl Pipeline {
             metrics,
             ctl_tx,
             ctl_rx,
+            producers: Arc::new(()),
         }
     }
 
@@ -103,6 +128,15 @@ impl Pipeline {
     pub fn control(&self) -> Control {
         Control {
             tx: self.ctl_tx.clone(),
+        }
+    }
+
+    /// A producer of records outside the workers whose last records the end of the run waits
+    /// for (see [`Producer`]).
+    pub fn producer(&self) -> Producer {
+        Producer {
+            control: self.control(),
+            _alive: Arc::clone(&self.producers),
         }
     }
 
@@ -150,9 +184,10 @@ impl Pipeline {
         let metrics = Some(Arc::clone(&self.metrics));
         let c = Arc::clone(&complete);
         let ctl = self.ctl_rx;
+        let producers = self.producers;
         let merge = std::thread::Builder::new()
             .name("merge".into())
-            .spawn(move || merge_loop(rx, ctl, collectors, router, c, metrics))
+            .spawn(move || merge_loop(rx, ctl, collectors, router, c, metrics, producers))
             .expect("spawning the merge thread");
         let (outer, inner) = (self.set.wants_outer(), self.set.wants_inner());
         // Neither: no analysis looks at the packet (nothing enabled): decode the outer view.
@@ -302,4 +337,62 @@ fn add(t: &mut SourceStats, s: &SourceStats) {
     t.freezes += s.freezes;
     t.skipped_blocks += s.skipped_blocks;
     t.input_offset = s.input_offset;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netspectra_sinks::delivery::DeliveryConfig;
+    use netspectra_sinks::sink::{DeliverError, Routes, Sink};
+    use netspectra_sinks::stream::{Batch, StreamKind};
+    use std::time::Duration;
+
+    /// Keeps the JSON lines of the guard stream.
+    struct Collect(Arc<Mutex<Vec<u8>>>);
+
+    impl Sink for Collect {
+        fn name(&self) -> String {
+            "collect".into()
+        }
+        fn routes(&self) -> Routes {
+            Routes::kinds(&[StreamKind::Guard])
+        }
+        fn deliver(&mut self, b: &Batch) -> Result<(), DeliverError> {
+            self.0.lock().unwrap().extend_from_slice(b.json());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_run_waits_for_the_last_records_of_a_producer() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let mut p = Pipeline::new(AnalysisSet::default(), 1, None);
+        let sink = Collect(Arc::clone(&got));
+        p.add_sink(
+            SinkRunner::start(Box::new(sink), &Routes::all(), DeliveryConfig::default()).unwrap(),
+        );
+        let producer = p.producer();
+        let guard = Stream::of(StreamKind::Guard);
+        producer
+            .control()
+            .lines(guard.clone(), 2, b"{\"a\":1}\n{\"a\":2}\n".to_vec());
+        // The workers end at once (no input); the producer hands over its last line later.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            producer.control().lines(guard, 1, b"{\"a\":3}\n".to_vec());
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let r = p.run_files(
+            &[],
+            &mut |_| unreachable!("no files"),
+            &stop,
+            &mut |_, _| {},
+        );
+        late.join().unwrap();
+        assert_eq!(r.sinks[0].0.delivered, 3, "{:?}", r.sinks[0].0);
+        assert_eq!(
+            String::from_utf8_lossy(&got.lock().unwrap()),
+            "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n"
+        );
+    }
 }

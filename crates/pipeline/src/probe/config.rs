@@ -439,6 +439,8 @@ pub struct ProbeConfig {
     pub metrics: Option<MetricsSection>,
     /// Alert rules.
     pub alerts: Option<AlertsSection>,
+    /// The eBPF guard, run by the probe (the keys of `netspectra guard run`'s flags).
+    pub guard: Option<netspectra_guard::RunConfig>,
 }
 
 /// A configuration error: what is wrong, with the key and (when known) the line.
@@ -656,6 +658,19 @@ impl ProbeConfig {
                 }
             }
         }
+        if let Some(g) = &self.guard {
+            if let Err(e) = g.check() {
+                let msg = e.to_string();
+                // A policy file's own errors carry its name (and line): point at `policy:`.
+                let file = matches!(g.policy, netspectra_guard::PolicySource::File(_))
+                    && !matches!(e, netspectra_guard::GuardError::Config(_));
+                return Err(ConfigError {
+                    origin: origin.to_string(),
+                    line: guard_line(text, if file { "x: policy: " } else { &msg }),
+                    message: format!("guard: {msg}"),
+                });
+            }
+        }
         if let Some(r) = &self.ring {
             if r.file_size.0 < (1 << 20) {
                 return Err(err(
@@ -708,6 +723,50 @@ fn valid_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The line of a `guard:` section error: the key it names (`interface: ...`,
+/// `rules[1] (name 'x').dst: ...`, ``unknown field `defualt` ``) searched from the section's
+/// start (and from the named rule's line).
+fn guard_line(text: &str, msg: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_end() == "guard:" || l.starts_with("guard:"))?;
+    let find = |from: usize, needle: &str| {
+        lines[from..]
+            .iter()
+            .position(|l| l.contains(needle))
+            .map(|i| from + i)
+    };
+    // "invalid policy: rules[2] (name 'x').port: ..." or "invalid guard setting: xdp: ..."
+    let body = msg.split_once(": ").map_or(msg, |(_, b)| b);
+    let mut from = start;
+    if let Some(n) = body
+        .split_once("(name '")
+        .and_then(|(_, r)| r.split_once('\''))
+        .map(|(n, _)| n)
+    {
+        if let Some(i) = find(start, &format!("name: {n}")).or_else(|| find(start, n)) {
+            from = i;
+        }
+    }
+    let key = if let Some((_, r)) = body
+        .split_once("unknown field `")
+        .or_else(|| body.split_once("missing field `"))
+    {
+        r.split('`').next().unwrap_or("").to_string()
+    } else {
+        let head = body.split(": ").next().unwrap_or("");
+        head.rsplit(['.', ' ']).next().unwrap_or("").to_string()
+    };
+    let key = key.trim_end_matches(':');
+    let at = if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        None
+    } else {
+        find(from, &format!("{key}:")).or_else(|| find(from, key))
+    };
+    Some(at.unwrap_or(from) + 1)
+}
+
 /// The 1-based line of the first occurrence of `needle` in `text`.
 pub fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
@@ -719,76 +778,4 @@ pub fn duration(s: &str) -> Result<i64, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_and_units() {
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
-        assert_eq!(parse_size("10G").unwrap(), 10 << 30);
-        assert!(parse_size("3X").is_err());
-        assert!(parse_size("99999999999T").is_err());
-    }
-
-    #[test]
-    fn the_example_file_is_valid() {
-        let text = include_str!("../../../../examples/probe.yaml");
-        let c = ProbeConfig::from_yaml(text, "examples/probe.yaml").unwrap();
-        assert!(!c.sinks.is_empty());
-        assert!(c.analyses.flows.is_some() && c.analyses.http.is_some());
-    }
-
-    #[test]
-    fn errors_name_the_key_and_the_line() {
-        let e =
-            ProbeConfig::from_yaml("probe:\n  name: p1\n  colour: red\n", "p.yaml").unwrap_err();
-        assert_eq!(e.line, Some(3), "{e}");
-        assert!(e.to_string().contains("colour"), "{e}");
-        let e = ProbeConfig::from_yaml(
-            "capture:\n  interfaces:\n    - name: eth0\n      threads: 0\n",
-            "p.yaml",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, Some(4), "{e}");
-        assert!(e.to_string().contains("threads must be 1..=64"), "{e}");
-        let e = ProbeConfig::from_yaml(
-            "sinks:\n  - type: files\n    dir: /tmp/x\n    streams: [flows, dns_stuff]\n",
-            "p.yaml",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, Some(4), "{e}");
-        let e = ProbeConfig::from_yaml("metrics:\n  listen: 0.0.0.0:9464\n", "p.yaml").unwrap_err();
-        assert!(e.to_string().contains("token is required"), "{e}");
-        let e =
-            ProbeConfig::from_yaml("sinks:\n  - type: kafka\n    url: x\n", "p.yaml").unwrap_err();
-        assert_eq!(e.line, Some(2), "{e}");
-    }
-
-    #[test]
-    fn nats_sinks_are_checked() {
-        let ok = "sinks:\n  - type: nats\n    url: nats://127.0.0.1:4222,h2\n    streams: [flows, http]\n    \
-                  stream_replicas: 3\n    spool:\n      dir: /tmp/s\n      max: 1G\n";
-        let c = ProbeConfig::from_yaml(ok, "p.yaml").unwrap();
-        assert!(matches!(
-            &c.sinks[0],
-            SinkSection::Nats {
-                stream_replicas: Some(3),
-                ..
-            }
-        ));
-        for (bad, says) in [
-            ("sinks:\n  - type: nats\n    url: http://x\n", "bad NATS URL"),
-            ("sinks:\n  - type: nats\n    url: nats://h\n    stream_replicas: 9\n", "1 to 5"),
-            (
-                "sinks:\n  - type: nats\n    url: nats://h\n    spool:\n      dir: /x\n      max: 4k\n",
-                "at least 1M",
-            ),
-        ] {
-            let e = ProbeConfig::from_yaml(bad, "p.yaml").unwrap_err();
-            assert!(e.to_string().contains(says), "{bad}: {e}");
-        }
-        let v = super::super::shortcut_sinks(None, None, &["nats://a:1,b:2".to_string()]).unwrap();
-        assert!(matches!(&v[0], SinkSection::Nats { url, .. } if url == "nats://a:1,b:2"));
-    }
-}
+mod tests;

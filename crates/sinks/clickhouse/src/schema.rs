@@ -139,6 +139,12 @@ pub fn partition_and_order(kind: StreamKind) -> (&'static str, &'static str) {
     }
 }
 
+/// Columns of the guard's table: the fields of its deny/log events (`netspectra guard run
+/// --events`), `time` materialized from `ts` (seconds since the epoch, with a fraction).
+pub const GUARD_COLUMNS: &str = "ts Float64, action String, rule String, rule_id Int64, \
+src String, dst String, sport UInt16, dport UInt16, proto String, len UInt32, generation UInt32, \
+flags Array(String), time DateTime MATERIALIZED toDateTime(toUInt32(ts))";
+
 /// The columns of a stream's table (a view's from its column names, None when they are
 /// not valid identifiers).
 pub fn columns_of(kind: StreamKind, view_cols: Option<&[String]>) -> Option<String> {
@@ -151,6 +157,7 @@ pub fn columns_of(kind: StreamKind, view_cols: Option<&[String]>) -> Option<Stri
             Some(c) if c.iter().all(|n| crate::is_ident(n)) => view_columns(c),
             _ => return None,
         },
+        StreamKind::Guard => GUARD_COLUMNS.to_string(),
         _ => "time DateTime, json String".to_string(),
     })
 }

@@ -268,6 +268,8 @@ impl Sink for StoreSink {
             StreamKind::Flows => "start",
             StreamKind::Http | StreamKind::Tls | StreamKind::Dns => "ts",
             StreamKind::View => "interval_start",
+            // guard events: seconds since the epoch, with a fraction
+            StreamKind::Guard => "ts",
             _ => "time",
         };
         // Streams kept whole as JSON text (queried with SQLite's json_extract): events, and
@@ -305,7 +307,10 @@ impl Sink for StoreSink {
                 }
                 let t = match m.get(time_src) {
                     Some(serde_json::Value::String(s)) => schema::parse_time(s).unwrap_or(0),
-                    Some(serde_json::Value::Number(x)) => x.as_i64().unwrap_or(0),
+                    Some(serde_json::Value::Number(x)) => x
+                        .as_i64()
+                        .or_else(|| x.as_f64().map(|f| f as i64))
+                        .unwrap_or(0),
                     _ => 0,
                 };
                 vals.push(rusqlite::types::Value::Integer(t));
