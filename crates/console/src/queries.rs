@@ -212,19 +212,31 @@ pub fn aggregate_flows(
     metrics(&mut b);
     b.push(" FROM ").table("flows");
     flow_where(&mut b, p)?;
+    group_order_limit(&mut b, keys, group_key, order, limit);
+    Ok(b.finish())
+}
+
+/// Appends ` GROUP BY` the keys (each written by `term`), ` ORDER BY` the metric then the keys
+/// (a stable order for ties), and ` LIMIT`.
+pub(crate) fn group_order_limit(
+    b: &mut Builder<'_>,
+    keys: &[Key],
+    term: fn(&mut Builder<'_>, &Key),
+    order: &str,
+    limit: u64,
+) {
     b.push(" GROUP BY ");
     for (i, k) in keys.iter().enumerate() {
         if i > 0 {
             b.push(", ");
         }
-        group_key(&mut b, k);
+        term(b, k);
     }
     b.push(&format!(" ORDER BY {order} DESC"));
     for k in keys {
         b.push(", ").col(&k.name);
     }
     b.push(" LIMIT ").val(Lit::Int(limit as i64));
-    Ok(b.finish())
 }
 
 /// Totals of the filtered flows: packets, bytes, flows, first and last start time.

@@ -4,7 +4,7 @@
 //! on what a rollup keeps (its address, destination port, protocol, probe).
 
 use crate::params::{BadRequest, Params};
-use crate::queries::Key;
+use crate::queries::{self, Key};
 use crate::sql::{Builder, Dialect, Lit, Sql};
 use netspectra_store::schema::{ROLLUPS, ROLLUP_BUCKET, ROLLUP_NO_INT, ROLLUP_NO_TEXT};
 
@@ -125,18 +125,7 @@ pub fn aggregate(
     b.push("sum(packets) AS packets, sum(bytes) AS bytes, sum(flows) AS flows FROM ")
         .push(&format!("\"{}\"", r.table));
     rollup_where(&mut b, p, r, days)?;
-    b.push(" GROUP BY ");
-    for (i, k) in keys.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
-        key_expr(&mut b, k);
-    }
-    b.push(&format!(" ORDER BY {order} DESC"));
-    for k in keys {
-        b.push(", ").col(&k.name);
-    }
-    b.push(" LIMIT ").val(Lit::Int(limit as i64));
+    queries::group_order_limit(&mut b, keys, key_expr, order, limit);
     Ok(b.finish())
 }
 
