@@ -212,7 +212,7 @@ pub fn run(a: CollectArgs) -> Result<std::process::ExitCode> {
                     );
                     e.counter(
                         "netspectra_collect_already_stored_total",
-                        "Redelivered messages found stored already.",
+                        "Messages found stored already (not inserted again).",
                         l(&s.already_there),
                     );
                     e.counter(

@@ -8,6 +8,30 @@ use std::process::ExitCode;
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// Fails a run that stopped on an input error: first says where the output of the packets read
+/// before the error was kept (`what`: "records", "flow records"), then returns the error in the
+/// context of the input it is about (the interface, or the file).
+pub fn input_failure(
+    e: SourceError,
+    input: Option<&std::path::Path>,
+    interface: Option<&str>,
+    kept_partial: Option<&std::path::Path>,
+    what: &str,
+) -> anyhow::Error {
+    if let Some(p) = kept_partial {
+        eprintln!(
+            "netspectra: note: the {what} of the packets before the error are in {}",
+            p.display()
+        );
+    }
+    let context = match (input, interface) {
+        (_, Some(i)) => format!("capturing on {i}"),
+        (Some(f), None) => format!("reading {}", f.display()),
+        _ => "reading".to_string(),
+    };
+    anyhow::Error::new(e).context(context)
+}
+
 /// True when a source error is the user's input (unreadable, missing or corrupt file) rather
 /// than a failure of the machine.
 pub fn is_bad_source(e: &SourceError) -> bool {

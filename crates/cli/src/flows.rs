@@ -653,19 +653,14 @@ fn finish_report(
         outln!("{text}");
     }
     if let Some(e) = report.error {
-        if let Some(p) = &kept_partial {
-            // Everything before the bad spot was aggregated and written: say where.
-            eprintln!(
-                "netspectra: note: the flow records of the packets before the error are in {}",
-                p.display()
-            );
-        }
-        let what = match (&report.error_input, &a.interface) {
-            (_, Some(i)) => format!("capturing on {i}"),
-            (Some(f), None) => format!("reading {}", f.display()),
-            _ => "reading".to_string(),
-        };
-        return Err(anyhow::Error::new(e).context(what));
+        // Everything before the bad spot was aggregated and written: say where.
+        return Err(crate::exit::input_failure(
+            e,
+            report.error_input.as_deref(),
+            a.interface.as_deref(),
+            kept_partial.as_deref(),
+            "flow records",
+        ));
     }
     if stopped && a.interface.is_none() {
         let detail = match &kept_partial {

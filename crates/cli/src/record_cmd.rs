@@ -383,19 +383,14 @@ pub fn run(a: &RecordArgs, cmd: RecordCommand<'_>) -> Result<ExitCode> {
         }
     }
     if let Some(e) = report.error {
-        if let Some(p) = &kept_partial {
-            // Everything before the bad spot was extracted and written: say where.
-            eprintln!(
-                "netspectra: note: the records of the packets before the error are in {}",
-                p.display()
-            );
-        }
-        let what = match (&report.error_input, &a.interface) {
-            (_, Some(i)) => format!("capturing on {i}"),
-            (Some(f), None) => format!("reading {}", f.display()),
-            _ => "reading".to_string(),
-        };
-        return Err(anyhow::Error::new(e).context(what));
+        // Everything before the bad spot was extracted and written: say where.
+        return Err(crate::exit::input_failure(
+            e,
+            report.error_input.as_deref(),
+            a.interface.as_deref(),
+            kept_partial.as_deref(),
+            "records",
+        ));
     }
     if interrupted {
         let detail = match &kept_partial {

@@ -97,7 +97,8 @@ pub struct CollectStats {
     pub inserts: AtomicU64,
     /// Bytes of rows sent.
     pub bytes: AtomicU64,
-    /// Redelivered messages found already stored (not inserted again).
+    /// Messages found already stored (not inserted again): redeliveries, or repeats JetStream
+    /// sent as first deliveries (looked up on a single server).
     pub already_there: AtomicU64,
     /// Messages acknowledged to JetStream.
     pub acked: AtomicU64,
