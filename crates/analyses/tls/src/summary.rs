@@ -3,7 +3,7 @@
 //! latency. Mergeable across workers.
 
 use crate::names::{cipher_name, version_name};
-use hashbrown::HashMap;
+pub use netspectra_tally::{BoundedCounts, LatencyHistogram as Latency, LatencySummary};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -58,139 +58,6 @@ impl Malformed {
             Malformed::QuicFrame => "quic_frame",
             Malformed::CryptoTooLarge => "crypto_too_large",
         }
-    }
-}
-
-/// A count map holding at most `cap` keys; counts of new keys beyond that go to `other`.
-#[derive(Clone, Debug, Default)]
-pub struct BoundedCounts {
-    map: HashMap<String, u64>,
-    cap: usize,
-    /// Counts of keys that did not fit.
-    pub other: u64,
-}
-
-impl BoundedCounts {
-    /// An empty map holding up to `cap` keys.
-    pub fn new(cap: usize) -> Self {
-        BoundedCounts {
-            map: HashMap::new(),
-            cap,
-            other: 0,
-        }
-    }
-
-    /// Adds `n` to `key`.
-    pub fn add(&mut self, key: &str, n: u64) {
-        if let Some(c) = self.map.get_mut(key) {
-            *c += n;
-        } else if self.map.len() < self.cap {
-            self.map.insert(key.to_string(), n);
-        } else {
-            self.other += n;
-        }
-    }
-
-    /// Adds every count of `o`.
-    pub fn merge(&mut self, o: &BoundedCounts) {
-        for (k, &n) in &o.map {
-            self.add(k, n);
-        }
-        self.other += o.other;
-    }
-
-    /// The `k` largest counts, ties broken by key.
-    pub fn top(&self, k: usize) -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = self.map.iter().map(|(a, &b)| (a.clone(), b)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v.truncate(k);
-        v
-    }
-
-    /// Count of one key.
-    pub fn get(&self, key: &str) -> u64 {
-        self.map.get(key).copied().unwrap_or(0)
-    }
-
-    /// Distinct keys held.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True when no key is held.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
-/// Log-linear latency histogram in microseconds (16 sub-buckets per power of two: a
-/// percentile is the lower bound of its bucket, within 6.25 %). Fixed size, mergeable.
-#[derive(Clone, Debug)]
-pub struct Latency {
-    buckets: Vec<u64>,
-    /// Samples.
-    pub count: u64,
-    /// Largest sample.
-    pub max: u64,
-}
-
-impl Default for Latency {
-    fn default() -> Self {
-        Latency {
-            buckets: vec![0; 64 * 16],
-            count: 0,
-            max: 0,
-        }
-    }
-}
-
-impl Latency {
-    fn index(v: u64) -> usize {
-        if v < 16 {
-            return v as usize;
-        }
-        let exp = 63 - v.leading_zeros();
-        (((exp - 3) * 16) as u64 + ((v >> (exp - 4)) & 15)) as usize
-    }
-
-    fn lower_bound(i: usize) -> u64 {
-        let i = i as u64;
-        if i < 16 {
-            return i;
-        }
-        (16 + i % 16) << (i / 16 - 1)
-    }
-
-    /// Records one sample.
-    pub fn record(&mut self, us: u64) {
-        self.buckets[Self::index(us)] += 1;
-        self.count += 1;
-        self.max = self.max.max(us);
-    }
-
-    /// Adds every sample of `o`.
-    pub fn merge(&mut self, o: &Latency) {
-        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
-            *a += b;
-        }
-        self.count += o.count;
-        self.max = self.max.max(o.max);
-    }
-
-    /// The `q` quantile (0..=1), `None` when empty.
-    pub fn quantile(&self, q: f64) -> Option<u64> {
-        if self.count == 0 {
-            return None;
-        }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0;
-        for (i, &n) in self.buckets.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                return Some(Self::lower_bound(i).min(self.max));
-            }
-        }
-        Some(self.max)
     }
 }
 
@@ -352,34 +219,13 @@ impl TlsStats {
                     (name, *v)
                 })
                 .collect(),
-            latency_us: LatencySummary {
-                count: self.latency.count,
-                p50: self.latency.quantile(0.5),
-                p90: self.latency.quantile(0.9),
-                p99: self.latency.quantile(0.99),
-                max: (self.latency.count > 0).then_some(self.latency.max),
-            },
+            latency_us: self.latency.summary(),
             malformed: Malformed::ALL
                 .iter()
                 .filter_map(|m| self.malformed.get(m).map(|&n| (m.name().to_string(), n)))
                 .collect(),
         }
     }
-}
-
-/// Handshake latency percentiles in microseconds.
-#[derive(Clone, Debug, Serialize)]
-pub struct LatencySummary {
-    /// Handshakes measured.
-    pub count: u64,
-    /// Median.
-    pub p50: Option<u64>,
-    /// 90th percentile.
-    pub p90: Option<u64>,
-    /// 99th percentile.
-    pub p99: Option<u64>,
-    /// Largest.
-    pub max: Option<u64>,
 }
 
 /// The end-of-run summary (see [`TlsStats`] for what each count means).
