@@ -4,7 +4,8 @@
 #
 # Usage: benches/tlsdns/run.sh [SIZE] [SMALL_SIZE]     (defaults 1G and 100M)
 # Environment: NETSPECTRA (binary, default ${CARGO_TARGET_DIR:-target}/release/netspectra),
-# BENCH_DIR (default /tmp/netspectra-bench-tlsdns), SEED (default 42), RUNS (default 3).
+# BENCH_DIR (default /tmp/netspectra-bench-tlsdns), SEED (default 42), RUNS (default 3),
+# BIG_TSHARK=1 (tshark on the big capture too: about 2 minutes per tshark run).
 #
 # Both captures come from benches/tlsdns/mix.yaml (TLS, QUIC and DNS heavy). tshark is ~100x
 # slower, so it and ours are compared on the SMALL capture (same traffic, same run); ours and
@@ -72,9 +73,21 @@ line "tshark -Y dns -T fields (id, qname, qtype, rcode)" "$w" "$c" "$r" "$(wc -l
 
 echo "== big capture: $(mb "$DIR/big.pcap") MB"
 read -r w c r < <(timed "$RUNS" "$BIN" tls "$DIR/big.pcap" -o /dev/null --summary json -q)
-line "netspectra tls" "$w" "$c" "$r" "$(count)" "$w"
+base=$w
+line "netspectra tls" "$w" "$c" "$r" "$(count)" "$base"
+if [ -n "${BIG_TSHARK:-}" ]; then
+    read -r w c r < <(timed 1 tshark -n -r "$DIR/big.pcap" -Y 'tls.handshake.type==1' -T fields \
+        -e tls.handshake.extensions_server_name)
+    line "tshark -Y tls.handshake.type==1 -T fields -e ..._server_name" "$w" "$c" "$r" "$(wc -l <"$DIR/out")" "$base"
+fi
 read -r w c r < <(timed "$RUNS" "$BIN" dns "$DIR/big.pcap" -o /dev/null --summary json -q)
-line "netspectra dns" "$w" "$c" "$r" "$(count)" "$w"
+base=$w
+line "netspectra dns" "$w" "$c" "$r" "$(count)" "$base"
+if [ -n "${BIG_TSHARK:-}" ]; then
+    read -r w c r < <(timed 1 tshark -n -r "$DIR/big.pcap" -Y dns -T fields \
+        -e dns.id -e dns.qry.name -e dns.qry.type -e dns.flags.rcode)
+    line "tshark -Y dns -T fields (id, qname, qtype, rcode)" "$w" "$c" "$r" "$(wc -l <"$DIR/out")" "$base"
+fi
 
 echo "== probe on the big capture, files sink in $DIR/probe-out"
 probe() { # name analyses-yaml

@@ -10,9 +10,12 @@
 #[path = "support/bus.rs"]
 mod bus;
 mod common;
+#[path = "support/paced.rs"]
+mod paced;
 
 use bus::{servers_installed, ChCluster, Collector, Nats, ZooKeeper};
 use common::BIN;
+use paced::{end_ns, percentile};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -686,24 +689,6 @@ fn a_bus_down_for_30_s_loses_nothing() {
     check_store(&ch, 0, &want, "nsp");
 }
 
-/// Frame offsets and timestamps (ns) of a nanosecond pcap file: (end offset, ts) per frame.
-fn pcap_index(bytes: &[u8]) -> Vec<(usize, i64)> {
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= bytes.len() {
-        let u = |i: usize| u32::from_le_bytes(bytes[off + i..off + i + 4].try_into().unwrap());
-        let ts = u(0) as i64 * 1_000_000_000 + u(4) as i64;
-        off += 16 + u(8) as usize;
-        out.push((off.min(bytes.len()), ts));
-    }
-    out
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// JetStream's stored bytes and messages of the bus stream (monitoring endpoint of node 0).
 fn stream_state(mon: u16) -> (u64, u64) {
     let text = bus::http_get(mon, "/jsz?streams=true").unwrap_or_default();
@@ -756,7 +741,7 @@ fn bench_bus() {
     std::fs::write(
         &cfg,
         format!(
-            "probe:\n  name: b\nanalyses:\n  flows:\n    interval: 1s\nsinks:\n  - type: clickhouse\n    url: clickhouse://127.0.0.1:{}/direct\n    streams: [flows]\n",
+            "probe:\n  name: b\nanalyses:\n  flows:\n    interval: 1s\n    expire_every: 1s\nsinks:\n  - type: clickhouse\n    url: clickhouse://127.0.0.1:{}/direct\n    streams: [flows]\n",
             ch.nodes[0].http
         ),
     )
@@ -808,7 +793,7 @@ fn bench_bus() {
         std::fs::write(
             &cfg,
             format!(
-                "probe:\n  name: b\nanalyses:\n  flows:\n    interval: 1s\nsinks:\n  - type: nats\n    url: {from}\n    streams: [flows]\n"
+                "probe:\n  name: b\nanalyses:\n  flows:\n    interval: 1s\n    expire_every: 1s\nsinks:\n  - type: nats\n    url: {from}\n    streams: [flows]\n"
             ),
         )
         .unwrap();
@@ -879,12 +864,10 @@ fn bench_bus() {
     let cfg = d.join("lat.yaml");
     std::fs::write(
         &cfg,
-        format!("probe:\n  name: l\nanalyses:\n  flows:\n    interval: 1s\n    timeouts: {{tcp: 5s, tcp_closed: 1s, udp: 2s, icmp: 2s, other: 2s}}\nsinks:\n  - type: nats\n    url: {from}\n    streams: [flows]\n"),
+        format!("probe:\n  name: l\nanalyses:\n  flows:\n    interval: 1s\n    expire_every: 250ms\n    timeouts: {{tcp: 5s, tcp_closed: 1s, udp: 1s, icmp: 1s, other: 1s}}\nsinks:\n  - type: nats\n    url: {from}\n    streams: [flows]\n"),
     )
     .unwrap();
     let bytes = std::fs::read(&lcap).unwrap();
-    let index = pcap_index(&bytes);
-    let first_ts = index[0].1;
     let mut child = Command::new(BIN)
         .args(["probe", "--read", "-", "-q", "--json", "--config"])
         .arg(&cfg)
@@ -894,46 +877,21 @@ fn bench_bus() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let start = Instant::now();
     let mut seen: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
-    let mut sent = 0usize;
-    let mut i = 0usize;
-    let mut last_poll = Instant::now();
-    while i < index.len() {
-        let now = start.elapsed().as_nanos() as i64;
-        let mut end = sent;
-        while i < index.len() && index[i].1 - first_ts <= now {
-            end = index[i].0;
-            i += 1;
-        }
-        if end > sent {
-            stdin.write_all(&bytes[sent..end]).unwrap();
-            stdin.flush().unwrap();
-            sent = end;
-        }
-        if last_poll.elapsed() >= Duration::from_millis(50) {
-            last_poll = Instant::now();
-            let at = start.elapsed().as_secs_f64();
-            for b in bus::query(ch.nodes[0].http, "SELECT DISTINCT _batch FROM lat.flows")
-                .unwrap_or_default()
-                .lines()
-            {
-                seen.entry(b.to_string()).or_insert(at);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    drop(stdin);
-    let _ = child.wait();
-    let t = Instant::now();
-    while count("lat") < ltruth.flows.total && t.elapsed() < Duration::from_secs(60) {
-        let at = start.elapsed().as_secs_f64();
+    let mut poll = |at: f64| {
         for b in bus::query(ch.nodes[0].http, "SELECT DISTINCT _batch FROM lat.flows")
             .unwrap_or_default()
             .lines()
         {
             seen.entry(b.to_string()).or_insert(at);
         }
+    };
+    let (start, first_ts) = paced::feed(&bytes, &mut stdin, Duration::from_millis(50), &mut poll);
+    drop(stdin);
+    let _ = child.wait();
+    let t = Instant::now();
+    while count("lat") < ltruth.flows.total && t.elapsed() < Duration::from_secs(60) {
+        poll(start.elapsed().as_secs_f64());
         std::thread::sleep(Duration::from_millis(50));
     }
     let rows = bus::query(
@@ -964,22 +922,4 @@ fn bench_bus() {
         percentile(&mut lat, 0.99),
         percentile(&mut lat, 1.0)
     );
-}
-
-/// Nanoseconds since the epoch of an RFC 3339 UTC time with up to 9 fraction digits.
-fn end_ns(s: &str) -> i64 {
-    let s = s.trim_matches('"').trim_end_matches('Z');
-    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
-    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap_or(0)).collect();
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap_or(0)).collect();
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y, m, dd) = (d[0] - if d[1] <= 2 { 1 } else { 0 }, d[1], d[2]);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + dd - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let frac_ns: i64 = format!("{frac:0<9}")[..9].parse().unwrap_or(0);
-    (days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) * 1_000_000_000 + frac_ns
 }

@@ -5,7 +5,8 @@
 use crate::metrics::WorkerSlot;
 use netspectra_dns::{DnsAnalyzer, DnsConfig, DnsRecord, DnsStats};
 use netspectra_flow::{
-    config::ViewSpec, FlowWorker, Merger, Output, Summary as FlowSummary, TableConfig, WorkerMsg,
+    config::{ViewSpec, DEFAULT_EXPIRE_EVERY},
+    FlowWorker, Merger, Output, Summary as FlowSummary, TableConfig, WorkerMsg,
 };
 use netspectra_http::{HttpAnalyzer, HttpConfig, HttpRecord, Stats as HttpStats};
 use netspectra_packet::{Packet, PacketView, Timestamp};
@@ -317,6 +318,10 @@ pub struct RecordPart<A: RecordAnalysis> {
     pending: Vec<A::Record>,
     tx: SyncSender<Msg>,
     rewrite: Option<Rewrite<A::Record>>,
+    /// Latest packet time seen, and when records were last sent on regardless of the batch
+    /// size (so a record waits at most the flows' default expiry step, not a whole tick).
+    now: i64,
+    shipped: i64,
 }
 
 impl<A: RecordAnalysis> RecordPart<A> {
@@ -326,6 +331,8 @@ impl<A: RecordAnalysis> RecordPart<A> {
             pending: Vec::with_capacity(RECORD_BATCH),
             tx: tx.clone(),
             rewrite,
+            now: i64::MIN,
+            shipped: i64::MIN,
         }
     }
 
@@ -350,10 +357,18 @@ impl<A: RecordAnalysis> RecordPart<A> {
     fn packet(&mut self, p: &Packet<'_>, d: &netspectra_packet::Decoded) {
         let v = d.view(self.an.inner());
         self.an.on_view(p, v);
+        self.now = self.now.max(p.ts.as_nanos());
     }
 
     fn end_batch(&mut self, slot: Option<&WorkerSlot>) {
-        let n = self.ship(false);
+        if self.shipped == i64::MIN {
+            self.shipped = self.now;
+        }
+        let due = self.now.saturating_sub(self.shipped) >= DEFAULT_EXPIRE_EVERY;
+        if due {
+            self.shipped = self.now;
+        }
+        let n = self.ship(due);
         if let Some(s) = slot {
             s.publish_records(A::KIND as usize, self.an.tracked() as u64, n);
         }
@@ -362,6 +377,7 @@ impl<A: RecordAnalysis> RecordPart<A> {
     fn tick(&mut self, at: Timestamp) {
         self.an.expire(at);
         self.ship(true);
+        self.shipped = self.shipped.max(at.as_nanos());
     }
 
     fn finish(mut self) {

@@ -358,25 +358,50 @@ enum From {
     Spool,
 }
 
+/// Most records handed to a sink in one group: far below ClickHouse's insert block
+/// (1,048,576 rows), so that one group stays one atomic insert.
+const GROUP_RECORDS: u64 = 262_144;
+
+/// The batch at the front of memory and, up to the sink's group limit for its stream and
+/// [`GROUP_RECORDS`] records, those right behind it of the same stream.
+fn front_group(mem: &VecDeque<Arc<Batch>>, sink: &dyn Sink) -> Vec<Arc<Batch>> {
+    let mut out: Vec<Arc<Batch>> = Vec::new();
+    let mut records = 0;
+    let limit = mem
+        .front()
+        .map_or(1, |f| sink.group_limit(&f.stream).max(1));
+    for b in mem.iter() {
+        if let Some(f) = out.first() {
+            if out.len() >= limit || b.stream != f.stream || records + b.records() > GROUP_RECORDS {
+                break;
+            }
+        }
+        records += b.records();
+        out.push(Arc::clone(b));
+    }
+    out
+}
+
 fn deliver_loop(sh: &Shared, mut sink: Box<dyn Sink>) -> Result<Closed, DeliverError> {
     let mut drain_deadline: Option<Instant> = None;
     loop {
-        // Next batch, oldest first: memory, then spool.
-        let (next, from, closing) = {
+        // Next batches, oldest first: memory (a backlog of one stream together, when the sink
+        // takes groups), then the spool (one at a time).
+        let (group, from, closing) = {
             let mut g = sh.lock();
             loop {
-                if let Some(b) = g.mem.front() {
-                    break (Some(Arc::clone(b)), From::Memory, g.closing);
+                if !g.mem.is_empty() {
+                    break (front_group(&g.mem, &*sink), From::Memory, g.closing);
                 }
                 match g.spool.as_mut().map(|s| s.peek()) {
-                    Some(Ok(Some(b))) => break (Some(Arc::new(b)), From::Spool, g.closing),
+                    Some(Ok(Some(b))) => break (vec![Arc::new(b)], From::Spool, g.closing),
                     Some(Err(e)) => {
                         g.last_error = Some(e.to_string());
                     }
                     _ => {}
                 }
                 if g.closing.is_some() {
-                    break (None, From::Memory, g.closing);
+                    break (Vec::new(), From::Memory, g.closing);
                 }
                 let (ng, t) = sh
                     .work
@@ -395,31 +420,35 @@ fn deliver_loop(sh: &Shared, mut sink: Box<dyn Sink>) -> Result<Closed, DeliverE
         if closing.is_some() && drain_deadline.is_none() {
             drain_deadline = Some(Instant::now() + sh.cfg.drain_timeout);
         }
-        let Some(batch) = next else { break };
+        if group.is_empty() {
+            break;
+        }
         if sh.stats.failed.load(Ordering::Relaxed) {
             break;
         }
-        match deliver_with_retry(sh, &mut *sink, &batch, drain_deadline) {
-            Outcome::Delivered => {
-                sh.stats
-                    .delivered
-                    .fetch_add(batch.records(), Ordering::Relaxed);
-                if let Some(i) = StreamKind::ALL.iter().position(|k| *k == batch.stream.kind) {
-                    sh.stats.delivered_by_kind[i].fetch_add(batch.records(), Ordering::Relaxed);
-                }
-                sh.stats.delivered_batches.fetch_add(1, Ordering::Relaxed);
-                pop(sh, from, &batch);
-            }
-            Outcome::Refused => {
+        let mut missing = group.clone();
+        let outcome = deliver_with_retry(sh, &mut *sink, &mut missing, drain_deadline);
+        if matches!(outcome, Outcome::OutOfTime) {
+            break;
+        }
+        for b in &group {
+            let refused =
+                matches!(outcome, Outcome::Refused) && missing.iter().any(|m| Arc::ptr_eq(m, b));
+            if refused {
                 sh.stats
                     .dropped_refused
-                    .fetch_add(batch.records(), Ordering::Relaxed);
-                pop(sh, from, &batch);
-                if sh.cfg.fail_fast {
-                    fail(sh);
+                    .fetch_add(b.records(), Ordering::Relaxed);
+            } else {
+                sh.stats.delivered.fetch_add(b.records(), Ordering::Relaxed);
+                if let Some(i) = StreamKind::ALL.iter().position(|k| *k == b.stream.kind) {
+                    sh.stats.delivered_by_kind[i].fetch_add(b.records(), Ordering::Relaxed);
                 }
+                sh.stats.delivered_batches.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::OutOfTime => break,
+            pop(sh, &from, b);
+        }
+        if matches!(outcome, Outcome::Refused) && sh.cfg.fail_fast {
+            fail(sh);
         }
     }
     // Closing: flush, then keep what was not delivered for the next run (spool) or count it.
@@ -480,7 +509,7 @@ fn fail(sh: &Shared) {
     }
 }
 
-fn pop(sh: &Shared, from: From, b: &Batch) {
+fn pop(sh: &Shared, from: &From, b: &Batch) {
     let mut g = sh.lock();
     match from {
         From::Memory => {
@@ -513,27 +542,44 @@ fn note_error(sh: &Shared, e: &DeliverError) {
     sh.lock().last_error = Some(e.to_string());
 }
 
+/// Delivers `missing` (one batch, or a group of one stream) until done, refused for good or out
+/// of time; batches found already delivered after an ambiguous failure leave `missing`, so
+/// that on refusal it holds what was not delivered.
 fn deliver_with_retry(
     sh: &Shared,
     sink: &mut dyn Sink,
-    b: &Batch,
+    missing: &mut Vec<Arc<Batch>>,
     mut deadline: Option<Instant>,
 ) -> Outcome {
     let first_failure = Instant::now();
     let mut delay = sh.cfg.retry_min;
     // After a failure whose outcome is unknown (the answer was lost), every later attempt
-    // first asks the destination whether the batch arrived: it may have, and delivering it
+    // first asks the destination whether each batch arrived: it may have, and delivering it
     // again would count its records twice. The question itself can fail (still down): then
     // wait and ask again.
     let mut unsure = false;
     loop {
         if unsure {
-            match sink.already_delivered(b) {
-                Ok(true) => {
-                    sh.stats.healthy.store(true, Ordering::Relaxed);
-                    return Outcome::Delivered;
+            let mut asked = Ok(());
+            let mut still = Vec::with_capacity(missing.len());
+            for b in missing.iter() {
+                match asked.as_ref().map(|_| sink.already_delivered(b)) {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => still.push(Arc::clone(b)),
+                    Ok(Err(e)) => {
+                        asked = Err(e);
+                        still.push(Arc::clone(b));
+                    }
+                    Err(_) => still.push(Arc::clone(b)),
                 }
-                Ok(false) => unsure = false,
+            }
+            *missing = still;
+            if missing.is_empty() {
+                sh.stats.healthy.store(true, Ordering::Relaxed);
+                return Outcome::Delivered;
+            }
+            match asked {
+                Ok(()) => unsure = false,
                 Err(e) => {
                     note_error(sh, &e);
                     if !wait_retry(sh, &mut deadline, &mut delay) {
@@ -543,7 +589,11 @@ fn deliver_with_retry(
                 }
             }
         }
-        match sink.deliver(b) {
+        let r = match missing.as_slice() {
+            [b] => sink.deliver(b),
+            group => sink.deliver_group(group),
+        };
+        match r {
             Ok(()) => {
                 sh.stats.healthy.store(true, Ordering::Relaxed);
                 return Outcome::Delivered;
@@ -562,8 +612,8 @@ fn deliver_with_retry(
                             eprintln!(
                                 "netspectra: sink {}: {} records of {} refused: {e}",
                                 sh.name,
-                                b.records(),
-                                b.stream
+                                missing.iter().map(|b| b.records()).sum::<u64>(),
+                                missing[0].stream
                             );
                         }
                     }

@@ -4,6 +4,7 @@
 
 use crate::stream::{Batch, Stream, StreamKind};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Which streams a sink takes: a set of kinds, and optionally only some views by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +140,23 @@ pub trait Sink: Send {
     /// batch (so delivering it again would count its records twice).
     fn already_delivered(&mut self, _batch: &Batch) -> Result<bool, DeliverError> {
         Ok(false)
+    }
+
+    /// Most batches of one stream the sink takes in one [`Sink::deliver_group`] call when a
+    /// backlog has built up (fewer, larger requests for destinations that pay per request,
+    /// as ClickHouse does per insert); 1, the default, delivers batch by batch.
+    fn group_limit(&self, _stream: &Stream) -> usize {
+        1
+    }
+
+    /// Delivers 2 to [`Sink::group_limit`] consecutive batches of one stream, whole or not at
+    /// all (a sink raising the limit must make this atomic, as one insert is). Called again
+    /// with the batches still missing after a retryable error.
+    fn deliver_group(&mut self, group: &[Arc<Batch>]) -> Result<(), DeliverError> {
+        for b in group {
+            self.deliver(b)?;
+        }
+        Ok(())
     }
 
     /// Pushes buffered output on (called when the queue is idle, at interval ends and before

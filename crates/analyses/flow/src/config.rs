@@ -53,6 +53,9 @@ pub struct TableConfig {
     pub frag_timeout: i64,
     /// Decode inside tunnels (GRE, VXLAN, GENEVE, IP-in-IP) and key flows on the inner packet.
     pub inner: bool,
+    /// Between snapshot intervals, idle flows are expired and their records shipped every
+    /// this much packet time (ns), so a record leaves within this of its flow's timeout.
+    pub expire_every: i64,
     /// Seed of the table's hash function. Keys are attacker-controlled, so the default is drawn
     /// per process: with a known seed a crafted capture could pile its flows onto one run of
     /// index slots. Output does not depend on it.
@@ -67,6 +70,7 @@ impl Default for TableConfig {
             frag_slots: 1 << 14,
             frag_timeout: 30 * SEC,
             inner: false,
+            expire_every: DEFAULT_EXPIRE_EVERY,
             seed: std::hash::BuildHasher::hash_one(
                 &std::collections::hash_map::RandomState::new(),
                 0x5eed_f10e_5eed_f10e_u64,
@@ -354,6 +358,8 @@ pub const MIN_DELTA: f64 = 1e-9;
 pub const MAX_DELTA: f64 = 0.5;
 /// Shortest snapshot interval (`interval`, `--interval`).
 pub const MIN_INTERVAL: i64 = 1_000_000;
+/// Default [`TableConfig::expire_every`]: 100 ms.
+pub const DEFAULT_EXPIRE_EVERY: i64 = 100_000_000;
 
 /// A duration in the YAML file, as nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -772,6 +778,10 @@ pub struct FileConfig {
     pub frag_slots: Option<usize>,
     /// Key flows on the innermost tunnelled packet.
     pub inner: Option<bool>,
+    /// How often, between snapshots, idle flows are expired and their records sent on; at
+    /// least [`MIN_INTERVAL`].
+    #[serde(default, deserialize_with = "de_interval")]
+    pub expire_every: Option<Dur>,
     /// Keep the default views in addition to those listed.
     pub default_views: Option<bool>,
     /// Views.
@@ -808,6 +818,9 @@ impl FileConfig {
         }
         if let Some(b) = self.inner {
             t.inner = b;
+        }
+        if let Some(Dur(n)) = self.expire_every {
+            t.expire_every = n;
         }
     }
 
@@ -999,6 +1012,12 @@ mod tests {
             3,
         );
         names("max_flows: -1\n", "max_flows", 1);
+        names("expire_every: 0s\n", "expire_every", 1);
+        let c = FileConfig::from_yaml("expire_every: 250ms\n", "x.yaml").unwrap();
+        let mut t = TableConfig::default();
+        assert_eq!(t.expire_every, DEFAULT_EXPIRE_EVERY);
+        c.apply_table(&mut t);
+        assert_eq!(t.expire_every, SEC / 4);
         // At the bounds they are accepted.
         let y = format!(
             "max_flows: {MAX_FLOWS}\nfrag_slots: {MAX_FRAG_SLOTS}\nviews:\n  - name: a\n    \

@@ -76,6 +76,10 @@ pub struct FlowWorker {
     epoch: u64,
     decode: DecodeCounters,
     ended: Vec<EndedFlow>,
+    /// Latest packet time seen, and when idle flows were last expired.
+    now: i64,
+    swept: i64,
+    expire_every: i64,
     out: Box<dyn FnMut(WorkerMsg) + Send>,
 }
 
@@ -83,6 +87,7 @@ impl FlowWorker {
     /// A worker with index `id`; `out` receives its messages in order.
     pub fn new(id: usize, cfg: TableConfig, out: Box<dyn FnMut(WorkerMsg) + Send>) -> Self {
         let opts = DecodeOptions { inner: cfg.inner };
+        let expire = cfg.expire_every;
         FlowWorker {
             id,
             table: FlowTable::new(cfg, true),
@@ -90,6 +95,9 @@ impl FlowWorker {
             epoch: 0,
             decode: DecodeCounters::default(),
             ended: Vec::with_capacity(ENDED_BATCH),
+            now: i64::MIN,
+            swept: i64::MIN,
+            expire_every: expire.max(1),
             out,
         }
     }
@@ -119,7 +127,9 @@ impl FlowWorker {
             DecodeStatus::Malformed(_) => self.decode.malformed += 1,
             DecodeStatus::Undecoded => self.decode.undecoded += 1,
         }
-        self.table.update(ts.as_nanos(), orig_len, v);
+        let t = ts.as_nanos();
+        self.now = self.now.max(t);
+        self.table.update(t, orig_len, v);
     }
 
     /// True when flows are keyed on the innermost packet of tunnels (the view to hand to
@@ -128,14 +138,25 @@ impl FlowWorker {
         self.opts.inner
     }
 
-    /// Ships buffered output when enough has accumulated.
+    /// Ships buffered output when enough has accumulated; every `expire_every` of packet time
+    /// ([`TableConfig::expire_every`]), expires idle flows and ships their records at once.
     pub fn end_batch(&mut self) {
-        self.ship(false);
+        if self.swept == i64::MIN {
+            self.swept = self.now;
+        }
+        if self.now.saturating_sub(self.swept) >= self.expire_every {
+            self.swept = self.now;
+            self.table.sweep(self.now);
+            self.ship(true);
+        } else {
+            self.ship(false);
+        }
     }
 
     /// Interval boundary: expire idle flows as of `at`, then hand over the interval's deltas.
     pub fn on_tick(&mut self, at: Timestamp) {
         self.table.sweep(at.as_nanos());
+        self.swept = self.swept.max(at.as_nanos());
         let mut d = Vec::new();
         self.table.take_deltas(&mut d);
         (self.out)(WorkerMsg::Deltas {
@@ -205,5 +226,82 @@ impl FlowWorker {
     /// Packets that did not decode completely so far, by reason.
     pub fn decode_counters(&self) -> &DecodeCounters {
         &self.decode
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_EXPIRE_EVERY;
+    use netspectra_packet::{IpPair, L3Proto, TcpFlags};
+    use std::sync::{Arc, Mutex};
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn udp(sp: u16) -> PacketView {
+        PacketView {
+            l3: L3Proto::Ipv4,
+            ip: Some(IpPair {
+                src: [10, 0, 0, 1].into(),
+                dst: [10, 0, 0, 2].into(),
+            }),
+            proto: 17,
+            ip_len: 100,
+            l4_offset: 34,
+            src_port: sp,
+            dst_port: 53,
+            tcp_flags: TcpFlags(0),
+            ..Default::default()
+        }
+    }
+
+    /// Ended flows shipped so far, by source port.
+    fn worker() -> (FlowWorker, Arc<Mutex<Vec<u16>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = Arc::clone(&got);
+        let mut cfg = TableConfig::default();
+        cfg.timeouts.udp = SEC;
+        let w = FlowWorker::new(
+            0,
+            cfg,
+            Box::new(move |m| {
+                if let WorkerMsg::Ended(v) = m {
+                    g.lock().unwrap().extend(v.iter().map(|f| f.key.src_port));
+                }
+            }),
+        );
+        (w, got)
+    }
+
+    #[test]
+    fn an_idle_flow_is_shipped_within_a_sweep_step_of_its_timeout_without_a_tick() {
+        let (mut w, got) = worker();
+        let t0 = 1_000 * SEC;
+        w.on_view(Timestamp(t0), 100, &udp(1000));
+        w.end_batch();
+        // Traffic of another flow goes on; the first one idles out after 1 s.
+        let mut t = t0;
+        while t < t0 + SEC + DEFAULT_EXPIRE_EVERY {
+            t += DEFAULT_EXPIRE_EVERY / 4;
+            w.on_view(Timestamp(t), 100, &udp(2000));
+            w.end_batch();
+            if t < t0 + SEC {
+                assert!(got.lock().unwrap().is_empty(), "shipped before its timeout");
+            }
+        }
+        assert_eq!(*got.lock().unwrap(), vec![1000]);
+    }
+
+    #[test]
+    fn without_packet_time_passing_nothing_is_swept_early() {
+        let (mut w, got) = worker();
+        let t0 = 1_000 * SEC;
+        for _ in 0..10 {
+            w.on_view(Timestamp(t0), 100, &udp(1000));
+            w.end_batch();
+        }
+        assert!(got.lock().unwrap().is_empty());
+        w.on_tick(Timestamp(t0 + 2 * SEC));
+        assert_eq!(*got.lock().unwrap(), vec![1000]);
     }
 }

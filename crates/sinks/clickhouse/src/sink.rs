@@ -18,6 +18,10 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Most batches of a backlog sent in one INSERT (ClickHouse pays per insert: a part written,
+/// then merged).
+const GROUP_BATCHES: usize = 64;
+
 /// How a [`ClickHouseSink`] lays out its tables.
 #[derive(Clone, Debug)]
 pub struct SinkOptions {
@@ -53,6 +57,8 @@ pub struct ClickHouseSink {
     made: HashSet<String>,
     stats: Arc<SinkStats>,
     body: Vec<u8>,
+    /// The INSERT body of a batch or a group of batches.
+    group_body: Vec<u8>,
     /// The database is known to exist.
     database_made: bool,
 }
@@ -69,6 +75,7 @@ impl ClickHouseSink {
             made: HashSet::new(),
             stats: Arc::new(SinkStats::default()),
             body: Vec::new(),
+            group_body: Vec::new(),
             database_made: true,
         };
         s.client.exec(
@@ -99,6 +106,7 @@ impl ClickHouseSink {
             made: HashSet::new(),
             stats: Arc::new(SinkStats::default()),
             body: Vec::new(),
+            group_body: Vec::new(),
             database_made: false,
         })
     }
@@ -178,6 +186,32 @@ impl ClickHouseSink {
             r
         }
     }
+    /// One INSERT of JSON lines `rows` (`records` of them) into `table`: all or nothing.
+    fn insert(&mut self, table: &str, rows: &[u8], records: u64) -> Result<(), DeliverError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match self.client.insert_json(table, rows) {
+            Ok(()) => {
+                self.stats.rows.fetch_add(records, Ordering::Relaxed);
+                self.stats.inserts.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // A table dropped behind our back is made again on the next attempt.
+                if matches!(&e, ClickHouseError::Refused { message, .. } if message.contains("Code: 60,"))
+                {
+                    self.made.remove(table);
+                }
+                let connect_failed = matches!(&e, ClickHouseError::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::ConnectionRefused);
+                Err(self.err(e, !connect_failed))
+            }
+        }
+    }
 }
 
 impl Sink for ClickHouseSink {
@@ -204,28 +238,40 @@ impl Sink for ClickHouseSink {
         let table = self
             .ensure_table(&b.stream, cols)
             .map_err(|e| self.err(e, false))?;
-        let client = self.client.clone();
-        let stats = Arc::clone(&self.stats);
-        let rows = self.rows(b);
-        let n = rows.len() as u64;
-        match client.insert_json(&table, rows) {
-            Ok(()) => {
-                stats.rows.fetch_add(b.records(), Ordering::Relaxed);
-                stats.inserts.fetch_add(1, Ordering::Relaxed);
-                stats.bytes.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                // A table dropped behind our back is made again on the next attempt.
-                if matches!(&e, ClickHouseError::Refused { message, .. } if message.contains("Code: 60,"))
-                {
-                    self.made.remove(&table);
-                }
-                let connect_failed = matches!(&e, ClickHouseError::Io { source, .. }
-                    if source.kind() == std::io::ErrorKind::ConnectionRefused);
-                Err(self.err(e, !connect_failed))
-            }
+        let mut body = std::mem::take(&mut self.group_body);
+        body.clear();
+        body.extend_from_slice(self.rows(b));
+        let r = self.insert(&table, &body, b.records());
+        self.group_body = body;
+        r
+    }
+
+    /// Record streams (not views, whose columns come with each batch) go in groups: one insert
+    /// for a backlog of batches, each row still tagged with its own batch's `_batch`.
+    fn group_limit(&self, stream: &Stream) -> usize {
+        if stream.kind == StreamKind::View {
+            1
+        } else {
+            GROUP_BATCHES
         }
+    }
+
+    fn deliver_group(&mut self, group: &[Arc<Batch>]) -> Result<(), DeliverError> {
+        let Some(first) = group.first() else {
+            return Ok(());
+        };
+        let table = self
+            .ensure_table(&first.stream, None)
+            .map_err(|e| self.err(e, false))?;
+        let mut body = std::mem::take(&mut self.group_body);
+        body.clear();
+        for b in group {
+            body.extend_from_slice(self.rows(b));
+        }
+        let records = group.iter().map(|b| b.records()).sum();
+        let r = self.insert(&table, &body, records);
+        self.group_body = body;
+        r
     }
 
     fn already_delivered(&mut self, b: &Batch) -> Result<bool, DeliverError> {

@@ -11,6 +11,9 @@ struct Remote {
     refuse: Vec<u64>,
     got: Vec<(String, u64, Vec<u8>)>,
     attempts: u64,
+    /// Most batches taken at once (0 or 1: one at a time), and the sizes of groups taken.
+    group: usize,
+    groups: Vec<usize>,
 }
 
 #[derive(Clone)]
@@ -61,6 +64,29 @@ impl Sink for Mock {
             return Err(DeliverError::retry("mock://", "connection refused"));
         }
         Ok(r.got.iter().any(|g| g.1 == b.seq))
+    }
+    fn group_limit(&self, _stream: &Stream) -> usize {
+        self.0.lock().unwrap().group.max(1)
+    }
+    fn deliver_group(&mut self, group: &[Arc<Batch>]) -> Result<(), DeliverError> {
+        // All or nothing, as one insert.
+        let mut r = self.0.lock().unwrap();
+        r.attempts += 1;
+        if !r.up {
+            return Err(DeliverError::retry("mock://", "connection refused"));
+        }
+        if group.iter().any(|b| r.refuse.contains(&b.seq)) {
+            return Err(DeliverError::fatal("mock://", "bad rows"));
+        }
+        r.groups.push(group.len());
+        for b in group {
+            r.got.push((b.stream.name(), b.seq, b.json().to_vec()));
+        }
+        if r.lose_answers > 0 {
+            r.lose_answers -= 1;
+            return Err(DeliverError::retry("mock://", "connection reset").ambiguous());
+        }
+        Ok(())
     }
 }
 
@@ -358,4 +384,51 @@ fn every_stream_kind_is_delivered_and_counted_under_its_name() {
         *got.lock().unwrap(),
         (1..=StreamKind::ALL.len() as u64).sum::<u64>()
     );
+}
+
+/// A sink that takes groups, down while `n` batches pile up, then up: returns what it got.
+fn backlog_in_groups(n: u64, group: usize, lose_answers: u32) -> (Mock, DeliveryReport) {
+    let m = Mock::new(false);
+    {
+        let mut r = m.0.lock().unwrap();
+        r.group = group;
+        r.lose_answers = lose_answers;
+    }
+    let cfg = DeliveryConfig {
+        memory_batches: 1024,
+        ..quick(None, WhenFull::DropNewest)
+    };
+    let r = SinkRunner::start(Box::new(m.clone()), &Routes::all(), cfg).unwrap();
+    for i in 0..n {
+        r.push(&batch(i));
+    }
+    wait_for(|| r.stats().errors.load(Ordering::Relaxed) > 0);
+    m.set_up(true);
+    wait_for(|| r.stats().delivered.load(Ordering::Relaxed) == 2 * n);
+    let (rep, _) = r.close(true);
+    (m, rep)
+}
+
+#[test]
+fn a_backlog_goes_out_in_groups_in_order_each_batch_once() {
+    let (m, rep) = backlog_in_groups(20, 8, 0);
+    assert_eq!(m.seqs(), (0..20).collect::<Vec<_>>());
+    let groups = m.0.lock().unwrap().groups.clone();
+    assert!(groups.iter().all(|&g| (2..=8).contains(&g)), "{groups:?}");
+    assert!(
+        groups.len() <= 3,
+        "20 batches in groups of up to 8: {groups:?}"
+    );
+    assert_eq!((rep.delivered, rep.dropped_refused), (40, 0));
+    // A sink without groups still gets one batch at a time.
+    let (m, _) = backlog_in_groups(5, 1, 0);
+    assert!(m.0.lock().unwrap().groups.is_empty());
+    assert_eq!(m.seqs(), (0..5).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_group_whose_answer_was_lost_is_not_delivered_twice() {
+    let (m, rep) = backlog_in_groups(6, 8, 1);
+    assert_eq!(m.seqs(), (0..6).collect::<Vec<_>>(), "each batch once");
+    assert_eq!(rep.delivered, 12);
 }
