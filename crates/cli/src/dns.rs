@@ -122,16 +122,7 @@ impl CommandSummary for DnsSummaryText {
         );
         let _ = writeln!(o, "  rcodes: {}", record_cmd::list(&s.rcodes));
         let _ = writeln!(o, "  qtypes: {}", record_cmd::list(&s.qtypes));
-        let l = &s.latency_us;
-        let _ = writeln!(
-            o,
-            "  latency: p50 {}, p90 {}, p99 {}, max {} ({} answered)",
-            record_cmd::ms(l.p50),
-            record_cmd::ms(l.p90),
-            record_cmd::ms(l.p99),
-            record_cmd::ms(l.max),
-            l.count
-        );
+        record_cmd::latency_line(&mut o, "latency", &s.latency_us, "answered");
         record_cmd::top_list(&mut o, "top query names", &s.top_qnames);
         let _ = write!(o, "  malformed: {}", record_cmd::list(&s.malformed));
         o

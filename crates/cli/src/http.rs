@@ -191,16 +191,7 @@ impl CommandSummary for HttpSummary {
         );
         let _ = writeln!(o, "  methods: {}", record_cmd::list(&s.methods));
         let _ = writeln!(o, "  status:  {}", record_cmd::list(&s.status));
-        let l = &s.latency_us;
-        let _ = writeln!(
-            o,
-            "  latency: p50 {}, p90 {}, p99 {}, max {} ({} pairs)",
-            record_cmd::ms(l.p50),
-            record_cmd::ms(l.p90),
-            record_cmd::ms(l.p99),
-            record_cmd::ms(l.max),
-            l.count
-        );
+        record_cmd::latency_line(&mut o, "latency", &s.latency_us, "pairs");
         record_cmd::top_list(&mut o, "top hosts", &s.top_hosts);
         record_cmd::top_list(&mut o, "top user agents", &s.top_user_agents);
         let _ = write!(o, "  malformed: {}", record_cmd::list(&s.malformed));

@@ -11,6 +11,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use netspectra_capture::LiveConfig;
 use netspectra_engine::MAX_THREADS;
+use netspectra_http::summary::LatencySummary;
 use netspectra_packet::SourceError;
 use netspectra_pcap::CaptureReader;
 use netspectra_pipeline::analysis::AnalysisReport;
@@ -422,6 +423,20 @@ pub fn list<'a>(m: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String {
 /// A latency in microseconds as milliseconds (`-` when unknown).
 pub fn ms(v: Option<u64>) -> String {
     v.map_or("-".to_string(), |v| format!("{:.3} ms", v as f64 / 1000.0))
+}
+
+/// Appends a summary's latency line: `  LABEL: p50 …, p90 …, p99 …, max … (COUNT WHAT)`.
+pub fn latency_line(o: &mut String, label: &str, l: &LatencySummary, what: &str) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        o,
+        "  {label}: p50 {}, p90 {}, p99 {}, max {} ({} {what})",
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.max),
+        l.count
+    );
 }
 
 /// Appends a top list, one `count  key` line each, under `title`.

@@ -127,16 +127,7 @@ impl CommandSummary for TlsSummaryText {
         );
         let _ = writeln!(o, "  versions: {}", record_cmd::list(&s.versions));
         let _ = writeln!(o, "  ciphers:  {}", record_cmd::list(&s.ciphers));
-        let l = &s.latency_us;
-        let _ = writeln!(
-            o,
-            "  handshake latency: p50 {}, p90 {}, p99 {}, max {} ({} handshakes)",
-            record_cmd::ms(l.p50),
-            record_cmd::ms(l.p90),
-            record_cmd::ms(l.p99),
-            record_cmd::ms(l.max),
-            l.count
-        );
+        record_cmd::latency_line(&mut o, "handshake latency", &s.latency_us, "handshakes");
         record_cmd::top_list(&mut o, "top server names (SNI)", &s.top_sni);
         record_cmd::top_list(&mut o, "top ALPN", &s.top_alpn);
         record_cmd::top_list(&mut o, "top JA4", &s.top_ja4);
