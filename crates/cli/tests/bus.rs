@@ -15,7 +15,7 @@ mod paced;
 
 use bus::{servers_installed, ChCluster, Collector, Nats, ZooKeeper};
 use common::BIN;
-use paced::{end_ns, percentile};
+use paced::percentile;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -899,17 +899,7 @@ fn bench_bus() {
         "SELECT _batch, end FROM lat.flows FORMAT TSV",
     )
     .unwrap_or_default();
-    let mut lat = Vec::new();
-    for l in rows.lines() {
-        let Some((b, end)) = l.split_once('\t') else {
-            continue;
-        };
-        // `end` is the flow's last packet time, e.g. 2023-11-14T22:13:25.123456789Z.
-        let Some(seen_at) = seen.get(b) else { continue };
-        let ns = end_ns(end);
-        let fed_at = (ns - first_ts) as f64 / 1e9;
-        lat.push(seen_at - fed_at);
-    }
+    let mut lat = paced::latencies(&rows, &seen, first_ts, |_| true);
     for mut c in cols {
         c.stop();
     }

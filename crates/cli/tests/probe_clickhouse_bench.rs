@@ -27,24 +27,7 @@ fn env_f64(name: &str, default: f64) -> f64 {
 /// "YYYY-MM-DDTHH:MM:SS" of `ns` since the epoch (UTC): a prefix that sorts at or before every
 /// RFC 3339 time the probe writes within that second.
 fn rfc3339_second(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    netspectra_flow::record::Stamp::new(ns).as_str()[..19].to_string()
 }
 
 #[test]
@@ -204,18 +187,8 @@ fn bench_clickhouse_sink() {
     let rows = ch
         .query("SELECT _batch, end FROM lat.flows FORMAT TSV")
         .unwrap();
-    let mut lat = Vec::new();
-    for l in rows.lines() {
-        let Some((b, end)) = l.split_once('\t') else {
-            continue;
-        };
-        let Some(seen_at) = seen.get(b) else { continue };
-        let fed_at = (paced::end_ns(end) - first_ts) as f64 / 1e9;
-        // Flows cut by the end of input (not by their timeout) are left out.
-        if fed_at < fed - 2.0 {
-            lat.push(seen_at - fed_at);
-        }
-    }
+    // Flows cut by the end of input (not by their timeout) are left out.
+    let mut lat = paced::latencies(&rows, &seen, first_ts, |fed_at| fed_at < fed - 2.0);
     assert!(!lat.is_empty());
     let n = lat.len();
     println!(

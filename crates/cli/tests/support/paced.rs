@@ -53,6 +53,30 @@ pub fn feed(
     (start, first_ts)
 }
 
+/// Latencies in seconds from TSV rows `BATCH<TAB>END` (a flow's insert batch and its last
+/// packet time, RFC 3339): from the moment that packet was fed (`first_ts` fed at 0 s) to the
+/// first poll that saw the batch (`seen`). Rows whose batch no poll saw, or whose feeding time
+/// `keep` rejects, are left out.
+pub fn latencies(
+    rows: &str,
+    seen: &std::collections::HashMap<String, f64>,
+    first_ts: i64,
+    keep: impl Fn(f64) -> bool,
+) -> Vec<f64> {
+    let mut out = Vec::new();
+    for l in rows.lines() {
+        let Some((b, end)) = l.split_once('\t') else {
+            continue;
+        };
+        let Some(seen_at) = seen.get(b) else { continue };
+        let fed_at = (end_ns(end) - first_ts) as f64 / 1e9;
+        if keep(fed_at) {
+            out.push(seen_at - fed_at);
+        }
+    }
+    out
+}
+
 /// The `p` quantile (0..=1) of `v` (sorted in place).
 pub fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
