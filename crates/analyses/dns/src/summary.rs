@@ -277,19 +277,3 @@ pub struct DnsSummary {
     /// Malformed messages by reason.
     pub malformed: BTreeMap<String, u64>,
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounded_counts_keep_at_most_cap_keys() {
-        let mut c = BoundedCounts::new(2);
-        for k in ["a", "b", "c", "a"] {
-            c.add(k, 1);
-        }
-        assert_eq!(c.len(), 2);
-        assert_eq!(c.get("a"), 2);
-        assert_eq!(c.other, 1);
-    }
-}

@@ -248,19 +248,3 @@ pub struct Summary {
     /// Share of User-Agent lookups answered by the cache.
     pub ua_cache_hit_rate: Option<f64>,
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounded_counts_cap() {
-        let mut c = BoundedCounts::new(2);
-        c.add("a", 1);
-        c.add("b", 2);
-        c.add("c", 5);
-        c.add("a", 1);
-        assert_eq!(c.top(5), vec![("a".to_string(), 2), ("b".to_string(), 2)]);
-        assert_eq!(c.other, 5);
-    }
-}

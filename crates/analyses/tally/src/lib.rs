@@ -215,4 +215,15 @@ mod tests {
         assert_eq!(c.other, 1);
         assert_eq!(c.top(1), vec![("a".to_string(), 2)]);
     }
+
+    #[test]
+    fn bounded_counts_send_new_keys_past_the_cap_to_other() {
+        let mut c = BoundedCounts::new(2);
+        c.add("a", 1);
+        c.add("b", 2);
+        c.add("c", 5);
+        c.add("a", 1);
+        assert_eq!(c.top(5), vec![("a".to_string(), 2), ("b".to_string(), 2)]);
+        assert_eq!(c.other, 5);
+    }
 }
