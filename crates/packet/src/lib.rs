@@ -24,4 +24,4 @@ pub use link::LinkType;
 pub use source::{
     Batch, InterfaceInfo, OwnedBatch, Packet, PacketMeta, PacketSource, SourceError, SourceStats,
 };
-pub use time::Timestamp;
+pub use time::{Every, Timestamp};

@@ -61,9 +61,79 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Work that comes due every `step` nanoseconds of the packets' own time (expiring idle state,
+/// sending on what piled up) between in-band ticks: packet time, so a file read at any speed
+/// gives the same cadence as the live capture it was made from.
+#[derive(Clone, Copy, Debug)]
+pub struct Every {
+    step: i64,
+    now: i64,
+    last: i64,
+}
+
+impl Every {
+    /// Due every `step` ns (at least 1) of packet time, counted from the first packet seen.
+    pub fn new(step: i64) -> Every {
+        Every {
+            step: step.max(1),
+            now: i64::MIN,
+            last: i64::MIN,
+        }
+    }
+
+    /// Notes a packet's time (ns); the latest one seen is "now".
+    #[inline]
+    pub fn see(&mut self, ts: i64) {
+        self.now = self.now.max(ts);
+    }
+
+    /// The latest packet time seen (`i64::MIN` before any).
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// True, once, when a step of packet time has passed since it was last due.
+    pub fn due(&mut self) -> bool {
+        if self.last == i64::MIN {
+            self.last = self.now;
+        }
+        if self.now.saturating_sub(self.last) >= self.step {
+            self.last = self.now;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The work was done at `at` (an interval tick): the next step counts from there.
+    pub fn done_at(&mut self, at: i64) {
+        self.last = self.last.max(at);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_is_due_once_per_step_of_packet_time() {
+        let mut e = Every::new(100);
+        assert!(!e.due(), "nothing seen yet");
+        e.see(1_000);
+        assert!(!e.due(), "the first packet starts the count");
+        e.see(1_099);
+        assert!(!e.due());
+        e.see(1_050); // an older packet does not move time back
+        assert_eq!(e.now(), 1_099);
+        e.see(1_100);
+        assert!(e.due());
+        assert!(!e.due(), "due once");
+        e.done_at(1_250);
+        e.see(1_300);
+        assert!(!e.due(), "a tick at 1,250 did the work");
+        e.see(1_350);
+        assert!(e.due());
+    }
 
     #[test]
     fn parts_round_trip_including_negative() {

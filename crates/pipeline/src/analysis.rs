@@ -9,7 +9,7 @@ use netspectra_flow::{
     FlowWorker, Merger, Output, Summary as FlowSummary, TableConfig, WorkerMsg,
 };
 use netspectra_http::{HttpAnalyzer, HttpConfig, HttpRecord, Stats as HttpStats};
-use netspectra_packet::{Packet, PacketView, Timestamp};
+use netspectra_packet::{Every, Packet, PacketView, Timestamp};
 use netspectra_sinks::stream::{Payload, Stream, StreamKind};
 use netspectra_tls::{TlsAnalyzer, TlsConfig, TlsRecord, TlsStats};
 use std::sync::mpsc::SyncSender;
@@ -318,10 +318,9 @@ pub struct RecordPart<A: RecordAnalysis> {
     pending: Vec<A::Record>,
     tx: SyncSender<Msg>,
     rewrite: Option<Rewrite<A::Record>>,
-    /// Latest packet time seen, and when records were last sent on regardless of the batch
-    /// size (so a record waits at most the flows' default expiry step, not a whole tick).
-    now: i64,
-    shipped: i64,
+    /// When records are sent on regardless of the batch size (so a record waits at most the
+    /// flows' default expiry step, not a whole tick).
+    send: Every,
 }
 
 impl<A: RecordAnalysis> RecordPart<A> {
@@ -331,8 +330,7 @@ impl<A: RecordAnalysis> RecordPart<A> {
             pending: Vec::with_capacity(RECORD_BATCH),
             tx: tx.clone(),
             rewrite,
-            now: i64::MIN,
-            shipped: i64::MIN,
+            send: Every::new(DEFAULT_EXPIRE_EVERY),
         }
     }
 
@@ -357,17 +355,11 @@ impl<A: RecordAnalysis> RecordPart<A> {
     fn packet(&mut self, p: &Packet<'_>, d: &netspectra_packet::Decoded) {
         let v = d.view(self.an.inner());
         self.an.on_view(p, v);
-        self.now = self.now.max(p.ts.as_nanos());
+        self.send.see(p.ts.as_nanos());
     }
 
     fn end_batch(&mut self, slot: Option<&WorkerSlot>) {
-        if self.shipped == i64::MIN {
-            self.shipped = self.now;
-        }
-        let due = self.now.saturating_sub(self.shipped) >= DEFAULT_EXPIRE_EVERY;
-        if due {
-            self.shipped = self.now;
-        }
+        let due = self.send.due();
         let n = self.ship(due);
         if let Some(s) = slot {
             s.publish_records(A::KIND as usize, self.an.tracked() as u64, n);
@@ -377,7 +369,7 @@ impl<A: RecordAnalysis> RecordPart<A> {
     fn tick(&mut self, at: Timestamp) {
         self.an.expire(at);
         self.ship(true);
-        self.shipped = self.shipped.max(at.as_nanos());
+        self.send.done_at(at.as_nanos());
     }
 
     fn finish(mut self) {

@@ -4,7 +4,7 @@
 use crate::table::{EndReason, EndedFlow, FlowDelta, FlowTable, TableCounters};
 use crate::TableConfig;
 use netspectra_packet::{
-    decode, Batch, DecodeOptions, DecodeStatus, Packet, PacketView, Timestamp,
+    decode, Batch, DecodeOptions, DecodeStatus, Every, Packet, PacketView, Timestamp,
 };
 
 /// Ended flows buffered before they are shipped.
@@ -76,10 +76,8 @@ pub struct FlowWorker {
     epoch: u64,
     decode: DecodeCounters,
     ended: Vec<EndedFlow>,
-    /// Latest packet time seen, and when idle flows were last expired.
-    now: i64,
-    swept: i64,
-    expire_every: i64,
+    /// When idle flows are next expired between ticks.
+    expire: Every,
     out: Box<dyn FnMut(WorkerMsg) + Send>,
 }
 
@@ -87,7 +85,7 @@ impl FlowWorker {
     /// A worker with index `id`; `out` receives its messages in order.
     pub fn new(id: usize, cfg: TableConfig, out: Box<dyn FnMut(WorkerMsg) + Send>) -> Self {
         let opts = DecodeOptions { inner: cfg.inner };
-        let expire = cfg.expire_every;
+        let expire = Every::new(cfg.expire_every);
         FlowWorker {
             id,
             table: FlowTable::new(cfg, true),
@@ -95,9 +93,7 @@ impl FlowWorker {
             epoch: 0,
             decode: DecodeCounters::default(),
             ended: Vec::with_capacity(ENDED_BATCH),
-            now: i64::MIN,
-            swept: i64::MIN,
-            expire_every: expire.max(1),
+            expire,
             out,
         }
     }
@@ -127,9 +123,8 @@ impl FlowWorker {
             DecodeStatus::Malformed(_) => self.decode.malformed += 1,
             DecodeStatus::Undecoded => self.decode.undecoded += 1,
         }
-        let t = ts.as_nanos();
-        self.now = self.now.max(t);
-        self.table.update(t, orig_len, v);
+        self.expire.see(ts.as_nanos());
+        self.table.update(ts.as_nanos(), orig_len, v);
     }
 
     /// True when flows are keyed on the innermost packet of tunnels (the view to hand to
@@ -141,12 +136,8 @@ impl FlowWorker {
     /// Ships buffered output when enough has accumulated; every `expire_every` of packet time
     /// ([`TableConfig::expire_every`]), expires idle flows and ships their records at once.
     pub fn end_batch(&mut self) {
-        if self.swept == i64::MIN {
-            self.swept = self.now;
-        }
-        if self.now.saturating_sub(self.swept) >= self.expire_every {
-            self.swept = self.now;
-            self.table.sweep(self.now);
+        if self.expire.due() {
+            self.table.sweep(self.expire.now());
             self.ship(true);
         } else {
             self.ship(false);
@@ -156,7 +147,7 @@ impl FlowWorker {
     /// Interval boundary: expire idle flows as of `at`, then hand over the interval's deltas.
     pub fn on_tick(&mut self, at: Timestamp) {
         self.table.sweep(at.as_nanos());
-        self.swept = self.swept.max(at.as_nanos());
+        self.expire.done_at(at.as_nanos());
         let mut d = Vec::new();
         self.table.take_deltas(&mut d);
         (self.out)(WorkerMsg::Deltas {
