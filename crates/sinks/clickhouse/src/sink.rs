@@ -14,6 +14,7 @@ use crate::schema::{columns_of, create_table, json_keys};
 use crate::ClickHouseError;
 use netspectra_sinks::sink::{Closed, DeliverError, Routes, Sink};
 use netspectra_sinks::stream::{Batch, Payload, Stream, StreamKind};
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -56,9 +57,8 @@ pub struct ClickHouseSink {
     /// Tables known to exist.
     made: HashSet<String>,
     stats: Arc<SinkStats>,
+    /// The INSERT body of a batch or a group of batches (kept for its allocation).
     body: Vec<u8>,
-    /// The INSERT body of a batch or a group of batches.
-    group_body: Vec<u8>,
     /// The database is known to exist.
     database_made: bool,
 }
@@ -75,7 +75,6 @@ impl ClickHouseSink {
             made: HashSet::new(),
             stats: Arc::new(SinkStats::default()),
             body: Vec::new(),
-            group_body: Vec::new(),
             database_made: true,
         };
         s.client.exec(
@@ -106,7 +105,6 @@ impl ClickHouseSink {
             made: HashSet::new(),
             stats: Arc::new(SinkStats::default()),
             body: Vec::new(),
-            group_body: Vec::new(),
             database_made: false,
         })
     }
@@ -162,14 +160,30 @@ impl ClickHouseSink {
         )
     }
 
-    /// The rows of `b` as sent: with `probe` and `_batch` fields added to each line when the
-    /// layout has them.
-    fn rows<'a>(&'a mut self, b: &'a Batch) -> &'a [u8] {
-        let Some(probe) = &self.opts.probe else {
-            return b.json();
-        };
-        add_ids(b.json(), probe, &Self::batch_id(b), &mut self.body);
-        &self.body
+    /// Appends the rows of `b` as sent to `out`: with `probe` and `_batch` fields added to each
+    /// line when the layout has them.
+    fn append_rows(&self, b: &Batch, out: &mut Vec<u8>) {
+        match &self.opts.probe {
+            Some(probe) => add_ids(b.json(), probe, &Self::batch_id(b), out),
+            None => out.extend_from_slice(b.json()),
+        }
+    }
+
+    /// One INSERT of the rows of `batches` (one stream) into `table`: all or nothing.
+    fn insert_batches<B: Borrow<Batch>>(
+        &mut self,
+        table: &str,
+        batches: &[B],
+    ) -> Result<(), DeliverError> {
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        for b in batches {
+            self.append_rows(b.borrow(), &mut body);
+        }
+        let records = batches.iter().map(|b| b.borrow().records()).sum();
+        let r = self.insert(table, &body, records);
+        self.body = body;
+        r
     }
 
     fn err(&self, e: ClickHouseError, sent: bool) -> DeliverError {
@@ -238,12 +252,7 @@ impl Sink for ClickHouseSink {
         let table = self
             .ensure_table(&b.stream, cols)
             .map_err(|e| self.err(e, false))?;
-        let mut body = std::mem::take(&mut self.group_body);
-        body.clear();
-        body.extend_from_slice(self.rows(b));
-        let r = self.insert(&table, &body, b.records());
-        self.group_body = body;
-        r
+        self.insert_batches(&table, &[b])
     }
 
     /// Record streams (not views, whose columns come with each batch) go in groups: one insert
@@ -263,15 +272,7 @@ impl Sink for ClickHouseSink {
         let table = self
             .ensure_table(&first.stream, None)
             .map_err(|e| self.err(e, false))?;
-        let mut body = std::mem::take(&mut self.group_body);
-        body.clear();
-        for b in group {
-            body.extend_from_slice(self.rows(b));
-        }
-        let records = group.iter().map(|b| b.records()).sum();
-        let r = self.insert(&table, &body, records);
-        self.group_body = body;
-        r
+        self.insert_batches(&table, group)
     }
 
     fn already_delivered(&mut self, b: &Batch) -> Result<bool, DeliverError> {
@@ -300,7 +301,6 @@ impl Sink for ClickHouseSink {
 /// Appends JSON lines to `out` with `probe` and `_batch` fields added to each object (the
 /// layout of a probe's tables); empty or non-object lines are left out.
 pub fn add_ids(json: &[u8], probe: &str, batch: &str, out: &mut Vec<u8>) {
-    out.clear();
     let extra = format!(
         ",\"probe\":{},\"_batch\":{}}}",
         serde_json::to_string(probe).unwrap_or_else(|_| "\"\"".into()),
