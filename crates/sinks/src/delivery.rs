@@ -560,27 +560,27 @@ fn deliver_with_retry(
     let mut unsure = false;
     loop {
         if unsure {
-            let mut asked = Ok(());
-            let mut still = Vec::with_capacity(missing.len());
-            for b in missing.iter() {
-                match asked.as_ref().map(|_| sink.already_delivered(b)) {
-                    Ok(Ok(true)) => {}
-                    Ok(Ok(false)) => still.push(Arc::clone(b)),
-                    Ok(Err(e)) => {
-                        asked = Err(e);
-                        still.push(Arc::clone(b));
-                    }
-                    Err(_) => still.push(Arc::clone(b)),
+            // Batches found there leave `missing`; after a failed question the rest stay.
+            let mut failed = None;
+            missing.retain(|b| {
+                if failed.is_some() {
+                    return true;
                 }
-            }
-            *missing = still;
+                match sink.already_delivered(b) {
+                    Ok(found) => !found,
+                    Err(e) => {
+                        failed = Some(e);
+                        true
+                    }
+                }
+            });
             if missing.is_empty() {
                 sh.stats.healthy.store(true, Ordering::Relaxed);
                 return Outcome::Delivered;
             }
-            match asked {
-                Ok(()) => unsure = false,
-                Err(e) => {
+            match failed {
+                None => unsure = false,
+                Some(e) => {
                     note_error(sh, &e);
                     if !wait_retry(sh, &mut deadline, &mut delay) {
                         return Outcome::OutOfTime;
