@@ -69,27 +69,27 @@ impl Router {
             Payload::Dns(v) => v.is_empty(),
             _ => false,
         };
-        if empty || !self.runners.iter().any(|r| r.accepts(&stream)) {
-            return;
-        }
-        let seq = self.seqs.entry(stream.clone()).or_insert(0);
-        let b = Arc::new(Batch::new(stream, *seq, payload));
-        *seq += 1;
-        for r in &self.runners {
-            if r.accepts(&b.stream) {
-                r.push(&b);
-            }
+        if !empty {
+            self.number_and_push(stream, |s, seq| Batch::new(s, seq, payload));
         }
     }
 
     /// Numbers a batch known only as JSON lines (`records` of them) and hands it to every sink
     /// that takes its stream.
     pub fn route_lines(&mut self, stream: Stream, records: u64, json: Vec<u8>) {
-        if records == 0 || !self.runners.iter().any(|r| r.accepts(&stream)) {
+        if records > 0 {
+            self.number_and_push(stream, |s, seq| Batch::encoded(s, seq, records, json));
+        }
+    }
+
+    /// Gives the batch `make` builds the stream's next number and hands it to every sink that
+    /// takes the stream (nothing is built or numbered when none does).
+    fn number_and_push(&mut self, stream: Stream, make: impl FnOnce(Stream, u64) -> Batch) {
+        if !self.runners.iter().any(|r| r.accepts(&stream)) {
             return;
         }
         let seq = self.seqs.entry(stream.clone()).or_insert(0);
-        let b = Arc::new(Batch::encoded(stream, *seq, records, json));
+        let b = Arc::new(make(stream, *seq));
         *seq += 1;
         for r in &self.runners {
             if r.accepts(&b.stream) {
