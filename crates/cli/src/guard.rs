@@ -141,14 +141,26 @@ struct ReloadArgs {
     policy: Option<PathBuf>,
 }
 
-/// Maps library errors to exit codes: policy problems are bad input (2).
+/// Guard library errors as `netspectra guard` reports them (see [`guard_failure`]).
 fn lib_err(e: GuardError) -> anyhow::Error {
-    match e {
+    guard_failure(e, None)
+}
+
+/// Maps guard library errors to exit codes: configuration problems are bad input (2), under
+/// the name of where the guard runs (`within`: "guard" under a probe; none for the command).
+pub(crate) fn guard_failure(e: GuardError, within: Option<&str>) -> anyhow::Error {
+    let bad = matches!(
+        e,
         GuardError::Policy(_)
-        | GuardError::Compile(_)
-        | GuardError::Config(_)
-        | GuardError::NoInterface(_) => BadInput(e.to_string()).into(),
-        other => other.into(),
+            | GuardError::Compile(_)
+            | GuardError::Config(_)
+            | GuardError::NoInterface(_)
+    );
+    match (bad, within) {
+        (true, None) => BadInput(e.to_string()).into(),
+        (true, Some(w)) => BadInput(format!("{w}: {e}")).into(),
+        (false, None) => e.into(),
+        (false, Some(w)) => anyhow::Error::new(e).context(w.to_string()),
     }
 }
 

@@ -3,7 +3,6 @@
 //! event a record of the `guard` stream (the JSON object `netspectra guard run --events`
 //! prints), its policy reloaded with the configuration (SIGHUP), detached when the probe stops.
 
-use crate::exit::BadInput;
 use anyhow::{bail, Context, Result};
 use netspectra_guard::run::{pid_alive, read_state, write_state, State};
 use netspectra_guard::{GuardError, Maps, PolicySource, RunConfig, Running};
@@ -31,15 +30,9 @@ impl GuardMetrics {
     }
 }
 
-/// Maps library errors to exit codes: configuration problems are bad input (2).
+/// Guard library errors as the probe reports them (see [`crate::guard::guard_failure`]).
 fn lib_err(e: GuardError) -> anyhow::Error {
-    match e {
-        GuardError::Policy(_)
-        | GuardError::Compile(_)
-        | GuardError::Config(_)
-        | GuardError::NoInterface(_) => BadInput(format!("guard: {e}")).into(),
-        other => anyhow::Error::new(other).context("guard"),
-    }
+    crate::guard::guard_failure(e, Some("guard"))
 }
 
 /// What the state file names as the policy: the policy file, or the probe's configuration.
