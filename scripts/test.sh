@@ -29,7 +29,10 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
-cargo test --workspace --locked
+# The free disk decides some servers' limits (JetStream's storage): say it in the log.
+df -h . "${TMPDIR:-/tmp}" | sed 's/^/   /'
+# Every test binary runs even after a failure, so that one CI log shows every failing test.
+cargo test --workspace --locked --no-fail-fast
 
 echo "== cargo test, Parquet output (feature parquet)"
 cargo clippy -p netspectra-sinks --features parquet --all-targets --locked -- -D warnings

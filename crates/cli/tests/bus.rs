@@ -689,6 +689,61 @@ fn a_bus_down_for_30_s_loses_nothing() {
     check_store(&ch, 0, &want, "nsp");
 }
 
+/// Waits until the collector's log holds `what` (at most 60 s).
+fn wait_log(col: &Collector, what: &str) -> String {
+    let t0 = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&col.log).unwrap_or_default();
+        if log.contains(what) {
+            return log;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no {what:?} in the collector's log: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_bus_smaller_than_the_stream_bound_is_named_and_a_lower_bound_is_taken() {
+    if !servers_installed("bus storage") {
+        return;
+    }
+    let dir = tmp();
+    let d = dir.path();
+    // 1 GB of JetStream storage: the default bound of the stream (8 GiB) does not fit.
+    let nats = Nats::start_with_store(&d.join("nats"), 1, "1G");
+    let from = nats.url();
+    // Nothing listens there: the collector reaches ClickHouse only when messages come.
+    let to = format!("clickhouse://127.0.0.1:{}/nsx", bus::free_port());
+    let run = |name: &str, extra: &str| {
+        let cfg = d.join(format!("{name}.yaml"));
+        std::fs::write(&cfg, format!("group: sizers\n{extra}")).unwrap();
+        let args = [
+            "--from",
+            from.as_str(),
+            "--to",
+            to.as_str(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ];
+        Collector::start(BIN, &args, d.join(format!("{name}.log")))
+    };
+    let mut big = run("big", "");
+    let log = wait_log(&big, "(trying again)");
+    assert!(
+        log.contains("insufficient") && log.contains("lower stream_max_bytes"),
+        "{log}"
+    );
+    assert!(!log.contains("collect: consuming"), "{log}");
+    big.stop();
+    let mut fits = run("fits", "stream_max_bytes: 536870912\n");
+    let log = wait_log(&fits, "collect: consuming NETSPECTRA as sizers");
+    assert!(!log.contains("insufficient"), "{log}");
+    fits.stop();
+}
+
 /// JetStream's stored bytes and messages of the bus stream (monitoring endpoint of node 0).
 fn stream_state(mon: u16) -> (u64, u64) {
     let text = bus::http_get(mon, "/jsz?streams=true").unwrap_or_default();

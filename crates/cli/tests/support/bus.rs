@@ -191,20 +191,32 @@ pub struct Nats {
     routes: Vec<u16>,
     /// Monitoring ports (0: none).
     pub monitor: Vec<u16>,
+    /// Each server's JetStream storage (`max_file_store`).
+    store: &'static str,
     procs: Vec<Proc>,
 }
 
+/// The JetStream storage the test servers declare. Set, because unset a server takes 75% of the
+/// disk free when it starts, and a machine with less than ~11 GB free then refuses to place the
+/// collector's stream (8 GiB by default); the tests store a few hundred MB at most.
+const TEST_STORE: &str = "16G";
+
 impl Nats {
     pub fn start(dir: &Path, n: usize) -> Nats {
-        Self::start_with(dir, n, false)
+        Self::start_with(dir, n, false, TEST_STORE)
+    }
+
+    /// [`Nats::start`] with `store` of JetStream storage per server (`1G`, ...).
+    pub fn start_with_store(dir: &Path, n: usize, store: &'static str) -> Nats {
+        Self::start_with(dir, n, false, store)
     }
 
     /// [`Nats::start`] with monitoring endpoints (`/jsz`, `/varz`) on loopback.
     pub fn start_monitored(dir: &Path, n: usize) -> Nats {
-        Self::start_with(dir, n, true)
+        Self::start_with(dir, n, true, TEST_STORE)
     }
 
-    fn start_with(dir: &Path, n: usize, monitored: bool) -> Nats {
+    fn start_with(dir: &Path, n: usize, monitored: bool, store: &'static str) -> Nats {
         std::fs::create_dir_all(dir).unwrap();
         fresh_start("nats cluster", || {
             let mut s = Nats {
@@ -215,6 +227,7 @@ impl Nats {
                 monitor: (0..n)
                     .map(|_| if monitored { free_port() } else { 0 })
                     .collect(),
+                store,
                 procs: (0..n).map(|_| Proc(None)).collect(),
             };
             for i in 0..n {
@@ -239,9 +252,11 @@ impl Nats {
         let cfg = self.dir.join(format!("n{i}.conf"));
         let name = format!("n{i}-{}", self.token);
         let mut text = format!(
-            "server_name: {name}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\n",
+            "server_name: {name}\nlisten: 127.0.0.1:{}\n\
+             jetstream {{ store_dir: \"{}\", max_file_store: {} }}\n",
             self.ports[i],
-            self.dir.join(format!("store{i}")).display()
+            self.dir.join(format!("store{i}")).display(),
+            self.store
         );
         if self.monitor[i] != 0 {
             text.push_str(&format!("http: 127.0.0.1:{}\n", self.monitor[i]));

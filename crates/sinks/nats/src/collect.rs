@@ -18,7 +18,9 @@
 //!   stored message with a count of 1), on a cluster the messages delivered more than once (a
 //!   redelivery older than the replicated deduplication window).
 
-use crate::{connect, stream_config, BusError, ENCODING, HDR_ENCODING, HDR_PROBE, HDR_STREAM};
+use crate::{
+    connect, stream_config, with_hint, BusError, ENCODING, HDR_ENCODING, HDR_PROBE, HDR_STREAM,
+};
 use crate::{DUPLICATE_WINDOW, STREAM, SUBJECTS};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures_util::StreamExt;
@@ -289,7 +291,7 @@ pub fn run(opts: &CollectOptions, stats: &CollectStats, stop: &AtomicBool) -> Re
     let nats_err = |what: &'static str, e: String| BusError::Nats {
         servers: opts.servers.join(","),
         what,
-        message: e,
+        message: with_hint(e),
     };
     // The bus may be down or electing leaders (a node restarting): keep trying.
     let consumer = loop {
@@ -333,6 +335,7 @@ pub fn run(opts: &CollectOptions, stats: &CollectStats, stop: &AtomicBool) -> Re
         }
     };
     stats.healthy.store(true, Ordering::Relaxed);
+    eprintln!("collect: consuming {STREAM} as {}", opts.group);
     let made: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
     while !stop.load(Ordering::Relaxed) {
         let msgs = rt.block_on(async {

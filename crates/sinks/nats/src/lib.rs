@@ -149,6 +149,25 @@ pub fn msg_id(site: &str, probe: &str, stream: &str, seq: u64, json: &[u8], part
     )
 }
 
+/// `message` (a NATS client's error) with what to do about the JetStream refusals a new
+/// deployment meets: a stream bound larger than the servers' storage, a subject no stream takes.
+pub fn with_hint(message: String) -> String {
+    if message.contains("insufficient storage") || message.contains("insufficient resources") {
+        format!(
+            "{message} (the stream's bound is larger than the JetStream storage of enough servers, \
+             which is max_file_store or, unset, 75% of the disk free when a server started: \
+             lower stream_max_bytes or give the servers more)"
+        )
+    } else if message.contains("no stream found for given subject") {
+        format!(
+            "{message} (no stream takes netspectra.> yet: `netspectra collect` creates it, \
+             or set stream_replicas on the nats sink)"
+        )
+    } else {
+        message
+    }
+}
+
 /// Splits JSON lines into pieces of at most `max` bytes at line ends (a single longer line is
 /// a piece of its own), with each piece's line count.
 pub fn split_lines(json: &[u8], max: usize) -> Vec<(&[u8], u64)> {
@@ -221,6 +240,17 @@ pub fn stream_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_of_a_new_deployment_say_what_to_change() {
+        let full = with_hint(
+            "jetstream error: no suitable peers for placement, insufficient storage (code 400, error code 10005)".into(),
+        );
+        assert!(full.contains("lower stream_max_bytes"), "{full}");
+        let none = with_hint("no stream found for given subject".into());
+        assert!(none.contains("netspectra collect` creates it"), "{none}");
+        assert_eq!(with_hint("timed out".into()), "timed out");
+    }
 
     #[test]
     fn urls_list_servers_with_default_ports() {

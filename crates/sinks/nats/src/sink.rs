@@ -5,8 +5,8 @@
 //! JetStream stores it once; while the bus is down batches wait in the runner's spool.
 
 use crate::{
-    connect, msg_id, split_lines, stream_config, subject, BusError, DUPLICATE_WINDOW, ENCODING,
-    HDR_ENCODING, HDR_PROBE, HDR_RECORDS, HDR_SEQ, HDR_SITE, HDR_STREAM, MAX_PAYLOAD,
+    connect, msg_id, split_lines, stream_config, subject, with_hint, BusError, DUPLICATE_WINDOW,
+    ENCODING, HDR_ENCODING, HDR_PROBE, HDR_RECORDS, HDR_SEQ, HDR_SITE, HDR_STREAM, MAX_PAYLOAD,
 };
 use async_nats::jetstream;
 use netspectra_sinks::sink::{DeliverError, Routes, Sink};
@@ -93,7 +93,7 @@ impl NatsSink {
     }
 
     fn err(&self, what: &str, e: impl std::fmt::Display) -> DeliverError {
-        DeliverError::retry(self.name(), format!("{what}: {e}"))
+        DeliverError::retry(self.name(), format!("{what}: {}", with_hint(e.to_string())))
     }
 
     fn context(&mut self) -> Result<jetstream::Context, DeliverError> {
@@ -113,7 +113,7 @@ impl NatsSink {
                     .map_err(|e| BusError::Nats {
                         servers: servers.join(","),
                         what: "create stream",
-                        message: e.to_string(),
+                        message: with_hint(e.to_string()),
                     })?;
             }
             Ok::<_, BusError>(js)
