@@ -184,52 +184,9 @@ pub fn run(a: CollectArgs) -> Result<std::process::ExitCode> {
             let server = MetricsServer::start_with(
                 addr.as_str(),
                 move |e| {
-                    let l = |x: &std::sync::atomic::AtomicU64| x.load(Ordering::Relaxed);
-                    e.counter(
-                        "netspectra_collect_messages_total",
-                        "Bus messages received (also redeliveries).",
-                        l(&s.messages),
-                    );
-                    e.counter(
-                        "netspectra_collect_redelivered_total",
-                        "Bus messages received more than once.",
-                        l(&s.redelivered),
-                    );
-                    e.counter(
-                        "netspectra_collect_rows_total",
-                        "Rows inserted into ClickHouse.",
-                        l(&s.rows),
-                    );
-                    e.counter(
-                        "netspectra_collect_inserts_total",
-                        "INSERT requests ClickHouse accepted.",
-                        l(&s.inserts),
-                    );
-                    e.counter(
-                        "netspectra_collect_bytes_total",
-                        "Bytes of rows sent to ClickHouse.",
-                        l(&s.bytes),
-                    );
-                    e.counter(
-                        "netspectra_collect_already_stored_total",
-                        "Messages found stored already (not inserted again).",
-                        l(&s.already_there),
-                    );
-                    e.counter(
-                        "netspectra_collect_acked_total",
-                        "Messages acknowledged to JetStream.",
-                        l(&s.acked),
-                    );
-                    e.counter(
-                        "netspectra_collect_refused_total",
-                        "Messages refused for good (terminated).",
-                        l(&s.refused),
-                    );
-                    e.counter(
-                        "netspectra_collect_errors_total",
-                        "Failed pulls, inserts and acknowledgements (retried).",
-                        l(&s.errors),
-                    );
+                    for (name, help, value) in s.counters() {
+                        e.counter(name, help, value);
+                    }
                 },
                 EndpointOptions {
                     token: None,

@@ -112,6 +112,60 @@ pub struct CollectStats {
     pub healthy: AtomicBool,
 }
 
+impl CollectStats {
+    /// Every counter with its Prometheus name and help, for a metrics endpoint.
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 9] {
+        let l = |x: &AtomicU64| x.load(Ordering::Relaxed);
+        [
+            (
+                "netspectra_collect_messages_total",
+                "Bus messages received (also redeliveries).",
+                l(&self.messages),
+            ),
+            (
+                "netspectra_collect_redelivered_total",
+                "Bus messages received more than once.",
+                l(&self.redelivered),
+            ),
+            (
+                "netspectra_collect_rows_total",
+                "Rows inserted into ClickHouse.",
+                l(&self.rows),
+            ),
+            (
+                "netspectra_collect_inserts_total",
+                "INSERT requests ClickHouse accepted.",
+                l(&self.inserts),
+            ),
+            (
+                "netspectra_collect_bytes_total",
+                "Bytes of rows sent to ClickHouse.",
+                l(&self.bytes),
+            ),
+            (
+                "netspectra_collect_already_stored_total",
+                "Messages found stored already (not inserted again).",
+                l(&self.already_there),
+            ),
+            (
+                "netspectra_collect_acked_total",
+                "Messages acknowledged to JetStream.",
+                l(&self.acked),
+            ),
+            (
+                "netspectra_collect_refused_total",
+                "Messages refused for good (terminated).",
+                l(&self.refused),
+            ),
+            (
+                "netspectra_collect_errors_total",
+                "Failed pulls, inserts and acknowledgements (retried).",
+                l(&self.errors),
+            ),
+        ]
+    }
+}
+
 /// A message made ready for its insert.
 struct Work {
     table: String,
@@ -702,6 +756,21 @@ fn insert(opts: &CollectOptions, servers: &Servers, stats: &CollectStats, w: &Wo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_counter_has_its_own_metric() {
+        let s = CollectStats::default();
+        s.acked.store(7, Ordering::Relaxed);
+        s.errors.store(2, Ordering::Relaxed);
+        let c = s.counters();
+        let names: HashSet<&str> = c.iter().map(|x| x.0).collect();
+        assert_eq!(names.len(), c.len(), "names repeat");
+        assert!(c.iter().all(|x| x.0.ends_with("_total") && !x.1.is_empty()));
+        let get = |n: &str| c.iter().find(|x| x.0 == n).unwrap().2;
+        assert_eq!(get("netspectra_collect_acked_total"), 7);
+        assert_eq!(get("netspectra_collect_errors_total"), 2);
+        assert_eq!(c.iter().map(|x| x.2).sum::<u64>(), 9);
+    }
 
     #[test]
     fn cluster_tables_are_replicated_and_sharded_by_message() {
