@@ -342,18 +342,10 @@ fn collector_env(dir: &Path, c: &Cluster, i: usize, init: bool, env: &[(&str, &s
     }
     let col = Collector::start_env(BIN, &args, dir.join(format!("collect{i}.log")), env);
     if init {
-        let t0 = Instant::now();
-        while !std::fs::read_to_string(&col.log)
-            .unwrap_or_default()
-            .contains("schema of ns ready")
-        {
-            assert!(
-                t0.elapsed() < Duration::from_secs(120),
-                "schema not made: {}",
-                std::fs::read_to_string(&col.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The schema, then the stream and the consumer: the probes publish into a stream that
+        // exists, and a stream the bus cannot place fails here with the collector's reason.
+        wait_log(&col, "schema of ns ready", 120);
+        wait_log(&col, "collect: consuming NETSPECTRA", 120);
     }
     col
 }
@@ -689,8 +681,8 @@ fn a_bus_down_for_30_s_loses_nothing() {
     check_store(&ch, 0, &want, "nsp");
 }
 
-/// Waits until the collector's log holds `what` (at most 60 s).
-fn wait_log(col: &Collector, what: &str) -> String {
+/// Waits until the collector's log holds `what` (at most `secs`).
+fn wait_log(col: &Collector, what: &str, secs: u64) -> String {
     let t0 = Instant::now();
     loop {
         let log = std::fs::read_to_string(&col.log).unwrap_or_default();
@@ -698,7 +690,7 @@ fn wait_log(col: &Collector, what: &str) -> String {
             return log;
         }
         assert!(
-            t0.elapsed() < Duration::from_secs(60),
+            t0.elapsed() < Duration::from_secs(secs),
             "no {what:?} in the collector's log: {log}"
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -731,7 +723,7 @@ fn a_bus_smaller_than_the_stream_bound_is_named_and_a_lower_bound_is_taken() {
         Collector::start(BIN, &args, d.join(format!("{name}.log")))
     };
     let mut big = run("big", "");
-    let log = wait_log(&big, "(trying again)");
+    let log = wait_log(&big, "(trying again)", 60);
     assert!(
         log.contains("insufficient") && log.contains("lower stream_max_bytes"),
         "{log}"
@@ -739,7 +731,7 @@ fn a_bus_smaller_than_the_stream_bound_is_named_and_a_lower_bound_is_taken() {
     assert!(!log.contains("collect: consuming"), "{log}");
     big.stop();
     let mut fits = run("fits", "stream_max_bytes: 536870912\n");
-    let log = wait_log(&fits, "collect: consuming NETSPECTRA as sizers");
+    let log = wait_log(&fits, "collect: consuming NETSPECTRA as sizers", 60);
     assert!(!log.contains("insufficient"), "{log}");
     fits.stop();
 }
