@@ -344,8 +344,8 @@ fn collector_env(dir: &Path, c: &Cluster, i: usize, init: bool, env: &[(&str, &s
     if init {
         // The schema, then the stream and the consumer: the probes publish into a stream that
         // exists, and a stream the bus cannot place fails here with the collector's reason.
-        wait_log(&col, "schema of ns ready", 120);
-        wait_log(&col, "collect: consuming NETSPECTRA", 120);
+        col.wait_log("schema of ns ready", 120);
+        col.wait_log("collect: consuming NETSPECTRA", 120);
     }
     col
 }
@@ -681,22 +681,6 @@ fn a_bus_down_for_30_s_loses_nothing() {
     check_store(&ch, 0, &want, "nsp");
 }
 
-/// Waits until the collector's log holds `what` (at most `secs`).
-fn wait_log(col: &Collector, what: &str, secs: u64) -> String {
-    let t0 = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(&col.log).unwrap_or_default();
-        if log.contains(what) {
-            return log;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "no {what:?} in the collector's log: {log}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_bus_smaller_than_the_stream_bound_is_named_and_a_lower_bound_is_taken() {
     if !servers_installed("bus storage") {
@@ -723,7 +707,7 @@ fn a_bus_smaller_than_the_stream_bound_is_named_and_a_lower_bound_is_taken() {
         Collector::start(BIN, &args, d.join(format!("{name}.log")))
     };
     let mut big = run("big", "");
-    let log = wait_log(&big, "(trying again)", 60);
+    let log = big.wait_log("(trying again)", 60);
     assert!(
         log.contains("insufficient") && log.contains("lower stream_max_bytes"),
         "{log}"
@@ -731,7 +715,7 @@ fn a_bus_smaller_than_the_stream_bound_is_named_and_a_lower_bound_is_taken() {
     assert!(!log.contains("collect: consuming"), "{log}");
     big.stop();
     let mut fits = run("fits", "stream_max_bytes: 536870912\n");
-    let log = wait_log(&fits, "collect: consuming NETSPECTRA as sizers", 60);
+    let log = fits.wait_log("collect: consuming NETSPECTRA as sizers", 60);
     assert!(!log.contains("insufficient"), "{log}");
     fits.stop();
 }
@@ -826,14 +810,7 @@ fn bench_bus() {
                 d.join(format!("c{k}-{i}.log")),
             ));
             if i == 0 {
-                let t = Instant::now();
-                while !std::fs::read_to_string(&cols[0].log)
-                    .unwrap_or_default()
-                    .contains("ready")
-                {
-                    assert!(t.elapsed() < Duration::from_secs(120));
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                cols[0].wait_log(&format!("schema of bus{k} ready"), 120);
             }
         }
         let cfg = d.join(format!("bus{k}.yaml"));
@@ -888,14 +865,7 @@ fn bench_bus() {
         ],
         d.join("cl0.log"),
     )];
-    let t = Instant::now();
-    while !std::fs::read_to_string(&cols[0].log)
-        .unwrap_or_default()
-        .contains("ready")
-    {
-        assert!(t.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cols[0].wait_log("schema of lat ready", 120);
     cols.push(Collector::start(
         BIN,
         &[

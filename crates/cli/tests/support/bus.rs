@@ -713,6 +713,22 @@ impl Collector {
         }
     }
 
+    /// Waits until the log holds `what` (at most `secs`), and returns the log.
+    pub fn wait_log(&self, what: &str, secs: u64) -> String {
+        let t0 = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if log.contains(what) {
+                return log;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "no {what:?} in the collector's log: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, and the exit status must be success (a graceful stop).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

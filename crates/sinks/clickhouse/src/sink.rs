@@ -200,6 +200,7 @@ impl ClickHouseSink {
             r
         }
     }
+
     /// One INSERT of JSON lines `rows` (`records` of them) into `table`: all or nothing.
     fn insert(&mut self, table: &str, rows: &[u8], records: u64) -> Result<(), DeliverError> {
         if rows.is_empty() {
