@@ -73,12 +73,12 @@ impl ProbeEndpoint {
         s.set_write_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
         let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-        write!(
-            s,
+        // One write: the request leaves as one segment, not a piece per formatted argument.
+        let request = format!(
             "GET {} HTTP/1.0\r\nHost: {}:{}\r\n{auth}Connection: close\r\n\r\n",
             self.path, self.host, self.port
-        )
-        .map_err(|e| e.to_string())?;
+        );
+        s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
         let mut raw = Vec::new();
         s.take(MAX_BODY)
             .read_to_end(&mut raw)
@@ -238,10 +238,18 @@ mod tests {
         let url = format!("http://{}/metrics", l.local_addr().unwrap());
         let h = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
-            let mut req = [0u8; 1024];
-            let n = s.read(&mut req).unwrap();
+            // The whole request head, however TCP splits it.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&buf[..n]);
+            }
             s.write_all(response.as_bytes()).unwrap();
-            String::from_utf8_lossy(&req[..n]).into_owned()
+            String::from_utf8_lossy(&req).into_owned()
         });
         (url, h)
     }
